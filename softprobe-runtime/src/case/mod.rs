@@ -1,0 +1,488 @@
+//! Case files: one JSON document per test scenario, holding its captured HTTP hops as OTLP
+//! traces plus optional rules and fixtures (`spec/protocol/case-format.md`).
+//!
+//! [`Case`] is the document, [`otlp`] its trace payloads, [`Exchange`] the typed view of one
+//! hop. Reading is lenient about the spellings real encoders produce; writing is canonical,
+//! deterministic and atomic ([`write`]). Schema and semantic checks live in [`validate`].
+
+pub mod attributes;
+mod exchange;
+mod ids;
+pub mod otlp;
+pub mod validate;
+mod write;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+pub use exchange::{Body, Direction, Exchange, ExchangeError};
+pub use ids::{IdError, SpanId, TraceId};
+pub use otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, TracesData};
+pub use write::write_atomic;
+
+/// The case format version this crate writes.
+pub const CASE_FORMAT_VERSION: &str = "1.0.0";
+
+/// The mode a case suggests when it is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseMode {
+    /// Recorded from real traffic.
+    Capture,
+    /// Meant to be replayed.
+    Replay,
+    /// Generated (by hand or by a tool).
+    Generate,
+}
+
+/// One case file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Case schema version (semver), `1.0.0` for files this crate writes.
+    pub version: String,
+    /// Stable identifier of the scenario.
+    pub case_id: String,
+    /// Free-form grouping.
+    pub suite: Option<String>,
+    /// Suggested mode when loaded.
+    pub mode: Option<CaseMode>,
+    /// When the case was captured, RFC 3339.
+    pub created_at: String,
+    /// Captured traffic, one OTLP document per entry.
+    pub traces: Vec<TracesData>,
+    /// Rules applied whenever the case is loaded (shape of `spec/schemas/rule.schema.json`);
+    /// the rules engine reads them, the case model keeps them as JSON.
+    pub rules: Option<Vec<Value>>,
+    /// Fixtures such as `{"name": "auth_token", "value": "..."}`.
+    pub fixtures: Option<Vec<Value>>,
+    /// Top-level keys this version does not know, kept on round trip.
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// Where a span sits in a case: indexes into `traces`, `resourceSpans`, `scopeSpans`,
+/// `spans`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanLocation {
+    /// Index in `traces`.
+    pub trace: usize,
+    /// Index in `resourceSpans`.
+    pub resource: usize,
+    /// Index in `scopeSpans`.
+    pub scope: usize,
+    /// Index in `spans`.
+    pub span: usize,
+}
+
+impl SpanLocation {
+    /// The JSON path of the span, e.g. `$.traces[0].resourceSpans[0].scopeSpans[0].spans[1]`.
+    pub fn json_path(&self) -> String {
+        format!(
+            "$.traces[{}].resourceSpans[{}].scopeSpans[{}].spans[{}]",
+            self.trace, self.resource, self.scope, self.span
+        )
+    }
+}
+
+/// What went wrong reading or writing a case file. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaseError {
+    /// The file could not be read or written.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON is malformed or does not have the case shape.
+    #[error("{source_name}: {json_path}: {message} (line {line}, column {column})")]
+    Parse {
+        /// File name, or `<memory>`.
+        source_name: String,
+        /// JSON path of the offending value, `$` for the document.
+        json_path: String,
+        /// Line, 1-based.
+        line: usize,
+        /// Column, 1-based.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A span is not a readable HTTP hop.
+    #[error("{source_name}: {json_path}: {source}")]
+    Exchange {
+        /// File name, or `<memory>`.
+        source_name: String,
+        /// JSON path of the span.
+        json_path: String,
+        /// What is wrong.
+        #[source]
+        source: ExchangeError,
+    },
+}
+
+/// Name used in errors for documents that did not come from a file.
+pub const MEMORY_SOURCE: &str = "<memory>";
+
+impl Case {
+    /// An empty case with the current format version.
+    pub fn new(case_id: impl Into<String>, created_at: impl Into<String>) -> Self {
+        Case {
+            version: CASE_FORMAT_VERSION.to_owned(),
+            case_id: case_id.into(),
+            suite: None,
+            mode: None,
+            created_at: created_at.into(),
+            traces: Vec::new(),
+            rules: None,
+            fixtures: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Parses a case from bytes; errors name `<memory>` as the file.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CaseError> {
+        Self::from_slice_named(bytes, MEMORY_SOURCE)
+    }
+
+    /// Parses a case from bytes; errors name `source_name` as the file.
+    pub fn from_slice_named(bytes: &[u8], source_name: &str) -> Result<Self, CaseError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let result: Result<Case, _> = serde_path_to_error::deserialize(&mut de);
+        let case = result.map_err(|err| parse_error(source_name, err))?;
+        de.end().map_err(|err| CaseError::Parse {
+            source_name: source_name.to_owned(),
+            json_path: "$".to_owned(),
+            line: err.line(),
+            column: err.column(),
+            message: strip_position(&err.to_string()),
+        })?;
+        Ok(case)
+    }
+
+    /// Reads and parses a case file.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, CaseError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| CaseError::Io {
+            path: path.to_owned(),
+            action: "cannot read case file",
+            source,
+        })?;
+        Self::from_slice_named(&bytes, &path.display().to_string())
+    }
+
+    /// The canonical bytes of the case: stable key order, 2-space indent, trailing newline.
+    /// The same case always gives the same bytes.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        {
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+            // Serializing plain data into a Vec cannot fail.
+            self.serialize(&mut ser)
+                .expect("a case always serializes to JSON");
+        }
+        out.push(b'\n');
+        out
+    }
+
+    /// Writes the case atomically: a temporary file in the same directory, flushed to disk,
+    /// then renamed over `path`. A crash leaves either the old file or the new one.
+    /// Parent directories are created.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), CaseError> {
+        write_atomic(path.as_ref(), &self.to_json_bytes())
+    }
+
+    /// Every span with its location and its resource's `service.name`, in document order.
+    pub fn spans(&self) -> impl Iterator<Item = (SpanLocation, &Span, Option<&str>)> {
+        self.traces.iter().enumerate().flat_map(|(t, trace)| {
+            trace
+                .resource_spans
+                .iter()
+                .enumerate()
+                .flat_map(move |(r, rs)| {
+                    let service = rs.resource.as_ref().and_then(|res| {
+                        res.attributes
+                            .iter()
+                            .find(|kv| kv.key == attributes::RESOURCE_SERVICE_NAME)
+                            .and_then(|kv| kv.value.as_str())
+                    });
+                    rs.scope_spans.iter().enumerate().flat_map(move |(s, ss)| {
+                        ss.spans.iter().enumerate().map(move |(i, span)| {
+                            (
+                                SpanLocation {
+                                    trace: t,
+                                    resource: r,
+                                    scope: s,
+                                    span: i,
+                                },
+                                span,
+                                service,
+                            )
+                        })
+                    })
+                })
+        })
+    }
+
+    /// Every hop of the case, in document order; the first span that is not a readable hop
+    /// is an error naming its JSON path. `source_name` names the file in that error.
+    pub fn exchanges_named(&self, source_name: &str) -> Result<Vec<Exchange>, CaseError> {
+        self.spans()
+            .map(|(loc, span, service)| {
+                Exchange::from_span(span, service).map_err(|source| CaseError::Exchange {
+                    source_name: source_name.to_owned(),
+                    json_path: loc.json_path(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Case::exchanges_named`] for a case that did not come from a file.
+    pub fn exchanges(&self) -> Result<Vec<Exchange>, CaseError> {
+        self.exchanges_named(MEMORY_SOURCE)
+    }
+
+    /// Appends hops as one trace document per trace id, in first-seen order, grouped under
+    /// one resource per service name. This is how a capture session becomes a case.
+    pub fn push_exchanges<'a>(&mut self, exchanges: impl IntoIterator<Item = &'a Exchange>) {
+        let mut order: Vec<TraceId> = Vec::new();
+        let mut by_trace: BTreeMap<TraceId, Vec<&Exchange>> = BTreeMap::new();
+        for ex in exchanges {
+            by_trace
+                .entry(ex.trace_id)
+                .or_insert_with(|| {
+                    order.push(ex.trace_id);
+                    Vec::new()
+                })
+                .push(ex);
+        }
+        for trace_id in order {
+            let hops = &by_trace[&trace_id];
+            let mut services: Vec<Option<&str>> = Vec::new();
+            for ex in hops {
+                if !services.contains(&ex.service.as_deref()) {
+                    services.push(ex.service.as_deref());
+                }
+            }
+            let resource_spans = services
+                .into_iter()
+                .map(|service| ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: service
+                            .map(|s| vec![KeyValue::string(attributes::RESOURCE_SERVICE_NAME, s)])
+                            .unwrap_or_default(),
+                        dropped_attributes_count: None,
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        scope: Some(serde_json::json!({
+                            "name": "softprobe",
+                            "version": env!("CARGO_PKG_VERSION"),
+                        })),
+                        spans: hops
+                            .iter()
+                            .filter(|ex| ex.service.as_deref() == service)
+                            .map(|ex| ex.to_span())
+                            .collect(),
+                        schema_url: None,
+                    }],
+                    schema_url: None,
+                })
+                .collect();
+            self.traces.push(TracesData { resource_spans });
+        }
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn parse_error(source_name: &str, err: serde_path_to_error::Error<serde_json::Error>) -> CaseError {
+    let path = err.path().to_string();
+    let json_path = if path == "." {
+        "$".to_owned()
+    } else if path.starts_with('[') {
+        format!("${path}")
+    } else {
+        format!("$.{path}")
+    };
+    let inner = err.into_inner();
+    CaseError::Parse {
+        source_name: source_name.to_owned(),
+        json_path,
+        line: inner.line(),
+        column: inner.column(),
+        message: strip_position(&inner.to_string()),
+    }
+}
+
+impl Serialize for Case {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("caseId", &self.case_id)?;
+        if let Some(suite) = &self.suite {
+            map.serialize_entry("suite", suite)?;
+        }
+        if let Some(mode) = &self.mode {
+            map.serialize_entry("mode", mode)?;
+        }
+        map.serialize_entry("createdAt", &self.created_at)?;
+        map.serialize_entry("traces", &self.traces)?;
+        if let Some(rules) = &self.rules {
+            map.serialize_entry("rules", rules)?;
+        }
+        if let Some(fixtures) = &self.fixtures {
+            map.serialize_entry("fixtures", fixtures)?;
+        }
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+const CASE_FIELDS: &[&str] = &[
+    "version",
+    "caseId",
+    "suite",
+    "mode",
+    "createdAt",
+    "traces",
+    "rules",
+    "fixtures",
+];
+
+impl<'de> Deserialize<'de> for Case {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CaseVisitor;
+
+        impl<'de> Visitor<'de> for CaseVisitor {
+            type Value = Case;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a case file object with version, caseId, createdAt and traces")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Case, A::Error> {
+                let mut version = None;
+                let mut case_id = None;
+                let mut suite = None;
+                let mut mode = None;
+                let mut created_at = None;
+                let mut traces = None;
+                let mut rules = None;
+                let mut fixtures = None;
+                let mut extra = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let dup = || de::Error::custom(format!("duplicate field `{key}`"));
+                    match key.as_str() {
+                        "version" => set(&mut version, map.next_value()?).map_err(|_| dup())?,
+                        "caseId" => set(&mut case_id, map.next_value()?).map_err(|_| dup())?,
+                        "suite" => set(&mut suite, map.next_value()?).map_err(|_| dup())?,
+                        "mode" => set(&mut mode, map.next_value()?).map_err(|_| dup())?,
+                        "createdAt" => {
+                            set(&mut created_at, map.next_value()?).map_err(|_| dup())?
+                        }
+                        "traces" => set(&mut traces, map.next_value()?).map_err(|_| dup())?,
+                        "rules" => set(&mut rules, map.next_value()?).map_err(|_| dup())?,
+                        "fixtures" => set(&mut fixtures, map.next_value()?).map_err(|_| dup())?,
+                        _ => {
+                            let value: Value = map.next_value()?;
+                            if extra.insert(key.clone(), value).is_some() {
+                                return Err(dup());
+                            }
+                        }
+                    }
+                }
+                Ok(Case {
+                    version: version.ok_or_else(|| de::Error::missing_field("version"))?,
+                    case_id: case_id.ok_or_else(|| de::Error::missing_field("caseId"))?,
+                    suite: suite.flatten(),
+                    mode: mode.flatten(),
+                    created_at: created_at.ok_or_else(|| de::Error::missing_field("createdAt"))?,
+                    traces: traces.ok_or_else(|| de::Error::missing_field("traces"))?,
+                    rules: rules.flatten(),
+                    fixtures: fixtures.flatten(),
+                    extra,
+                })
+            }
+        }
+
+        deserializer.deserialize_struct("Case", CASE_FIELDS, CaseVisitor)
+    }
+}
+
+fn set<T>(slot: &mut Option<T>, value: T) -> Result<(), ()> {
+    if slot.is_some() {
+        return Err(());
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+      "version": "1.0.0",
+      "caseId": "minimal",
+      "createdAt": "2026-04-20T10:00:00Z",
+      "traces": [],
+      "x-team": {"owner": "payments"}
+    }"#;
+
+    #[test]
+    fn unknown_top_level_keys_survive_a_round_trip() {
+        let case = Case::from_slice(MINIMAL.as_bytes()).unwrap();
+        assert_eq!(case.extra["x-team"]["owner"], "payments");
+        let bytes = case.to_json_bytes();
+        assert!(bytes.ends_with(b"}\n"));
+        let again = Case::from_slice(&bytes).unwrap();
+        assert_eq!(again, case);
+        assert_eq!(again.to_json_bytes(), bytes);
+    }
+
+    #[test]
+    fn parse_errors_name_the_path_and_position() {
+        let text = r#"{
+  "version": "1.0.0",
+  "caseId": "x",
+  "createdAt": "2026-04-20T10:00:00Z",
+  "traces": [{"resourceSpans": [{"scopeSpans": [{"spans": [
+    {"traceId": "5ef", "spanId": "0102030405060708"}
+  ]}]}]}]
+}"#;
+        let err = Case::from_slice_named(text.as_bytes(), "cases/x.case.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(
+                "cases/x.case.json: $.traces[0].resourceSpans[0].scopeSpans[0].spans[0].traceId: invalid trace id \"5ef\""
+            ),
+            "{msg}"
+        );
+        assert!(msg.ends_with("(line 6, column 21)"), "{msg}");
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let err = Case::from_slice(br#"{"version": "1.0.0", "traces": []}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `caseId`"), "{err}");
+    }
+}
