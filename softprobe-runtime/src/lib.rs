@@ -4,3 +4,7 @@
 //! Start with [`case`]: a case file is the unit everything else reads and writes.
 
 pub mod case;
+pub mod scrub;
+
+#[cfg(feature = "cli")]
+pub mod cli;
