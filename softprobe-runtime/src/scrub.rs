@@ -126,7 +126,7 @@ fn luhn(candidate: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Redacts secrets inside one string; returns the kinds found (empty: unchanged).
