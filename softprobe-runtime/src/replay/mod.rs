@@ -284,8 +284,8 @@ impl Engine {
                     };
                 }
                 Then::Replay => {
-                    let once = (rule.consume == Consume::Once).then_some(key);
-                    if let Some(d) = self.replay(req, &body, once, latency) {
+                    let once = rule.consume == Consume::Once;
+                    if let Some(d) = self.replay(req, &body, Some(key), once, latency) {
                         return d;
                     }
                 }
@@ -294,7 +294,7 @@ impl Engine {
         }
         if self.mode == Mode::Replay
             && req.direction == Direction::Outbound
-            && let Some(d) = self.replay(req, &body, None, None)
+            && let Some(d) = self.replay(req, &body, None, false, None)
         {
             return d;
         }
@@ -319,13 +319,15 @@ impl Engine {
         Decision::Passthrough { origin: None }
     }
 
-    /// Answers from the loaded case; for a once-rule (`rule`), claims it in the same critical
-    /// section so two concurrent hops cannot both use it.
+    /// Answers from the loaded case, for a `replay` rule (`rule`) or on its own. A once-rule
+    /// is claimed in the same critical section as the hop, so two concurrent requests cannot
+    /// both use it.
     fn replay(
         &self,
         req: &Request,
         body: &BodyJson,
         rule: Option<(Layer, usize)>,
+        once: bool,
         latency: Option<Duration>,
     ) -> Option<Decision> {
         let index = self.case.as_ref()?;
@@ -339,14 +341,15 @@ impl Engine {
         }
         let chosen = {
             let mut state = self.lock();
-            if let Some((layer, i)) = rule
+            let once_key = rule.filter(|_| once);
+            if let Some((layer, i)) = once_key
                 && state.consumed[layer.slot()][i]
             {
                 return None;
             }
             let chosen = index.choose(candidates, req, body, &state.used)?;
             state.used[chosen] = state.used[chosen].saturating_add(1);
-            if let Some((layer, i)) = rule {
+            if let Some((layer, i)) = once_key {
                 state.consumed[layer.slot()][i] = true;
             }
             chosen
