@@ -304,6 +304,7 @@ fn a_replay_rule_without_a_candidate_falls_through() {
 #[test]
 fn unused_captures_are_the_outbound_hops_never_replayed() {
     let engine = replay_engine();
+    assert_eq!(engine.case_hop_counts(), (1, 5));
     let ids = |list: Vec<Exchange>| list.iter().map(|e| e.span_id.0[0]).collect::<Vec<_>>();
     assert_eq!(ids(engine.unused_captures()), vec![2, 3, 4, 5, 6]);
     engine.decide(&request("GET", "fragment", "/shipping?zip=1", None));

@@ -329,3 +329,42 @@ fn a_miss_without_a_case_says_so() {
         report.render_text()
     );
 }
+
+#[test]
+fn the_strict_miss_answer_is_a_599_with_its_marker_header_and_json_body() {
+    let engine = engine(Mode::Replay, r#"{"externalHttp": "strict"}"#);
+    let decision = engine.decide(&outbound("GET", "nowhere.example", "/", None, None));
+    let response = decision.local_response("sess_q").unwrap();
+    assert_eq!(response.status, 599);
+    assert_eq!(
+        response.headers,
+        vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("x-softprobe-strict-miss".to_owned(), "1".to_owned())
+        ]
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(response.body.unwrap().as_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "strict_miss");
+    assert_eq!(body["sessionId"], "sess_q");
+    assert_eq!(body["candidates"].as_array().unwrap().len(), 3);
+    let pass = engine.decide(&outbound(
+        "GET",
+        "fragment",
+        "/shipping",
+        Some("zip=1"),
+        None,
+    ));
+    assert!(pass.local_response("sess_q").is_some());
+    let allow = engine_allow();
+    assert_eq!(
+        allow
+            .decide(&outbound("GET", "nowhere.example", "/", None, None))
+            .local_response("s"),
+        None
+    );
+}
+
+fn engine_allow() -> Engine {
+    engine(Mode::Replay, "{}")
+}

@@ -19,7 +19,10 @@ use crate::rules::matcher::BodyJson;
 use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
 
 use index::CaseIndex;
-pub use miss::{Difference, MAX_CANDIDATES, MissCandidate, MissReport, MissRequest};
+pub use miss::{
+    Difference, MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER,
+    STRICT_MISS_STATUS,
+};
 pub use request::{Request, Response, trace_tags_from_headers};
 
 /// A rule layer, lowest first.
@@ -88,6 +91,18 @@ pub enum Decision {
     },
     /// Answer with the strict-miss response (599, see [`MissReport::to_json`]).
     StrictMiss(Box<MissReport>),
+}
+
+impl Decision {
+    /// The response to send when the hop is answered locally: the decided response, or the
+    /// strict-miss answer for `session_id`. `None` means forward upstream.
+    pub fn local_response(&self, session_id: &str) -> Option<Response> {
+        match self {
+            Decision::Respond { response, .. } => Some(response.clone()),
+            Decision::Passthrough { .. } => None,
+            Decision::StrictMiss(report) => Some(report.to_response(session_id)),
+        }
+    }
 }
 
 /// The decision-maker of one session. `decide` takes `&self` so many hops can be decided at
@@ -159,6 +174,16 @@ impl Engine {
     /// Every hop of the loaded case, in document order (empty without a case).
     pub fn case_exchanges(&self) -> &[Exchange] {
         self.case.as_ref().map_or(&[], |c| c.exchanges.as_slice())
+    }
+
+    /// Numbers of (inbound, outbound) hops in the loaded case; (0, 0) without a case.
+    pub fn case_hop_counts(&self) -> (usize, usize) {
+        let hops = self.case_exchanges();
+        let outbound = hops
+            .iter()
+            .filter(|h| h.direction == Direction::Outbound)
+            .count();
+        (hops.len() - outbound, outbound)
     }
 
     /// The rules of one layer.
