@@ -51,7 +51,9 @@ pub(crate) fn from_bytes<T: DeserializeOwned>(
 ) -> Result<T, RulesError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| RulesError::at(source_name, "$", format!("not UTF-8 text: {e}")))?;
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    // A byte-order mark is not part of the document; removing it keeps line numbers right.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return Err(RulesError::at(
             source_name,
@@ -60,7 +62,7 @@ pub(crate) fn from_bytes<T: DeserializeOwned>(
         ));
     }
     if trimmed.starts_with(['{', '[']) {
-        match from_json(bytes, source_name) {
+        match from_json(text.as_bytes(), source_name) {
             Ok(v) => Ok(v),
             Err((json_err, true)) => from_yaml(text, source_name).map_err(|_| json_err),
             Err((json_err, false)) => Err(json_err),
@@ -855,6 +857,14 @@ mod tests {
         let err = rules_from_values(&values, "c.case.json", "$.rules").unwrap_err();
         assert_eq!(err.json_path, "$.rules[1].when.method", "{err}");
         assert_eq!(err.source_name, "c.case.json");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let rules = parse("\u{feff}[{\"then\": {\"action\": \"replay\"}}]").unwrap();
+        assert_eq!(rules[0].then, Then::Replay);
+        let err = parse("\u{feff}[\n{\"then\": 1}]").unwrap_err();
+        assert_eq!((err.json_path.as_str(), err.line), ("$[0].then", Some(2)));
     }
 
     #[test]
