@@ -55,6 +55,8 @@ pub(crate) struct Tally {
     pub(crate) spans: usize,
     pub(crate) inbound: usize,
     pub(crate) outbound: usize,
+    /// Spans that are not readable hops; their direction is unknown.
+    pub(crate) unreadable: usize,
     span_ids: HashMap<SpanId, String>,
 }
 
@@ -252,6 +254,7 @@ fn span_checks(
             }
         }
         Err(err) => {
+            tally.unreadable += 1;
             let at = match &err {
                 ExchangeError::BadAttribute { key, .. } => {
                     let keys: &[&str] = if key == attr::RESPONSE_STATUS_CODE {
@@ -289,6 +292,10 @@ pub(crate) fn totals(path: &str, tally: &Tally, out: &mut Vec<Issue>) {
                 tally.spans
             ),
         ));
+    }
+    if tally.unreadable > 0 {
+        // The direction of an unreadable span is unknown: a missing leg may be a false alarm.
+        return;
     }
     if tally.inbound == 0 {
         out.push(Issue::warning(
