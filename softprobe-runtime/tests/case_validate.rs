@@ -356,3 +356,14 @@ fn strict_miss_and_state_bodies_match_their_schemas() {
     let errors = validate_json(SchemaKind::StrictMissResponse, &too_many).unwrap_err();
     assert_eq!(errors[0].0, "$.candidates");
 }
+
+#[test]
+fn a_byte_order_mark_does_not_shift_or_break_anything() {
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend_from_slice(&case_of(&[
+        exchange(Direction::Inbound, 1),
+        exchange(Direction::Outbound, 2),
+    ]));
+    let report = validate_case(&bytes, "bom.case.json");
+    assert!(report.findings.is_empty(), "{report}");
+}
