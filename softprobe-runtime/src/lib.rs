@@ -3,4 +3,14 @@
 //!
 //! Start with [`case`]: a case file is the unit everything else reads and writes.
 
+pub mod capture;
 pub mod case;
+pub mod control;
+pub mod error;
+pub mod metrics;
+pub mod otlp;
+pub mod server;
+pub mod session;
+
+pub use error::{Error, Result};
+pub use server::{RunningServer, Server, ServerBuilder};
