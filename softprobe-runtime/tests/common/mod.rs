@@ -81,6 +81,9 @@ pub fn attr(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
 
+/// A recorded response: status, headers, body.
+pub type Recorded<'a> = (i64, Vec<(&'a str, &'a str)>, &'a str);
+
 /// An OTLP JSON span for one HTTP hop.
 pub struct Hop<'a> {
     pub session: &'a str,
@@ -92,7 +95,7 @@ pub struct Hop<'a> {
     pub span_id: &'a str,
     pub request_headers: Vec<(&'a str, &'a str)>,
     pub request_body: Option<&'a str>,
-    pub response: Option<(i64, Vec<(&'a str, &'a str)>, &'a str)>,
+    pub response: Option<Recorded<'a>>,
 }
 
 impl<'a> Hop<'a> {
