@@ -4,3 +4,4 @@
 //! Start with [`case`]: a case file is the unit everything else reads and writes.
 
 pub mod case;
+pub mod proxy;
