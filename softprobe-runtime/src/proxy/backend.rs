@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::case::attributes as attr;
 use crate::case::otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span};
-use crate::case::{Body, Direction, Exchange, TracesData};
+use crate::case::{Body, Exchange, TracesData};
 use crate::replay::{Decision, Layer, Origin, Request, Response};
 
 use super::http::collect_limited;
@@ -60,7 +60,11 @@ pub enum BackendError {
 /// `Arc<dyn ProxyBackend>` between every connection of both proxies.
 pub trait ProxyBackend: Send + Sync + 'static {
     /// What to do with a hop of a session.
-    fn decide<'a>(&'a self, session_id: &'a str, request: &'a Request) -> BackendFuture<'a, Decision>;
+    fn decide<'a>(
+        &'a self,
+        session_id: &'a str,
+        request: &'a Request,
+    ) -> BackendFuture<'a, Decision>;
     /// Stores a finished hop for a session (the runtime keeps it only for capture sessions).
     fn record<'a>(&'a self, session_id: &'a str, exchange: Exchange) -> BackendFuture<'a, ()>;
     /// Whether the session is open.
@@ -163,7 +167,11 @@ impl RemoteBackend {
         self
     }
 
-    async fn post(&self, path: &str, body: Vec<u8>) -> Result<(StatusCode, http::HeaderMap, Bytes), BackendError> {
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), BackendError> {
         let url = format!("{}{path}", self.base);
         let unreachable = |message: String| BackendError::Unreachable {
             url: url.clone(),
@@ -332,10 +340,12 @@ pub fn response_from_span(span: &Span) -> Result<Response, String> {
     let b64 = &base64::engine::general_purpose::STANDARD;
     let body = match body {
         None => None,
-        Some(s) if base64_marked => Some(Body::Binary(
-            b64.decode(s)
-                .map_err(|e| format!("`{}` is marked base64 but does not decode: {e}", attr::RESPONSE_BODY))?,
-        )),
+        Some(s) if base64_marked => Some(Body::Binary(b64.decode(s).map_err(|e| {
+            format!(
+                "`{}` is marked base64 but does not decode: {e}",
+                attr::RESPONSE_BODY
+            )
+        })?)),
         Some(s) => Some(Body::Text(s.to_owned())),
     };
     Ok(Response {
@@ -353,7 +363,11 @@ fn origin_remote() -> Origin {
 }
 
 impl ProxyBackend for RemoteBackend {
-    fn decide<'a>(&'a self, session_id: &'a str, request: &'a Request) -> BackendFuture<'a, Decision> {
+    fn decide<'a>(
+        &'a self,
+        session_id: &'a str,
+        request: &'a Request,
+    ) -> BackendFuture<'a, Decision> {
         Box::pin(async move {
             let doc = self.traces(inject_span(session_id, request));
             let body = serde_json::to_vec(&doc).unwrap_or_default();
@@ -368,12 +382,11 @@ impl ProxyBackend for RemoteBackend {
             let url = format!("{}/v1/inject", self.base);
             match status {
                 StatusCode::OK => {
-                    let doc: TracesData = serde_json::from_slice(&bytes).map_err(|e| {
-                        BackendError::Protocol {
+                    let doc: TracesData =
+                        serde_json::from_slice(&bytes).map_err(|e| BackendError::Protocol {
                             url: url.clone(),
                             message: format!("200 body is not OTLP JSON TracesData: {e}"),
-                        }
-                    })?;
+                        })?;
                     let span = doc
                         .resource_spans
                         .iter()
@@ -384,12 +397,11 @@ impl ProxyBackend for RemoteBackend {
                             url: url.clone(),
                             message: "200 body has no span".into(),
                         })?;
-                    let response = response_from_span(span).map_err(|message| {
-                        BackendError::Protocol {
+                    let response =
+                        response_from_span(span).map_err(|message| BackendError::Protocol {
                             url: url.clone(),
                             message,
-                        }
-                    })?;
+                        })?;
                     Ok(Decision::Respond {
                         response,
                         latency: None,
@@ -499,6 +511,7 @@ pub type SharedBackend = Arc<dyn ProxyBackend>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Direction;
 
     fn request() -> Request {
         Request {
@@ -539,7 +552,10 @@ mod tests {
         assert_eq!(get("http.request.header.:method"), Some("POST"));
         assert_eq!(get("http.request.header.:path"), Some("/v1/pay?x=1"));
         assert_eq!(get("url.path"), Some("/v1/pay?x=1"));
-        assert_eq!(get("http.request.header.:authority"), Some("api.example.test:8443"));
+        assert_eq!(
+            get("http.request.header.:authority"),
+            Some("api.example.test:8443")
+        );
     }
 
     #[test]
@@ -556,13 +572,20 @@ mod tests {
         };
         let r = response_from_span(&span).unwrap();
         assert_eq!(r.status, 201);
-        assert_eq!(r.headers, vec![("content-type".to_owned(), "image/png".to_owned())]);
+        assert_eq!(
+            r.headers,
+            vec![("content-type".to_owned(), "image/png".to_owned())]
+        );
         assert_eq!(r.body.unwrap().as_bytes(), &[0, 1, 2]);
         let bad = Span {
             attributes: vec![KeyValue::int("http.response.status_code", 7)],
             ..Span::default()
         };
-        assert!(response_from_span(&bad).unwrap_err().contains("7 is not an HTTP status"));
+        assert!(
+            response_from_span(&bad)
+                .unwrap_err()
+                .contains("7 is not an HTTP status")
+        );
     }
 
     #[test]

@@ -291,11 +291,14 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
         return json_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("CONNECT target {:?} is not host:port", req.uri().to_string()),
+            format!(
+                "CONNECT target {:?} is not host:port",
+                req.uri().to_string()
+            ),
         );
     };
-    let session = session_from_proxy_auth(req.headers())
-        .or_else(|| session_from_headers(req.headers()));
+    let session =
+        session_from_proxy_auth(req.headers()).or_else(|| session_from_headers(req.headers()));
     // Port 80 tunnels carry plain HTTP; everything else is treated as TLS.
     let plain = authority.port_u16() == Some(80);
     let server_config = if plain {
@@ -334,10 +337,9 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
         });
         let mut stop = shared.stop.clone();
         let builder = auto::Builder::new(TokioExecutor::new());
-        let io = TokioIo::new(upgraded);
         match server_config {
             None => {
-                let conn = builder.serve_connection(io, svc);
+                let conn = builder.serve_connection(upgraded, svc);
                 tokio::select! {
                     res = conn => if let Err(err) = res {
                         tracing::debug!(%err, %authority, "tunnel connection ended");
@@ -347,7 +349,7 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
             }
             Some(cfg) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-                let tls = match acceptor.accept(io).await {
+                let tls = match acceptor.accept(TokioIo::new(upgraded)).await {
                     Ok(tls) => tls,
                     Err(err) => {
                         tracing::debug!(%err, %authority, "TLS handshake inside CONNECT failed");

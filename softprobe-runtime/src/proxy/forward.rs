@@ -20,8 +20,8 @@ use crate::replay::{Decision, Request, Response as DecidedResponse};
 
 use super::backend::{BackendError, SharedBackend, error_chain};
 use super::http::{
-    ProxyBody, RecordingBody, Recorded, STRICT_MISS_HEADER, empty, full, header_map,
-    json_error, json_response, remove_hop_by_hop,
+    ProxyBody, Recorded, RecordingBody, STRICT_MISS_HEADER, empty, full, header_map, json_error,
+    json_response, remove_hop_by_hop,
 };
 use super::tls::TlsError;
 
@@ -172,7 +172,8 @@ fn pairs_for_record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, Stri
     super::http::header_pairs(headers)
         .into_iter()
         .filter(|(k, _)| {
-            !NOT_RECORDED.contains(&k.as_str()) && !super::http::SESSION_HEADERS.contains(&k.as_str())
+            !NOT_RECORDED.contains(&k.as_str())
+                && !super::http::SESSION_HEADERS.contains(&k.as_str())
         })
         .map(|(k, v)| {
             if redact.iter().any(|r| r.eq_ignore_ascii_case(&k)) {
@@ -309,7 +310,11 @@ impl Core {
 
     /// Sends the hop upstream and streams the answer back, recording it for `session_id`
     /// once the body has been passed on.
-    async fn forward(self: &Arc<Self>, hop: Hop, session_id: Option<String>) -> Response<ProxyBody> {
+    async fn forward(
+        self: &Arc<Self>,
+        hop: Hop,
+        session_id: Option<String>,
+    ) -> Response<ProxyBody> {
         let mut builder = http::Request::builder()
             .method(hop.method.clone())
             .uri(hop.upstream.clone())
@@ -333,38 +338,36 @@ impl Core {
             }
         };
         let target = upstream_name(&hop.upstream);
-        let resp = match tokio::time::timeout(
-            self.settings.upstream_timeout,
-            self.client.request(req),
-        )
-        .await
-        {
-            Err(_) => {
-                return json_error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    format!(
-                        "upstream {target} did not answer within {:?}",
-                        self.settings.upstream_timeout
-                    ),
-                );
-            }
-            Ok(Err(err)) => {
-                let cause = error_chain(&err);
-                let (status, what) = if err.is_connect() {
-                    if cause.contains("timed out") || cause.contains("timeout") {
-                        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+        let resp =
+            match tokio::time::timeout(self.settings.upstream_timeout, self.client.request(req))
+                .await
+            {
+                Err(_) => {
+                    return json_error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "upstream {target} did not answer within {:?}",
+                            self.settings.upstream_timeout
+                        ),
+                    );
+                }
+                Ok(Err(err)) => {
+                    let cause = error_chain(&err);
+                    let (status, what) = if err.is_connect() {
+                        if cause.contains("timed out") || cause.contains("timeout") {
+                            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+                        } else {
+                            (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+                        }
                     } else {
-                        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
-                    }
-                } else {
-                    (StatusCode::BAD_GATEWAY, "upstream_error")
-                };
-                tracing::debug!(upstream = %target, cause, "upstream failed");
-                return json_error(status, what, format!("upstream {target}: {cause}"));
-            }
-            Ok(Ok(resp)) => resp,
-        };
+                        (StatusCode::BAD_GATEWAY, "upstream_error")
+                    };
+                    tracing::debug!(upstream = %target, cause, "upstream failed");
+                    return json_error(status, what, format!("upstream {target}: {cause}"));
+                }
+                Ok(Ok(resp)) => resp,
+            };
         let (mut parts, body) = resp.into_parts();
         remove_hop_by_hop(&mut parts.headers);
         let Some(session_id) = session_id else {
@@ -448,7 +451,9 @@ fn spawn(fut: impl std::future::Future<Output = ()> + Send + 'static) {
 /// Marks a request body over the cap: used by both proxies before they build a hop.
 pub(crate) fn body_error(err: super::http::CollectError, limit: usize) -> Response<ProxyBody> {
     match err {
-        super::http::CollectError::TooLarge { .. } => super::http::too_large(limit, "the request body"),
+        super::http::CollectError::TooLarge { .. } => {
+            super::http::too_large(limit, "the request body")
+        }
         super::http::CollectError::Read(e) => json_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",

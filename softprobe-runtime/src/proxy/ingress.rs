@@ -190,8 +190,8 @@ async fn handle(
         );
     }
     let state = trace_state(&parts.headers);
-    let session_id = session_from_headers(&parts.headers)
-        .or_else(|| state.session_id().map(str::to_owned));
+    let session_id =
+        session_from_headers(&parts.headers).or_else(|| state.session_id().map(str::to_owned));
     let tags = trace_tags(&state, &parts.headers);
     let incoming = trace_parent(&parts.headers);
     let (trace_id, parent_span_id, flags) = match incoming {

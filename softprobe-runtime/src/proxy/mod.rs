@@ -139,12 +139,10 @@ fn serve(
     handler: Handler,
     stop: watch::Sender<bool>,
 ) -> Result<RunningProxy, ProxyError> {
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ProxyError::Bind {
-            addr: DEFAULT_LISTEN,
-            source,
-        })?;
+    let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+        addr: DEFAULT_LISTEN,
+        source,
+    })?;
     let mut stopped = stop.subscribe();
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
