@@ -4,6 +4,7 @@
 //! Start with [`case`]: a case file is the unit everything else reads and writes. [`rules`]
 //! and [`policy`] parse what a session is told; [`replay`] decides what each hop gets.
 
+pub mod capture;
 pub mod case;
 pub mod mode;
 pub mod policy;
@@ -11,4 +12,13 @@ pub mod proxy;
 pub mod replay;
 pub mod rules;
 
+pub mod control;
+pub mod error;
+pub mod metrics;
+pub mod otlp;
+pub mod server;
+pub mod session;
+
+pub use error::{Error, Result};
 pub use mode::Mode;
+pub use server::{RunningServer, Server, ServerBuilder};
