@@ -21,6 +21,7 @@ use crate::case::attributes as attr;
 use crate::case::otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span};
 use crate::case::{Body, Exchange, TracesData};
 use crate::replay::{Decision, Layer, Origin, Request, Response};
+use crate::session::SessionStore;
 
 use super::http::collect_limited;
 use super::trace_context::{random_span_id, random_trace_id};
@@ -95,6 +96,53 @@ impl ProxyBackend for NoSessionsBackend {
 
     fn session_exists<'a>(&'a self, _: &'a str) -> BackendFuture<'a, bool> {
         Box::pin(async { Ok(false) })
+    }
+}
+
+/// The runtime's session store in the same process: the proxies call it directly, no HTTP
+/// in between.
+#[derive(Debug, Clone)]
+pub struct StoreBackend {
+    store: Arc<dyn SessionStore>,
+}
+
+impl StoreBackend {
+    /// A backend over `store` (e.g. [`crate::RunningServer::store`]).
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        StoreBackend { store }
+    }
+}
+
+fn store_error(err: crate::Error) -> BackendError {
+    match err {
+        crate::Error::UnknownSession { session_id } => BackendError::UnknownSession { session_id },
+        other => BackendError::Protocol {
+            url: "in-process store".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl ProxyBackend for StoreBackend {
+    fn decide<'a>(
+        &'a self,
+        session_id: &'a str,
+        request: &'a Request,
+    ) -> BackendFuture<'a, Decision> {
+        Box::pin(async move { self.store.inject(session_id, request).map_err(store_error) })
+    }
+
+    fn record<'a>(&'a self, session_id: &'a str, exchange: Exchange) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            self.store
+                .record(session_id, exchange)
+                .map(|_| ())
+                .map_err(store_error)
+        })
+    }
+
+    fn session_exists<'a>(&'a self, session_id: &'a str) -> BackendFuture<'a, bool> {
+        Box::pin(async move { Ok(self.store.get(session_id).is_some()) })
     }
 }
 

@@ -45,7 +45,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use backend::{BackendError, BackendFuture, NoSessionsBackend, ProxyBackend, RemoteBackend};
+pub use backend::{
+    BackendError, BackendFuture, NoSessionsBackend, ProxyBackend, RemoteBackend, StoreBackend,
+};
 pub use egress::{EgressBuilder, EgressProxy, RunningEgress};
 pub use forward::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT};
 pub use ingress::{IngressBuilder, IngressProxy};
