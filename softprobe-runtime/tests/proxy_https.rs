@@ -31,9 +31,14 @@ async fn https_capture_through_connect_then_offline_replay() {
     assert_eq!(egress.ca_cert_pem(), proxy_ca.cert_pem());
 
     let session = create_session(&rt, "capture").await;
-    let (status, headers, body) =
-        https_via_connect(egress.addr(), &target, "/price?item=7", Some(&session), &proxy_ca)
-            .await;
+    let (status, headers, body) = https_via_connect(
+        egress.addr(),
+        &target,
+        "/price?item=7",
+        Some(&session),
+        &proxy_ca,
+    )
+    .await;
     assert_eq!(status, 200, "{body:?}");
     assert_eq!(headers["content-type"], "application/json");
     let captured: Value = serde_json::from_slice(&body).unwrap();
@@ -55,15 +60,24 @@ async fn https_capture_through_connect_then_offline_replay() {
     assert_eq!(hop.direction, Direction::Outbound);
     assert_eq!(hop.scheme.as_deref(), Some("https"));
     assert_eq!(hop.host, target);
-    assert_eq!((hop.path.as_str(), hop.query.as_deref()), ("/price", Some("item=7")));
+    assert_eq!(
+        (hop.path.as_str(), hop.query.as_deref()),
+        ("/price", Some("item=7"))
+    );
     assert_eq!(hop.session_id.as_deref(), Some(session.as_str()));
 
     upstream.stop().await;
     let replay = create_session(&rt, "replay").await;
     let case_json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     post(&rt, &format!("/v1/sessions/{replay}/load-case"), case_json).await;
-    let (status, _, body) =
-        https_via_connect(egress.addr(), &target, "/price?item=7", Some(&replay), &proxy_ca).await;
+    let (status, _, body) = https_via_connect(
+        egress.addr(),
+        &target,
+        "/price?item=7",
+        Some(&replay),
+        &proxy_ca,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), captured);
 }
