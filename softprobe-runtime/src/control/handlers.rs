@@ -15,11 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::RawBody;
+use super::body::{RawBody, Syntax, check_schema};
 use super::error::ApiError;
 use crate::Mode;
 use crate::capture;
 use crate::case::Case;
+use crate::case::validate::SchemaKind;
 use crate::policy;
 use crate::rules;
 use crate::session::{Fixtures, NewSession, Session};
@@ -103,7 +104,10 @@ pub(crate) async fn create_session(
     State(state): State<AppState>,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let new: NewSession = body.json(r#"{"mode": "capture" | "replay" | "generate"}"#)?;
+    let new: NewSession = body.json(
+        SchemaKind::CreateSessionRequest,
+        r#"{"mode": "capture" | "replay" | "generate"}"#,
+    )?;
     let session = state.store().create(new)?;
     tracing::info!(
         sessionId = session.id(),
@@ -137,6 +141,7 @@ pub(crate) async fn load_case(
         ));
     }
     let case = Case::from_slice_named(&body.bytes, BODY).map_err(crate::error::Error::from)?;
+    check_schema(SchemaKind::LoadCaseRequest, &body.bytes)?;
     let (revision, summary) = session.update(|state| state.load_case(case, BODY))?;
     tracing::info!(
         sessionId = session.id(),
@@ -157,7 +162,7 @@ pub(crate) async fn set_rules(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    body.syntax(true)?;
+    let syntax = body.syntax(true)?;
     if body.is_blank() {
         return Err(ApiError::invalid(
             r#"request body is empty: expected a rules document {"version": 1, "rules": [...]}"#,
@@ -165,6 +170,9 @@ pub(crate) async fn set_rules(
     }
     let rules = rules::parse_rules_document(&body.bytes, BODY)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if syntax == Syntax::Json {
+        check_schema(SchemaKind::RulesRequest, &body.bytes)?;
+    }
     let count = rules.len();
     let (revision, ()) = session.update(|state| {
         state.set_rules(rules);
@@ -182,7 +190,7 @@ pub(crate) async fn set_policy(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    body.syntax(true)?;
+    let syntax = body.syntax(true)?;
     if body.is_blank() {
         return Err(ApiError::invalid(
             r#"request body is empty: expected a policy document such as {"externalHttp": "strict"}"#,
@@ -190,6 +198,9 @@ pub(crate) async fn set_policy(
     }
     let policy =
         policy::parse_policy(&body.bytes, BODY).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if syntax == Syntax::Json {
+        check_schema(SchemaKind::PolicyRequest, &body.bytes)?;
+    }
     let (revision, ()) = session.update(|state| {
         state.set_policy(policy);
         Ok(())
@@ -205,7 +216,7 @@ pub(crate) async fn set_fixtures(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let fixtures: Fixtures = body.json("a fixtures document")?;
+    let fixtures: Fixtures = body.json(SchemaKind::FixturesAuthRequest, "a fixtures document")?;
     let (revision, ()) = session.update(|state| {
         state.set_fixtures(fixtures);
         Ok(())
@@ -243,7 +254,7 @@ pub(crate) async fn close(
     let Query(query) =
         query.map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))?;
     if !body.is_blank() {
-        let _: CloseBody = body.json("{}")?;
+        let _: CloseBody = body.json(SchemaKind::CloseRequest, "{}")?;
     }
     let case_path = if session.mode() == Mode::Capture {
         let path = capture::resolve_path(
