@@ -33,17 +33,18 @@ pub(crate) const SPEC_VERSION: &str = "1.0.0";
 
 /// What this runtime can do, for clients that adapt to the server (`GET /v1/meta`).
 pub(crate) const CAPABILITIES: &[&str] = &[
+    "capture",
+    "replay",
     "sessions",
     "load-case",
     "rules",
     "rules-yaml",
     "policy",
-    "strict-policy",
+    "strict-miss",
     "fixtures-auth",
     "stats",
     "state",
     "close-out",
-    "capture",
     "replay-from-case",
     "capture-redaction",
     "inject",
