@@ -44,7 +44,7 @@ pub enum Error {
     },
     /// A case file could not be read, parsed or written.
     #[error(transparent)]
-    Case(#[from] CaseError),
+    Case(Box<CaseError>),
     /// A capture session could not be written to its case file; the session and its spans
     /// are kept so the write can be retried.
     #[error("cannot write the capture of session `{session_id}` to {}: {source}", path.display())]
@@ -55,8 +55,14 @@ pub enum Error {
         path: PathBuf,
         /// Why the write failed.
         #[source]
-        source: CaseError,
+        source: Box<CaseError>,
     },
+}
+
+impl From<CaseError> for Error {
+    fn from(err: CaseError) -> Self {
+        Error::Case(Box::new(err))
+    }
 }
 
 /// The crate's result type.

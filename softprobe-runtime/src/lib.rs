@@ -3,19 +3,20 @@
 //!
 //! Start with [`case`]: a case file is the unit everything else reads and writes. [`rules`]
 //! and [`policy`] parse what a session is told; [`replay`] decides what each hop gets.
+//! [`session`] holds each session's state, [`server`] serves the control API ([`control`])
+//! and the proxy OTLP API ([`otlp`]) over it, and [`capture`] writes capture sessions out.
 
 pub mod capture;
 pub mod case;
+pub mod control;
+pub mod error;
+pub mod metrics;
 pub mod mode;
+pub mod otlp;
 pub mod policy;
 pub mod proxy;
 pub mod replay;
 pub mod rules;
-
-pub mod control;
-pub mod error;
-pub mod metrics;
-pub mod otlp;
 pub mod server;
 pub mod session;
 

@@ -377,7 +377,7 @@ impl Session {
             .map_err(|source| Error::CaptureWrite {
                 session_id: self.id.clone(),
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             })
     }
 

@@ -5,6 +5,7 @@
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
+use softprobe_runtime::case::validate::{SchemaKind, validate_json};
 use softprobe_runtime::{RunningServer, Server};
 
 pub const TRACE_ID: &str = "5b8efff798038103d269b633813fc60c";
@@ -54,6 +55,13 @@ pub async fn get_json(base: &str, path: &str) -> (StatusCode, Value) {
     json_of(client().get(format!("{base}{path}")).send().await.unwrap()).await
 }
 
+/// Asserts that a body matches its schema in `spec/schemas/`.
+pub fn assert_schema(kind: SchemaKind, body: &Value) {
+    if let Err(violations) = validate_json(kind, body) {
+        panic!("{kind:?} schema violations {violations:?} in {body}");
+    }
+}
+
 /// Creates a session and returns its id.
 pub async fn create_session(base: &str, mode: &str) -> String {
     let (status, body) = post_json(base, "/v1/sessions", &json!({"mode": mode})).await;
@@ -71,6 +79,7 @@ pub async fn revision(base: &str, session: &str) -> u64 {
 pub fn expect_error(status: StatusCode, body: &Value, want_status: u16, code: &str) -> String {
     assert_eq!(status.as_u16(), want_status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
+    assert_schema(SchemaKind::ErrorResponse, body);
     let message = body["error"]["message"].as_str().unwrap().to_owned();
     assert!(!message.is_empty());
     message
@@ -80,6 +89,9 @@ pub fn expect_error(status: StatusCode, body: &Value, want_status: u16, code: &s
 pub fn attr(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
+
+/// A recorded response: status, headers, body.
+pub type Recorded<'a> = (i64, Vec<(&'a str, &'a str)>, &'a str);
 
 /// An OTLP JSON span for one HTTP hop.
 pub struct Hop<'a> {
@@ -92,7 +104,7 @@ pub struct Hop<'a> {
     pub span_id: &'a str,
     pub request_headers: Vec<(&'a str, &'a str)>,
     pub request_body: Option<&'a str>,
-    pub response: Option<(i64, Vec<(&'a str, &'a str)>, &'a str)>,
+    pub response: Option<Recorded<'a>>,
 }
 
 impl<'a> Hop<'a> {
