@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -20,8 +20,7 @@ use crate::replay::{Decision, Request, Response as DecidedResponse};
 
 use super::backend::{BackendError, SharedBackend, error_chain};
 use super::http::{
-    ProxyBody, Recorded, RecordingBody, STRICT_MISS_HEADER, empty, full, header_map, json_error,
-    json_response, remove_hop_by_hop,
+    ProxyBody, Recorded, RecordingBody, empty, full, header_map, json_error, remove_hop_by_hop,
 };
 use super::tls::TlsError;
 
@@ -259,13 +258,7 @@ impl Core {
                     path = %hop.path,
                     "strict miss"
                 );
-                let mut resp = json_response(
-                    StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY),
-                    &report.to_json(&session_id),
-                );
-                resp.headers_mut()
-                    .insert(STRICT_MISS_HEADER, HeaderValue::from_static("1"));
-                resp
+                local_response(&report.to_response(&session_id))
             }
             Decision::Passthrough { .. } => self.forward(hop, Some(session_id)).await,
         }

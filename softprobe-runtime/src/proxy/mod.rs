@@ -23,6 +23,7 @@
 //! ```
 
 pub mod backend;
+mod config;
 mod egress;
 mod forward;
 pub mod http;
@@ -48,6 +49,7 @@ use tokio::sync::watch;
 pub use backend::{
     BackendError, BackendFuture, NoSessionsBackend, ProxyBackend, RemoteBackend, StoreBackend,
 };
+pub use config::{DEFAULT_EGRESS_LISTEN, DEFAULT_INGRESS_LISTEN, ProxyConfig, RunningProxies};
 pub use egress::{EgressBuilder, EgressProxy, RunningEgress};
 pub use forward::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT};
 pub use ingress::{IngressBuilder, IngressProxy};
