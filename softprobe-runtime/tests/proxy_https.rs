@@ -97,6 +97,8 @@ async fn without_a_session_connect_is_still_intercepted_and_relayed() {
     assert_eq!(status, 200);
     let echoed: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(echoed["path"], "/hello");
+    // The upstream offered HTTP/2 by ALPN and the proxy took it.
+    assert_eq!(echoed["version"], "HTTP/2.0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
