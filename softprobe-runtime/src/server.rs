@@ -37,7 +37,7 @@
 //! - [`ServerBuilder::store`]: share a store with other components (the proxy); by
 //!   default a fresh [`InMemoryStore`].
 //!
-//! [`RunningServer::start`] returns once the port accepts connections. Dropping the
+//! [`ServerBuilder::start`] returns once the port accepts connections. Dropping the
 //! [`RunningServer`] stops accepting too; [`RunningServer::shutdown`] also waits for
 //! in-flight requests. [`RunningServer::flush_captures`] writes every open capture session
 //! to its case file, which the binary does on SIGINT/SIGTERM before it exits.

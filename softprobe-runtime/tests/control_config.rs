@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use softprobe_runtime::case::validate::SchemaKind;
 
 #[tokio::test]
 async fn each_configuration_call_adds_one_revision() {
@@ -19,6 +20,7 @@ async fn each_configuration_call_adds_one_revision() {
     )
     .await;
     assert_eq!(status, 200, "{loaded}");
+    assert_schema(SchemaKind::LoadCaseResponse, &loaded);
     assert_eq!(
         loaded,
         json!({"sessionId": id, "sessionRevision": 1, "caseId": "checkout-happy-path", "traces": 1, "spans": 2})
@@ -31,6 +33,7 @@ async fn each_configuration_call_adds_one_revision() {
     ]});
     let (status, set) = post_json(&base, &format!("/v1/sessions/{id}/rules"), &rules).await;
     assert_eq!(status, 200, "{set}");
+    assert_schema(SchemaKind::RulesResponse, &set);
     assert_eq!(
         set,
         json!({"sessionId": id, "sessionRevision": 2, "rules": 2})
@@ -44,6 +47,7 @@ async fn each_configuration_call_adds_one_revision() {
     .await;
     assert_eq!(status, 200, "{set}");
     assert_eq!(set, json!({"sessionId": id, "sessionRevision": 3}));
+    assert_schema(SchemaKind::PolicyResponse, &set);
 
     let fixtures = json!({"tokens": ["stub_eyJ"], "cookies": [{"name": "sid", "value": "abc", "domain": "app.local"}], "metadata": {"tenant": "t1"}});
     let (status, set) = post_json(
@@ -54,9 +58,11 @@ async fn each_configuration_call_adds_one_revision() {
     .await;
     assert_eq!(status, 200, "{set}");
     assert_eq!(set, json!({"sessionId": id, "sessionRevision": 4}));
+    assert_schema(SchemaKind::FixturesAuthResponse, &set);
 
     let (_, state) = get_json(&base, &format!("/v1/sessions/{id}/state")).await;
     assert_eq!(state["sessionRevision"], 4);
+    assert_schema(SchemaKind::StateResponse, &state);
     assert_eq!(
         state["case"],
         json!({"caseId": "checkout-happy-path", "traces": 1, "spans": 2, "inbound": 1, "outbound": 1})

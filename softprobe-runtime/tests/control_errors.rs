@@ -116,6 +116,8 @@ async fn create_rejects_bad_bodies_naming_the_field() {
         ),
         (r#"{"mode": "replay"} trailing"#, "$: trailing characters"),
         ("", "request body is empty"),
+        // Caught by the schema, not by the typed parse.
+        (r#"{"mode": "replay", "caseId": ""}"#, "$.caseId: "),
     ];
     for (body, want) in cases {
         let resp = c
@@ -222,6 +224,11 @@ async fn bad_configuration_bodies_keep_the_revision() {
             "fixtures/auth",
             json!({"token": []}),
             "$.token: unknown field `token`",
+        ),
+        (
+            "fixtures/auth",
+            json!({"cookies": [{"name": "", "value": "v"}]}),
+            "$.cookies[0].name: ",
         ),
         ("policy", json!({"externalHttp": "strickt"}), "externalHttp"),
         ("policy", json!({"externalHTTP": "strict"}), "externalHTTP"),

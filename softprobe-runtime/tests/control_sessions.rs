@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use softprobe_runtime::case::validate::SchemaKind;
 
 #[tokio::test]
 async fn health_and_meta() {
@@ -13,11 +14,13 @@ async fn health_and_meta() {
     let (status, body) = get_json(&base, "/health").await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"status": "ok"}));
+    assert_schema(SchemaKind::HealthResponse, &body);
 
     let (status, body) = get_json(&base, "/v1/meta").await;
     assert_eq!(status, 200);
     assert_eq!(body["name"], "softprobe-runtime");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_schema(SchemaKind::MetaResponse, &body);
     insta::assert_json_snapshot!("meta", body, {".version" => "[version]"});
 }
 
@@ -31,11 +34,13 @@ async fn session_lifecycle_bodies() {
     assert_eq!(status, 200);
     let id = created["sessionId"].as_str().unwrap().to_owned();
     assert!(id.starts_with("sess_") && id.len() == 27, "{id}");
+    assert_schema(SchemaKind::CreateSessionResponse, &created);
     insta::assert_json_snapshot!("create", created, {".sessionId" => redact});
 
     let (status, list) = get_json(&base, "/v1/sessions").await;
     assert_eq!(status, 200);
     assert_eq!(list["sessions"][0]["sessionId"], id.as_str());
+    assert_schema(SchemaKind::ListSessionsResponse, &list);
     insta::assert_json_snapshot!("list", list, {
         ".sessions[].sessionId" => redact,
         ".sessions[].createdAt" => "[createdAt]",
@@ -43,10 +48,12 @@ async fn session_lifecycle_bodies() {
 
     let (status, stats) = get_json(&base, &format!("/v1/sessions/{id}/stats")).await;
     assert_eq!(status, 200);
+    assert_schema(SchemaKind::StatsResponse, &stats);
     insta::assert_json_snapshot!("stats", stats, {".sessionId" => redact});
 
     let (status, state) = get_json(&base, &format!("/v1/sessions/{id}/state")).await;
     assert_eq!(status, 200);
+    assert_schema(SchemaKind::StateResponse, &state);
     insta::assert_json_snapshot!("state_fresh", state, {
         ".sessionId" => redact,
         ".createdAt" => "[createdAt]",
@@ -58,6 +65,7 @@ async fn session_lifecycle_bodies() {
         closed,
         json!({"sessionId": id, "closed": true, "casePath": null})
     );
+    assert_schema(SchemaKind::CloseResponse, &closed);
 
     // Closed means gone.
     let (status, body) = get_json(&base, &format!("/v1/sessions/{id}/stats")).await;

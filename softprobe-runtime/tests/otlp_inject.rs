@@ -59,6 +59,11 @@ async fn json_inject_hit_miss_and_counts() {
     let payload = traces(vec![inject_span(&id, "GET", "fragment", "/shipping")]);
     let (status, body) = post_json(&base, "/v1/inject", &payload).await;
     assert_eq!(status, 200, "{body}");
+    softprobe_runtime::case::validate::validate_json(
+        softprobe_runtime::case::validate::SchemaKind::Trace,
+        &body,
+    )
+    .unwrap();
     let attrs = answer_attrs(&body);
     assert_eq!(attrs["http.response.status_code"], "201");
     assert_eq!(attrs["http.response.header.x-stub"], "1");
@@ -68,8 +73,12 @@ async fn json_inject_hit_miss_and_counts() {
     );
     assert_eq!(attrs["http.response.body"], r#"{"days":2}"#);
     assert_eq!(attrs["sp.session.id"], id.as_str());
+    // The request's span comes back with the response added.
+    assert_eq!(attrs["url.path"], "/shipping");
+    assert_eq!(attrs["sp.span.type"], "inject");
     let span = &body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
     assert_eq!(span["traceId"], TRACE_ID);
+    assert_eq!(span["spanId"], "eee19b7ec3c1b174");
 
     let payload = traces(vec![inject_span(&id, "GET", "elsewhere", "/x")]);
     let resp = client()
@@ -170,6 +179,11 @@ async fn strict_miss_is_599_with_the_report_and_kept_in_state() {
     assert_eq!(resp.headers()["x-softprobe-strict-miss"], "1");
     let (_, body) = json_of(resp).await;
     assert_eq!(body["error"]["code"], "strict_miss");
+    softprobe_runtime::case::validate::validate_json(
+        softprobe_runtime::case::validate::SchemaKind::StrictMissResponse,
+        &body,
+    )
+    .unwrap();
     assert_eq!(body["sessionId"], id.as_str());
     assert_eq!(body["request"]["method"], "POST");
     assert!(

@@ -84,6 +84,9 @@ async fn capture_redacts_and_writes_the_case_on_close() {
     assert_eq!(closed["casePath"], out.display().to_string());
     assert_eq!(closed["closed"], true);
 
+    let report =
+        softprobe_runtime::case::validate::validate_case(&std::fs::read(&out).unwrap(), "captured");
+    assert!(report.is_valid(), "{report}");
     let case = Case::read(&out).unwrap();
     assert_eq!(case.case_id, id);
     assert_eq!(case.mode, Some(CaseMode::Capture));
@@ -190,13 +193,31 @@ async fn non_capture_sessions_count_but_do_not_buffer() {
 }
 
 #[tokio::test]
-async fn unknown_sessions_and_bad_spans() {
+async fn unknown_sessions_and_odd_spans_are_skipped() {
     let server = start(None, None).await;
     let base = server.uri();
-    let (status, body) = post_json(&base, "/v1/traces", &checkout_traces("sess_gone")).await;
-    expect_error(status, &body, 404, "unknown_session");
+    // OTLP senders ignore answers: spans of closed sessions are dropped, the call succeeds.
+    let resp = client()
+        .post(format!("{base}/v1/traces"))
+        .json(&checkout_traces("sess_gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let metrics = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("softprobe_extracted_spans_total 0"),
+        "{metrics}"
+    );
 
-    // A span with a session but no HTTP method rejects the whole payload.
+    // A span with a session but no HTTP method is skipped; its neighbour is recorded.
     let id = create_session(&base, "capture").await;
     let mut payload = checkout_traces(&id);
     let spans = payload["resourceSpans"][0]["scopeSpans"][0]["spans"]
@@ -206,14 +227,18 @@ async fn unknown_sessions_and_bad_spans() {
         .as_array_mut()
         .unwrap()
         .retain(|kv| kv["key"] != "http.request.method");
-    let (status, body) = post_json(&base, "/v1/traces", &payload).await;
-    let msg = expect_error(status, &body, 400, "invalid_request");
-    assert!(
-        msg.starts_with("$.resourceSpans[0].scopeSpans[0].spans[1]: span has no HTTP method"),
-        "{msg}"
-    );
+    let resp = client()
+        .post(format!("{base}/v1/traces"))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
     let (_, stats) = get_json(&base, &format!("/v1/sessions/{id}/stats")).await;
-    assert_eq!(stats["extractedSpans"], 0);
+    assert_eq!(stats["extractedSpans"], 1);
+    let hops = server.store().session(&id).unwrap().captured();
+    assert_eq!(hops.len(), 1);
+    assert_eq!(hops[0].path, "/checkout");
 
     // Spans that name no session (the app's own internal spans) are ignored.
     let internal =
@@ -225,6 +250,19 @@ async fn unknown_sessions_and_bad_spans() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
+
+    // A payload that does not decode is a 400 naming the field.
+    let (status, body) = post_json(
+        &base,
+        "/v1/traces",
+        &json!({"resourceSpans": [{"scopeSpans": {}}]}),
+    )
+    .await;
+    let msg = expect_error(status, &body, 400, "invalid_request");
+    assert!(
+        msg.starts_with("OTLP JSON $.resourceSpans[0].scopeSpans: invalid type: map"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

@@ -7,9 +7,11 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::case::validate::{SchemaKind, validate_json};
 use crate::otlp::{describe_json_error, without_position};
 
 /// A request body with its `content-type`, read within the server's body limit.
@@ -106,16 +108,39 @@ impl RawBody {
         self.bytes.iter().all(u8::is_ascii_whitespace)
     }
 
-    /// Parses a JSON body into `T`; errors name the JSON path and position.
-    pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ApiError> {
+    /// Parses a JSON body into `T` and checks it against the schema of `kind`; errors name
+    /// the JSON path (and the position, for syntax and type errors).
+    pub(crate) fn json<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        what: &str,
+    ) -> Result<T, ApiError> {
         self.syntax(false)?;
         if self.is_blank() {
             return Err(ApiError::invalid(format!(
                 "request body is empty: expected {what} as JSON"
             )));
         }
-        parse_json(&self.bytes)
+        let parsed = parse_json(&self.bytes)?;
+        check_schema(kind, &self.bytes)?;
+        Ok(parsed)
     }
+}
+
+/// Checks a JSON body against its schema in `spec/schemas/` (after the typed parse, which
+/// gives the more precise line/column errors, has accepted it): the schema also holds the
+/// rules serde cannot express (formats, ranges, patterns).
+pub(crate) fn check_schema(kind: SchemaKind, bytes: &[u8]) -> Result<(), ApiError> {
+    let value: Value = parse_json(bytes)?;
+    validate_json(kind, &value).map_err(|violations| {
+        ApiError::invalid(
+            violations
+                .iter()
+                .map(|(path, message)| format!("{path}: {message}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
 }
 
 /// Parses JSON into `T` with a `$.path: message (line L, column C)` error.

@@ -15,11 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::RawBody;
+use super::body::{RawBody, Syntax, check_schema};
 use super::error::ApiError;
 use crate::Mode;
 use crate::capture;
 use crate::case::Case;
+use crate::case::validate::SchemaKind;
 use crate::policy;
 use crate::rules;
 use crate::session::{Fixtures, NewSession, Session};
@@ -32,17 +33,18 @@ pub(crate) const SPEC_VERSION: &str = "1.0.0";
 
 /// What this runtime can do, for clients that adapt to the server (`GET /v1/meta`).
 pub(crate) const CAPABILITIES: &[&str] = &[
+    "capture",
+    "replay",
     "sessions",
     "load-case",
     "rules",
     "rules-yaml",
     "policy",
-    "strict-policy",
+    "strict-miss",
     "fixtures-auth",
     "stats",
     "state",
     "close-out",
-    "capture",
     "replay-from-case",
     "capture-redaction",
     "inject",
@@ -103,7 +105,10 @@ pub(crate) async fn create_session(
     State(state): State<AppState>,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let new: NewSession = body.json(r#"{"mode": "capture" | "replay" | "generate"}"#)?;
+    let new: NewSession = body.json(
+        SchemaKind::CreateSessionRequest,
+        r#"{"mode": "capture" | "replay" | "generate"}"#,
+    )?;
     let session = state.store().create(new)?;
     tracing::info!(
         sessionId = session.id(),
@@ -137,6 +142,7 @@ pub(crate) async fn load_case(
         ));
     }
     let case = Case::from_slice_named(&body.bytes, BODY).map_err(crate::error::Error::from)?;
+    check_schema(SchemaKind::LoadCaseRequest, &body.bytes)?;
     let (revision, summary) = session.update(|state| state.load_case(case, BODY))?;
     tracing::info!(
         sessionId = session.id(),
@@ -157,7 +163,7 @@ pub(crate) async fn set_rules(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    body.syntax(true)?;
+    let syntax = body.syntax(true)?;
     if body.is_blank() {
         return Err(ApiError::invalid(
             r#"request body is empty: expected a rules document {"version": 1, "rules": [...]}"#,
@@ -165,6 +171,9 @@ pub(crate) async fn set_rules(
     }
     let rules = rules::parse_rules_document(&body.bytes, BODY)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if syntax == Syntax::Json {
+        check_schema(SchemaKind::RulesRequest, &body.bytes)?;
+    }
     let count = rules.len();
     let (revision, ()) = session.update(|state| {
         state.set_rules(rules);
@@ -182,7 +191,7 @@ pub(crate) async fn set_policy(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    body.syntax(true)?;
+    let syntax = body.syntax(true)?;
     if body.is_blank() {
         return Err(ApiError::invalid(
             r#"request body is empty: expected a policy document such as {"externalHttp": "strict"}"#,
@@ -190,6 +199,9 @@ pub(crate) async fn set_policy(
     }
     let policy =
         policy::parse_policy(&body.bytes, BODY).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if syntax == Syntax::Json {
+        check_schema(SchemaKind::PolicyRequest, &body.bytes)?;
+    }
     let (revision, ()) = session.update(|state| {
         state.set_policy(policy);
         Ok(())
@@ -205,7 +217,7 @@ pub(crate) async fn set_fixtures(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let fixtures: Fixtures = body.json("a fixtures document")?;
+    let fixtures: Fixtures = body.json(SchemaKind::FixturesAuthRequest, "a fixtures document")?;
     let (revision, ()) = session.update(|state| {
         state.set_fixtures(fixtures);
         Ok(())
@@ -243,7 +255,7 @@ pub(crate) async fn close(
     let Query(query) =
         query.map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))?;
     if !body.is_blank() {
-        let _: CloseBody = body.json("{}")?;
+        let _: CloseBody = body.json(SchemaKind::CloseRequest, "{}")?;
     }
     let case_path = if session.mode() == Mode::Capture {
         let path = capture::resolve_path(

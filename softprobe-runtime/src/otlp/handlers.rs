@@ -95,7 +95,7 @@ pub(crate) async fn inject(
             if let Some(delay) = latency {
                 tokio::time::sleep(delay).await;
             }
-            let answer = answer_traces(&exchange, span, service, &response);
+            let answer = answer_traces(span, service, &response);
             Ok((
                 StatusCode::OK,
                 [(CONTENT_TYPE, answer_format.content_type())],
@@ -125,23 +125,21 @@ pub(crate) async fn inject(
     }
 }
 
-/// The answer to a hit: one span (same ids as the inject span) carrying the response as
-/// `http.response.*` attributes; a binary body is base64 with the encoding marker.
-fn answer_traces(
-    exchange: &Exchange,
-    span: &Span,
-    service: Option<&str>,
-    response: &Answer,
-) -> TracesData {
-    let mut attributes = Vec::with_capacity(6 + response.headers.len());
-    if let Some(id) = &exchange.session_id {
-        attributes.push(KeyValue::string(attr::SESSION_ID, id));
-    }
-    attributes.push(KeyValue::string(attr::SPAN_TYPE, "inject"));
-    attributes.push(KeyValue::string(
-        attr::TRAFFIC_DIRECTION,
-        exchange.direction.as_str(),
-    ));
+/// The answer to a hit: the inject span itself (same ids, same request attributes) with the
+/// response added as `http.response.*` attributes; a binary body is base64 with the
+/// encoding marker.
+fn answer_traces(span: &Span, service: Option<&str>, response: &Answer) -> TracesData {
+    let mut attributes: Vec<KeyValue> = span
+        .attributes
+        .iter()
+        .filter(|kv| {
+            !(kv.key.starts_with("http.response.")
+                || kv.key == attr::LEGACY_STATUS_CODE
+                || kv.key == attr::RESPONSE_BODY_ENCODING)
+        })
+        .cloned()
+        .collect();
+    attributes.reserve(3 + response.headers.len());
     attributes.push(KeyValue::int(
         attr::RESPONSE_STATUS_CODE,
         i64::from(response.status),
@@ -181,15 +179,8 @@ fn answer_traces(
                     "version": env!("CARGO_PKG_VERSION"),
                 })),
                 spans: vec![Span {
-                    trace_id: span.trace_id,
-                    span_id: span.span_id,
-                    parent_span_id: span.parent_span_id,
-                    name: span.name.clone(),
-                    kind: span.kind,
-                    start_time_unix_nano: span.start_time_unix_nano,
-                    end_time_unix_nano: span.end_time_unix_nano,
                     attributes,
-                    ..Span::default()
+                    ..span.clone()
                 }],
                 schema_url: None,
             }],
@@ -204,21 +195,32 @@ pub(crate) async fn traces(
 ) -> Result<StatusCode, ApiError> {
     let format = request_format(&body)?;
     let data = decode(&body.bytes, format)?;
-    // Read every hop before recording any, so a bad span rejects the whole payload.
     let mut by_session: BTreeMap<String, Vec<Exchange>> = BTreeMap::new();
     let mut without_session = 0usize;
     for (path, span, service) in spans(&data) {
-        let has_session = span.attributes.iter().any(|kv| {
-            kv.key == attr::SESSION_ID && kv.value.as_str().is_some_and(|s| !s.is_empty())
-        });
-        if !has_session {
+        let Some(session_id) = span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == attr::SESSION_ID)
+            .and_then(|kv| kv.value.as_str())
+            .filter(|s| !s.is_empty())
+        else {
             // Exporters also send the app's own internal spans; they belong to no session.
             without_session += 1;
             continue;
+        };
+        match Exchange::from_span(span, service) {
+            Ok(exchange) => by_session
+                .entry(session_id.to_owned())
+                .or_default()
+                .push(exchange),
+            // OTLP senders ignore answers, so one odd span must not cost the others; the log
+            // says which span and why.
+            Err(err) => tracing::warn!(
+                sessionId = %session_id,
+                "{path}: not an HTTP hop, not recorded: {err}"
+            ),
         }
-        let exchange = exchange_at(&path, span, service)?;
-        let id = exchange.session_id.clone().unwrap_or_default();
-        by_session.entry(id).or_default().push(exchange);
     }
     if without_session > 0 {
         tracing::debug!(
@@ -226,31 +228,26 @@ pub(crate) async fn traces(
             "ignored spans without sp.session.id"
         );
     }
-    let mut recorded = 0usize;
-    let mut unknown = Vec::new();
+    let store = state.store();
     for (session_id, exchanges) in by_session {
         tracing::info!(
             "handling POST /v1/traces spans={} sessionId={session_id}",
             exchanges.len()
         );
-        let store = state.store();
         if store.get(&session_id).is_none() {
-            tracing::warn!(sessionId = %session_id, spans = exchanges.len(), "spans for an unknown session were dropped");
-            unknown.push(session_id);
+            tracing::warn!(
+                sessionId = %session_id,
+                spans = exchanges.len(),
+                "spans for an unknown or closed session were not recorded"
+            );
             continue;
         }
         for exchange in exchanges {
-            match store.record(&session_id, exchange) {
-                Ok(_) => recorded += 1,
-                // Closed between the lookup and now: the rest of its spans go nowhere.
-                Err(_) => break,
+            // Closed between the lookup and now: the rest of its spans go nowhere.
+            if store.record(&session_id, exchange).is_err() {
+                break;
             }
         }
-    }
-    if recorded == 0
-        && let Some(first) = unknown.first()
-    {
-        return Err(ApiError::unknown_session(first));
     }
     Ok(StatusCode::NO_CONTENT)
 }

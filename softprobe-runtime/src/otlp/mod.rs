@@ -2,9 +2,10 @@
 //! `POST /v1/traces` (record these hops), in OTLP JSON or protobuf.
 //!
 //! [`convert`] maps the protobuf messages to the case model; [`WireFormat`], [`decode`] and
-//! [`encode`] pick and apply the payload format; [`handlers`] are the two axum handlers, which
-//! call the same store operations ([`crate::session::SessionStore::inject`] and
-//! [`crate::session::SessionStore::record`]) that an in-process proxy calls directly.
+//! [`encode`] pick and apply the payload format; the private `handlers` module holds the two
+//! axum handlers, which call the same store operations
+//! ([`crate::session::SessionStore::inject`] and [`crate::session::SessionStore::record`])
+//! that an in-process proxy calls directly.
 
 pub mod convert;
 pub(crate) mod handlers;

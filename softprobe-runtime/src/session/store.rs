@@ -154,3 +154,163 @@ impl SessionStore for InMemoryStore {
         &self.metrics
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use super::*;
+    use crate::Mode;
+    use crate::case::{Direction, SpanId, TraceId};
+    use crate::policy::parse_policy;
+    use crate::rules::parse_rules_document;
+
+    fn hop(direction: Direction, host: &str, path: &str) -> Exchange {
+        Exchange {
+            direction,
+            service: Some("checkout".into()),
+            session_id: None,
+            span_type: Some("extract".into()),
+            method: "GET".into(),
+            scheme: Some("https".into()),
+            host: host.into(),
+            path: path.into(),
+            query: None,
+            request_headers: vec![
+                ("authorization".into(), "Bearer sk_live".into()),
+                ("accept".into(), "application/json".into()),
+            ],
+            request_body: None,
+            status: Some(200),
+            response_headers: vec![("set-cookie".into(), "sid=1".into())],
+            response_body: None,
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([2; 8]),
+            parent_span_id: None,
+            name: String::new(),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            extra_attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn concurrent_sessions_stay_isolated() {
+        let store = Arc::new(InMemoryStore::new());
+        let rules = br#"[{"id": "m", "when": {"host": "api.test"}, "then": {"action": "mock", "response": {"body": "ok"}}}]"#;
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    for _ in 0..25 {
+                        let s = store.create(NewSession::new(Mode::Replay)).unwrap();
+                        let parsed = parse_rules_document(rules, "t").unwrap();
+                        let rev = store
+                            .update(s.id(), &mut |st| {
+                                st.set_rules(parsed.clone());
+                                Ok(())
+                            })
+                            .unwrap();
+                        assert_eq!(rev, 1);
+                        let req =
+                            Request::from_exchange(&hop(Direction::Outbound, "api.test", "/"));
+                        let decision = store.inject(s.id(), &req).unwrap();
+                        assert!(matches!(decision, Decision::Respond { .. }));
+                        ids.push(s.id().to_owned());
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let ids: Vec<String> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(store.len(), 200);
+        assert_eq!(store.list().len(), 200);
+        for id in &ids {
+            let s = store.session(id).unwrap();
+            assert_eq!(s.revision(), 1);
+            assert_eq!(s.stats().injected_spans, 1);
+        }
+        assert_eq!(store.metrics().inject_count(InjectOutcome::Hit), 200);
+        assert!(store.remove(&ids[0]).is_some());
+        assert!(store.remove(&ids[0]).is_none());
+        assert!(matches!(
+            store.session(&ids[0]),
+            Err(Error::UnknownSession { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failed_update_keeps_the_revision() {
+        let store = InMemoryStore::new();
+        let s = store.create(NewSession::new(Mode::Replay)).unwrap();
+        let err = store
+            .update(s.id(), &mut |_| Err(Error::invalid("nope")))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "nope");
+        assert_eq!(s.revision(), 0);
+        assert!(matches!(
+            store.update("sess_missing", &mut |_| Ok(())),
+            Err(Error::UnknownSession { .. })
+        ));
+    }
+
+    #[test]
+    fn strict_misses_are_counted_and_the_last_twenty_kept() {
+        let store = InMemoryStore::new();
+        let s = store.create(NewSession::new(Mode::Replay)).unwrap();
+        let policy = parse_policy(br#"{"externalHttp": "strict"}"#, "t").unwrap();
+        s.update(|st| {
+            st.set_policy(policy);
+            Ok(())
+        })
+        .unwrap();
+        for i in 0..25 {
+            let req =
+                Request::from_exchange(&hop(Direction::Outbound, "api.test", &format!("/{i}")));
+            let decision = store.inject(s.id(), &req).unwrap();
+            assert!(matches!(decision, Decision::StrictMiss(_)));
+        }
+        assert_eq!(s.stats().strict_misses, 25);
+        let misses = s.strict_misses();
+        assert_eq!(misses.len(), super::super::MAX_STRICT_MISSES);
+        assert!(
+            misses[0]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/5")
+        );
+        assert!(
+            misses[19]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/24")
+        );
+        assert_eq!(store.metrics().inject_count(InjectOutcome::StrictMiss), 25);
+    }
+
+    #[test]
+    fn record_buffers_redacted_hops_only_for_capture() {
+        let store = InMemoryStore::new();
+        let capture = store.create(NewSession::new(Mode::Capture)).unwrap();
+        let replay = store.create(NewSession::new(Mode::Replay)).unwrap();
+        for s in [&capture, &replay] {
+            store
+                .record(s.id(), hop(Direction::Inbound, "app", "/checkout"))
+                .unwrap();
+        }
+        assert_eq!(capture.stats().extracted_spans, 1);
+        assert_eq!(replay.stats().extracted_spans, 1);
+        assert_eq!(replay.captured_len(), 0);
+        let hops = capture.captured();
+        assert_eq!(hops.len(), 1);
+        assert_eq!(hops[0].request_header("authorization"), Some("[REDACTED]"));
+        assert_eq!(hops[0].request_header("accept"), Some("application/json"));
+        assert_eq!(hops[0].response_header("set-cookie"), Some("[REDACTED]"));
+        assert_eq!(hops[0].session_id.as_deref(), Some(capture.id()));
+        assert_eq!(store.metrics().extracted_spans(), 2);
+    }
+}

@@ -5,6 +5,7 @@
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
+use softprobe_runtime::case::validate::{SchemaKind, validate_json};
 use softprobe_runtime::{RunningServer, Server};
 
 pub const TRACE_ID: &str = "5b8efff798038103d269b633813fc60c";
@@ -56,6 +57,13 @@ pub async fn get_json(base: &str, path: &str) -> (StatusCode, Value) {
     json_of(client().get(format!("{base}{path}")).send().await.unwrap()).await
 }
 
+/// Asserts that a body matches its schema in `spec/schemas/`.
+pub fn assert_schema(kind: SchemaKind, body: &Value) {
+    if let Err(violations) = validate_json(kind, body) {
+        panic!("{kind:?} schema violations {violations:?} in {body}");
+    }
+}
+
 /// Creates a session and returns its id.
 pub async fn create_session(base: &str, mode: &str) -> String {
     let (status, body) = post_json(base, "/v1/sessions", &json!({"mode": mode})).await;
@@ -73,6 +81,7 @@ pub async fn revision(base: &str, session: &str) -> u64 {
 pub fn expect_error(status: StatusCode, body: &Value, want_status: u16, code: &str) -> String {
     assert_eq!(status.as_u16(), want_status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
+    assert_schema(SchemaKind::ErrorResponse, body);
     let message = body["error"]["message"].as_str().unwrap().to_owned();
     assert!(!message.is_empty());
     message
