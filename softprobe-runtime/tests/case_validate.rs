@@ -366,3 +366,22 @@ fn a_byte_order_mark_does_not_shift_or_break_anything() {
     let report = validate_case(&bytes, "bom.case.json");
     assert!(report.findings.is_empty(), "{report}");
 }
+
+#[test]
+fn reports_serialize_for_machines() {
+    let report = validate_policy(br#"{"externalHttp": "deny"}"#, "p.json");
+    assert_eq!(
+        serde_json::to_value(&report).unwrap(),
+        json!({
+            "sourceName": "p.json",
+            "findings": [{
+                "severity": "error",
+                "code": "enum",
+                "jsonPath": "$.externalHttp",
+                "line": 1,
+                "column": 2,
+                "message": "expected one of \"strict\", \"allow\", found string \"deny\""
+            }]
+        })
+    );
+}

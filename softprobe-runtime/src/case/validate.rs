@@ -11,6 +11,7 @@ mod semantic;
 
 use std::fmt;
 
+use serde::Serialize;
 use serde_json::Value;
 
 pub use schemas::{SchemaKind, validate_json};
@@ -20,7 +21,8 @@ use self::semantic::Issue;
 use super::{Case, CaseError, TracesData};
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The document is unusable as it is.
     Error,
@@ -37,8 +39,10 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One problem, located.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One problem, located. Serializes as `{"severity", "code", "jsonPath", "line", "column",
+/// "message"}` for machine-readable output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Error or warning.
     pub severity: Severity,
@@ -55,8 +59,9 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Everything found in one document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything found in one document. Serializes as `{"sourceName", "findings": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     /// The file name the findings refer to.
     pub source_name: String,
