@@ -475,6 +475,21 @@ pub(crate) fn violations(kind: SchemaKind, value: &Value) -> Vec<Violation> {
                 };
                 push(path, "not-allowed", message);
             }
+            ValidationErrorKind::PropertyNames { error: inner } => {
+                let key = inner
+                    .instance()
+                    .as_str()
+                    .map_or_else(|| inner.instance().to_string(), str::to_owned);
+                let mut p = path.clone();
+                p.push(Segment::Key(key.clone()));
+                let message = match inner.kind() {
+                    ValidationErrorKind::Pattern { pattern } if pattern == "^\\$" => {
+                        format!("invalid key {key:?}: a JSONPath must start with `$`")
+                    }
+                    _ => format!("invalid key {key:?}: {inner}"),
+                };
+                push(p, "property-name", message);
+            }
             ValidationErrorKind::Minimum { .. }
             | ValidationErrorKind::Maximum { .. }
             | ValidationErrorKind::ExclusiveMinimum { .. }
@@ -607,6 +622,20 @@ mod tests {
                 .starts_with("unknown field `hots`; expected one of `bodyJsonPath`, `direction`"),
             "{}",
             errors[0].1
+        );
+    }
+
+    #[test]
+    fn property_name_errors_point_at_the_key() {
+        let doc =
+            json!([{"when": {"bodyJsonPath": {"amount": 1}}, "then": {"action": "passthrough"}}]);
+        let errors = validate_json(SchemaKind::Rules, &doc).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![(
+                "$[0].when.bodyJsonPath.amount".to_owned(),
+                "invalid key \"amount\": a JSONPath must start with `$`".to_owned()
+            )]
         );
     }
 
