@@ -626,6 +626,28 @@ mod tests {
     }
 
     #[test]
+    fn references_between_files_are_followed_for_messages() {
+        let doc = json!({"version": "1.0.0", "caseId": "c", "createdAt": "2026-04-20T10:00:00Z",
+            "traces": [{"resourceSpans": [{"scopeSpans": [{"spans": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "0102030405060708", "kynd": 3}
+            ]}]}]}],
+            "rules": [{"then": {"action": "replay"}, "when": {"hots": "x"}}]});
+        let errors = validate_json(SchemaKind::LoadCaseRequest, &doc).unwrap_err();
+        let find = |path: &str| {
+            errors
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, m)| m.as_str())
+                .unwrap_or_else(|| panic!("no error at {path}: {errors:?}"))
+        };
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let span = find("$.traces[0].resourceSpans[0].scopeSpans[0].spans[0].kynd");
+        assert!(span.contains("expected one of `attributes`"), "{span}");
+        let rule = find("$.rules[0].when.hots");
+        assert!(rule.contains("expected one of `bodyJsonPath`"), "{rule}");
+    }
+
+    #[test]
     fn property_name_errors_point_at_the_key() {
         let doc =
             json!([{"when": {"bodyJsonPath": {"amount": 1}}, "then": {"action": "passthrough"}}]);
