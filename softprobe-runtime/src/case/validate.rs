@@ -357,16 +357,23 @@ impl ReportBuilder {
         }
     }
 
+    /// Repeated keys, then schema violations: the structural problems of the document.
     fn schema(&mut self, kind: SchemaKind, doc: &Document) -> Vec<Issue> {
-        schemas::violations(kind, &doc.value)
+        let duplicates = doc.locator.duplicate_keys().iter().map(|path| Issue {
+            severity: Severity::Error,
+            code: "duplicate-key",
+            path: path.clone(),
+            message: "this key repeats an earlier key of the same object; give it once".to_owned(),
+        });
+        let violations = schemas::violations(kind, &doc.value)
             .into_iter()
             .map(|v| Issue {
                 severity: Severity::Error,
                 code: v.code,
                 path: locate::render(&v.path),
                 message: v.message,
-            })
-            .collect()
+            });
+        duplicates.chain(violations).collect()
     }
 
     fn add(&mut self, locator: &Locator, issues: Vec<Issue>) {
