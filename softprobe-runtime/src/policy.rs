@@ -1,0 +1,231 @@
+//! The session policy: what happens to an outbound hop that no rule and no captured exchange
+//! answers (`externalHttp`, `externalAllowlist`, `defaultOnMiss`), plus the lowest rule layer.
+//!
+//! [`crate::replay::Engine`] applies it; the control API parses it from
+//! `POST /v1/sessions/{id}/policy` and shows it in `state`.
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::rules::parse::{Obj, RawRule, convert_rules, str_enum, unwrap_all};
+use crate::rules::{Rule, RulesError, normalize_host};
+
+/// Whether outbound hops may reach real hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalHttp {
+    /// Unanswered outbound hops go upstream.
+    #[default]
+    Allow,
+    /// Unanswered outbound hops to hosts not allowlisted get the strict-miss answer (599).
+    Strict,
+}
+
+/// What an unanswered outbound hop gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultOnMiss {
+    /// Forward upstream (unless `externalHttp` is strict).
+    #[default]
+    Passthrough,
+    /// The strict-miss answer, even when `externalHttp` is allow.
+    Error,
+}
+
+str_enum!(ExternalHttp { "allow" => ExternalHttp::Allow, "strict" => ExternalHttp::Strict });
+str_enum!(DefaultOnMiss {
+    "passthrough" => DefaultOnMiss::Passthrough,
+    "error" => DefaultOnMiss::Error,
+});
+
+/// A policy document.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policy {
+    /// `allow` (default) or `strict`.
+    pub external_http: ExternalHttp,
+    /// Hosts that may always go upstream: exact hosts (`api.example.com`, `localhost:8080`) or
+    /// `*.suffix` patterns (`*.internal` matches `a.internal` and `b.a.internal`).
+    pub external_allowlist: Vec<String>,
+    /// `passthrough` (default) or `error`.
+    pub default_on_miss: DefaultOnMiss,
+    /// The policy rule layer, below case and session rules.
+    pub rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// True when an unanswered outbound hop to `host` gets the strict-miss answer.
+    pub fn blocks(&self, host: &str) -> bool {
+        let enforcing = self.external_http == ExternalHttp::Strict
+            || self.default_on_miss == DefaultOnMiss::Error;
+        enforcing && !self.allowlisted(host)
+    }
+
+    /// True when `host` is on the allowlist (names case-insensitive, default ports ignored,
+    /// a port compared only when the pattern gives one).
+    pub fn allowlisted(&self, host: &str) -> bool {
+        let (name, _) = crate::rules::matcher::split_port(host);
+        self.external_allowlist.iter().any(|pattern| {
+            if let Some(suffix) = pattern.strip_prefix("*.") {
+                name.len() > suffix.len() + 1
+                    && name.is_char_boundary(name.len() - suffix.len() - 1)
+                    && name[name.len() - suffix.len() - 1..]
+                        .strip_prefix('.')
+                        .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+            } else {
+                crate::rules::host_matches(pattern, host)
+            }
+        })
+    }
+}
+
+/// Parses a policy document (JSON or YAML, detected). Unknown keys are refused with their
+/// JSON path; rules inside are checked like any rules document (`$.rules[i]...`).
+pub fn parse_policy(bytes: &[u8], source_name: &str) -> Result<Policy, RulesError> {
+    let Obj(raw): Obj<RawPolicy> = crate::rules::parse::from_bytes(bytes, source_name)?;
+    let allowlist = raw.external_allowlist.unwrap_or_default();
+    for (i, pattern) in allowlist.iter().enumerate() {
+        let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+        if host.trim().is_empty() || host.contains(['/', ' ', '*']) {
+            return Err(RulesError::at(
+                source_name,
+                format!("$.externalAllowlist[{i}]"),
+                format!("{pattern:?} is not a host or a `*.suffix` pattern"),
+            ));
+        }
+    }
+    Ok(Policy {
+        external_http: raw.external_http.unwrap_or_default(),
+        external_allowlist: allowlist
+            .iter()
+            .map(|p| match p.strip_prefix("*.") {
+                Some(s) => format!("*.{}", s.to_ascii_lowercase()),
+                None => normalize_host(p),
+            })
+            .collect(),
+        default_on_miss: raw.default_on_miss.unwrap_or_default(),
+        rules: convert_rules(
+            unwrap_all(raw.rules.unwrap_or_default()),
+            source_name,
+            "$.rules",
+        )?,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPolicy {
+    external_http: Option<ExternalHttp>,
+    #[serde(default)]
+    external_allowlist: Option<Vec<String>>,
+    default_on_miss: Option<DefaultOnMiss>,
+    #[serde(default)]
+    rules: Option<Vec<Obj<RawRule>>>,
+}
+
+impl Serialize for Policy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("externalHttp", &self.external_http)?;
+        map.serialize_entry("externalAllowlist", &self.external_allowlist)?;
+        map.serialize_entry("defaultOnMiss", &self.default_on_miss)?;
+        map.serialize_entry("rules", &self.rules)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_the_sdk_shapes() {
+        let p = parse_policy(b"{}", "p").unwrap();
+        assert_eq!(p, Policy::default());
+        let p = parse_policy(br#"{"externalHttp": "strict"}"#, "p").unwrap();
+        assert_eq!(p.external_http, ExternalHttp::Strict);
+        let p = parse_policy(
+            b"externalHttp: allow\ndefaultOnMiss: error\nexternalAllowlist: [Localhost:8080, '*.Internal']\n",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(p.default_on_miss, DefaultOnMiss::Error);
+        assert_eq!(p.external_allowlist, vec!["localhost:8080", "*.internal"]);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"externalHttp": "allow", "externalAllowlist": ["localhost:8080", "*.internal"],
+                               "defaultOnMiss": "error", "rules": []})
+        );
+        assert_eq!(
+            parse_policy(&serde_json::to_vec(&p).unwrap(), "again").unwrap(),
+            p
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"externalHTTP": "strict"}"#,
+                "$.externalHTTP",
+                "unknown field",
+            ),
+            (
+                r#"{"externalHttp": "deny"}"#,
+                "$.externalHttp",
+                "unknown variant",
+            ),
+            (r#"{"defaultOnMiss": 1}"#, "$.defaultOnMiss", "invalid type"),
+            (
+                r#"{"externalAllowlist": ["a b"]}"#,
+                "$.externalAllowlist[0]",
+                "not a host",
+            ),
+            (
+                r#"{"rules": [{"then": {"action": "nope"}}]}"#,
+                "$.rules[0].then.action",
+                "unknown variant",
+            ),
+            (
+                r#"{"rules": [{"then": {"action": "mock"}}]}"#,
+                "$.rules[0].then.response",
+                "required",
+            ),
+            (r#"[]"#, "$", "invalid type"),
+        ];
+        for (text, path, fragment) in cases {
+            let err = parse_policy(text.as_bytes(), "p.json").unwrap_err();
+            assert_eq!(err.json_path, path, "{text}: {err}");
+            assert!(err.message.contains(fragment), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn allowlist_and_blocking() {
+        let p = Policy {
+            external_http: ExternalHttp::Strict,
+            external_allowlist: vec![
+                "localhost:8080".into(),
+                "*.internal".into(),
+                "api.example.com".into(),
+            ],
+            ..Policy::default()
+        };
+        assert!(p.allowlisted("localhost:8080"));
+        assert!(!p.allowlisted("localhost:9090"));
+        assert!(p.allowlisted("svc.INTERNAL:9000"));
+        assert!(p.allowlisted("a.b.internal"));
+        assert!(!p.allowlisted("internal"));
+        assert!(!p.allowlisted("notinternal"));
+        assert!(p.allowlisted("API.example.com:443"));
+        assert!(p.blocks("stripe.com"));
+        assert!(!p.blocks("a.internal"));
+        let allow = Policy::default();
+        assert!(!allow.blocks("stripe.com"));
+        let error = Policy {
+            default_on_miss: DefaultOnMiss::Error,
+            ..Policy::default()
+        };
+        assert!(error.blocks("stripe.com"));
+    }
+}

@@ -1,0 +1,217 @@
+//! The loaded case, indexed once at load time: captured hops keyed by
+//! (method, normalised host, path, query), so answering a request is one hash lookup plus a
+//! short walk over the hops recorded for that exact request line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::request::{Request, Response};
+use crate::case::{Case, Direction, Exchange};
+use crate::rules::RulesError;
+use crate::rules::matcher::{BodyJson, json_eq, split_port};
+
+/// Response headers that describe the framing of the recorded connection, not the answer;
+/// whoever sends the replayed answer frames it again.
+const FRAMING_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+pub(crate) struct CaseIndex {
+    pub(crate) case: Arc<Case>,
+    pub(crate) source_name: String,
+    /// Every hop, in document order.
+    pub(crate) exchanges: Vec<Exchange>,
+    /// JSON path of each hop's span in the case file.
+    pub(crate) json_paths: Vec<String>,
+    /// Each hop's request body parsed as JSON, when it is JSON.
+    body_json: Vec<Option<Value>>,
+    /// Each hop's answer, ready to send (built once, cloned per hit).
+    responses: Vec<Response>,
+    outbound: HashMap<String, Vec<usize>>,
+    inbound: HashMap<String, Vec<usize>>,
+    /// Outbound hops in recorded order.
+    pub(crate) outbound_all: Vec<usize>,
+}
+
+impl CaseIndex {
+    pub(crate) fn build(case: Arc<Case>, source_name: &str) -> Result<Self, RulesError> {
+        let mut exchanges = Vec::new();
+        let mut json_paths = Vec::new();
+        for (loc, span, service) in case.spans() {
+            let ex = Exchange::from_span(span, service)
+                .map_err(|e| RulesError::at(source_name, loc.json_path(), e.to_string()))?;
+            exchanges.push(ex);
+            json_paths.push(loc.json_path());
+        }
+        let mut outbound: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut inbound: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut outbound_all = Vec::new();
+        let mut body_json = Vec::with_capacity(exchanges.len());
+        for (i, ex) in exchanges.iter().enumerate() {
+            let mut key = String::new();
+            push_key(
+                &mut key,
+                &ex.method,
+                &ex.host,
+                &ex.path,
+                ex.query.as_deref(),
+            );
+            let map = match ex.direction {
+                Direction::Outbound => {
+                    outbound_all.push(i);
+                    &mut outbound
+                }
+                Direction::Inbound => &mut inbound,
+            };
+            map.entry(key).or_default().push(i);
+            body_json.push(
+                ex.request_body
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b.as_bytes()).ok()),
+            );
+        }
+        let responses = exchanges.iter().map(recorded_response).collect();
+        Ok(CaseIndex {
+            case,
+            responses,
+            source_name: source_name.to_owned(),
+            exchanges,
+            json_paths,
+            body_json,
+            outbound,
+            inbound,
+            outbound_all,
+        })
+    }
+
+    /// The recorded hops with the request line of `req`, in recorded order.
+    pub(crate) fn candidates(&self, req: &Request) -> &[usize] {
+        let mut key = String::with_capacity(
+            req.method.len()
+                + req.host.len()
+                + req.path.len()
+                + 8
+                + req.query.as_ref().map_or(0, String::len),
+        );
+        push_key(
+            &mut key,
+            &req.method,
+            &req.host,
+            &req.path,
+            req.query.as_deref(),
+        );
+        let map = match req.direction {
+            Direction::Outbound => &self.outbound,
+            Direction::Inbound => &self.inbound,
+        };
+        map.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Picks among candidates: an equal request body first, then the first not yet used in
+    /// recorded order; when all of that group are used, its last one answers again.
+    pub(crate) fn choose(
+        &self,
+        candidates: &[usize],
+        req: &Request,
+        body: &BodyJson,
+        used: &[u32],
+    ) -> Option<usize> {
+        match candidates {
+            [] => None,
+            [only] => Some(*only),
+            _ => {
+                let mut first_unused_equal = None;
+                let mut last_equal = None;
+                for &i in candidates {
+                    if self.body_equal(i, req, body) {
+                        if first_unused_equal.is_none() && used[i] == 0 {
+                            first_unused_equal = Some(i);
+                        }
+                        last_equal = Some(i);
+                    }
+                }
+                if last_equal.is_some() {
+                    return first_unused_equal.or(last_equal);
+                }
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| used[i] == 0)
+                    .or(candidates.last().copied())
+            }
+        }
+    }
+
+    fn body_equal(&self, i: usize, req: &Request, body: &BodyJson) -> bool {
+        let recorded = self.exchanges[i]
+            .request_body
+            .as_ref()
+            .map_or(&[][..], |b| b.as_bytes());
+        let actual = req.body.as_ref().map_or(&[][..], |b| b.as_bytes());
+        if recorded == actual {
+            return true;
+        }
+        match (&self.body_json[i], body.get(req)) {
+            (Some(a), Some(b)) => json_eq(a, b),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn body_json(&self, i: usize) -> Option<&Value> {
+        self.body_json[i].as_ref()
+    }
+
+    /// The recorded answer of hop `i`.
+    pub(crate) fn response(&self, i: usize) -> Response {
+        self.responses[i].clone()
+    }
+}
+
+/// A hop's recorded answer without connection framing headers or pseudo-headers.
+fn recorded_response(ex: &Exchange) -> Response {
+    Response {
+        status: ex.status.unwrap_or(200),
+        headers: ex
+            .response_headers
+            .iter()
+            .filter(|(n, _)| {
+                !n.starts_with(':') && !FRAMING_HEADERS.iter().any(|f| n.eq_ignore_ascii_case(f))
+            })
+            .cloned()
+            .collect(),
+        body: ex.response_body.clone(),
+    }
+}
+
+/// `METHOD \n host \n path \n query` with the method uppercased and the host lowercased and
+/// stripped of a default port; no separator can occur inside the parts of a request line.
+fn push_key(out: &mut String, method: &str, host: &str, path: &str, query: Option<&str>) {
+    for c in method.chars() {
+        out.push(c.to_ascii_uppercase());
+    }
+    out.push('\n');
+    let (name, port) = split_port(host);
+    for c in name.chars() {
+        out.push(c.to_ascii_lowercase());
+    }
+    if let Some(p) = port
+        && p != "80"
+        && p != "443"
+    {
+        out.push(':');
+        out.push_str(p);
+    }
+    out.push('\n');
+    out.push_str(path);
+    out.push('\n');
+    out.push_str(query.unwrap_or(""));
+}

@@ -1,0 +1,437 @@
+//! Deciding what happens to one hop: rules (policy < case < session), then replay from the
+//! loaded case, then the policy's answer to a miss.
+//!
+//! One [`Engine`] per session. The server and the proxy turn a hop into a [`Request`], call
+//! [`Engine::decide`] and act on the [`Decision`]; capture calls
+//! [`Engine::capture_redaction`] before storing a hop.
+
+mod index;
+mod miss;
+mod request;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::case::{Case, Direction, Exchange, SpanId};
+use crate::mode::Mode;
+use crate::policy::{DefaultOnMiss, ExternalHttp, Policy};
+use crate::rules::matcher::BodyJson;
+use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
+
+use index::CaseIndex;
+pub use miss::{
+    Difference, MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER,
+    STRICT_MISS_STATUS,
+};
+pub use request::{Request, Response, trace_tags_from_headers};
+
+/// A rule layer, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// Rules of the policy document.
+    Policy,
+    /// Rules embedded in the loaded case.
+    Case,
+    /// Rules posted to the session.
+    Session,
+}
+
+impl Layer {
+    /// `policy`, `case` or `session`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Policy => "policy",
+            Layer::Case => "case",
+            Layer::Session => "session",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// What decided an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A rule.
+    Rule {
+        /// Its layer.
+        layer: Layer,
+        /// Its name, when it has one.
+        name: Option<String>,
+    },
+    /// A captured exchange of the loaded case.
+    Case {
+        /// The recorded span.
+        span_id: SpanId,
+        /// Where the span sits in the case file.
+        json_path: String,
+    },
+}
+
+/// What to do with a hop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Answer locally with this response.
+    Respond {
+        /// The answer.
+        response: Response,
+        /// Wait this long before answering (`latencyMs`).
+        latency: Option<Duration>,
+        /// What decided it.
+        origin: Origin,
+        /// True for an `error` rule: counted as an injected error.
+        injected_error: bool,
+    },
+    /// Forward upstream: no decision, or a `passthrough` rule (then `origin` names it).
+    Passthrough {
+        /// The passthrough rule, when one decided.
+        origin: Option<Origin>,
+    },
+    /// Answer with the strict-miss response (599, see [`MissReport::to_json`]).
+    StrictMiss(Box<MissReport>),
+}
+
+impl Decision {
+    /// The response to send when the hop is answered locally: the decided response, or the
+    /// strict-miss answer for `session_id`. `None` means forward upstream.
+    pub fn local_response(&self, session_id: &str) -> Option<Response> {
+        match self {
+            Decision::Respond { response, .. } => Some(response.clone()),
+            Decision::Passthrough { .. } => None,
+            Decision::StrictMiss(report) => Some(report.to_response(session_id)),
+        }
+    }
+}
+
+/// The decision-maker of one session. `decide` takes `&self` so many hops can be decided at
+/// once; the only mutable state (once-rules consumed, recorded hops used) sits behind a std
+/// mutex held for a few instructions and never across an await.
+pub struct Engine {
+    mode: Mode,
+    policy: Policy,
+    case: Option<CaseIndex>,
+    case_rules: Vec<Rule>,
+    session_rules: Vec<Rule>,
+    /// Rules that can answer, in precedence order: priority, then layer, then position.
+    answer_order: Vec<(Layer, usize)>,
+    /// `capture_only` rules, same order.
+    capture_order: Vec<(Layer, usize)>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per layer, per rule: a once-rule has answered.
+    consumed: [Vec<bool>; 3],
+    /// Per recorded hop: times it answered.
+    used: Vec<u32>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.mode)
+            .field("policy", &self.policy)
+            .field("case", &self.case.as_ref().map(|c| &c.case.case_id))
+            .field("case_rules", &self.case_rules.len())
+            .field("session_rules", &self.session_rules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine with the default policy, no case and no rules.
+    pub fn new(mode: Mode) -> Self {
+        Engine {
+            mode,
+            policy: Policy::default(),
+            case: None,
+            case_rules: Vec::new(),
+            session_rules: Vec::new(),
+            answer_order: Vec::new(),
+            capture_order: Vec::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The session's mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The loaded case, if any.
+    pub fn case(&self) -> Option<&Arc<Case>> {
+        self.case.as_ref().map(|c| &c.case)
+    }
+
+    /// Every hop of the loaded case, in document order (empty without a case).
+    pub fn case_exchanges(&self) -> &[Exchange] {
+        self.case.as_ref().map_or(&[], |c| c.exchanges.as_slice())
+    }
+
+    /// Numbers of (inbound, outbound) hops in the loaded case; (0, 0) without a case.
+    pub fn case_hop_counts(&self) -> (usize, usize) {
+        let hops = self.case_exchanges();
+        let outbound = hops
+            .iter()
+            .filter(|h| h.direction == Direction::Outbound)
+            .count();
+        (hops.len() - outbound, outbound)
+    }
+
+    /// The rules of one layer.
+    pub fn rules(&self, layer: Layer) -> &[Rule] {
+        match layer {
+            Layer::Policy => &self.policy.rules,
+            Layer::Case => &self.case_rules,
+            Layer::Session => &self.session_rules,
+        }
+    }
+
+    /// Replaces the policy (and its rule layer).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+        self.reset_consumed(Layer::Policy);
+        self.reorder();
+    }
+
+    /// Loads a case: indexes its hops and reads its embedded rules, replacing any previous
+    /// case. On error (a span that is not a hop, a bad rule) the previous case stays.
+    pub fn load_case(&mut self, case: Arc<Case>, source_name: &str) -> Result<(), RulesError> {
+        let rules = match &case.rules {
+            Some(values) => rules_from_values(values, source_name, "$.rules")?,
+            None => Vec::new(),
+        };
+        let index = CaseIndex::build(case, source_name)?;
+        let hops = index.exchanges.len();
+        self.case = Some(index);
+        self.case_rules = rules;
+        {
+            let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            state.used = vec![0; hops];
+        }
+        self.reset_consumed(Layer::Case);
+        self.reorder();
+        Ok(())
+    }
+
+    /// Replaces the session rules (SDKs send the full list every time); once-rules of the new
+    /// list start unconsumed.
+    pub fn set_session_rules(&mut self, rules: Vec<Rule>) {
+        self.session_rules = rules;
+        self.reset_consumed(Layer::Session);
+        self.reorder();
+    }
+
+    /// Rule counts per layer: (policy, case, session).
+    pub fn rule_counts(&self) -> (usize, usize, usize) {
+        (
+            self.policy.rules.len(),
+            self.case_rules.len(),
+            self.session_rules.len(),
+        )
+    }
+
+    fn reset_consumed(&mut self, layer: Layer) {
+        let len = self.rules(layer).len();
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        state.consumed[layer.slot()] = vec![false; len];
+    }
+
+    fn reorder(&mut self) {
+        let mut all: Vec<(Layer, usize)> = Vec::new();
+        for layer in [Layer::Policy, Layer::Case, Layer::Session] {
+            all.extend((0..self.rules(layer).len()).map(|i| (layer, i)));
+        }
+        // Highest priority first; on a tie the later layer, then the later rule.
+        all.sort_by(|a, b| {
+            let (ra, rb) = (self.rule(*a), self.rule(*b));
+            rb.priority.cmp(&ra.priority).then(b.cmp(a))
+        });
+        let (capture, answer): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|r| matches!(self.rule(*r).then, Then::CaptureOnly(_)));
+        self.answer_order = answer;
+        self.capture_order = capture;
+    }
+
+    fn rule(&self, (layer, i): (Layer, usize)) -> &Rule {
+        &self.rules(layer)[i]
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked: every update is one store.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides what happens to `req`.
+    pub fn decide(&self, req: &Request) -> Decision {
+        let body = BodyJson::default();
+        for &key in &self.answer_order {
+            let rule = self.rule(key);
+            if !rule.when.matches_with(req, &body) {
+                continue;
+            }
+            let origin = || Origin::Rule {
+                layer: key.0,
+                name: rule.name.clone(),
+            };
+            let latency = rule.latency_ms.map(Duration::from_millis);
+            match &rule.then {
+                Then::Mock(r) | Then::Error(r) => {
+                    if rule.consume == Consume::Once && !self.claim(key) {
+                        continue;
+                    }
+                    return Decision::Respond {
+                        response: Response {
+                            status: r.status,
+                            headers: r.headers.clone(),
+                            body: r.body.clone(),
+                        },
+                        latency,
+                        origin: origin(),
+                        injected_error: matches!(rule.then, Then::Error(_)),
+                    };
+                }
+                Then::Passthrough => {
+                    if rule.consume == Consume::Once && !self.claim(key) {
+                        continue;
+                    }
+                    return Decision::Passthrough {
+                        origin: Some(origin()),
+                    };
+                }
+                Then::Replay => {
+                    let once = rule.consume == Consume::Once;
+                    if let Some(d) = self.replay(req, &body, Some(key), once, latency) {
+                        return d;
+                    }
+                }
+                Then::CaptureOnly(_) => {}
+            }
+        }
+        if self.mode == Mode::Replay
+            && req.direction == Direction::Outbound
+            && let Some(d) = self.replay(req, &body, None, false, None)
+        {
+            return d;
+        }
+        if req.direction == Direction::Outbound && self.policy.blocks(&req.host) {
+            let why = if self.policy.external_http == ExternalHttp::Strict {
+                "external HTTP is strict"
+            } else {
+                debug_assert_eq!(self.policy.default_on_miss, DefaultOnMiss::Error);
+                "defaultOnMiss is error"
+            };
+            let message = format!(
+                "no rule or recorded exchange answers {} {} and {why}",
+                req.method.to_ascii_uppercase(),
+                req.url()
+            );
+            return Decision::StrictMiss(Box::new(MissReport::build(
+                req,
+                self.case.as_ref(),
+                message,
+            )));
+        }
+        Decision::Passthrough { origin: None }
+    }
+
+    /// Answers from the loaded case, for a `replay` rule (`rule`) or on its own. A once-rule
+    /// is claimed in the same critical section as the hop, so two concurrent requests cannot
+    /// both use it.
+    fn replay(
+        &self,
+        req: &Request,
+        body: &BodyJson,
+        rule: Option<(Layer, usize)>,
+        once: bool,
+        latency: Option<Duration>,
+    ) -> Option<Decision> {
+        let index = self.case.as_ref()?;
+        let candidates = index.candidates(req);
+        if candidates.is_empty() {
+            return None;
+        }
+        // Parse the request body before taking the lock.
+        if candidates.len() > 1 {
+            body.get(req);
+        }
+        let chosen = {
+            let mut state = self.lock();
+            let once_key = rule.filter(|_| once);
+            if let Some((layer, i)) = once_key
+                && state.consumed[layer.slot()][i]
+            {
+                return None;
+            }
+            let chosen = index.choose(candidates, req, body, &state.used)?;
+            state.used[chosen] = state.used[chosen].saturating_add(1);
+            if let Some((layer, i)) = once_key {
+                state.consumed[layer.slot()][i] = true;
+            }
+            chosen
+        };
+        Some(Decision::Respond {
+            response: index.response(chosen),
+            latency,
+            origin: match rule {
+                Some((layer, i)) => Origin::Rule {
+                    layer,
+                    name: self.rules(layer)[i].name.clone(),
+                },
+                None => Origin::Case {
+                    span_id: index.exchanges[chosen].span_id,
+                    json_path: index.json_paths[chosen].clone(),
+                },
+            },
+            injected_error: false,
+        })
+    }
+
+    /// Marks a once-rule as used; false when it already was.
+    fn claim(&self, (layer, i): (Layer, usize)) -> bool {
+        let mut state = self.lock();
+        let slot = &mut state.consumed[layer.slot()][i];
+        !std::mem::replace(slot, true)
+    }
+
+    /// The union of every matching `capture_only` rule's redaction, highest precedence first.
+    /// Default sensitive headers are not included; callers add
+    /// [`crate::rules::DEFAULT_SENSITIVE_HEADERS`] as configured.
+    pub fn capture_redaction(&self, req: &Request) -> Redaction {
+        let body = BodyJson::default();
+        let mut out = Redaction::default();
+        for &key in &self.capture_order {
+            let rule = self.rule(key);
+            if let Then::CaptureOnly(r) = &rule.then
+                && rule.when.matches_with(req, &body)
+            {
+                out.merge(r);
+            }
+        }
+        out
+    }
+
+    /// Captured outbound hops of the loaded case that never answered a request, in recorded
+    /// order (for a strict harness that fails on unused captures).
+    pub fn unused_captures(&self) -> Vec<Exchange> {
+        let Some(index) = &self.case else {
+            return Vec::new();
+        };
+        let state = self.lock();
+        index
+            .outbound_all
+            .iter()
+            .filter(|&&i| state.used[i] == 0)
+            .map(|&i| index.exchanges[i].clone())
+            .collect()
+    }
+}

@@ -1,0 +1,190 @@
+//! The request a decision is made about, and the response a decision answers with.
+//!
+//! The proxy builds a [`Request`] from the wire, the server from an inject span
+//! ([`Request::from_exchange`]); both end up here in one shape.
+
+use crate::case::{Body, Direction, Exchange};
+
+/// One hop to decide about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Inbound (to the service under test) or outbound (from it).
+    pub direction: Direction,
+    /// Logical service name of the hop, when known.
+    pub service: Option<String>,
+    /// HTTP method (compared case-insensitively).
+    pub method: String,
+    /// `http` or `https`, when known.
+    pub scheme: Option<String>,
+    /// Host, possibly with a port.
+    pub host: String,
+    /// Path, starting with `/`, without the query.
+    pub path: String,
+    /// Query string without `?`.
+    pub query: Option<String>,
+    /// Request headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// Request body, when there is one.
+    pub body: Option<Body>,
+    /// Trace tags: `tracestate` members other than `sp`, `baggage` entries, and
+    /// `softprobe.test_name` / `softprobe.case_id` (see [`trace_tags_from_headers`]).
+    pub trace_tags: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The request side of a hop, with its trace tags read from its headers.
+    pub fn from_exchange(ex: &Exchange) -> Self {
+        Request {
+            direction: ex.direction,
+            service: ex.service.clone(),
+            method: ex.method.clone(),
+            scheme: ex.scheme.clone(),
+            host: ex.host.clone(),
+            path: ex.path.clone(),
+            query: ex.query.clone(),
+            trace_tags: trace_tags_from_headers(&ex.request_headers),
+            headers: ex.request_headers.clone(),
+            body: ex.request_body.clone(),
+        }
+    }
+
+    /// The first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `scheme://host/path?query`, or `/path?query` when the host is unknown.
+    pub fn url(&self) -> String {
+        let mut out = String::new();
+        if !self.host.is_empty() {
+            out.push_str(self.scheme.as_deref().unwrap_or("http"));
+            out.push_str("://");
+            out.push_str(&self.host);
+        }
+        out.push_str(&self.path);
+        if let Some(q) = self.query.as_deref().filter(|q| !q.is_empty()) {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+}
+
+/// What a decision answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lowercase names, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body, when there is one.
+    pub body: Option<Body>,
+}
+
+/// The `tracestate` member that carries the session (ours, then the original proxy's).
+const SESSION_MEMBERS: &[&str] = &["sp", "x-softprobe-session-id"];
+
+/// Reads trace tags from request headers: every `tracestate` member except the session ones,
+/// every `baggage` entry (values percent-decoded, properties dropped), and
+/// `softprobe.test_name` / `softprobe.case_id` from `x-softprobe-test-name` /
+/// `x-softprobe-case-id`.
+pub fn trace_tags_from_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut tags = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("tracestate") {
+            for member in value.split(',') {
+                if let Some((k, v)) = member.trim().split_once('=')
+                    && !k.is_empty()
+                    && !SESSION_MEMBERS.contains(&k)
+                {
+                    tags.push((k.to_owned(), v.to_owned()));
+                }
+            }
+        } else if name.eq_ignore_ascii_case("baggage") {
+            for entry in value.split(',') {
+                let kv = entry.split(';').next().unwrap_or("");
+                if let Some((k, v)) = kv.split_once('=') {
+                    let k = k.trim();
+                    if !k.is_empty() {
+                        tags.push((percent_decode(k), percent_decode(v.trim())));
+                    }
+                }
+            }
+        } else if name.eq_ignore_ascii_case("x-softprobe-test-name") {
+            tags.push(("softprobe.test_name".to_owned(), value.clone()));
+        } else if name.eq_ignore_ascii_case("x-softprobe-case-id") {
+            tags.push(("softprobe.case_id".to_owned(), value.clone()));
+        }
+    }
+    tags
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_tags_come_from_tracestate_baggage_and_softprobe_headers() {
+        let headers = vec![
+            (
+                "tracestate".to_owned(),
+                "sp=sess_x, tenant=acme,x-softprobe-session-id=s".to_owned(),
+            ),
+            (
+                "baggage".to_owned(),
+                "user=al%20ice;prop=1, plan=gold".to_owned(),
+            ),
+            ("x-softprobe-test-name".to_owned(), "checkout".to_owned()),
+            ("X-Softprobe-Case-Id".to_owned(), "c1".to_owned()),
+            ("accept".to_owned(), "*/*".to_owned()),
+        ];
+        let tags = trace_tags_from_headers(&headers);
+        let expected: Vec<(String, String)> = [
+            ("tenant", "acme"),
+            ("user", "al ice"),
+            ("plan", "gold"),
+            ("softprobe.test_name", "checkout"),
+            ("softprobe.case_id", "c1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(tags, expected);
+    }
+
+    #[test]
+    fn percent_decoding_leaves_broken_escapes_alone() {
+        assert_eq!(percent_decode("a%2Cb"), "a,b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
