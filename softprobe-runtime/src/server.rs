@@ -165,6 +165,12 @@ impl ServerBuilder {
             }
         });
         tracing::info!("softprobe-runtime listening on http://{addr}");
+        if !addr.ip().is_loopback() && state.token().is_none() {
+            tracing::warn!(
+                "listening on {addr} without a token: anyone who can reach this address can \
+                 drive sessions; set SOFTPROBE_API_TOKEN"
+            );
+        }
         Ok(RunningServer {
             addr,
             state,

@@ -45,7 +45,7 @@ impl ApiError {
         Self::new(
             StatusCode::FORBIDDEN,
             "invalid_bearer_token",
-            "the bearer token does not match the runtime's token",
+            "the Authorization header does not carry the runtime's bearer token",
         )
     }
 
