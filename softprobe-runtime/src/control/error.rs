@@ -83,10 +83,15 @@ impl ApiError {
 
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(found: &str, expected: &str) -> Self {
+        let mut message = format!("content-type `{found}` is not accepted here; send {expected}");
+        if found.starts_with("application/x-www-form-urlencoded") {
+            // What `curl -d` sends unless told otherwise.
+            message.push_str(" (with curl: -H 'content-type: application/json')");
+        }
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("content-type `{found}` is not accepted here; send {expected}"),
+            message,
         )
     }
 
