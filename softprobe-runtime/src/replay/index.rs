@@ -34,6 +34,8 @@ pub(crate) struct CaseIndex {
     pub(crate) json_paths: Vec<String>,
     /// Each hop's request body parsed as JSON, when it is JSON.
     body_json: Vec<Option<Value>>,
+    /// Each hop's answer, ready to send (built once, cloned per hit).
+    responses: Vec<Response>,
     outbound: HashMap<String, Vec<usize>>,
     inbound: HashMap<String, Vec<usize>>,
     /// Outbound hops in recorded order.
@@ -77,8 +79,10 @@ impl CaseIndex {
                     .and_then(|b| serde_json::from_slice(b.as_bytes()).ok()),
             );
         }
+        let responses = exchanges.iter().map(recorded_response).collect();
         Ok(CaseIndex {
             case,
+            responses,
             source_name: source_name.to_owned(),
             exchanges,
             json_paths,
@@ -166,22 +170,25 @@ impl CaseIndex {
         self.body_json[i].as_ref()
     }
 
-    /// The recorded answer of hop `i`, without connection framing headers.
+    /// The recorded answer of hop `i`.
     pub(crate) fn response(&self, i: usize) -> Response {
-        let ex = &self.exchanges[i];
-        Response {
-            status: ex.status.unwrap_or(200),
-            headers: ex
-                .response_headers
-                .iter()
-                .filter(|(n, _)| {
-                    !n.starts_with(':')
-                        && !FRAMING_HEADERS.iter().any(|f| n.eq_ignore_ascii_case(f))
-                })
-                .cloned()
-                .collect(),
-            body: ex.response_body.clone(),
-        }
+        self.responses[i].clone()
+    }
+}
+
+/// A hop's recorded answer without connection framing headers or pseudo-headers.
+fn recorded_response(ex: &Exchange) -> Response {
+    Response {
+        status: ex.status.unwrap_or(200),
+        headers: ex
+            .response_headers
+            .iter()
+            .filter(|(n, _)| {
+                !n.starts_with(':') && !FRAMING_HEADERS.iter().any(|f| n.eq_ignore_ascii_case(f))
+            })
+            .cloned()
+            .collect(),
+        body: ex.response_body.clone(),
     }
 }
 

@@ -9,10 +9,15 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::index::CaseIndex;
-use super::request::Request;
+use super::request::{Request, Response};
 use crate::case::{Body, SpanId};
 use crate::rules::jsonpath::push_member;
 use crate::rules::matcher::{json_eq, normalize_host};
+
+/// Status of the strict-miss answer.
+pub const STRICT_MISS_STATUS: u16 = 599;
+/// Header marking the strict-miss answer (value `1`).
+pub const STRICT_MISS_HEADER: &str = "x-softprobe-strict-miss";
 
 /// How many nearest candidates a report lists.
 pub const MAX_CANDIDATES: usize = 3;
@@ -158,6 +163,19 @@ impl MissReport {
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
+    }
+
+    /// The complete strict-miss answer: status 599, `x-softprobe-strict-miss: 1`, and
+    /// [`MissReport::to_json`] as a JSON body.
+    pub fn to_response(&self, session_id: &str) -> Response {
+        Response {
+            status: STRICT_MISS_STATUS,
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                (STRICT_MISS_HEADER.to_owned(), "1".to_owned()),
+            ],
+            body: Some(Body::Text(self.to_json(session_id).to_string())),
+        }
     }
 
     /// A field-by-field account for test output and logs.

@@ -19,7 +19,10 @@ use crate::rules::matcher::BodyJson;
 use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
 
 use index::CaseIndex;
-pub use miss::{Difference, MAX_CANDIDATES, MissCandidate, MissReport, MissRequest};
+pub use miss::{
+    Difference, MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER,
+    STRICT_MISS_STATUS,
+};
 pub use request::{Request, Response, trace_tags_from_headers};
 
 /// A rule layer, lowest first.
@@ -88,6 +91,18 @@ pub enum Decision {
     },
     /// Answer with the strict-miss response (599, see [`MissReport::to_json`]).
     StrictMiss(Box<MissReport>),
+}
+
+impl Decision {
+    /// The response to send when the hop is answered locally: the decided response, or the
+    /// strict-miss answer for `session_id`. `None` means forward upstream.
+    pub fn local_response(&self, session_id: &str) -> Option<Response> {
+        match self {
+            Decision::Respond { response, .. } => Some(response.clone()),
+            Decision::Passthrough { .. } => None,
+            Decision::StrictMiss(report) => Some(report.to_response(session_id)),
+        }
+    }
 }
 
 /// The decision-maker of one session. `decide` takes `&self` so many hops can be decided at
@@ -159,6 +174,16 @@ impl Engine {
     /// Every hop of the loaded case, in document order (empty without a case).
     pub fn case_exchanges(&self) -> &[Exchange] {
         self.case.as_ref().map_or(&[], |c| c.exchanges.as_slice())
+    }
+
+    /// Numbers of (inbound, outbound) hops in the loaded case; (0, 0) without a case.
+    pub fn case_hop_counts(&self) -> (usize, usize) {
+        let hops = self.case_exchanges();
+        let outbound = hops
+            .iter()
+            .filter(|h| h.direction == Direction::Outbound)
+            .count();
+        (hops.len() - outbound, outbound)
     }
 
     /// The rules of one layer.
@@ -284,8 +309,8 @@ impl Engine {
                     };
                 }
                 Then::Replay => {
-                    let once = (rule.consume == Consume::Once).then_some(key);
-                    if let Some(d) = self.replay(req, &body, once, latency) {
+                    let once = rule.consume == Consume::Once;
+                    if let Some(d) = self.replay(req, &body, Some(key), once, latency) {
                         return d;
                     }
                 }
@@ -294,7 +319,7 @@ impl Engine {
         }
         if self.mode == Mode::Replay
             && req.direction == Direction::Outbound
-            && let Some(d) = self.replay(req, &body, None, None)
+            && let Some(d) = self.replay(req, &body, None, false, None)
         {
             return d;
         }
@@ -319,13 +344,15 @@ impl Engine {
         Decision::Passthrough { origin: None }
     }
 
-    /// Answers from the loaded case; for a once-rule (`rule`), claims it in the same critical
-    /// section so two concurrent hops cannot both use it.
+    /// Answers from the loaded case, for a `replay` rule (`rule`) or on its own. A once-rule
+    /// is claimed in the same critical section as the hop, so two concurrent requests cannot
+    /// both use it.
     fn replay(
         &self,
         req: &Request,
         body: &BodyJson,
         rule: Option<(Layer, usize)>,
+        once: bool,
         latency: Option<Duration>,
     ) -> Option<Decision> {
         let index = self.case.as_ref()?;
@@ -339,14 +366,15 @@ impl Engine {
         }
         let chosen = {
             let mut state = self.lock();
-            if let Some((layer, i)) = rule
+            let once_key = rule.filter(|_| once);
+            if let Some((layer, i)) = once_key
                 && state.consumed[layer.slot()][i]
             {
                 return None;
             }
             let chosen = index.choose(candidates, req, body, &state.used)?;
             state.used[chosen] = state.used[chosen].saturating_add(1);
-            if let Some((layer, i)) = rule {
+            if let Some((layer, i)) = once_key {
                 state.consumed[layer.slot()][i] = true;
             }
             chosen

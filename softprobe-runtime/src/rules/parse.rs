@@ -51,7 +51,9 @@ pub(crate) fn from_bytes<T: DeserializeOwned>(
 ) -> Result<T, RulesError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| RulesError::at(source_name, "$", format!("not UTF-8 text: {e}")))?;
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    // A byte-order mark is not part of the document; removing it keeps line numbers right.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return Err(RulesError::at(
             source_name,
@@ -60,7 +62,7 @@ pub(crate) fn from_bytes<T: DeserializeOwned>(
         ));
     }
     if trimmed.starts_with(['{', '[']) {
-        match from_json(bytes, source_name) {
+        match from_json(text.as_bytes(), source_name) {
             Ok(v) => Ok(v),
             Err((json_err, true)) => from_yaml(text, source_name).map_err(|_| json_err),
             Err((json_err, false)) => Err(json_err),
@@ -105,15 +107,22 @@ fn json_error(source_name: &str, json_path: String, err: &serde_json::Error) -> 
 fn from_yaml<T: DeserializeOwned>(text: &str, source_name: &str) -> Result<T, RulesError> {
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = join_path("$", &err.path().to_string());
+        let tail = err.path().to_string();
+        let path = join_path("$", &tail);
         let inner = err.into_inner();
         let location = inner.location();
-        let message = inner.to_string();
-        // serde_norway appends " at line L column C"; the location is reported separately.
-        let message = match message.rfind(" at line ") {
-            Some(i) => message[..i].to_owned(),
-            None => message,
-        };
+        let mut message = inner.to_string();
+        // serde_norway writes "PATH: MESSAGE at line L column C"; path and location are
+        // reported in their own fields.
+        if let Some(i) = message.rfind(" at line ") {
+            message.truncate(i);
+        }
+        if let Some((head, rest)) = message.split_once(": ")
+            && !head.contains(' ')
+            && tail.starts_with(head)
+        {
+            message = rest.to_owned();
+        }
         RulesError {
             source_name: source_name.to_owned(),
             json_path: path,
@@ -848,6 +857,14 @@ mod tests {
         let err = rules_from_values(&values, "c.case.json", "$.rules").unwrap_err();
         assert_eq!(err.json_path, "$.rules[1].when.method", "{err}");
         assert_eq!(err.source_name, "c.case.json");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let rules = parse("\u{feff}[{\"then\": {\"action\": \"replay\"}}]").unwrap();
+        assert_eq!(rules[0].then, Then::Replay);
+        let err = parse("\u{feff}[\n{\"then\": 1}]").unwrap_err();
+        assert_eq!((err.json_path.as_str(), err.line), ("$[0].then", Some(2)));
     }
 
     #[test]
