@@ -16,8 +16,12 @@ pub mod otlp;
 pub mod policy;
 pub mod replay;
 pub mod rules;
+pub mod scrub;
 pub mod server;
 pub mod session;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub use error::{Error, Result};
 pub use mode::Mode;

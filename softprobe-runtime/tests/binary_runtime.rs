@@ -38,7 +38,14 @@ fn free_port() -> u16 {
 }
 
 fn client() -> Client {
+    install_crypto_provider();
     Client::builder().no_proxy().build().unwrap()
+}
+
+/// reqwest is built without a default TLS provider in this workspace (the OTLP exporter
+/// builds a client too); install one once per process.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn spawn(envs: &[(&str, &str)]) -> Runtime {
@@ -250,6 +257,7 @@ fn real_otlp_exporter_sends_spans_to_the_binary() {
     let (_, created) = post(&base, "/v1/sessions", &json!({"mode": "capture"}));
     let id = created["sessionId"].as_str().unwrap().to_owned();
 
+    install_crypto_provider();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
