@@ -1,6 +1,10 @@
 //! The built `softprobe-runtime` binary, as a user runs it: the seed's capture steps over
 //! HTTP, a real OpenTelemetry OTLP/HTTP exporter sending spans to it, and SIGTERM flushing
 //! open capture sessions.
+//!
+//! The binary exists only with the `cli` feature (on by default).
+
+#![cfg(feature = "cli")]
 
 use std::net::TcpListener;
 use std::path::Path;
