@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod mode;
 pub mod otlp;
 pub mod policy;
+pub mod proxy;
 pub mod replay;
 pub mod rules;
 pub mod scrub;
