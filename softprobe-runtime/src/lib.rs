@@ -10,4 +10,9 @@ pub mod policy;
 pub mod replay;
 pub mod rules;
 
+pub mod scrub;
+
 pub use mode::Mode;
+
+#[cfg(feature = "cli")]
+pub mod cli;
