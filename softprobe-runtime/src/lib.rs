@@ -3,16 +3,28 @@
 //!
 //! Start with [`case`]: a case file is the unit everything else reads and writes. [`rules`]
 //! and [`policy`] parse what a session is told; [`replay`] decides what each hop gets.
+//! [`session`] holds each session's state, [`server`] serves the control API ([`control`])
+//! and the proxy OTLP API ([`otlp`]) over it, and [`capture`] writes capture sessions out.
 
+pub mod capture;
 pub mod case;
+pub mod control;
+pub mod error;
+pub mod metrics;
 pub mod mode;
+pub mod otlp;
 pub mod policy;
+pub mod proxy;
 pub mod replay;
 pub mod rules;
+pub mod server;
+pub mod session;
 
 pub mod scrub;
 
-pub use mode::Mode;
-
 #[cfg(feature = "cli")]
 pub mod cli;
+
+pub use error::{Error, Result};
+pub use mode::Mode;
+pub use server::{RunningServer, Server, ServerBuilder};

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::OtlpEncoding;
 use super::output::{CliError, ExitCode, Outcome};
-use crate::case::Case;
+use crate::case::{Case, KeyValue, attributes};
 
 /// `export otlp`.
 #[derive(Debug, Args)]
@@ -25,6 +25,10 @@ pub struct OtlpArgs {
     /// Extra header for the collector, `name: value` (repeatable).
     #[arg(long = "header")]
     pub headers: Vec<String>,
+    /// Re-home every span into this session (its `sp.session.id`), e.g. to feed a capture
+    /// session of a softprobe runtime.
+    #[arg(long)]
+    pub session: Option<String>,
 }
 
 pub(crate) fn files(patterns: &[String]) -> Result<Vec<PathBuf>, CliError> {
@@ -59,19 +63,21 @@ pub(crate) fn otlp(args: &OtlpArgs) -> Result<Outcome, CliError> {
     for file in files(&args.cases)? {
         let source = file.display().to_string();
         let bytes = super::read_file(&file)?;
-        let case = Case::from_slice_named(&bytes, &source)
+        let mut case = Case::from_slice_named(&bytes, &source)
             .map_err(|e| CliError::invalid(e.to_string()))?;
+        if let Some(session) = &args.session {
+            rehome(&mut case, session);
+        }
         for (i, trace) in case.traces.iter().enumerate() {
             let (content_type, body) = match args.encoding {
                 OtlpEncoding::Json => (
                     "application/json",
                     serde_json::to_vec(trace).map_err(|e| CliError::invalid(e.to_string()))?,
                 ),
-                OtlpEncoding::Protobuf => {
-                    return Err(CliError::invalid(
-                        "protobuf export arrives with the OTLP module (issue 6)",
-                    ));
-                }
+                OtlpEncoding::Protobuf => (
+                    "application/x-protobuf",
+                    crate::otlp::encode(trace, crate::otlp::WireFormat::Protobuf),
+                ),
             };
             let mut req = http
                 .post(&url)
@@ -118,4 +124,19 @@ pub(crate) fn otlp(args: &OtlpArgs) -> Result<Outcome, CliError> {
         json!({"endpoint": url, "traces": sent, "spans": spans, "files": per_file}),
         Some(human),
     ))
+}
+
+fn rehome(case: &mut Case, session: &str) {
+    let spans = case
+        .traces
+        .iter_mut()
+        .flat_map(|t| &mut t.resource_spans)
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans);
+    for span in spans {
+        span.attributes
+            .retain(|kv| kv.key != attributes::SESSION_ID);
+        span.attributes
+            .insert(0, KeyValue::string(attributes::SESSION_ID, session));
+    }
 }

@@ -12,6 +12,7 @@ mod inspect;
 pub mod output;
 mod scrub;
 mod session;
+mod validate;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,8 @@ pub enum Command {
     /// Pretty-print a case file or a live session.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// Check case, trace, rules or policy files against the schema and the semantic rules.
+    Validate(validate::ValidateArgs),
     /// Redact likely secrets from case files in place (or only report them with --check).
     Scrub(scrub::ScrubArgs),
     /// Export case files to other tools.
@@ -202,6 +205,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Session(cmd) => session::run(&ctx, cmd),
         Command::Inspect(InspectCommand::Case { file }) => inspect::case(&file),
         Command::Inspect(InspectCommand::Session(s)) => inspect::session(&ctx, &s.session),
+        Command::Validate(args) => validate::run(&args),
         Command::Scrub(args) => scrub::run(&args),
         Command::Export(ExportCommand::Otlp(args)) => export::otlp(&args),
         Command::Capture(CaptureCommand::Run(args)) => capture::run(&ctx, &args),

@@ -67,19 +67,19 @@ pub struct RulesApplyArgs {
 
 /// `session policy set`.
 #[derive(Debug, Args)]
-#[group(id = "policy-source", required = true, multiple = false)]
+#[command(group(clap::ArgGroup::new("policy-source").required(true).args(["strict", "allow", "file"])))]
 pub struct PolicySetArgs {
     /// The session id.
     #[arg(long, env = "SOFTPROBE_SESSION_ID")]
     pub session: String,
     /// Strict: outbound calls nothing answers fail with 599.
-    #[arg(long, group = "policy-source")]
+    #[arg(long)]
     pub strict: bool,
     /// Allow: outbound calls nothing answers go to the real upstream.
-    #[arg(long, group = "policy-source")]
+    #[arg(long)]
     pub allow: bool,
     /// A policy file (JSON or YAML).
-    #[arg(long, short, group = "policy-source")]
+    #[arg(long, short)]
     pub file: Option<PathBuf>,
 }
 

@@ -1,0 +1,250 @@
+//! `softprobe-runtime`: the session store, JSON control API and proxy OTLP API on one port.
+//!
+//! Flags mirror the environment (`SOFTPROBE_LISTEN_ADDR`, `SOFTPROBE_CAPTURE_CASE_PATH`,
+//! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`); the work is [`softprobe_runtime::Server`].
+//! SIGINT/SIGTERM flush open capture sessions to their case files, then exit 0.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use softprobe_runtime::Server;
+use softprobe_runtime::control::DEFAULT_BODY_LIMIT;
+use softprobe_runtime::proxy::{ProxyConfig, RemoteBackend, StoreBackend};
+
+/// Every flag of the binary, in one place.
+#[derive(Debug, Parser)]
+#[command(
+    name = "softprobe-runtime",
+    version,
+    about = "softprobe runtime: sessions, control API, proxy OTLP API"
+)]
+struct Flags {
+    /// Address of the control API and OTLP API.
+    #[arg(long, env = "SOFTPROBE_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Where `close` writes capture sessions without `?out=`; `{sessionId}`, `{ts}`, `{mode}`
+    /// are replaced [default: e2e/captured.case.json].
+    #[arg(long, env = "SOFTPROBE_CAPTURE_CASE_PATH")]
+    capture_case_path: Option<String>,
+
+    /// Bearer token every /v1/ route requires (prefer the environment variable: flags show
+    /// up in process listings).
+    #[arg(long, env = "SOFTPROBE_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `softprobe_runtime=debug`.
+    #[arg(long, env = "SOFTPROBE_LOG", default_value = "info")]
+    log: String,
+
+    /// Request body limit in bytes.
+    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+
+    #[command(flatten)]
+    proxy: ProxyFlags,
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&flags.log) {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!(
+                "softprobe-runtime: invalid --log / SOFTPROBE_LOG filter {:?}: {err}",
+                flags.log
+            );
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("softprobe-runtime: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(flags))
+}
+
+async fn run(flags: Flags) -> ExitCode {
+    if let Some(url) = flags.proxy.runtime_url.clone() {
+        return run_proxies_only(&url, flags).await;
+    }
+    let proxy_config = flags.proxy.config();
+    let server = match Server::builder()
+        .listen(flags.listen)
+        .token(flags.api_token)
+        .capture_path(flags.capture_case_path)
+        .body_limit(flags.body_limit)
+        .start()
+        .await
+    {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("softprobe-runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let proxies = match proxy_config
+        .start(Arc::new(StoreBackend::new(server.store())))
+        .await
+    {
+        Ok(proxies) => proxies,
+        Err(err) => {
+            eprintln!("softprobe-runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(pem) = proxies.ca_cert_pem() {
+        server.state().set_proxy_ca_pem(pem);
+    }
+
+    let signal = wait_for_signal().await;
+    tracing::info!("received {signal}: flushing capture sessions and stopping");
+    proxies.shutdown().await;
+    let mut failed = false;
+    for flushed in server.flush_captures() {
+        match &flushed.result {
+            Ok(()) => tracing::info!(
+                sessionId = %flushed.session_id,
+                path = %flushed.path.display(),
+                "wrote capture"
+            ),
+            Err(err) => {
+                failed = true;
+                tracing::error!(sessionId = %flushed.session_id, "{err}");
+            }
+        }
+    }
+    server.shutdown().await;
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!("cannot listen for SIGTERM: {err}");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}
+
+/// The proxy flags: the ingress runs with `--ingress-upstream`, the egress with
+/// `--egress-listen` or `--egress-upstream`.
+#[derive(Debug, clap::Args)]
+struct ProxyFlags {
+    /// Ingress proxy address [default: 127.0.0.1:8082 when --ingress-upstream is given].
+    #[arg(long, env = "SOFTPROBE_INGRESS_LISTEN_ADDR")]
+    ingress_listen: Option<SocketAddr>,
+    /// The application behind the ingress proxy, e.g. http://127.0.0.1:8081.
+    #[arg(long, env = "SOFTPROBE_INGRESS_UPSTREAM")]
+    ingress_upstream: Option<String>,
+    /// Egress proxy address (HTTP_PROXY / HTTPS_PROXY for the application), e.g.
+    /// 127.0.0.1:8084.
+    #[arg(long, env = "SOFTPROBE_EGRESS_LISTEN_ADDR")]
+    egress_listen: Option<SocketAddr>,
+    /// Default upstream for origin-form requests to the egress proxy.
+    #[arg(long, env = "SOFTPROBE_EGRESS_UPSTREAM")]
+    egress_upstream: Option<String>,
+    /// PEM certificate of the CA that signs intercepted HTTPS hosts (with --ca-key;
+    /// otherwise a CA is generated for this run).
+    #[arg(long, env = "SOFTPROBE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// PEM private key of that CA.
+    #[arg(long, env = "SOFTPROBE_CA_KEY")]
+    ca_key: Option<PathBuf>,
+    /// Write the CA certificate here for clients to trust (also served on
+    /// GET /v1/proxy/ca.pem).
+    #[arg(long, env = "SOFTPROBE_CA_OUT")]
+    ca_out: Option<PathBuf>,
+    /// Refuse proxy traffic without an open session (403) instead of relaying it.
+    #[arg(long, env = "SOFTPROBE_REQUIRE_SESSION")]
+    require_session: bool,
+    /// Service name recorded on proxied hops.
+    #[arg(long, env = "SOFTPROBE_SERVICE_NAME")]
+    service_name: Option<String>,
+    /// Run only the proxies, asking the runtime at this URL (its /v1/inject and /v1/traces).
+    #[arg(long, env = "SOFTPROBE_RUNTIME_URL")]
+    runtime_url: Option<String>,
+}
+
+impl ProxyFlags {
+    fn config(&self) -> ProxyConfig {
+        ProxyConfig {
+            ingress_listen: self.ingress_listen,
+            ingress_upstream: self.ingress_upstream.clone(),
+            egress_listen: self.egress_listen,
+            egress_upstream: self.egress_upstream.clone(),
+            ca_cert: self.ca_cert.clone(),
+            ca_key: self.ca_key.clone(),
+            ca_out: self.ca_out.clone(),
+            require_session: self.require_session,
+            service: self.service_name.clone(),
+        }
+    }
+}
+
+/// `--runtime-url`: the proxies alone, in front of a runtime elsewhere.
+async fn run_proxies_only(url: &str, flags: Flags) -> ExitCode {
+    let config = flags.proxy.config();
+    if !config.is_enabled() {
+        eprintln!(
+            "softprobe-runtime: --runtime-url runs only the proxies; give --ingress-upstream \
+             and/or --egress-listen"
+        );
+        return ExitCode::from(2);
+    }
+    let mut backend = match RemoteBackend::new(url, flags.api_token) {
+        Ok(b) => b,
+        Err(err) => {
+            eprintln!("softprobe-runtime: --runtime-url: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(service) = &flags.proxy.service_name {
+        backend = backend.with_service(service.clone());
+    }
+    let proxies = match config.start(Arc::new(backend)).await {
+        Ok(p) => p,
+        Err(err) => {
+            eprintln!("softprobe-runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signal = wait_for_signal().await;
+    tracing::info!("received {signal}: stopping the proxies");
+    proxies.shutdown().await;
+    ExitCode::SUCCESS
+}

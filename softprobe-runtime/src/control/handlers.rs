@@ -1,0 +1,312 @@
+//! The control API handlers. Each one finds the session first (404 before anything else),
+//! parses and validates the whole body, and only then changes the session, so a rejected
+//! request leaves the stored state and its revision untouched.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::body::{RawBody, Syntax, check_schema};
+use super::error::ApiError;
+use crate::Mode;
+use crate::capture;
+use crate::case::Case;
+use crate::case::validate::SchemaKind;
+use crate::policy;
+use crate::rules;
+use crate::session::{Fixtures, NewSession, Session};
+
+/// Name given to request bodies in parse errors.
+const BODY: &str = "request body";
+
+/// The version of the protocol documents in `spec/` this runtime implements.
+pub(crate) const SPEC_VERSION: &str = "1.0.0";
+
+/// What this runtime can do, for clients that adapt to the server (`GET /v1/meta`).
+pub(crate) const CAPABILITIES: &[&str] = &[
+    "capture",
+    "replay",
+    "sessions",
+    "load-case",
+    "rules",
+    "rules-yaml",
+    "policy",
+    "strict-miss",
+    "fixtures-auth",
+    "stats",
+    "state",
+    "close-out",
+    "replay-from-case",
+    "capture-redaction",
+    "inject",
+    "extract",
+    "otlp-json",
+    "otlp-protobuf",
+    "metrics",
+    "bearer-auth",
+];
+
+/// The `{id}` of a `/v1/sessions/{id}/...` route, resolved to an open session.
+pub(crate) struct OpenSession(pub(crate) Arc<Session>);
+
+impl FromRequestParts<AppState> for OpenSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(format!("session id in the path: {}", e.body_text())))?;
+        state
+            .store()
+            .get(&id)
+            .map(OpenSession)
+            .ok_or_else(|| ApiError::unknown_session(&id))
+    }
+}
+
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn meta() -> Json<Value> {
+    Json(json!({
+        "name": "softprobe-runtime",
+        "version": env!("CARGO_PKG_VERSION"),
+        "specVersion": SPEC_VERSION,
+        "caseFormatVersion": crate::case::CASE_FORMAT_VERSION,
+        "capabilities": CAPABILITIES,
+        "modes": [Mode::Capture, Mode::Replay, Mode::Generate],
+    }))
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.store();
+    let text = store.metrics().render(store.len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+pub(crate) async fn create_session(
+    State(state): State<AppState>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let new: NewSession = body.json(
+        SchemaKind::CreateSessionRequest,
+        r#"{"mode": "capture" | "replay" | "generate"}"#,
+    )?;
+    let session = state.store().create(new)?;
+    tracing::info!(
+        sessionId = session.id(),
+        mode = %session.mode(),
+        "created session"
+    );
+    Ok(Json(json!({
+        "sessionId": session.id(),
+        "sessionRevision": 0,
+    })))
+}
+
+pub(crate) async fn list_sessions(State(state): State<AppState>) -> Json<Value> {
+    let sessions: Vec<Value> = state
+        .store()
+        .list()
+        .iter()
+        .map(|s| s.summary_json())
+        .collect();
+    Json(json!({ "sessions": sessions }))
+}
+
+pub(crate) async fn load_case(
+    OpenSession(session): OpenSession,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    body.syntax(false)?;
+    if body.is_blank() {
+        return Err(ApiError::invalid(
+            "request body is empty: expected a case file document",
+        ));
+    }
+    let case = Case::from_slice_named(&body.bytes, BODY).map_err(crate::error::Error::from)?;
+    check_schema(SchemaKind::LoadCaseRequest, &body.bytes)?;
+    let (revision, summary) = session.update(|state| state.load_case(case, BODY))?;
+    tracing::info!(
+        sessionId = session.id(),
+        caseId = %summary.case_id,
+        spans = summary.spans,
+        "loaded case"
+    );
+    Ok(Json(json!({
+        "sessionId": session.id(),
+        "sessionRevision": revision,
+        "caseId": summary.case_id,
+        "traces": summary.traces,
+        "spans": summary.spans,
+    })))
+}
+
+pub(crate) async fn set_rules(
+    OpenSession(session): OpenSession,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let syntax = body.syntax(true)?;
+    if body.is_blank() {
+        return Err(ApiError::invalid(
+            r#"request body is empty: expected a rules document {"version": 1, "rules": [...]}"#,
+        ));
+    }
+    let rules = rules::parse_rules_document(&body.bytes, BODY)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if syntax == Syntax::Json {
+        check_schema(SchemaKind::RulesRequest, &body.bytes)?;
+    }
+    let count = rules.len();
+    let (revision, ()) = session.update(|state| {
+        state.set_rules(rules);
+        Ok(())
+    })?;
+    tracing::info!(sessionId = session.id(), rules = count, "set session rules");
+    Ok(Json(json!({
+        "sessionId": session.id(),
+        "sessionRevision": revision,
+        "rules": count,
+    })))
+}
+
+pub(crate) async fn set_policy(
+    OpenSession(session): OpenSession,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let syntax = body.syntax(true)?;
+    if body.is_blank() {
+        return Err(ApiError::invalid(
+            r#"request body is empty: expected a policy document such as {"externalHttp": "strict"}"#,
+        ));
+    }
+    let policy =
+        policy::parse_policy(&body.bytes, BODY).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if syntax == Syntax::Json {
+        check_schema(SchemaKind::PolicyRequest, &body.bytes)?;
+    }
+    let (revision, ()) = session.update(|state| {
+        state.set_policy(policy);
+        Ok(())
+    })?;
+    tracing::info!(sessionId = session.id(), "set policy");
+    Ok(Json(json!({
+        "sessionId": session.id(),
+        "sessionRevision": revision,
+    })))
+}
+
+pub(crate) async fn set_fixtures(
+    OpenSession(session): OpenSession,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let fixtures: Fixtures = body.json(SchemaKind::FixturesAuthRequest, "a fixtures document")?;
+    let (revision, ()) = session.update(|state| {
+        state.set_fixtures(fixtures);
+        Ok(())
+    })?;
+    Ok(Json(json!({
+        "sessionId": session.id(),
+        "sessionRevision": revision,
+    })))
+}
+
+pub(crate) async fn stats(OpenSession(session): OpenSession) -> Json<Value> {
+    Json(session.stats_json())
+}
+
+pub(crate) async fn state(OpenSession(session): OpenSession) -> Json<Value> {
+    Json(session.state_json())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CloseQuery {
+    out: Option<String>,
+}
+
+/// `close` takes no options in its body; `{}` or nothing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {}
+
+pub(crate) async fn close(
+    State(state): State<AppState>,
+    OpenSession(session): OpenSession,
+    query: Result<Query<CloseQuery>, QueryRejection>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))?;
+    if !body.is_blank() {
+        let _: CloseBody = body.json(SchemaKind::CloseRequest, "{}")?;
+    }
+    let case_path = if session.mode() == Mode::Capture {
+        let path = capture::resolve_path(
+            query.out.as_deref(),
+            state.capture_path(),
+            session.id(),
+            &session.mode().to_string(),
+            SystemTime::now(),
+        );
+        let writer = Arc::clone(&session);
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || writer.write_capture(&target))
+            .await
+            .map_err(|e| ApiError::internal(format!("capture writer failed: {e}")))??;
+        tracing::info!(
+            sessionId = session.id(),
+            spans = session.captured_len(),
+            path = %path.display(),
+            "wrote capture"
+        );
+        Some(path.to_string_lossy().into_owned())
+    } else {
+        None
+    };
+    state.store().remove(session.id());
+    tracing::info!(sessionId = session.id(), "closed session");
+    Ok(Json(json!({
+        "sessionId": session.id(),
+        "closed": true,
+        "casePath": case_path,
+    })))
+}
+
+pub(crate) async fn proxy_ca(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let pem = state.proxy_ca_pem().ok_or_else(|| {
+        ApiError::not_found(
+            "no proxy runs in this runtime process, so there is no proxy CA certificate",
+        )
+    })?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        pem,
+    )
+        .into_response())
+}
+
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+}

@@ -1,0 +1,137 @@
+//! The HTTP surface of the runtime: the JSON control API (`/health`, `/v1/meta`,
+//! `/v1/sessions/...`, `/metrics`) and, mounted on the same router, the proxy OTLP API
+//! (`/v1/inject`, `/v1/traces`, in [`crate::otlp`]).
+//!
+//! [`app`] builds the router from an [`AppState`]; tests drive it with `oneshot`, the
+//! [`crate::server`] serves it on a socket.
+
+mod auth;
+mod body;
+mod error;
+mod handlers;
+
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub(crate) use body::RawBody;
+pub use error::ApiError;
+
+use crate::session::SessionStore;
+
+/// Default request body limit: 16 MiB, well above the case-file size guidance.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn SessionStore>,
+    token: Option<String>,
+    capture_path: Option<String>,
+    body_limit: usize,
+    proxy_ca_pem: RwLock<Option<String>>,
+}
+
+impl AppState {
+    /// State over `store` with no token, the default capture path and body limit.
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self::with_config(store, None, None, DEFAULT_BODY_LIMIT)
+    }
+
+    /// State with every setting given. An empty token counts as none.
+    pub fn with_config(
+        store: Arc<dyn SessionStore>,
+        token: Option<String>,
+        capture_path: Option<String>,
+        body_limit: usize,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                token: token.filter(|t| !t.is_empty()),
+                capture_path: capture_path.filter(|p| !p.is_empty()),
+                body_limit,
+                proxy_ca_pem: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// The bearer token `/v1/*` routes require, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
+    }
+
+    /// The capture path template (`SOFTPROBE_CAPTURE_CASE_PATH`), if configured.
+    pub fn capture_path(&self) -> Option<&str> {
+        self.inner.capture_path.as_deref()
+    }
+
+    /// The request body limit in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+
+    /// Publishes the in-process proxy's CA certificate on `GET /v1/proxy/ca.pem`.
+    pub fn set_proxy_ca_pem(&self, pem: impl Into<String>) {
+        *self
+            .inner
+            .proxy_ca_pem
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(pem.into());
+    }
+
+    /// The in-process proxy's CA certificate, if one was published.
+    pub fn proxy_ca_pem(&self) -> Option<String> {
+        self.inner
+            .proxy_ca_pem
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The router of every runtime route, with auth, the body limit and JSON errors for unknown
+/// routes and wrong methods.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/metrics", get(handlers::metrics))
+        .route("/v1/meta", get(handlers::meta))
+        .route(
+            "/v1/sessions",
+            post(handlers::create_session).get(handlers::list_sessions),
+        )
+        .route("/v1/sessions/{id}/load-case", post(handlers::load_case))
+        .route("/v1/sessions/{id}/rules", post(handlers::set_rules))
+        .route("/v1/sessions/{id}/policy", post(handlers::set_policy))
+        .route(
+            "/v1/sessions/{id}/fixtures/auth",
+            post(handlers::set_fixtures),
+        )
+        .route("/v1/sessions/{id}/stats", get(handlers::stats))
+        .route("/v1/sessions/{id}/state", get(handlers::state))
+        .route("/v1/sessions/{id}/close", post(handlers::close))
+        .route("/v1/inject", post(crate::otlp::handlers::inject))
+        .route("/v1/traces", post(crate::otlp::handlers::traces))
+        .route("/v1/proxy/ca.pem", get(handlers::proxy_ca))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit()))
+        .with_state(state)
+}

@@ -1,0 +1,117 @@
+//! The crate's error type for the server side: starting the server, the session store,
+//! OTLP payloads and capture files. The control API maps each variant to the JSON error body
+//! of `spec/protocol/` (see [`Error::code`] and [`Error::status`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::case::CaseError;
+
+/// Everything that can go wrong in the runtime server and its session store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No session has this id (never created, or already closed).
+    #[error("unknown session `{session_id}`")]
+    UnknownSession {
+        /// The id that was asked for.
+        session_id: String,
+    },
+    /// A request body or payload is malformed or does not have the expected shape; the
+    /// message names the field or JSON path.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A case file could not be read, parsed or written.
+    #[error(transparent)]
+    Case(Box<CaseError>),
+    /// A capture session could not be written to its case file; the session and its spans
+    /// are kept so the write can be retried.
+    #[error("cannot write the capture of session `{session_id}` to {}: {source}", path.display())]
+    CaptureWrite {
+        /// The session being closed.
+        session_id: String,
+        /// The target file.
+        path: PathBuf,
+        /// Why the write failed.
+        #[source]
+        source: Box<CaseError>,
+    },
+}
+
+impl From<CaseError> for Error {
+    fn from(err: CaseError) -> Self {
+        Error::Case(Box::new(err))
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidRequest`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            message: message.into(),
+        }
+    }
+
+    /// The stable error code of the control API's JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnknownSession { .. } => "unknown_session",
+            Error::InvalidRequest { .. } | Error::Case(_) => "invalid_request",
+            Error::Bind { .. } | Error::Io { .. } | Error::CaptureWrite { .. } => "internal_error",
+        }
+    }
+
+    /// The HTTP status the control API answers for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::UnknownSession { .. } => 404,
+            Error::InvalidRequest { .. } | Error::Case(_) => 400,
+            Error::Bind { .. } | Error::Io { .. } | Error::CaptureWrite { .. } => 500,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_follow_the_contract() {
+        let unknown = Error::UnknownSession {
+            session_id: "sess_x".into(),
+        };
+        assert_eq!((unknown.code(), unknown.status()), ("unknown_session", 404));
+        assert_eq!(unknown.to_string(), "unknown session `sess_x`");
+        let bad = Error::invalid("$.mode: unknown variant `replya`");
+        assert_eq!((bad.code(), bad.status()), ("invalid_request", 400));
+        let io = Error::Io {
+            context: "reading".into(),
+            source: std::io::Error::other("boom"),
+        };
+        assert_eq!((io.code(), io.status()), ("internal_error", 500));
+    }
+}

@@ -1,0 +1,199 @@
+//! The proxy OTLP API: `POST /v1/inject` (may this hop be answered locally?) and
+//! `POST /v1/traces` (record these hops), in OTLP JSON or protobuf.
+//!
+//! [`convert`] maps the protobuf messages to the case model; [`WireFormat`], [`decode`] and
+//! [`encode`] pick and apply the payload format; the private `handlers` module holds the two
+//! axum handlers, which call the same store operations
+//! ([`crate::session::SessionStore::inject`] and [`crate::session::SessionStore::record`])
+//! that an in-process proxy calls directly.
+
+pub mod convert;
+pub(crate) mod handlers;
+
+use prost::Message as _;
+
+use crate::case::TracesData;
+use crate::error::{Error, Result};
+
+/// Header marking a strict-miss answer (status 599) of `/v1/inject`.
+pub const STRICT_MISS_HEADER: &str = "x-softprobe-strict-miss";
+
+/// `content-type` of OTLP protobuf payloads.
+pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+/// `content-type` of OTLP JSON payloads.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// How an OTLP payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// OTLP JSON (ids as hex or base64, `intValue` as number or string).
+    Json,
+    /// OTLP protobuf.
+    Protobuf,
+}
+
+impl WireFormat {
+    /// The format named by a media type (parameters ignored), if it is one of ours.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        let essence = media_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-protobuf"
+            | "application/protobuf"
+            | "application/vnd.google.protobuf" => Some(WireFormat::Protobuf),
+            "application/json" => Some(WireFormat::Json),
+            e if e.starts_with("application/") && e.ends_with("+json") => Some(WireFormat::Json),
+            _ => None,
+        }
+    }
+
+    /// The format of a request body: JSON when no `content-type` is given.
+    pub fn of_request(content_type: Option<&str>) -> Option<Self> {
+        match content_type {
+            None => Some(WireFormat::Json),
+            Some(ct) if ct.trim().is_empty() => Some(WireFormat::Json),
+            Some(ct) => Self::from_media_type(ct),
+        }
+    }
+
+    /// The format to answer in: the first of our formats the `accept` header lists, else
+    /// the request's own format.
+    pub fn for_response(accept: Option<&str>, request: WireFormat) -> Self {
+        accept
+            .into_iter()
+            .flat_map(|a| a.split(','))
+            .find_map(Self::from_media_type)
+            .unwrap_or(request)
+    }
+
+    /// The `content-type` to send for this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            WireFormat::Json => JSON_CONTENT_TYPE,
+            WireFormat::Protobuf => PROTOBUF_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Decodes an OTLP `TracesData` (or `ExportTraceServiceRequest`, the same shape) payload.
+/// Errors name the JSON path (and line/column) or the protobuf decoding problem.
+pub fn decode(bytes: &[u8], format: WireFormat) -> Result<TracesData> {
+    match format {
+        WireFormat::Json => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let data: TracesData = serde_path_to_error::deserialize(&mut de)
+                .map_err(|err| Error::invalid(format!("OTLP JSON {}", describe_json_error(err))))?;
+            de.end()
+                .map_err(|e| Error::invalid(format!("OTLP JSON $: {e}")))?;
+            Ok(data)
+        }
+        WireFormat::Protobuf => {
+            let data = opentelemetry_proto::tonic::trace::v1::TracesData::decode(bytes)
+                .map_err(|e| Error::invalid(format!("OTLP protobuf: {e}")))?;
+            convert::traces_from_proto(data)
+        }
+    }
+}
+
+/// Encodes `TracesData` in the given format.
+pub fn encode(data: &TracesData, format: WireFormat) -> Vec<u8> {
+    match format {
+        // Plain data always serializes.
+        WireFormat::Json => serde_json::to_vec(data).expect("TracesData serializes to JSON"),
+        WireFormat::Protobuf => convert::traces_to_proto(data).encode_to_vec(),
+    }
+}
+
+/// `$.path: message (line L, column C)` for a JSON parse error; where the path is unknown
+/// (truncated documents) it names `$`.
+pub(crate) fn describe_json_error(err: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let path = if inner.is_eof() || path.split(['.', '[']).any(|seg| seg == "?") {
+        "$".to_owned()
+    } else {
+        json_path(&path)
+    };
+    format!(
+        "{path}: {} (line {}, column {})",
+        without_position(&inner.to_string()),
+        inner.line(),
+        inner.column()
+    )
+}
+
+/// `serde_path_to_error`'s path as a JSON path (`$`, `$.a[0].b`).
+pub(crate) fn json_path(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        "$".to_owned()
+    } else if path.starts_with('[') {
+        format!("${path}")
+    } else {
+        format!("$.{path}")
+    }
+}
+
+/// serde_json's message without its trailing "at line L column C".
+pub(crate) fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_follow_accept_then_content_type() {
+        assert_eq!(WireFormat::of_request(None), Some(WireFormat::Json));
+        assert_eq!(
+            WireFormat::of_request(Some("application/x-protobuf")),
+            Some(WireFormat::Protobuf)
+        );
+        assert_eq!(
+            WireFormat::of_request(Some("application/json; charset=utf-8")),
+            Some(WireFormat::Json)
+        );
+        assert_eq!(WireFormat::of_request(Some("text/plain")), None);
+        assert_eq!(
+            WireFormat::for_response(Some("application/json"), WireFormat::Protobuf),
+            WireFormat::Json
+        );
+        assert_eq!(
+            WireFormat::for_response(Some("*/*"), WireFormat::Protobuf),
+            WireFormat::Protobuf
+        );
+        assert_eq!(
+            WireFormat::for_response(None, WireFormat::Json),
+            WireFormat::Json
+        );
+    }
+
+    #[test]
+    fn json_errors_name_the_path() {
+        let err = decode(
+            br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 5}]}]}]}"#,
+            WireFormat::Json,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("OTLP JSON $.resourceSpans[0].scopeSpans[0].spans[0].traceId: "),
+            "{err}"
+        );
+        assert!(err.ends_with("(line 1, column 59)"), "{err}");
+    }
+
+    #[test]
+    fn protobuf_garbage_is_an_invalid_request() {
+        let err = decode(b"\xff\xff\xff", WireFormat::Protobuf).unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+        assert!(err.to_string().starts_with("OTLP protobuf: "), "{err}");
+    }
+}

@@ -1,0 +1,139 @@
+//! Starting the proxies from flat settings, as the `softprobe-runtime` binary does: which
+//! proxies run, where, in front of what, with which CA.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::backend::SharedBackend;
+use super::{
+    CertificateAuthority, EgressProxy, IngressProxy, ProxyError, RunningEgress, RunningProxy,
+};
+
+/// The seed's ingress port.
+pub const DEFAULT_INGRESS_LISTEN: &str = "127.0.0.1:8082";
+/// The seed's egress port.
+pub const DEFAULT_EGRESS_LISTEN: &str = "127.0.0.1:8084";
+
+/// Everything the binary's proxy flags say. The ingress runs when it has an upstream; the
+/// egress runs when it has a listen address or a default upstream.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    /// Ingress listen address (default [`DEFAULT_INGRESS_LISTEN`]).
+    pub ingress_listen: Option<SocketAddr>,
+    /// The application behind the ingress.
+    pub ingress_upstream: Option<String>,
+    /// Egress listen address (default [`DEFAULT_EGRESS_LISTEN`]).
+    pub egress_listen: Option<SocketAddr>,
+    /// Default upstream for origin-form requests to the egress.
+    pub egress_upstream: Option<String>,
+    /// PEM file of the CA certificate (with `ca_key`; otherwise a CA is generated).
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file of the CA private key.
+    pub ca_key: Option<PathBuf>,
+    /// Where to write the CA certificate for clients to trust.
+    pub ca_out: Option<PathBuf>,
+    /// Refuse traffic without an open session.
+    pub require_session: bool,
+    /// Service name recorded on hops.
+    pub service: Option<String>,
+}
+
+/// The proxies a [`ProxyConfig`] started.
+#[derive(Debug, Default)]
+pub struct RunningProxies {
+    /// The ingress, when configured.
+    pub ingress: Option<RunningProxy>,
+    /// The egress, when configured.
+    pub egress: Option<RunningEgress>,
+}
+
+impl RunningProxies {
+    /// The egress CA certificate, PEM, when an egress runs.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.egress.as_ref().map(RunningEgress::ca_cert_pem)
+    }
+
+    /// Stops both proxies and waits for their connections to finish.
+    pub async fn shutdown(self) {
+        if let Some(i) = self.ingress {
+            i.shutdown().await;
+        }
+        if let Some(e) = self.egress {
+            e.shutdown().await;
+        }
+    }
+}
+
+fn default_addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or(super::DEFAULT_LISTEN)
+}
+
+impl ProxyConfig {
+    /// Whether any proxy is configured.
+    pub fn is_enabled(&self) -> bool {
+        self.runs_ingress() || self.runs_egress()
+    }
+
+    fn runs_ingress(&self) -> bool {
+        self.ingress_upstream.is_some()
+    }
+
+    fn runs_egress(&self) -> bool {
+        self.egress_listen.is_some() || self.egress_upstream.is_some()
+    }
+
+    /// Starts the configured proxies over `backend`.
+    pub async fn start(self, backend: SharedBackend) -> Result<RunningProxies, ProxyError> {
+        if self.ingress_listen.is_some() && self.ingress_upstream.is_none() {
+            return Err(ProxyError::Config(
+                "--ingress-listen needs --ingress-upstream (the application's URL)".into(),
+            ));
+        }
+        if self.ca_cert.is_some() != self.ca_key.is_some() {
+            return Err(ProxyError::Config(
+                "--ca-cert and --ca-key go together: give both or neither".into(),
+            ));
+        }
+        let mut running = RunningProxies::default();
+        if self.runs_egress() {
+            let ca = match (&self.ca_cert, &self.ca_key) {
+                (Some(cert), Some(key)) => CertificateAuthority::from_files(cert, key)?,
+                _ => CertificateAuthority::generate()?,
+            };
+            if let Some(out) = &self.ca_out {
+                ca.write_cert(out)?;
+            }
+            let mut egress = EgressProxy::builder()
+                .listen(
+                    self.egress_listen
+                        .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN)),
+                )
+                .shared_ca(Arc::new(ca))
+                .backend(backend.clone())
+                .require_session(self.require_session);
+            if let Some(up) = &self.egress_upstream {
+                egress = egress.upstream(up.clone());
+            }
+            if let Some(s) = &self.service {
+                egress = egress.service(s.clone());
+            }
+            running.egress = Some(egress.start().await?);
+        }
+        if let Some(upstream) = &self.ingress_upstream {
+            let mut ingress = IngressProxy::builder()
+                .listen(
+                    self.ingress_listen
+                        .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN)),
+                )
+                .upstream(upstream.clone())
+                .backend(backend)
+                .require_session(self.require_session);
+            if let Some(s) = &self.service {
+                ingress = ingress.service(s.clone());
+            }
+            running.ingress = Some(ingress.start().await?);
+        }
+        Ok(running)
+    }
+}

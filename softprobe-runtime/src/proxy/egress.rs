@@ -1,0 +1,500 @@
+//! The egress proxy: one listener that is an HTTP forward proxy (absolute-form requests and
+//! `CONNECT`, whose TLS is terminated with the proxy's CA so the inner requests are seen) and
+//! a reverse proxy to a default upstream for origin-form requests. It finds the session of
+//! each outbound call, strips it, and asks the runtime what to do.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use http::header::{self, HeaderMap};
+use http::uri::Authority;
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::sync::watch;
+
+use super::backend::SharedBackend;
+use super::forward::{Core, Hop, Settings, normalize_host, trace_parent, trace_state, trace_tags};
+use super::http::{
+    ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop, remove_session_headers,
+    session_from_headers,
+};
+use super::ingress::{Base, parse_base};
+use super::tls::CertificateAuthority;
+use super::trace_context::{random_span_id, random_trace_id};
+use super::{DEFAULT_LISTEN, Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve};
+use crate::case::Direction;
+
+/// The egress proxy. Start one with [`EgressProxy::builder`].
+#[derive(Debug)]
+pub struct EgressProxy;
+
+impl EgressProxy {
+    /// A builder listening on `127.0.0.1:0` by default, with a freshly generated CA unless
+    /// [`EgressBuilder::ca`] gives one.
+    pub fn builder() -> EgressBuilder {
+        EgressBuilder {
+            listen: DEFAULT_LISTEN,
+            upstream: None,
+            backend: None,
+            ca: None,
+            bound_session: None,
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// Configures and starts an [`EgressProxy`].
+#[must_use]
+pub struct EgressBuilder {
+    listen: SocketAddr,
+    upstream: Option<String>,
+    backend: Option<SharedBackend>,
+    ca: Option<Arc<CertificateAuthority>>,
+    bound_session: Option<String>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for EgressBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressBuilder")
+            .field("listen", &self.listen)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EgressBuilder {
+    /// Where to listen (default `127.0.0.1:0`).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Default upstream for origin-form requests (the proxy used as a reverse proxy).
+    pub fn upstream(mut self, uri: impl Into<String>) -> Self {
+        self.upstream = Some(uri.into());
+        self
+    }
+
+    /// The runtime the proxy asks (default: [`super::NoSessionsBackend`]).
+    pub fn backend(mut self, backend: SharedBackend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The CA that signs the certificates presented inside `CONNECT` tunnels.
+    pub fn ca(mut self, ca: CertificateAuthority) -> Self {
+        self.ca = Some(Arc::new(ca));
+        self
+    }
+
+    /// A CA shared with other components (e.g. the control API serving `ca.pem`).
+    pub fn shared_ca(mut self, ca: Arc<CertificateAuthority>) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    /// The session used when a request names none (see [`RunningEgress::bind_session`]).
+    pub fn bind_session(mut self, session_id: impl Into<String>) -> Self {
+        self.bound_session = Some(session_id.into());
+        self
+    }
+
+    /// Extra root certificates trusted for upstream HTTPS, besides the webpki roots and
+    /// `SOFTPROBE_UPSTREAM_CA_FILE`.
+    pub fn upstream_root(mut self, cert: rustls::pki_types::CertificateDer<'static>) -> Self {
+        self.settings.extra_roots.push(cert);
+        self
+    }
+
+    /// Largest request body accepted, and largest response body recorded (default 16 MiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.settings.body_limit = bytes;
+        self
+    }
+
+    /// Time allowed for an upstream to start answering (default 30 s).
+    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.upstream_timeout = timeout;
+        self
+    }
+
+    /// Time allowed to connect to an upstream (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// Refuse (403) requests without an open session instead of relaying them: with it,
+    /// the proxy is never an open relay.
+    pub fn require_session(mut self, yes: bool) -> Self {
+        self.settings.require_session = yes;
+        self
+    }
+
+    /// The service name recorded on hops and matched by `when.service`.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.settings.service = Some(name.into());
+        self
+    }
+
+    /// Header names stored as `[REDACTED]` (default: authorization, cookie, set-cookie,
+    /// proxy-authorization, x-api-key).
+    pub fn redact_headers(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.settings.redact_headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Binds and starts serving; returns once the port accepts connections.
+    pub async fn start(self) -> Result<RunningEgress, ProxyError> {
+        let upstream = self.upstream.as_deref().map(parse_base).transpose()?;
+        let ca = match self.ca {
+            Some(ca) => ca,
+            None => Arc::new(CertificateAuthority::generate()?),
+        };
+        let backend = self
+            .backend
+            .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let core = Core::new(backend, self.settings)?;
+        let listener = bind(self.listen).await?;
+        let (stop, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            core,
+            upstream,
+            ca: ca.clone(),
+            bound: RwLock::new(self.bound_session),
+            stop: stop.subscribe(),
+        });
+        let handler_shared = shared.clone();
+        let handler: Handler = Arc::new(move |req| {
+            let shared = handler_shared.clone();
+            Box::pin(async move { handle(&shared, None, req).await })
+        });
+        let proxy = serve(listener, handler, stop)?;
+        tracing::info!(addr = %proxy.addr(), "egress proxy listening");
+        Ok(RunningEgress { proxy, shared })
+    }
+}
+
+struct Shared {
+    core: Arc<Core>,
+    upstream: Option<Base>,
+    ca: Arc<CertificateAuthority>,
+    bound: RwLock<Option<String>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn bound_session(&self) -> Option<String> {
+        self.bound.read().map(|b| b.clone()).unwrap_or(None)
+    }
+}
+
+/// A running egress proxy.
+#[must_use = "dropping a RunningEgress stops it"]
+pub struct RunningEgress {
+    proxy: RunningProxy,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RunningEgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEgress")
+            .field("addr", &self.proxy.addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningEgress {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.proxy.addr()
+    }
+
+    /// `http://<addr>`: the value for `HTTP_PROXY` / `HTTPS_PROXY`.
+    pub fn uri(&self) -> String {
+        self.proxy.uri()
+    }
+
+    /// The proxy URL carrying a session as its user name: `http://<sessionId>@<addr>`.
+    pub fn uri_for_session(&self, session_id: &str) -> String {
+        format!("http://{session_id}@{}", self.proxy.addr())
+    }
+
+    /// The CA clients must trust for HTTPS through this proxy.
+    pub fn ca(&self) -> &Arc<CertificateAuthority> {
+        &self.shared.ca
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_cert_pem(&self) -> &str {
+        self.shared.ca.cert_pem()
+    }
+
+    /// Sets (or clears) the session used for requests that name none.
+    pub fn bind_session(&self, session_id: Option<String>) {
+        if let Ok(mut bound) = self.shared.bound.write() {
+            *bound = session_id;
+        }
+    }
+
+    /// Stops accepting, lets open connections finish, and returns when they have.
+    pub async fn shutdown(self) {
+        self.proxy.shutdown().await;
+    }
+}
+
+/// What a `CONNECT` established for the requests inside its tunnel.
+#[derive(Clone)]
+struct Tunnel {
+    scheme: &'static str,
+    authority: Authority,
+    session: Option<String>,
+}
+
+/// The session named by `Proxy-Authorization: Basic` (the user name is the session id).
+fn session_from_proxy_auth(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, creds) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(creds.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let user = decoded.split(':').next().unwrap_or("");
+    (!user.is_empty()).then(|| user.to_owned())
+}
+
+fn handle(
+    shared: &Arc<Shared>,
+    tunnel: Option<Tunnel>,
+    req: http::Request<Incoming>,
+) -> HandlerFuture {
+    let shared = shared.clone();
+    Box::pin(async move {
+        if req.method() == Method::CONNECT && tunnel.is_none() {
+            return connect(&shared, req);
+        }
+        outbound(&shared, tunnel, req).await
+    })
+}
+
+fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response<ProxyBody> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "CONNECT target {:?} is not host:port",
+                req.uri().to_string()
+            ),
+        );
+    };
+    let session =
+        session_from_proxy_auth(req.headers()).or_else(|| session_from_headers(req.headers()));
+    // Port 80 tunnels carry plain HTTP; everything else is treated as TLS.
+    let plain = authority.port_u16() == Some(80);
+    let server_config = if plain {
+        None
+    } else {
+        match shared.ca.server_config(authority.host()) {
+            Ok(cfg) => Some(cfg),
+            Err(err) => {
+                return json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "tls_error",
+                    format!("cannot intercept {authority}: {err}"),
+                );
+            }
+        }
+    };
+    let tunnel = Tunnel {
+        scheme: if plain { "http" } else { "https" },
+        authority: authority.clone(),
+        session,
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(err) => {
+                tracing::debug!(%err, %authority, "CONNECT upgrade failed");
+                return;
+            }
+        };
+        let svc_shared = shared.clone();
+        let svc_tunnel = tunnel.clone();
+        let svc = service_fn(move |req| {
+            let fut = handle(&svc_shared, Some(svc_tunnel.clone()), req);
+            async move { Ok::<_, std::convert::Infallible>(fut.await) }
+        });
+        let mut stop = shared.stop.clone();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        match server_config {
+            None => {
+                let conn = builder.serve_connection(upgraded, svc);
+                tokio::select! {
+                    res = conn => if let Err(err) = res {
+                        tracing::debug!(%err, %authority, "tunnel connection ended");
+                    },
+                    _ = stop.changed() => {}
+                }
+            }
+            Some(cfg) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+                let tls = match acceptor.accept(TokioIo::new(upgraded)).await {
+                    Ok(tls) => tls,
+                    Err(err) => {
+                        tracing::debug!(%err, %authority, "TLS handshake inside CONNECT failed");
+                        return;
+                    }
+                };
+                let conn = builder.serve_connection(TokioIo::new(tls), svc);
+                tokio::select! {
+                    res = conn => if let Err(err) = res {
+                        tracing::debug!(%err, %authority, "tunnel connection ended");
+                    },
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    });
+    http::Response::new(empty())
+}
+
+async fn outbound(
+    shared: &Arc<Shared>,
+    tunnel: Option<Tunnel>,
+    req: http::Request<Incoming>,
+) -> http::Response<ProxyBody> {
+    let started = SystemTime::now();
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+
+    // Where the request goes: the tunnel's target, the absolute-form URI, or the default
+    // upstream.
+    let target = if let Some(t) = &tunnel {
+        Base {
+            scheme: t.scheme.to_owned(),
+            authority: t.authority.as_str().to_owned(),
+            prefix: String::new(),
+        }
+    } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority())
+    {
+        if scheme != "http" && scheme != "https" {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("unsupported scheme {scheme:?} in {}", parts.uri),
+            );
+        }
+        Base {
+            scheme: scheme.to_owned(),
+            authority: authority.as_str().to_owned(),
+            prefix: String::new(),
+        }
+    } else if let Some(up) = &shared.upstream {
+        up.clone()
+    } else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "{} {path_and_query}: origin-form request but this egress proxy has no default \
+                 upstream; use it as HTTP_PROXY (absolute-form or CONNECT) or start it with an \
+                 upstream",
+                parts.method
+            ),
+        );
+    };
+    let upstream_uri = match target.join(&path_and_query) {
+        Ok(u) => u,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("cannot forward {path_and_query:?}: {e}"),
+            );
+        }
+    };
+
+    let state = trace_state(&parts.headers);
+    let session_id = state
+        .session_id()
+        .map(str::to_owned)
+        .or_else(|| session_from_headers(&parts.headers))
+        .or_else(|| session_from_proxy_auth(&parts.headers))
+        .or_else(|| tunnel.as_ref().and_then(|t| t.session.clone()))
+        .or_else(|| shared.bound_session());
+    let tags = trace_tags(&state, &parts.headers);
+    let (trace_id, parent_span_id) = match trace_parent(&parts.headers) {
+        Some(tp) => (tp.trace_id, Some(tp.parent_id)),
+        None => (random_trace_id(), None),
+    };
+    remove_session_headers(&mut parts.headers);
+    remove_hop_by_hop(&mut parts.headers);
+
+    let limit = shared.core.settings.body_limit;
+    let body = match collect_limited(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return super::forward::body_error(e, limit),
+    };
+    // Recorded and matched host: the target's, whatever Host header the client sent.
+    let host = normalize_host(&target.authority, &target.scheme);
+    let path = upstream_uri.path().to_owned();
+    let hop = Hop {
+        direction: Direction::Outbound,
+        session_id,
+        method: parts.method,
+        scheme: target.scheme.clone(),
+        host,
+        path,
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        trace_tags: tags,
+        body,
+        upstream: upstream_uri,
+        trace_id,
+        span_id: random_span_id(),
+        parent_span_id,
+        started,
+    };
+    shared.core.handle(hop).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_credentials_name_the_session() {
+        let mut h = HeaderMap::new();
+        let creds = base64::engine::general_purpose::STANDARD.encode("sess_abc:");
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            format!("Basic {creds}").parse().unwrap(),
+        );
+        assert_eq!(session_from_proxy_auth(&h).as_deref(), Some("sess_abc"));
+        let creds = base64::engine::general_purpose::STANDARD.encode("sess_x");
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            format!("basic {creds}").parse().unwrap(),
+        );
+        assert_eq!(session_from_proxy_auth(&h).as_deref(), Some("sess_x"));
+        h.insert(header::PROXY_AUTHORIZATION, "Bearer zzz".parse().unwrap());
+        assert_eq!(session_from_proxy_auth(&h), None);
+        h.insert(header::PROXY_AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(session_from_proxy_auth(&h), None);
+    }
+}

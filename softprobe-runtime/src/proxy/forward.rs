@@ -1,0 +1,503 @@
+//! The part both proxies share once a request is understood: ask the backend, answer
+//! locally or forward upstream (HTTP/1.1 or HTTP/2, pooled), and record the hop.
+//!
+//! Ingress and egress differ only in how they find the session, the target and the trace
+//! ids; they describe the request as a [`Hop`] and hand it to [`Core::handle`].
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::{Method, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::case::{Body, Direction, Exchange, KeyValue, SpanId, TraceId};
+use crate::replay::{Decision, Request, Response as DecidedResponse};
+
+use super::backend::{BackendError, SharedBackend, error_chain};
+use super::http::{
+    ProxyBody, Recorded, RecordingBody, empty, full, header_map, json_error, remove_hop_by_hop,
+};
+use super::tls::TlsError;
+
+/// Default time allowed to open a connection to an upstream.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time allowed for an upstream to start answering.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Headers never written into a recording: volatile trace correlation and the session
+/// itself (the span already carries both).
+const NOT_RECORDED: &[&str] = &["traceparent", "tracestate"];
+
+pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the pooled upstream client: plain HTTP, or HTTPS with HTTP/2 or HTTP/1.1 by ALPN.
+pub(crate) fn upstream_client(
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Settings shared by both proxies' builders.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) body_limit: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) require_session: bool,
+    pub(crate) service: Option<String>,
+    pub(crate) redact_headers: Vec<String>,
+    pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            body_limit: super::http::DEFAULT_BODY_LIMIT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            require_session: false,
+            service: None,
+            redact_headers: crate::rules::DEFAULT_SENSITIVE_HEADERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            extra_roots: Vec::new(),
+        }
+    }
+}
+
+/// What a proxy needs to handle hops: the backend, the upstream client, the settings.
+pub(crate) struct Core {
+    pub(crate) backend: SharedBackend,
+    pub(crate) client: UpstreamClient,
+    pub(crate) settings: Settings,
+}
+
+impl Core {
+    pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
+        let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
+        let client = upstream_client(tls, settings.connect_timeout);
+        Ok(Arc::new(Core {
+            backend,
+            client,
+            settings,
+        }))
+    }
+}
+
+/// One request as a proxy understood it.
+pub(crate) struct Hop {
+    pub(crate) direction: Direction,
+    pub(crate) session_id: Option<String>,
+    pub(crate) method: Method,
+    /// `http` or `https`.
+    pub(crate) scheme: String,
+    /// Host as recorded and matched: lowercase, default port dropped.
+    pub(crate) host: String,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    /// Headers to forward (hop-by-hop and session headers already gone).
+    pub(crate) headers: HeaderMap,
+    pub(crate) trace_tags: Vec<(String, String)>,
+    pub(crate) body: Bytes,
+    /// Where to forward, absolute.
+    pub(crate) upstream: Uri,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent_span_id: Option<SpanId>,
+    pub(crate) started: SystemTime,
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// `host[:port]` lowercased, without the scheme's default port.
+pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
+    let lower = authority.to_ascii_lowercase();
+    let default = match scheme {
+        "https" => ":443",
+        _ => ":80",
+    };
+    match lower.strip_suffix(default) {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => lower,
+    }
+}
+
+impl Hop {
+    fn recorded_headers(&self, redact: &[String]) -> Vec<(String, String)> {
+        pairs_for_record(&self.headers, redact)
+    }
+
+    pub(crate) fn decision_request(&self, service: Option<&str>) -> Request {
+        Request {
+            direction: self.direction,
+            service: service.map(str::to_owned),
+            method: self.method.as_str().to_owned(),
+            scheme: Some(self.scheme.clone()),
+            host: self.host.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            headers: super::http::header_pairs(&self.headers),
+            body: body_of(&self.body),
+            trace_tags: self.trace_tags.clone(),
+        }
+    }
+}
+
+fn body_of(bytes: &Bytes) -> Option<Body> {
+    (!bytes.is_empty()).then(|| Body::from_bytes(bytes.to_vec()))
+}
+
+fn pairs_for_record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, String)> {
+    super::http::header_pairs(headers)
+        .into_iter()
+        .filter(|(k, _)| {
+            !NOT_RECORDED.contains(&k.as_str())
+                && !super::http::SESSION_HEADERS.contains(&k.as_str())
+        })
+        .map(|(k, v)| {
+            if redact.iter().any(|r| r.eq_ignore_ascii_case(&k)) {
+                (k, "[REDACTED]".to_owned())
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
+}
+
+/// The finished parts of a hop's answer that a recording needs.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Option<Body>,
+    extra: Vec<KeyValue>,
+}
+
+impl Core {
+    /// Decides, answers or forwards, and records one hop.
+    pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
+        let Some(session_id) = hop.session_id.clone() else {
+            if self.settings.require_session {
+                return refuse_without_session(&hop);
+            }
+            return self.forward(hop, None).await;
+        };
+        let request = hop.decision_request(self.settings.service.as_deref());
+        let decision = match self.backend.decide(&session_id, &request).await {
+            Ok(d) => d,
+            Err(BackendError::UnknownSession { .. }) => {
+                if self.settings.require_session {
+                    return json_error(
+                        StatusCode::FORBIDDEN,
+                        "unknown_session",
+                        format!(
+                            "session {session_id:?} is not open on the runtime; this proxy \
+                             relays only traffic of open sessions"
+                        ),
+                    );
+                }
+                tracing::debug!(session_id, "unknown session; relaying without recording");
+                return self.forward(hop, None).await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, session_id, "backend decision failed; forwarding upstream");
+                return self.forward(hop, Some(session_id)).await;
+            }
+        };
+        match decision {
+            Decision::Respond {
+                response, latency, ..
+            } => {
+                if let Some(latency) = latency {
+                    tokio::time::sleep(latency).await;
+                }
+                tracing::debug!(
+                    session_id,
+                    method = %hop.method,
+                    host = %hop.host,
+                    path = %hop.path,
+                    status = response.status,
+                    "answered locally"
+                );
+                let answer = Answer {
+                    status: response.status,
+                    headers: pairs_for_record(
+                        &header_map(&response.headers),
+                        &self.settings.redact_headers,
+                    ),
+                    body: response.body.clone(),
+                    extra: Vec::new(),
+                };
+                self.spawn_record(&hop, &session_id, answer);
+                local_response(&response)
+            }
+            Decision::StrictMiss(report) => {
+                tracing::info!(
+                    session_id,
+                    method = %hop.method,
+                    host = %hop.host,
+                    path = %hop.path,
+                    "strict miss"
+                );
+                local_response(&report.to_response(&session_id))
+            }
+            Decision::Passthrough { .. } => self.forward(hop, Some(session_id)).await,
+        }
+    }
+
+    fn spawn_record(self: &Arc<Self>, hop: &Hop, session_id: &str, answer: Answer) {
+        let exchange = self.exchange(hop, session_id, answer);
+        let core = Arc::clone(self);
+        let session_id = session_id.to_owned();
+        spawn(async move {
+            if let Err(err) = core.backend.record(&session_id, exchange).await {
+                tracing::warn!(%err, session_id, "recording a hop failed");
+            }
+        });
+    }
+
+    fn exchange(&self, hop: &Hop, session_id: &str, answer: Answer) -> Exchange {
+        Exchange {
+            direction: hop.direction,
+            service: self.settings.service.clone(),
+            session_id: Some(session_id.to_owned()),
+            span_type: Some("extract".to_owned()),
+            method: hop.method.as_str().to_owned(),
+            scheme: Some(hop.scheme.clone()),
+            host: hop.host.clone(),
+            path: hop.path.clone(),
+            query: hop.query.clone(),
+            request_headers: hop.recorded_headers(&self.settings.redact_headers),
+            request_body: body_of(&hop.body),
+            status: Some(answer.status),
+            response_headers: answer.headers,
+            response_body: answer.body.filter(|b| !b.is_empty()),
+            trace_id: hop.trace_id,
+            span_id: hop.span_id,
+            parent_span_id: hop.parent_span_id,
+            name: format!("HTTP {}", hop.method),
+            start_time_unix_nano: nanos(hop.started),
+            end_time_unix_nano: nanos(SystemTime::now()),
+            extra_attributes: answer.extra,
+        }
+    }
+
+    /// Sends the hop upstream and streams the answer back, recording it for `session_id`
+    /// once the body has been passed on.
+    async fn forward(
+        self: &Arc<Self>,
+        hop: Hop,
+        session_id: Option<String>,
+    ) -> Response<ProxyBody> {
+        let mut builder = http::Request::builder()
+            .method(hop.method.clone())
+            .uri(hop.upstream.clone())
+            .version(Version::HTTP_11);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = hop.headers.clone();
+            // The client writes Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
+            headers.remove(header::HOST);
+            // The body is already buffered, so the upstream never needs to ask for it.
+            headers.remove(header::EXPECT);
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        let req = match builder.body(Full::new(hop.body.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                return json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    format!("cannot build the request for {}: {e}", hop.upstream),
+                );
+            }
+        };
+        let target = upstream_name(&hop.upstream);
+        let resp =
+            match tokio::time::timeout(self.settings.upstream_timeout, self.client.request(req))
+                .await
+            {
+                Err(_) => {
+                    return json_error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "upstream {target} did not answer within {:?}",
+                            self.settings.upstream_timeout
+                        ),
+                    );
+                }
+                Ok(Err(err)) => {
+                    let cause = error_chain(&err);
+                    let (status, what) = if err.is_connect() {
+                        if cause.contains("timed out") || cause.contains("timeout") {
+                            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+                        } else {
+                            (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+                        }
+                    } else {
+                        (StatusCode::BAD_GATEWAY, "upstream_error")
+                    };
+                    tracing::debug!(upstream = %target, cause, "upstream failed");
+                    return json_error(status, what, format!("upstream {target}: {cause}"));
+                }
+                Ok(Ok(resp)) => resp,
+            };
+        let (mut parts, body) = resp.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        let Some(session_id) = session_id else {
+            return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+        };
+        let status = parts.status.as_u16();
+        let response_headers = pairs_for_record(&parts.headers, &self.settings.redact_headers);
+        let limit = self.settings.body_limit;
+        let core = Arc::clone(self);
+        let recording = RecordingBody::new(body, limit, move |recorded: Recorded| {
+            let mut extra = Vec::new();
+            if recorded.truncated {
+                extra.push(KeyValue::string(
+                    "sp.http.response.body.omitted",
+                    format!("larger than the proxy's recording limit of {limit} bytes"),
+                ));
+            }
+            if !recorded.complete {
+                extra.push(KeyValue::string(
+                    "sp.http.response.body.incomplete",
+                    "the stream ended early",
+                ));
+            }
+            let answer = Answer {
+                status,
+                headers: response_headers,
+                body: recorded.body.map(|b| Body::from_bytes(b.to_vec())),
+                extra,
+            };
+            core.spawn_record(&hop, &session_id, answer);
+        });
+        Response::from_parts(parts, recording.boxed_unsync())
+    }
+}
+
+fn upstream_name(uri: &Uri) -> String {
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(s), Some(a)) => format!("{s}://{a}"),
+        _ => uri.to_string(),
+    }
+}
+
+fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
+    json_error(
+        StatusCode::FORBIDDEN,
+        "session_required",
+        format!(
+            "{} {}{}: no session (send x-softprobe-session-id, a tracestate sp= member, or \
+             proxy credentials naming the session); this proxy refuses traffic without one",
+            hop.method, hop.host, hop.path
+        ),
+    )
+}
+
+/// The local answer of a rule or a replayed hop.
+fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
+    let mut headers = header_map(&decided.headers);
+    // The body is known, so its length is too; anything the rule said about framing is
+    // dropped rather than trusted.
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+    remove_hop_by_hop(&mut headers);
+    let body = match &decided.body {
+        Some(b) => full(Bytes::copy_from_slice(b.as_bytes())),
+        None => empty(),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::from_u16(decided.status).unwrap_or(StatusCode::OK);
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// Runs a future on the current runtime; a hop finishing after the runtime is gone is not
+/// recorded (there is nobody left to store it).
+fn spawn(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(fut);
+    }
+}
+
+/// Marks a request body over the cap: used by both proxies before they build a hop.
+pub(crate) fn body_error(err: super::http::CollectError, limit: usize) -> Response<ProxyBody> {
+    match err {
+        super::http::CollectError::TooLarge { .. } => {
+            super::http::too_large(limit, "the request body")
+        }
+        super::http::CollectError::Read(e) => json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("cannot read the request body: {e}"),
+        ),
+    }
+}
+
+/// The trace tags rules match: the tracestate members other than the session ones, the
+/// `baggage` entries, and the test name and case id headers.
+pub(crate) fn trace_tags(
+    state: &super::trace_context::TraceState,
+    headers: &HeaderMap,
+) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = state
+        .foreign_members()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    tags.extend(super::trace_context::parse_baggage(
+        headers
+            .get_all("baggage")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    ));
+    for (header, tag) in [
+        (super::http::TEST_NAME_HEADER, "softprobe.test_name"),
+        (super::http::CASE_ID_HEADER, "softprobe.case_id"),
+    ] {
+        if let Some(v) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            tags.push((tag.to_owned(), v.to_owned()));
+        }
+    }
+    tags
+}
+
+/// Every `tracestate` header line of a request, parsed as one list.
+pub(crate) fn trace_state(headers: &HeaderMap) -> super::trace_context::TraceState {
+    super::trace_context::TraceState::parse(
+        headers
+            .get_all("tracestate")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// The request's valid `traceparent`, when it has exactly one.
+pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<super::trace_context::TraceParent> {
+    let mut values = headers.get_all("traceparent").iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    super::trace_context::TraceParent::parse(first.to_str().ok()?)
+}

@@ -1,0 +1,384 @@
+//! HTTP plumbing shared by both proxies: hop-by-hop header removal (RFC 9110 §7.6.1), body
+//! buffering with a cap, the JSON error answers, and the body that records a streamed
+//! response while passing it on.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+
+/// Boxed error of the proxy's bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every response the proxies write.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Default cap on a body the proxy buffers (request bodies always, response bodies for
+/// recording): 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Header names that carry the session id on requests: the canonical one first, then the
+/// original proxy's aliases.
+pub const SESSION_HEADERS: &[&str] = &[
+    "x-softprobe-session-id",
+    "x-sp-session-id",
+    "sp_session_id",
+    "x-session-id",
+];
+/// Optional header tagging traffic with a case id.
+pub const CASE_ID_HEADER: &str = "x-softprobe-case-id";
+/// Optional header carrying a mode override.
+pub const MODE_HEADER: &str = "x-softprobe-mode";
+/// Optional header naming the test, for logs and reports.
+pub const TEST_NAME_HEADER: &str = "x-softprobe-test-name";
+/// Header set on strict-miss answers.
+pub const STRICT_MISS_HEADER: &str = "x-softprobe-strict-miss";
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Removes the hop-by-hop headers: those listed in `Connection`, and the fixed set
+/// (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    let proxy_headers: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy_headers {
+        headers.remove(name);
+    }
+}
+
+/// Removes every spelling of the session header.
+pub fn remove_session_headers(headers: &mut HeaderMap) {
+    for name in SESSION_HEADERS {
+        headers.remove(*name);
+    }
+}
+
+/// The session id named by one of the session headers.
+pub fn session_from_headers(headers: &HeaderMap) -> Option<String> {
+    SESSION_HEADERS.iter().find_map(|name| {
+        headers
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    })
+}
+
+/// Headers as lowercase `(name, value)` pairs, the shape of [`crate::case::Exchange`]. Values
+/// that are not UTF-8 are kept lossily: a recording must never fail on a strange header.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Builds a header map from pairs, skipping any pair that is not a valid header.
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// A body that is fully known.
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    full(Bytes::new())
+}
+
+/// A JSON error answer: `{"error": {"code", "message"}}`.
+pub fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> Response<ProxyBody> {
+    let body = serde_json::json!({"error": {"code": code, "message": message.into()}});
+    json_response(status, &body)
+}
+
+/// A JSON answer.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Why a body could not be buffered.
+#[derive(Debug)]
+pub enum CollectError {
+    /// The body is longer than the cap.
+    TooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// Reading failed (the peer went away, a protocol error).
+    Read(BoxError),
+}
+
+/// Reads a whole body, failing as soon as it exceeds `limit` bytes (and before reading at
+/// all when its declared length already does).
+pub async fn collect_limited<B>(body: B, limit: usize) -> Result<Bytes, CollectError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(CollectError::TooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| CollectError::Read(e.into()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(CollectError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// The 413 answer for a body over the cap.
+pub fn too_large(limit: usize, what: &str) -> Response<ProxyBody> {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("{what} is larger than the proxy's limit of {limit} bytes"),
+    )
+}
+
+/// What a [`RecordingBody`] saw once the stream ended (or was abandoned).
+#[derive(Debug)]
+pub struct Recorded {
+    /// The bytes, when they fit under the cap.
+    pub body: Option<Bytes>,
+    /// True when the body exceeded the cap (and so `body` is `None`).
+    pub truncated: bool,
+    /// True when the stream ended normally.
+    pub complete: bool,
+}
+
+type OnDone = Box<dyn FnOnce(Recorded) + Send>;
+
+/// A body that passes frames through untouched while keeping a copy (up to a cap) and hands
+/// the copy to a callback when the stream ends or the body is dropped.
+pub struct RecordingBody<B> {
+    inner: B,
+    buf: BytesMut,
+    limit: usize,
+    truncated: bool,
+    on_done: Option<OnDone>,
+}
+
+impl<B> RecordingBody<B> {
+    /// Wraps `inner`; `on_done` runs exactly once.
+    pub fn new(inner: B, limit: usize, on_done: impl FnOnce(Recorded) + Send + 'static) -> Self {
+        RecordingBody {
+            inner,
+            buf: BytesMut::new(),
+            limit,
+            truncated: false,
+            on_done: Some(Box::new(on_done)),
+        }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Some(done) = self.on_done.take() {
+            let body = (!self.truncated).then(|| std::mem::take(&mut self.buf).freeze());
+            done(Recorded {
+                body,
+                truncated: self.truncated,
+                complete,
+            });
+        }
+    }
+}
+
+impl<B> Drop for RecordingBody<B> {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+impl<B> HttpBody for RecordingBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(false);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref()
+                    && !this.truncated
+                {
+                    if this.buf.len() + data.len() > this.limit {
+                        this.truncated = true;
+                        this.buf = BytesMut::new();
+                    } else {
+                        this.buf.extend_from_slice(data);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_lists_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-foo", "1"),
+            ("content-type", "text/plain"),
+            ("x-kept", "yes"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        remove_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn session_header_aliases_are_read_in_order_and_all_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("x-session-id", HeaderValue::from_static("sess_alias"));
+        assert_eq!(session_from_headers(&h).as_deref(), Some("sess_alias"));
+        h.insert(
+            "x-softprobe-session-id",
+            HeaderValue::from_static("sess_main"),
+        );
+        h.insert("sp_session_id", HeaderValue::from_static("sess_other"));
+        assert_eq!(session_from_headers(&h).as_deref(), Some("sess_main"));
+        remove_session_headers(&mut h);
+        assert!(h.is_empty());
+        assert_eq!(session_from_headers(&h), None);
+    }
+
+    #[tokio::test]
+    async fn collect_limited_stops_at_the_cap() {
+        let ok = collect_limited(Full::new(Bytes::from_static(b"12345")), 5)
+            .await
+            .unwrap();
+        assert_eq!(&ok[..], b"12345");
+        let err = collect_limited(Full::new(Bytes::from_static(b"123456")), 5)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CollectError::TooLarge { limit: 5 }));
+    }
+
+    #[tokio::test]
+    async fn recording_body_passes_bytes_through_and_reports_them() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let body = RecordingBody::new(Full::new(Bytes::from_static(b"hello")), 10, move |r| {
+            tx.send(r).unwrap();
+        });
+        let out = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&out[..], b"hello");
+        let rec = rx.recv().unwrap();
+        assert!(rec.complete && !rec.truncated);
+        assert_eq!(rec.body.as_deref(), Some(&b"hello"[..]));
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let body = RecordingBody::new(Full::new(Bytes::from_static(b"hello")), 3, move |r| {
+            tx.send(r).unwrap();
+        });
+        let out = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&out[..], b"hello", "the client still gets every byte");
+        let rec = rx.recv().unwrap();
+        assert!(rec.truncated && rec.body.is_none());
+    }
+}

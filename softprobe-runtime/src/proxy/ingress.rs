@@ -1,0 +1,273 @@
+//! The ingress proxy: a reverse proxy in front of one application. It finds the session in
+//! the request's headers, stamps the flow with W3C trace context carrying `sp=<sessionId>`,
+//! and records the inbound hop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use super::backend::SharedBackend;
+use super::forward::{Core, Hop, Settings, normalize_host, trace_parent, trace_state, trace_tags};
+use super::http::{
+    ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
+};
+use super::trace_context::{TraceParent, random_span_id};
+use super::{DEFAULT_LISTEN, Handler, ProxyError, RunningProxy, bind, serve};
+use crate::case::Direction;
+
+/// The ingress proxy. Start one with [`IngressProxy::builder`].
+#[derive(Debug)]
+pub struct IngressProxy;
+
+impl IngressProxy {
+    /// A builder listening on `127.0.0.1:0` by default.
+    pub fn builder() -> IngressBuilder {
+        IngressBuilder {
+            listen: DEFAULT_LISTEN,
+            upstream: None,
+            backend: None,
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// Configures and starts an [`IngressProxy`].
+#[must_use]
+pub struct IngressBuilder {
+    listen: SocketAddr,
+    upstream: Option<String>,
+    backend: Option<SharedBackend>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for IngressBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressBuilder")
+            .field("listen", &self.listen)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngressBuilder {
+    /// Where to listen (default `127.0.0.1:0`).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The application behind the proxy, e.g. `http://127.0.0.1:8081` (required). A path
+    /// in it is a prefix for every forwarded path.
+    pub fn upstream(mut self, uri: impl Into<String>) -> Self {
+        self.upstream = Some(uri.into());
+        self
+    }
+
+    /// The runtime the proxy asks (default: [`super::NoSessionsBackend`]).
+    pub fn backend(mut self, backend: SharedBackend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Largest request body accepted, and largest response body recorded (default 16 MiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.settings.body_limit = bytes;
+        self
+    }
+
+    /// Time allowed for the application to start answering (default 30 s).
+    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.upstream_timeout = timeout;
+        self
+    }
+
+    /// Time allowed to connect to the application (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// Refuse (403) requests without an open session instead of relaying them.
+    pub fn require_session(mut self, yes: bool) -> Self {
+        self.settings.require_session = yes;
+        self
+    }
+
+    /// The service name recorded on hops and matched by `when.service`.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.settings.service = Some(name.into());
+        self
+    }
+
+    /// Header names stored as `[REDACTED]` (default: authorization, cookie, set-cookie,
+    /// proxy-authorization, x-api-key).
+    pub fn redact_headers(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.settings.redact_headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Binds and starts serving; returns once the port accepts connections.
+    pub async fn start(self) -> Result<RunningProxy, ProxyError> {
+        let upstream = self
+            .upstream
+            .ok_or_else(|| ProxyError::Config("the ingress proxy needs an upstream URL".into()))?;
+        let upstream = parse_base(&upstream)?;
+        let backend = self
+            .backend
+            .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let core = Core::new(backend, self.settings)?;
+        let listener = bind(self.listen).await?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let upstream = Arc::new(upstream);
+        let handler: Handler = Arc::new(move |req| {
+            let core = core.clone();
+            let upstream = upstream.clone();
+            Box::pin(async move { handle(&core, &upstream, req).await })
+        });
+        let running = serve(listener, handler, stop)?;
+        tracing::info!(addr = %running.addr(), "ingress proxy listening");
+        Ok(running)
+    }
+}
+
+/// An upstream base: scheme, authority and a path prefix without its trailing slash.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    pub(crate) scheme: String,
+    pub(crate) authority: String,
+    pub(crate) prefix: String,
+}
+
+impl Base {
+    pub(crate) fn join(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        Ok(format!(
+            "{}://{}{}{}",
+            self.scheme, self.authority, self.prefix, path_and_query
+        )
+        .parse::<Uri>()?)
+    }
+}
+
+pub(crate) fn parse_base(url: &str) -> Result<Base, ProxyError> {
+    let bad = |why: &str| ProxyError::Config(format!("upstream {url:?}: {why}"));
+    let uri: Uri = url.parse().map_err(|e| bad(&format!("not a URL ({e})")))?;
+    let scheme = match uri.scheme_str() {
+        Some(s @ ("http" | "https")) => s.to_owned(),
+        _ => return Err(bad("must start with http:// or https://")),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| bad("has no host"))?
+        .as_str()
+        .to_owned();
+    if authority.contains('@') {
+        return Err(bad("must not contain credentials"));
+    }
+    let prefix = uri.path().trim_end_matches('/').to_owned();
+    Ok(Base {
+        scheme,
+        authority,
+        prefix,
+    })
+}
+
+async fn handle(
+    core: &Arc<Core>,
+    upstream: &Base,
+    req: http::Request<Incoming>,
+) -> http::Response<ProxyBody> {
+    let started = SystemTime::now();
+    let (mut parts, body) = req.into_parts();
+    if parts.method == Method::CONNECT {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the ingress proxy is a reverse proxy; send CONNECT to the egress proxy",
+        );
+    }
+    let state = trace_state(&parts.headers);
+    let session_id =
+        session_from_headers(&parts.headers).or_else(|| state.session_id().map(str::to_owned));
+    let tags = trace_tags(&state, &parts.headers);
+    let incoming = trace_parent(&parts.headers);
+    let (trace_id, parent_span_id, flags) = match incoming {
+        Some(tp) => (tp.trace_id, Some(tp.parent_id), tp.flags),
+        None => {
+            let fresh = TraceParent::random();
+            (fresh.trace_id, None, fresh.flags)
+        }
+    };
+    let span_id = random_span_id();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+
+    remove_hop_by_hop(&mut parts.headers);
+    // The application's own calls become children of the inbound span.
+    let forwarded = TraceParent {
+        trace_id,
+        parent_id: span_id,
+        flags,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded.to_header()) {
+        parts.headers.insert("traceparent", v);
+    }
+    let new_state = match &session_id {
+        Some(id) => state.with_session(id),
+        None => state,
+    };
+    parts.headers.remove("tracestate");
+    if let Some(v) = new_state
+        .to_header()
+        .and_then(|s| HeaderValue::from_str(&s).ok())
+    {
+        parts.headers.insert("tracestate", v);
+    }
+
+    let limit = core.settings.body_limit;
+    let body = match collect_limited(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return super::forward::body_error(e, limit),
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let upstream_uri = match upstream.join(path_and_query) {
+        Ok(u) => u,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("cannot forward {path_and_query:?}: {e}"),
+            );
+        }
+    };
+    let hop = Hop {
+        direction: Direction::Inbound,
+        session_id,
+        method: parts.method,
+        scheme: "http".to_owned(),
+        host: normalize_host(&host, "http"),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        trace_tags: tags,
+        body,
+        upstream: upstream_uri,
+        trace_id,
+        span_id,
+        parent_span_id,
+        started,
+    };
+    core.handle(hop).await
+}

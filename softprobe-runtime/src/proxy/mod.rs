@@ -1,0 +1,193 @@
+//! The ingress and egress proxies: hyper servers that sit in front of the service under test
+//! (ingress) and between it and the services it calls (egress), asking the runtime what to do
+//! with every hop ([`ProxyBackend`]) and recording what happened.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use softprobe_runtime::proxy::{CertificateAuthority, EgressProxy, IngressProxy, RemoteBackend};
+//!
+//! let backend = Arc::new(RemoteBackend::new("http://127.0.0.1:8080", None)?);
+//! let ingress = IngressProxy::builder()
+//!     .upstream("http://127.0.0.1:8081")
+//!     .backend(backend.clone())
+//!     .start()
+//!     .await?;
+//! let egress = EgressProxy::builder()
+//!     .ca(CertificateAuthority::generate()?)
+//!     .backend(backend)
+//!     .start()
+//!     .await?;
+//! println!("ingress {} egress {}", ingress.uri(), egress.uri());
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+mod config;
+mod egress;
+mod forward;
+pub mod http;
+mod ingress;
+pub mod tls;
+pub mod trace_context;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use backend::{
+    BackendError, BackendFuture, NoSessionsBackend, ProxyBackend, RemoteBackend, StoreBackend,
+};
+pub use config::{DEFAULT_EGRESS_LISTEN, DEFAULT_INGRESS_LISTEN, ProxyConfig, RunningProxies};
+pub use egress::{EgressBuilder, EgressProxy, RunningEgress};
+pub use forward::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT};
+pub use ingress::{IngressBuilder, IngressProxy};
+pub use tls::{CertificateAuthority, TlsError};
+
+use self::http::ProxyBody;
+
+/// Why a proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// TLS set-up failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The backend could not be created.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The default listen address: loopback, any free port. Proxies never bind a public
+/// interface unless told to.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+type HandlerFuture = Pin<Box<dyn Future<Output = ::http::Response<ProxyBody>> + Send>>;
+type Handler = Arc<dyn Fn(::http::Request<Incoming>) -> HandlerFuture + Send + Sync>;
+
+/// How long open connections get to finish after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A proxy that is accepting connections. Dropping it stops accepting; [`shutdown`]
+/// also waits for open connections to finish (up to five seconds).
+///
+/// [`shutdown`]: RunningProxy::shutdown
+#[must_use = "dropping a RunningProxy stops it"]
+#[derive(Debug)]
+pub struct RunningProxy {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningProxy {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets open connections finish, and returns when they have.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Bind { addr, source })
+}
+
+/// Serves `handler` on `listener` until `stop` fires. The listener is already bound, so the
+/// port accepts connections before this returns.
+fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    stop: watch::Sender<bool>,
+) -> Result<RunningProxy, ProxyError> {
+    let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+        addr: DEFAULT_LISTEN,
+        source,
+    })?;
+    let mut stopped = stop.subscribe();
+    let task = tokio::spawn(async move {
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(err) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!(%err, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let handler = handler.clone();
+                    let svc = service_fn(move |req| {
+                        let fut = handler(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(err) = conn.await {
+                            tracing::debug!(err = %err, "connection ended with an error");
+                        }
+                    });
+                }
+                _ = stopped.changed() => break,
+            }
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    });
+    Ok(RunningProxy {
+        addr,
+        stop,
+        task: Some(task),
+    })
+}

@@ -1,0 +1,464 @@
+//! W3C Trace Context (`traceparent`, `tracestate`) and `baggage` handling for the proxy.
+//!
+//! The ingress stamps every flow with a trace and a `sp=<sessionId>` tracestate member; the
+//! egress reads them back to find the session and to link outbound spans to their parent.
+
+use crate::case::{SpanId, TraceId};
+
+/// The tracestate key this proxy writes.
+pub const SESSION_MEMBER: &str = "sp";
+/// The tracestate key the original proxy writes; read, never written.
+pub const LEGACY_SESSION_MEMBER: &str = "x-softprobe-session-id";
+/// W3C limit on the number of tracestate members.
+pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// A parsed `traceparent` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The caller's span, parent of whatever the receiver does.
+    pub parent_id: SpanId,
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// Parses a header value. Returns `None` for anything the W3C spec says to ignore:
+    /// wrong lengths, uppercase hex, version `ff`, all-zero ids, extra fields on version 00.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim_matches([' ', '\t']);
+        let bytes = value.as_bytes();
+        if bytes.len() < 55 || bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
+            return None;
+        }
+        let version = hex_u8(&value[0..2])?;
+        if version == 0xff {
+            return None;
+        }
+        // Version 00 has exactly four fields; later versions may append more after a dash.
+        if (version == 0 && bytes.len() != 55) || (bytes.len() > 55 && bytes[55] != b'-') {
+            return None;
+        }
+        let trace_hex = &value[3..35];
+        let span_hex = &value[36..52];
+        if !is_lower_hex(trace_hex) || !is_lower_hex(span_hex) {
+            return None;
+        }
+        let trace_id = TraceId::parse(trace_hex).ok()?;
+        let parent_id = SpanId::parse(span_hex).ok()?;
+        if trace_id.is_zero() || parent_id.is_zero() {
+            return None;
+        }
+        let flags = hex_u8(&value[53..55])?;
+        Some(TraceParent {
+            trace_id,
+            parent_id,
+            flags,
+        })
+    }
+
+    /// A new sampled trace with random ids.
+    pub fn random() -> Self {
+        TraceParent {
+            trace_id: random_trace_id(),
+            parent_id: random_span_id(),
+            flags: 0x01,
+        }
+    }
+
+    /// The header value, version 00.
+    pub fn to_header(&self) -> String {
+        format!("00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags)
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn hex_u8(s: &str) -> Option<u8> {
+    if s.len() == 2 && is_lower_hex(s) {
+        u8::from_str_radix(s, 16).ok()
+    } else {
+        None
+    }
+}
+
+/// A random, non-zero trace id from the OS generator.
+pub fn random_trace_id() -> TraceId {
+    loop {
+        let mut bytes = [0u8; 16];
+        fill_random(&mut bytes);
+        let id = TraceId(bytes);
+        if !id.is_zero() {
+            return id;
+        }
+    }
+}
+
+/// A random, non-zero span id from the OS generator.
+pub fn random_span_id() -> SpanId {
+    loop {
+        let mut bytes = [0u8; 8];
+        fill_random(&mut bytes);
+        let id = SpanId(bytes);
+        if !id.is_zero() {
+            return id;
+        }
+    }
+}
+
+fn fill_random(bytes: &mut [u8]) {
+    // The OS generator failing means the machine cannot produce ids at all; nothing sensible
+    // can continue without them.
+    getrandom::fill(bytes).expect("the operating system random number generator failed");
+}
+
+/// The members of a `tracestate` header, in order, valid ones only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceState {
+    members: Vec<(String, String)>,
+}
+
+impl TraceState {
+    /// Parses one or more `tracestate` header values (several header lines are one list).
+    /// Invalid members are dropped; for a duplicated key the first occurrence wins.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut members: Vec<(String, String)> = Vec::new();
+        for value in values {
+            for raw in value.split(',') {
+                let raw = raw.trim_matches([' ', '\t']);
+                if raw.is_empty() {
+                    continue;
+                }
+                let Some((key, val)) = raw.split_once('=') else {
+                    continue;
+                };
+                if !valid_key(key) || !valid_value(val) {
+                    continue;
+                }
+                if members.iter().any(|(k, _)| k == key) {
+                    continue;
+                }
+                members.push((key.to_owned(), val.to_owned()));
+            }
+        }
+        TraceState { members }
+    }
+
+    /// The members, in order.
+    pub fn members(&self) -> &[(String, String)] {
+        &self.members
+    }
+
+    /// The value of one member.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The session this trace belongs to: the `sp` member, else the original proxy's
+    /// `x-softprobe-session-id` member.
+    pub fn session_id(&self) -> Option<&str> {
+        self.get(SESSION_MEMBER)
+            .or_else(|| self.get(LEGACY_SESSION_MEMBER))
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The members that are not session correlation: the trace tags rules match against.
+    pub fn foreign_members(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.members
+            .iter()
+            .filter(|(k, _)| k != SESSION_MEMBER && k != LEGACY_SESSION_MEMBER)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// This list with `sp=<session_id>` first and every previous session member removed,
+    /// cut to 32 members from the end. A session id that is not a valid member value (it
+    /// would corrupt the header) leaves the list without a session member.
+    pub fn with_session(&self, session_id: &str) -> Self {
+        let mut members = Vec::with_capacity(self.members.len() + 1);
+        if valid_value(session_id) {
+            members.push((SESSION_MEMBER.to_owned(), session_id.to_owned()));
+        }
+        members.extend(
+            self.members
+                .iter()
+                .filter(|(k, _)| k != SESSION_MEMBER && k != LEGACY_SESSION_MEMBER)
+                .cloned(),
+        );
+        members.truncate(MAX_TRACESTATE_MEMBERS);
+        TraceState { members }
+    }
+
+    /// The header value, or `None` for an empty list (the header should then be omitted).
+    pub fn to_header(&self) -> Option<String> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for (i, (k, v)) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        Some(out)
+    }
+}
+
+fn valid_simple_key(key: &str, max: usize) -> bool {
+    let b = key.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_lowercase()
+        && b[1..].iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
+        })
+}
+
+fn valid_key(key: &str) -> bool {
+    match key.split_once('@') {
+        None => valid_simple_key(key, 256),
+        Some((tenant, system)) => {
+            let t = tenant.as_bytes();
+            !t.is_empty()
+                && t.len() <= 241
+                && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
+                && t[1..].iter().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, b'_' | b'-' | b'*' | b'/')
+                })
+                && valid_simple_key(system, 14)
+        }
+    }
+}
+
+fn valid_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= 256
+        && b.iter()
+            .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
+        && b[b.len() - 1] != b' '
+}
+
+/// The entries of one or more `baggage` header values: `key=value` pairs, properties
+/// after `;` ignored, values percent-decoded, malformed entries dropped.
+pub fn parse_baggage<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for value in values {
+        for entry in value.split(',') {
+            let pair = entry.split(';').next().unwrap_or("");
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let k = k.trim_matches([' ', '\t']);
+            let v = v.trim_matches([' ', '\t']);
+            if k.is_empty() || !k.bytes().all(is_token_char) {
+                continue;
+            }
+            if let Some(v) = percent_decode(v) {
+                out.push((k.to_owned(), v));
+            }
+        }
+    }
+    out
+}
+
+fn is_token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparent_table() {
+        let cases: &[(&str, bool)] = &[
+            (TP, true),
+            (
+                " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ",
+                true,
+            ),
+            ("", false),
+            ("garbage", false),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                false,
+            ),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                false,
+            ),
+            (
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                true,
+            ),
+            (
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bz-01",
+                false,
+            ),
+        ];
+        for (input, ok) in cases {
+            assert_eq!(TraceParent::parse(input).is_some(), *ok, "{input:?}");
+        }
+        let tp = TraceParent::parse(TP).unwrap();
+        assert_eq!(tp.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(tp.parent_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(tp.flags, 1);
+        assert_eq!(tp.to_header(), TP);
+    }
+
+    #[test]
+    fn random_traceparent_is_valid_and_sampled() {
+        let a = TraceParent::random();
+        let b = TraceParent::random();
+        assert_ne!(a.trace_id, b.trace_id);
+        let back = TraceParent::parse(&a.to_header()).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(back.flags & 1, 1);
+    }
+
+    #[test]
+    fn tracestate_parse_table() {
+        type Members<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(&[&str], Members<'_>)] = &[
+            (&[], &[]),
+            (&[""], &[]),
+            (&["a=1"], &[("a", "1")]),
+            (&["a=1, b=2 ,,c=3"], &[("a", "1"), ("b", "2"), ("c", "3")]),
+            (&["a=1", "b=2"], &[("a", "1"), ("b", "2")]),
+            // Uppercase keys, missing '=', bad values and empty values are dropped.
+            (&["A=1,b,c=,d=x=y,e=ok"], &[("e", "ok")]),
+            // The first of two members with one key wins.
+            (&["sp=first,sp=second"], &[("sp", "first")]),
+            (
+                &["tenant@vendor=v,1t@sys=w,@x=y"],
+                &[("tenant@vendor", "v"), ("1t@sys", "w")],
+            ),
+            (&["k=trailing "], &[("k", "trailing")]),
+        ];
+        for (input, expected) in cases {
+            let ts = TraceState::parse(input.iter().copied());
+            let got: Vec<(&str, &str)> = ts
+                .members()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(&got, expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn session_member_read_in_both_spellings() {
+        assert_eq!(
+            TraceState::parse(["vendor=1,sp=sess_a"]).session_id(),
+            Some("sess_a")
+        );
+        assert_eq!(
+            TraceState::parse(["x-softprobe-session-id=sess_b"]).session_id(),
+            Some("sess_b")
+        );
+        assert_eq!(
+            TraceState::parse(["sp=sess_a,x-softprobe-session-id=sess_b"]).session_id(),
+            Some("sess_a")
+        );
+        assert_eq!(TraceState::parse(["vendor=1"]).session_id(), None);
+    }
+
+    #[test]
+    fn with_session_puts_sp_first_and_drops_old_session_members() {
+        let ts = TraceState::parse(["congo=t61,sp=old,x-softprobe-session-id=older,rojo=00f"]);
+        let out = ts.with_session("sess_new");
+        assert_eq!(out.to_header().unwrap(), "sp=sess_new,congo=t61,rojo=00f");
+        assert_eq!(
+            out.foreign_members().collect::<Vec<_>>(),
+            vec![("congo", "t61"), ("rojo", "00f")]
+        );
+    }
+
+    #[test]
+    fn with_session_keeps_at_most_32_members_dropping_from_the_end() {
+        let many: Vec<String> = (0..40).map(|i| format!("k{i}=v{i}")).collect();
+        let header = many.join(",");
+        let out = TraceState::parse([header.as_str()]).with_session("sess_x");
+        assert_eq!(out.members().len(), 32);
+        assert_eq!(out.members()[0], ("sp".to_owned(), "sess_x".to_owned()));
+        assert_eq!(out.members()[31], ("k30".to_owned(), "v30".to_owned()));
+    }
+
+    #[test]
+    fn a_session_id_that_would_corrupt_the_header_is_not_written() {
+        let out = TraceState::parse(["a=1"]).with_session("bad,id=x");
+        assert_eq!(out.to_header().unwrap(), "a=1");
+        assert_eq!(TraceState::default().to_header(), None);
+    }
+
+    #[test]
+    fn baggage_entries_are_decoded() {
+        let got = parse_baggage([
+            "userId=alice%20b,  tier = gold;ttl=3",
+            "bad entry,x=%zz,y=1",
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("userId".to_owned(), "alice b".to_owned()),
+                ("tier".to_owned(), "gold".to_owned()),
+                ("y".to_owned(), "1".to_owned()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! One session: identity, configuration (case, rules, policy, fixtures) with its revision,
+//! counters, the last strict misses and the capture buffer.
+//!
+//! Every configuration change goes through [`Session::update`], which validates before it
+//! touches anything and bumps the revision only on success, so a rejected request changes
+//! nothing stored.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::Mode;
+use crate::capture;
+use crate::case::{Case, Direction, Exchange};
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+use crate::replay::{Decision, Engine, Request};
+use crate::rules::{self, DEFAULT_SENSITIVE_HEADERS, Rule};
+
+/// How many strict-miss reports a session keeps for `state` and test reports.
+pub const MAX_STRICT_MISSES: usize = 20;
+
+/// What `POST /v1/sessions` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSession {
+    /// The session mode.
+    pub mode: Mode,
+    /// Case id for the capture (defaults to the session id) and for reports.
+    #[serde(default)]
+    pub case_id: Option<String>,
+    /// Free-form test name for logs and reports.
+    #[serde(default)]
+    pub test_name: Option<String>,
+}
+
+impl NewSession {
+    /// A session of `mode` with no case id or test name.
+    pub fn new(mode: Mode) -> Self {
+        NewSession {
+            mode,
+            case_id: None,
+            test_name: None,
+        }
+    }
+}
+
+/// The fixtures/auth document (`POST /v1/sessions/{id}/fixtures/auth`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fixtures {
+    /// Auth tokens the SUT may be handed.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    /// Cookies the SUT may be handed.
+    #[serde(default)]
+    pub cookies: Vec<Cookie>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+/// One fixture cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cookie {
+    /// Cookie name.
+    pub name: String,
+    /// Cookie value.
+    pub value: String,
+    /// Domain the cookie belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Path the cookie belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// What a loaded case holds, as `load-case` and `state` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseSummary {
+    /// The case's `caseId`.
+    pub case_id: String,
+    /// Entries in `traces`.
+    pub traces: usize,
+    /// Spans over all traces.
+    pub spans: usize,
+    /// Inbound hops.
+    pub inbound: usize,
+    /// Outbound hops.
+    pub outbound: usize,
+}
+
+/// The three session counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    /// Inject calls answered locally.
+    pub injected_spans: u64,
+    /// Spans received on extract.
+    pub extracted_spans: u64,
+    /// Outbound hops answered with the strict-miss 599.
+    pub strict_misses: u64,
+}
+
+/// A session's configuration; changed only through [`Session::update`].
+pub struct SessionState {
+    revision: u64,
+    /// The decision engine (rules, policy, replay index).
+    pub engine: Engine,
+    /// The policy as last set (the engine keeps its own copy).
+    pub policy: Policy,
+    /// The loaded case, if any.
+    pub case: Option<(Arc<Case>, CaseSummary)>,
+    /// Fixtures as last set.
+    pub fixtures: Option<Fixtures>,
+}
+
+impl std::fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState")
+            .field("revision", &self.revision)
+            .field("case", &self.case.as_ref().map(|(_, s)| s))
+            .field("rules", &self.engine.rule_counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionState {
+    /// The revision: 0 at creation, +1 per successful change.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Loads a case (validated first: every span must be a readable hop and its embedded
+    /// rules must parse); replaces a previous case.
+    pub fn load_case(&mut self, case: Case, source_name: &str) -> Result<CaseSummary> {
+        let exchanges = case.exchanges_named(source_name)?;
+        if let Some(values) = &case.rules {
+            rules::rules_from_values(values, source_name, "$.rules")
+                .map_err(|e| Error::invalid(e.to_string()))?;
+        }
+        let summary = CaseSummary {
+            case_id: case.case_id.clone(),
+            traces: case.traces.len(),
+            spans: exchanges.len(),
+            inbound: exchanges
+                .iter()
+                .filter(|e| e.direction == Direction::Inbound)
+                .count(),
+            outbound: exchanges
+                .iter()
+                .filter(|e| e.direction == Direction::Outbound)
+                .count(),
+        };
+        let case = Arc::new(case);
+        self.engine
+            .load_case(Arc::clone(&case), source_name)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        self.case = Some((case, summary.clone()));
+        Ok(summary)
+    }
+
+    /// Replaces the session rules.
+    pub fn set_rules(&mut self, rules: Vec<Rule>) {
+        self.engine.set_session_rules(rules);
+    }
+
+    /// Replaces the policy.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy.clone();
+        self.engine.set_policy(policy);
+    }
+
+    /// Replaces the fixtures.
+    pub fn set_fixtures(&mut self, fixtures: Fixtures) {
+        self.fixtures = Some(fixtures);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    injected_spans: AtomicU64,
+    extracted_spans: AtomicU64,
+    strict_misses: AtomicU64,
+}
+
+/// One session. Shared as `Arc<Session>`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Session {
+    id: String,
+    mode: Mode,
+    created: SystemTime,
+    created_at: String,
+    case_id: Option<String>,
+    test_name: Option<String>,
+    state: RwLock<SessionState>,
+    stats: Stats,
+    misses: Mutex<VecDeque<Value>>,
+    captured: Mutex<Vec<Exchange>>,
+}
+
+impl Session {
+    /// A new session at revision 0 with the default policy and no rules.
+    pub fn new(id: String, new: NewSession) -> Self {
+        let created = SystemTime::now();
+        Session {
+            id,
+            mode: new.mode,
+            created,
+            created_at: capture::rfc3339(created),
+            case_id: new.case_id,
+            test_name: new.test_name,
+            state: RwLock::new(SessionState {
+                revision: 0,
+                engine: Engine::new(new.mode),
+                policy: Policy::default(),
+                case: None,
+                fixtures: None,
+            }),
+            stats: Stats::default(),
+            misses: Mutex::new(VecDeque::new()),
+            captured: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// When the session was created.
+    pub fn created(&self) -> SystemTime {
+        self.created
+    }
+
+    /// Creation time, RFC 3339.
+    pub fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    /// The case id given at creation, else the loaded case's id.
+    pub fn case_id(&self) -> Option<String> {
+        self.case_id.clone().or_else(|| {
+            self.read()
+                .case
+                .as_ref()
+                .map(|(_, summary)| summary.case_id.clone())
+        })
+    }
+
+    /// The test name given at creation.
+    pub fn test_name(&self) -> Option<&str> {
+        self.test_name.as_deref()
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        self.read().revision
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            injected_spans: self.stats.injected_spans.load(Ordering::Relaxed),
+            extracted_spans: self.stats.extracted_spans.load(Ordering::Relaxed),
+            strict_misses: self.stats.strict_misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The last strict-miss reports (at most [`MAX_STRICT_MISSES`]), oldest first.
+    pub fn strict_misses(&self) -> Vec<Value> {
+        lock(&self.misses).iter().cloned().collect()
+    }
+
+    /// Read access to the configuration.
+    pub fn read(&self) -> RwLockReadGuard<'_, SessionState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, SessionState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a configuration change; on success the revision goes up by one and is
+    /// returned with the change's result. `change` must validate before it mutates, so an
+    /// error leaves the state as it was.
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut SessionState) -> Result<T>,
+    ) -> Result<(u64, T)> {
+        let mut state = self.write();
+        let out = change(&mut state)?;
+        state.revision += 1;
+        Ok((state.revision, out))
+    }
+
+    /// Decides an inject request and counts it: a local answer counts as an injected span,
+    /// a strict miss is counted and its report kept.
+    pub fn inject(&self, request: &Request) -> Decision {
+        let decision = self.read().engine.decide(request);
+        match &decision {
+            Decision::Respond { .. } => {
+                self.stats.injected_spans.fetch_add(1, Ordering::Relaxed);
+            }
+            Decision::StrictMiss(report) => {
+                self.stats.strict_misses.fetch_add(1, Ordering::Relaxed);
+                let body = report.to_json(&self.id);
+                let mut misses = lock(&self.misses);
+                if misses.len() == MAX_STRICT_MISSES {
+                    misses.pop_front();
+                }
+                misses.push_back(body);
+            }
+            Decision::Passthrough { .. } => {}
+        }
+        decision
+    }
+
+    /// Records an extracted hop: counted always, buffered (after redaction) only in capture
+    /// sessions. Returns whether it was buffered.
+    pub fn record(&self, mut exchange: Exchange) -> bool {
+        self.stats.extracted_spans.fetch_add(1, Ordering::Relaxed);
+        if self.mode != Mode::Capture {
+            return false;
+        }
+        let request = Request::from_exchange(&exchange);
+        let mut redaction = self.read().engine.capture_redaction(&request);
+        for name in DEFAULT_SENSITIVE_HEADERS {
+            if !redaction
+                .headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+            {
+                redaction.headers.push((*name).to_owned());
+            }
+        }
+        redaction.apply(&mut exchange);
+        if exchange.session_id.is_none() {
+            exchange.session_id = Some(self.id.clone());
+        }
+        lock(&self.captured).push(exchange);
+        true
+    }
+
+    /// How many hops the capture buffer holds.
+    pub fn captured_len(&self) -> usize {
+        lock(&self.captured).len()
+    }
+
+    /// A copy of the capture buffer, in arrival order.
+    pub fn captured(&self) -> Vec<Exchange> {
+        lock(&self.captured).clone()
+    }
+
+    /// The case this capture session becomes now.
+    pub fn capture_case(&self) -> Case {
+        let case_id = self.case_id.as_deref().unwrap_or(&self.id);
+        capture::build_case(case_id, &lock(&self.captured), SystemTime::now())
+    }
+
+    /// Writes the capture to `path` (atomically, parent directories created). The buffer is
+    /// kept either way; the caller removes the session once the write succeeded.
+    pub fn write_capture(&self, path: &std::path::Path) -> Result<()> {
+        self.capture_case()
+            .write(path)
+            .map_err(|source| Error::CaptureWrite {
+                session_id: self.id.clone(),
+                path: path.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
+    /// The `GET /v1/sessions` entry.
+    pub fn summary_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("sessionId".into(), json!(self.id));
+        m.insert("mode".into(), json!(self.mode));
+        m.insert("sessionRevision".into(), json!(self.revision()));
+        m.insert("createdAt".into(), json!(self.created_at));
+        if let Some(case_id) = self.case_id() {
+            m.insert("caseId".into(), json!(case_id));
+        }
+        Value::Object(m)
+    }
+
+    /// The `GET /v1/sessions/{id}/stats` body.
+    pub fn stats_json(&self) -> Value {
+        let stats = self.stats();
+        json!({
+            "sessionId": self.id,
+            "injectedSpans": stats.injected_spans,
+            "extractedSpans": stats.extracted_spans,
+            "strictMisses": stats.strict_misses,
+            "stats": stats,
+        })
+    }
+
+    /// The `GET /v1/sessions/{id}/state` body.
+    pub fn state_json(&self) -> Value {
+        let state = self.read();
+        let (policy_rules, case_rules, session_rules) = state.engine.rule_counts();
+        json!({
+            "sessionId": self.id,
+            "mode": self.mode,
+            "sessionRevision": state.revision,
+            "createdAt": self.created_at,
+            "case": state.case.as_ref().map(|(_, summary)| summary),
+            "policy": state.policy,
+            "rules": {"policy": policy_rules, "case": case_rules, "session": session_rules},
+            "fixtures": state.fixtures,
+            "stats": self.stats(),
+            "strictMisses": self.strict_misses(),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,316 @@
+//! The session store: the trait every front end (control API, OTLP handlers, in-process
+//! proxy) talks to, and the in-memory implementation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use super::id::new_session_id;
+use super::state::{NewSession, Session, SessionState};
+use crate::case::Exchange;
+use crate::error::{Error, Result};
+use crate::metrics::{InjectOutcome, Metrics};
+use crate::replay::{Decision, Request};
+
+/// Where sessions live. Object-safe and shared as `Arc<dyn SessionStore>`.
+///
+/// The provided methods ([`SessionStore::session`], [`SessionStore::update`],
+/// [`SessionStore::inject`], [`SessionStore::record`]) are what front ends call; an
+/// implementation only supplies storage.
+pub trait SessionStore: Send + Sync + std::fmt::Debug {
+    /// Creates a session with a fresh id.
+    fn create(&self, new: NewSession) -> Result<Arc<Session>>;
+    /// The session with this id, if open.
+    fn get(&self, id: &str) -> Option<Arc<Session>>;
+    /// Removes a session (on close); returns it if it was open.
+    fn remove(&self, id: &str) -> Option<Arc<Session>>;
+    /// Every open session, oldest first.
+    fn list(&self) -> Vec<Arc<Session>>;
+    /// How many sessions are open.
+    fn len(&self) -> usize {
+        self.list().len()
+    }
+    /// Whether no session is open.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The process counters updated by [`SessionStore::inject`] and [`SessionStore::record`].
+    fn metrics(&self) -> &Metrics;
+
+    /// The session with this id, or [`Error::UnknownSession`].
+    fn session(&self, id: &str) -> Result<Arc<Session>> {
+        self.get(id).ok_or_else(|| Error::UnknownSession {
+            session_id: id.to_owned(),
+        })
+    }
+
+    /// Applies a configuration change to a session and returns its new revision (see
+    /// [`Session::update`]).
+    fn update(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut SessionState) -> Result<()>,
+    ) -> Result<u64> {
+        let session = self.session(id)?;
+        session.update(change).map(|(revision, ())| revision)
+    }
+
+    /// Decides an inject request for a session (and counts it in the session stats and the
+    /// process metrics). The caller applies the decision's latency and answers.
+    fn inject(&self, session_id: &str, request: &Request) -> Result<Decision> {
+        let session = self.session(session_id)?;
+        let started = Instant::now();
+        let decision = session.inject(request);
+        let outcome = match &decision {
+            Decision::Respond {
+                injected_error: true,
+                ..
+            } => InjectOutcome::Error,
+            Decision::Respond { .. } => InjectOutcome::Hit,
+            Decision::Passthrough { .. } => InjectOutcome::Miss,
+            Decision::StrictMiss(_) => InjectOutcome::StrictMiss,
+        };
+        self.metrics().record_inject(outcome, started.elapsed());
+        Ok(decision)
+    }
+
+    /// Records an extracted hop for a session (buffered for capture sessions, counted for
+    /// all); returns whether it was buffered.
+    fn record(&self, session_id: &str, exchange: Exchange) -> Result<bool> {
+        let session = self.session(session_id)?;
+        self.metrics().record_extracted(1);
+        Ok(session.record(exchange))
+    }
+}
+
+/// The in-memory store: a map behind a `RwLock`, each session behind its own locks, so
+/// traffic on one session never waits for another.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    sessions: RwLock<HashMap<String, (u64, Arc<Session>)>>,
+    next_seq: AtomicU64,
+    metrics: Metrics,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store, ready to share.
+    pub fn shared() -> Arc<dyn SessionStore> {
+        Arc::new(Self::new())
+    }
+}
+
+impl SessionStore for InMemoryStore {
+    fn create(&self, new: NewSession) -> Result<Arc<Session>> {
+        let id = new_session_id()?;
+        let session = Arc::new(Session::new(id.clone(), new));
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, (seq, Arc::clone(&session)));
+        self.metrics.record_session_created();
+        Ok(session)
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|(_, s)| Arc::clone(s))
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .map(|(_, s)| s)
+    }
+
+    fn list(&self) -> Vec<Arc<Session>> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<(u64, Arc<Session>)> =
+            map.values().map(|(seq, s)| (*seq, Arc::clone(s))).collect();
+        drop(map);
+        all.sort_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, s)| s).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use super::*;
+    use crate::Mode;
+    use crate::case::{Direction, SpanId, TraceId};
+    use crate::policy::parse_policy;
+    use crate::rules::parse_rules_document;
+
+    fn hop(direction: Direction, host: &str, path: &str) -> Exchange {
+        Exchange {
+            direction,
+            service: Some("checkout".into()),
+            session_id: None,
+            span_type: Some("extract".into()),
+            method: "GET".into(),
+            scheme: Some("https".into()),
+            host: host.into(),
+            path: path.into(),
+            query: None,
+            request_headers: vec![
+                ("authorization".into(), "Bearer sk_live".into()),
+                ("accept".into(), "application/json".into()),
+            ],
+            request_body: None,
+            status: Some(200),
+            response_headers: vec![("set-cookie".into(), "sid=1".into())],
+            response_body: None,
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([2; 8]),
+            parent_span_id: None,
+            name: String::new(),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            extra_attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn concurrent_sessions_stay_isolated() {
+        let store = Arc::new(InMemoryStore::new());
+        let rules = br#"[{"id": "m", "when": {"host": "api.test"}, "then": {"action": "mock", "response": {"body": "ok"}}}]"#;
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    for _ in 0..25 {
+                        let s = store.create(NewSession::new(Mode::Replay)).unwrap();
+                        let parsed = parse_rules_document(rules, "t").unwrap();
+                        let rev = store
+                            .update(s.id(), &mut |st| {
+                                st.set_rules(parsed.clone());
+                                Ok(())
+                            })
+                            .unwrap();
+                        assert_eq!(rev, 1);
+                        let req =
+                            Request::from_exchange(&hop(Direction::Outbound, "api.test", "/"));
+                        let decision = store.inject(s.id(), &req).unwrap();
+                        assert!(matches!(decision, Decision::Respond { .. }));
+                        ids.push(s.id().to_owned());
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let ids: Vec<String> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(store.len(), 200);
+        assert_eq!(store.list().len(), 200);
+        for id in &ids {
+            let s = store.session(id).unwrap();
+            assert_eq!(s.revision(), 1);
+            assert_eq!(s.stats().injected_spans, 1);
+        }
+        assert_eq!(store.metrics().inject_count(InjectOutcome::Hit), 200);
+        assert!(store.remove(&ids[0]).is_some());
+        assert!(store.remove(&ids[0]).is_none());
+        assert!(matches!(
+            store.session(&ids[0]),
+            Err(Error::UnknownSession { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failed_update_keeps_the_revision() {
+        let store = InMemoryStore::new();
+        let s = store.create(NewSession::new(Mode::Replay)).unwrap();
+        let err = store
+            .update(s.id(), &mut |_| Err(Error::invalid("nope")))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "nope");
+        assert_eq!(s.revision(), 0);
+        assert!(matches!(
+            store.update("sess_missing", &mut |_| Ok(())),
+            Err(Error::UnknownSession { .. })
+        ));
+    }
+
+    #[test]
+    fn strict_misses_are_counted_and_the_last_twenty_kept() {
+        let store = InMemoryStore::new();
+        let s = store.create(NewSession::new(Mode::Replay)).unwrap();
+        let policy = parse_policy(br#"{"externalHttp": "strict"}"#, "t").unwrap();
+        s.update(|st| {
+            st.set_policy(policy);
+            Ok(())
+        })
+        .unwrap();
+        for i in 0..25 {
+            let req =
+                Request::from_exchange(&hop(Direction::Outbound, "api.test", &format!("/{i}")));
+            let decision = store.inject(s.id(), &req).unwrap();
+            assert!(matches!(decision, Decision::StrictMiss(_)));
+        }
+        assert_eq!(s.stats().strict_misses, 25);
+        let misses = s.strict_misses();
+        assert_eq!(misses.len(), super::super::MAX_STRICT_MISSES);
+        assert!(
+            misses[0]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/5")
+        );
+        assert!(
+            misses[19]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/24")
+        );
+        assert_eq!(store.metrics().inject_count(InjectOutcome::StrictMiss), 25);
+    }
+
+    #[test]
+    fn record_buffers_redacted_hops_only_for_capture() {
+        let store = InMemoryStore::new();
+        let capture = store.create(NewSession::new(Mode::Capture)).unwrap();
+        let replay = store.create(NewSession::new(Mode::Replay)).unwrap();
+        for s in [&capture, &replay] {
+            store
+                .record(s.id(), hop(Direction::Inbound, "app", "/checkout"))
+                .unwrap();
+        }
+        assert_eq!(capture.stats().extracted_spans, 1);
+        assert_eq!(replay.stats().extracted_spans, 1);
+        assert_eq!(replay.captured_len(), 0);
+        let hops = capture.captured();
+        assert_eq!(hops.len(), 1);
+        assert_eq!(hops[0].request_header("authorization"), Some("[REDACTED]"));
+        assert_eq!(hops[0].request_header("accept"), Some("application/json"));
+        assert_eq!(hops[0].response_header("set-cookie"), Some("[REDACTED]"));
+        assert_eq!(hops[0].session_id.as_deref(), Some(capture.id()));
+        assert_eq!(store.metrics().extracted_spans(), 2);
+    }
+}

@@ -1,0 +1,210 @@
+//! Session lifecycle over real HTTP: health, meta, create, list, stats, state, close, and
+//! the exact response bodies (insta snapshots, ids redacted).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use softprobe_runtime::case::validate::SchemaKind;
+
+#[tokio::test]
+async fn health_and_meta() {
+    let server = start(None, None).await;
+    let base = server.uri();
+    let (status, body) = get_json(&base, "/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"status": "ok"}));
+    assert_schema(SchemaKind::HealthResponse, &body);
+
+    let (status, body) = get_json(&base, "/v1/meta").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "softprobe-runtime");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_schema(SchemaKind::MetaResponse, &body);
+    insta::assert_json_snapshot!("meta", body, {".version" => "[version]"});
+}
+
+#[tokio::test]
+async fn session_lifecycle_bodies() {
+    let server = start(None, None).await;
+    let base = server.uri();
+    let redact = "[sessionId]";
+
+    let (status, created) = post_json(&base, "/v1/sessions", &json!({"mode": "replay"})).await;
+    assert_eq!(status, 200);
+    let id = created["sessionId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("sess_") && id.len() == 27, "{id}");
+    assert_schema(SchemaKind::CreateSessionResponse, &created);
+    insta::assert_json_snapshot!("create", created, {".sessionId" => redact});
+
+    let (status, list) = get_json(&base, "/v1/sessions").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["sessions"][0]["sessionId"], id.as_str());
+    assert_schema(SchemaKind::ListSessionsResponse, &list);
+    insta::assert_json_snapshot!("list", list, {
+        ".sessions[].sessionId" => redact,
+        ".sessions[].createdAt" => "[createdAt]",
+    });
+
+    let (status, stats) = get_json(&base, &format!("/v1/sessions/{id}/stats")).await;
+    assert_eq!(status, 200);
+    assert_schema(SchemaKind::StatsResponse, &stats);
+    insta::assert_json_snapshot!("stats", stats, {".sessionId" => redact});
+
+    let (status, state) = get_json(&base, &format!("/v1/sessions/{id}/state")).await;
+    assert_eq!(status, 200);
+    assert_schema(SchemaKind::StateResponse, &state);
+    insta::assert_json_snapshot!("state_fresh", state, {
+        ".sessionId" => redact,
+        ".createdAt" => "[createdAt]",
+    });
+
+    let (status, closed) = post_json(&base, &format!("/v1/sessions/{id}/close"), &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        closed,
+        json!({"sessionId": id, "closed": true, "casePath": null})
+    );
+    assert_schema(SchemaKind::CloseResponse, &closed);
+
+    // Closed means gone.
+    let (status, body) = get_json(&base, &format!("/v1/sessions/{id}/stats")).await;
+    expect_error(status, &body, 404, "unknown_session");
+    let (_, list) = get_json(&base, "/v1/sessions").await;
+    assert_eq!(list, json!({"sessions": []}));
+}
+
+#[tokio::test]
+async fn create_accepts_case_id_and_test_name_and_lists_oldest_first() {
+    let server = start(None, None).await;
+    let base = server.uri();
+    let (status, first) = post_json(
+        &base,
+        "/v1/sessions",
+        &json!({"mode": "CAPTURE", "caseId": "checkout", "testName": "checkout_works"}),
+    )
+    .await;
+    // Modes are lowercase on the wire.
+    let msg = expect_error(status, &first, 400, "invalid_request");
+    assert!(
+        msg.starts_with("$.mode: unknown variant `CAPTURE`"),
+        "{msg}"
+    );
+    let (status, first) = post_json(
+        &base,
+        "/v1/sessions",
+        &json!({"mode": "capture", "caseId": "checkout", "testName": "checkout_works"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let second = create_session(&base, "generate").await;
+    let (_, list) = get_json(&base, "/v1/sessions").await;
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0]["sessionId"], first["sessionId"]);
+    assert_eq!(sessions[0]["caseId"], "checkout");
+    assert_eq!(sessions[0]["mode"], "capture");
+    assert_eq!(sessions[1]["sessionId"], second.as_str());
+    assert!(sessions[1].get("caseId").is_none());
+}
+
+#[tokio::test]
+async fn close_accepts_an_empty_body() {
+    let server = start(None, None).await;
+    let base = server.uri();
+    let id = create_session(&base, "replay").await;
+    // Exactly what the seed's curl sends: no body, no content-type.
+    let resp = client()
+        .post(format!("{base}/v1/sessions/{id}/close"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["closed"], true);
+}
+
+#[tokio::test]
+async fn app_can_be_driven_without_a_socket() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let state = softprobe_runtime::Server::builder().build_state();
+    let app = softprobe_runtime::control::app(state.clone());
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::post("/v1/sessions")
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"mode":"replay"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(state.store().len(), 1);
+    let resp = app
+        .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let server = start(Some("s3cret"), None).await;
+    let base = server.uri();
+    // /metrics stays open even with a token.
+    let resp = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE softprobe_sessions gauge\nsoftprobe_sessions 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("softprobe_inject_total{result=\"hit\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("softprobe_inject_duration_seconds_count 0"),
+        "{text}"
+    );
+    assert!(text.contains("softprobe_extracted_spans_total 0"), "{text}");
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting() {
+    let server = start(None, None).await;
+    let addr = server.addr();
+    server.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+
+    let server = start(None, None).await;
+    let addr = server.addr();
+    drop(server);
+    // Dropping the handle stops the accept loop shortly after.
+    let mut refused = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused,
+        "the port still accepts after the handle was dropped"
+    );
+}

@@ -1,0 +1,119 @@
+//! HTTPS through `CONNECT`: the egress proxy terminates TLS with its own CA (a real rustls
+//! client trusts it), talks to a TLS upstream signed by another CA, captures the hop, and
+//! replays it with the upstream gone.
+
+mod proxy_support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use softprobe_runtime::case::{Case, Direction};
+use softprobe_runtime::proxy::{CertificateAuthority, EgressProxy, StoreBackend};
+
+use proxy_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_capture_through_connect_then_offline_replay() {
+    let (upstream_ca, upstream_cfg) = upstream_tls();
+    let upstream = serve(price_handler(), Some(upstream_cfg)).await;
+    let target = format!("localhost:{}", upstream.addr.port());
+
+    let runtime = runtime().await;
+    let rt = runtime.uri();
+    let proxy_ca = Arc::new(CertificateAuthority::generate().unwrap());
+    let egress = EgressProxy::builder()
+        .backend(Arc::new(StoreBackend::new(runtime.store())))
+        .shared_ca(proxy_ca.clone())
+        .upstream_root(upstream_ca.cert_der().clone())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(egress.ca_cert_pem(), proxy_ca.cert_pem());
+
+    let session = create_session(&rt, "capture").await;
+    let (status, headers, body) = https_via_connect(
+        egress.addr(),
+        &target,
+        "/price?item=7",
+        Some(&session),
+        &proxy_ca,
+    )
+    .await;
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(headers["content-type"], "application/json");
+    let captured: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(captured["item"], "item=7");
+    assert_eq!(upstream.hits(), 1);
+    wait_extracted(&rt, &session, 1).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("https.case.json");
+    post(
+        &rt,
+        &format!("/v1/sessions/{session}/close?out={}", out.display()),
+        json!({}),
+    )
+    .await;
+    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    assert_eq!(hops.len(), 1);
+    let hop = &hops[0];
+    assert_eq!(hop.direction, Direction::Outbound);
+    assert_eq!(hop.scheme.as_deref(), Some("https"));
+    assert_eq!(hop.host, target);
+    assert_eq!(
+        (hop.path.as_str(), hop.query.as_deref()),
+        ("/price", Some("item=7"))
+    );
+    assert_eq!(hop.session_id.as_deref(), Some(session.as_str()));
+
+    upstream.stop().await;
+    let replay = create_session(&rt, "replay").await;
+    let case_json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    post(&rt, &format!("/v1/sessions/{replay}/load-case"), case_json).await;
+    let (status, _, body) = https_via_connect(
+        egress.addr(),
+        &target,
+        "/price?item=7",
+        Some(&replay),
+        &proxy_ca,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), captured);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_session_connect_is_still_intercepted_and_relayed() {
+    let (upstream_ca, upstream_cfg) = upstream_tls();
+    let upstream = serve(echo_handler(), Some(upstream_cfg)).await;
+    let target = format!("localhost:{}", upstream.addr.port());
+    let egress = EgressProxy::builder()
+        .upstream_root(upstream_ca.cert_der().clone())
+        .start()
+        .await
+        .unwrap();
+    let ca = egress.ca().clone();
+    let (status, _, body) = https_via_connect(egress.addr(), &target, "/hello", None, &ca).await;
+    assert_eq!(status, 200);
+    let echoed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echoed["path"], "/hello");
+    // The upstream offered HTTP/2 by ALPN and the proxy took it.
+    assert_eq!(echoed["version"], "HTTP/2.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_with_an_untrusted_certificate_is_a_502_naming_it() {
+    let (_other_ca, upstream_cfg) = upstream_tls();
+    let upstream = serve(echo_handler(), Some(upstream_cfg)).await;
+    let target = format!("localhost:{}", upstream.addr.port());
+    // The upstream's CA is not given to the proxy.
+    let egress = EgressProxy::builder().start().await.unwrap();
+    let ca = egress.ca().clone();
+    let (status, _, body) = https_via_connect(egress.addr(), &target, "/x", None, &ca).await;
+    assert_eq!(status, 502);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unreachable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("https://{target}")), "{message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+}
