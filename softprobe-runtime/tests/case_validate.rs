@@ -198,7 +198,7 @@ fn bare_rule_arrays_and_yaml_documents_are_rules_documents() {
     let report = validate_rules(yaml, "mocks.yml");
     assert_eq!(
         report.to_string(),
-        "mocks.yml:5:7: error[range]: $[0].then.response.status: 1000 is greater than the maximum of 999\n"
+        "mocks.yml:5:7: error[range]: $[0].then.response.status: 1000 is greater than the maximum of 599\n"
     );
 }
 

@@ -471,6 +471,13 @@ pub(crate) fn violations(kind: SchemaKind, value: &Value) -> Vec<Violation> {
                     Some(Segment::Key(k)) if k == "body" => {
                         "`body` and `bodyBase64` are exclusive; give one of them".to_owned()
                     }
+                    Some(Segment::Key(k)) if k == "response" => {
+                        "`response` is only allowed with action \"mock\" or \"error\"".to_owned()
+                    }
+                    Some(Segment::Key(k)) if k == "captureOnly" => {
+                        "`captureOnly` is only allowed with action \"capture_only\"".to_owned()
+                    }
+                    Some(Segment::Key(k)) => format!("`{k}` is not allowed here"),
                     _ => "not allowed here".to_owned(),
                 };
                 push(path, "not-allowed", message);
