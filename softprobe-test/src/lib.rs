@@ -14,10 +14,15 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod embedded;
+mod error;
 mod mode;
 mod session;
+mod verify;
 
+pub use embedded::trust_upstream_ca;
+pub use error::{Error, Result};
 pub use mode::Mode;
-pub use session::Session;
+pub use session::{CaseView, Session};
 pub use softprobe_macros::case;
 pub use softprobe_runtime as runtime;

@@ -1,32 +1,558 @@
 //! [`Session`]: what a case test receives, one per test, isolated from every other test.
+//!
+//! It routes the service's outbound calls through the shared egress proxy (the session rides
+//! in the proxy credentials of [`Session::http_client`]), puts an ingress proxy in front of
+//! the service ([`Session::serve`], [`Session::target`]), and lets the test add rules.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use softprobe_runtime::case::{Case, Direction, Exchange};
+use softprobe_runtime::proxy::{IngressProxy, RunningProxy};
+use softprobe_runtime::session::NewSession;
 
 use crate::Mode;
+use crate::embedded::{Control, Embedded, embedded};
+use crate::error::{Error, Result};
 
-/// One test's view of softprobe: its mode and its case file.
+/// One test's view of softprobe.
 ///
-/// A test asks for it by taking `sp: softprobe::Session` as its only argument.
-#[derive(Debug)]
+/// A test asks for it by taking `sp: softprobe::Session` as its only argument. Cloning is
+/// cheap and every clone is the same session.
+#[derive(Clone)]
 pub struct Session {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: String,
     pub(crate) mode: Mode,
     pub(crate) case_path: PathBuf,
     pub(crate) test_name: &'static str,
+    pub(crate) case: Option<CaseView>,
+    pub(crate) embedded: &'static Embedded,
+    pub(crate) ingresses: Mutex<Vec<RunningProxy>>,
+    pub(crate) apps: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    rules: Mutex<Vec<Value>>,
+    ca_file: Mutex<Option<tempfile::NamedTempFile>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.inner.id)
+            .field("mode", &self.inner.mode)
+            .field("case_path", &self.inner.case_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `fut` on the shared runtime and waits for it, from sync or async code alike.
+pub(crate) fn on_shared<F>(embedded: &Embedded, fut: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    embedded.rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv()
+        .expect("the softprobe runtime dropped a task it was running")
+}
+
+async fn remote_call(
+    base: &str,
+    token: Option<&str>,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<Value> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    let mut req = client
+        .post(format!("{base}{path}"))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Error::Runtime(format!("runtime at {base} unreachable: {e}")))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = value["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or(text);
+        return Err(Error::Runtime(format!("{path}: {status}: {message}")));
+    }
+    Ok(value)
 }
 
 impl Session {
+    /// Opens a session on the shared runtime: replay sessions load the case and default to
+    /// the strict policy, so a call the case cannot answer fails instead of leaving.
+    pub(crate) fn open(
+        mode: Mode,
+        case_path: PathBuf,
+        test_name: &'static str,
+        case: Option<(Arc<Case>, Vec<u8>)>,
+    ) -> Result<Session> {
+        let embedded = embedded()?;
+        let runtime_mode = match mode {
+            Mode::Replay => softprobe_runtime::Mode::Replay,
+            Mode::Capture => softprobe_runtime::Mode::Capture,
+        };
+        let case_id = case
+            .as_ref()
+            .map(|(c, _)| c.case_id.clone())
+            .or_else(|| {
+                case_path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(|n| n.trim_end_matches(".json").trim_end_matches(".case").to_owned())
+            });
+        let source = case_path.display().to_string();
+        let id = match &embedded.control {
+            Control::Local(store) => {
+                let mut new = NewSession::new(runtime_mode);
+                new.case_id = case_id;
+                new.test_name = Some(test_name.to_owned());
+                let session = store
+                    .create(new)
+                    .map_err(|e| Error::Runtime(e.to_string()))?;
+                let id = session.id().to_owned();
+                if let Some((case, _)) = &case {
+                    let case = (**case).clone();
+                    store
+                        .update(&id, &mut |state| {
+                            state.load_case(case.clone(), &source).map(|_| ())?;
+                            state.set_policy(strict_policy());
+                            Ok(())
+                        })
+                        .map_err(|e| Error::Invalid(e.to_string()))?;
+                }
+                id
+            }
+            Control::Remote { base, token } => {
+                let (base, token) = (base.clone(), token.clone());
+                let body = json!({"mode": runtime_mode, "caseId": case_id, "testName": test_name});
+                let case_bytes = case.as_ref().map(|(_, bytes)| bytes.clone());
+                on_shared(embedded, async move {
+                    let created = remote_call(
+                        &base,
+                        token.as_deref(),
+                        "/v1/sessions",
+                        "application/json",
+                        body.to_string().into_bytes(),
+                    )
+                    .await?;
+                    let id = created["sessionId"]
+                        .as_str()
+                        .ok_or_else(|| Error::Runtime(format!("no sessionId in {created}")))?
+                        .to_owned();
+                    if let Some(bytes) = case_bytes {
+                        let t = token.as_deref();
+                        remote_call(&base, t, &format!("/v1/sessions/{id}/load-case"), "application/json", bytes).await?;
+                        let policy = json!({"externalHttp": "strict"}).to_string().into_bytes();
+                        remote_call(&base, t, &format!("/v1/sessions/{id}/policy"), "application/json", policy).await?;
+                    }
+                    Ok::<_, Error>(id)
+                })?
+            }
+        };
+        let view = match case {
+            Some((case, _)) => Some(CaseView::new(case, &source)?),
+            None => None,
+        };
+        Ok(Session {
+            inner: Arc::new(Inner {
+                id,
+                mode,
+                case_path,
+                test_name,
+                case: view,
+                embedded,
+                ingresses: Mutex::new(Vec::new()),
+                apps: Mutex::new(Vec::new()),
+                rules: Mutex::new(Vec::new()),
+                ca_file: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The session id (`sess_...`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
     /// The mode this test runs in.
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.inner.mode
     }
 
     /// The absolute path of the case file.
     pub fn case_path(&self) -> &Path {
-        &self.case_path
+        &self.inner.case_path
     }
 
     /// The test's full name, `module::path::function`.
     pub fn test_name(&self) -> &str {
-        self.test_name
+        self.inner.test_name
+    }
+
+    /// The egress proxy URL with this session in its credentials
+    /// (`http://sess_...@127.0.0.1:PORT`), for `HTTP_PROXY`/`HTTPS_PROXY` or any client's
+    /// proxy setting.
+    pub fn egress_proxy_url(&self) -> String {
+        self.inner.embedded.egress.uri_for_session(&self.inner.id)
+    }
+
+    /// The PEM certificate of the CA the egress proxy signs HTTPS hosts with; clients that
+    /// call HTTPS upstreams through the proxy must trust it.
+    pub fn ca_cert_pem(&self) -> String {
+        self.inner.embedded.egress.ca_cert_pem().to_owned()
+    }
+
+    /// A `reqwest::Client` for the service under test to make its outbound calls with: every
+    /// call goes through the egress proxy, carries this session, and trusts the proxy's CA.
+    pub fn http_client(&self) -> reqwest::Client {
+        self.http_client_builder()
+            .build()
+            .expect("a reqwest client with a proxy and a root certificate builds")
+    }
+
+    /// The builder behind [`Session::http_client`], to add timeouts or default headers.
+    pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
+        let proxy = reqwest::Proxy::all(self.egress_proxy_url())
+            .expect("the egress proxy URL is a valid proxy URL");
+        let ca = reqwest::Certificate::from_pem(self.ca_cert_pem().as_bytes())
+            .expect("the proxy CA is a valid PEM certificate");
+        reqwest::Client::builder().proxy(proxy).add_root_certificate(ca)
+    }
+
+    /// A `reqwest::Client` for the test itself to call the service: it carries the session
+    /// header, so point it at the URL [`Session::serve`] or [`Session::target`] returned.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-softprobe-session-id",
+            self.inner.id.parse().expect("session ids are header-safe"),
+        );
+        headers.insert(
+            "x-softprobe-test-name",
+            reqwest::header::HeaderValue::from_str(self.inner.test_name)
+                .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("test")),
+        );
+        reqwest::Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .expect("a plain reqwest client builds")
+    }
+
+    /// Serves `service` (an axum `Router` or any tower service of HTTP requests) on
+    /// `127.0.0.1:0` behind an ingress proxy for this session, and returns the ingress base
+    /// URL (`http://127.0.0.1:PORT`) to send the test's requests to.
+    pub async fn serve<S, B>(&self, service: S) -> String
+    where
+        S: tower_service::Service<
+                http::Request<hyper::body::Incoming>,
+                Response = http::Response<B>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .expect("binding 127.0.0.1:0 for the service under test");
+        listener
+            .set_nonblocking(true)
+            .expect("a nonblocking listener");
+        let addr = listener.local_addr().expect("a bound address");
+        let app = self.inner.embedded.rt.spawn(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("softprobe: cannot serve the service under test: {e}");
+                    return;
+                }
+            };
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(io, svc)
+                    .await;
+                });
+            }
+        });
+        if let Ok(mut apps) = self.inner.apps.lock() {
+            apps.push(app);
+        }
+        self.target(&format!("http://{addr}")).await
+    }
+
+    /// Puts an ingress proxy for this session in front of a service started elsewhere
+    /// (another process, a container) and returns the ingress base URL.
+    pub async fn target(&self, upstream: &str) -> String {
+        let backend: Arc<dyn softprobe_runtime::proxy::ProxyBackend> =
+            self.inner.embedded.observer.clone();
+        let upstream = upstream.to_owned();
+        let started = self
+            .inner
+            .embedded
+            .rt
+            .spawn(async move {
+                IngressProxy::builder()
+                    .listen(([127, 0, 0, 1], 0).into())
+                    .upstream(upstream)
+                    .backend(backend)
+                    .service("softprobe-test")
+                    .start()
+                    .await
+            })
+            .await
+            .expect("the ingress start task ran")
+            .expect("the ingress proxy starts on 127.0.0.1:0");
+        let uri = started.uri();
+        if let Ok(mut ingresses) = self.inner.ingresses.lock() {
+            ingresses.push(started);
+        }
+        uri
+    }
+
+    /// A command for a service in another process: `HTTP_PROXY`/`HTTPS_PROXY` (both cases)
+    /// point at the egress proxy with this session, `SSL_CERT_FILE` at a file holding the
+    /// proxy CA, and `SOFTPROBE_SESSION_ID` names the session.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        for (k, v) in self.command_env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// [`Session::command`] as a `tokio::process::Command`.
+    pub fn tokio_command(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+        tokio::process::Command::from(self.command(program))
+    }
+
+    fn command_env(&self) -> Vec<(&'static str, String)> {
+        let proxy = self.egress_proxy_url();
+        let ca_path = self.ca_file_path();
+        vec![
+            ("HTTP_PROXY", proxy.clone()),
+            ("HTTPS_PROXY", proxy.clone()),
+            ("http_proxy", proxy.clone()),
+            ("https_proxy", proxy),
+            ("NO_PROXY", String::new()),
+            ("no_proxy", String::new()),
+            ("SSL_CERT_FILE", ca_path.clone()),
+            ("SOFTPROBE_CA_FILE", ca_path),
+            ("SOFTPROBE_SESSION_ID", self.inner.id.clone()),
+        ]
+    }
+
+    fn ca_file_path(&self) -> String {
+        let mut slot = self.inner.ca_file.lock().expect("the CA file lock");
+        if slot.is_none() {
+            let mut file = tempfile::Builder::new()
+                .prefix("softprobe-ca-")
+                .suffix(".pem")
+                .tempfile()
+                .expect("a temporary file for the proxy CA");
+            std::io::Write::write_all(&mut file, self.ca_cert_pem().as_bytes())
+                .expect("writing the proxy CA");
+            *slot = Some(file);
+        }
+        slot.as_ref()
+            .map(|f| f.path().display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Adds one rule (the shape of `spec/schemas/rule.schema.json`) to this session's rules,
+    /// which win over the case's own rules and the policy.
+    pub fn mock(&self, rule: Value) -> Result<()> {
+        let mut rules = self.inner.rules.lock().map_err(|_| Error::Poisoned)?;
+        rules.push(rule);
+        let doc = json!({"version": 1, "rules": *rules});
+        drop(rules);
+        self.apply_rules(doc)
+    }
+
+    /// Replaces this session's rules with a rules document (`{"version":1,"rules":[...]}` or
+    /// a bare array).
+    pub fn rules(&self, document: Value) -> Result<()> {
+        let list = match &document {
+            Value::Array(items) => items.clone(),
+            other => other["rules"].as_array().cloned().unwrap_or_default(),
+        };
+        *self.inner.rules.lock().map_err(|_| Error::Poisoned)? = list;
+        self.apply_rules(document)
+    }
+
+    fn apply_rules(&self, document: Value) -> Result<()> {
+        let bytes = document.to_string().into_bytes();
+        match &self.inner.embedded.control {
+            Control::Local(store) => {
+                let rules = softprobe_runtime::rules::parse_rules_document(&bytes, self.test_name())
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                store
+                    .update(&self.inner.id, &mut |state| {
+                        state.set_rules(rules.clone());
+                        Ok(())
+                    })
+                    .map(|_| ())
+                    .map_err(|e| Error::Runtime(e.to_string()))
+            }
+            Control::Remote { .. } => self.remote(&format!("/v1/sessions/{}/rules", self.inner.id), bytes),
+        }
+    }
+
+    /// Sets this session's policy (`{"externalHttp": "strict"|"allow", ...}`). Replay
+    /// sessions start strict.
+    pub fn policy(&self, document: Value) -> Result<()> {
+        let bytes = document.to_string().into_bytes();
+        match &self.inner.embedded.control {
+            Control::Local(store) => {
+                let policy = softprobe_runtime::policy::parse_policy(&bytes, self.test_name())
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                store
+                    .update(&self.inner.id, &mut |state| {
+                        state.set_policy(policy.clone());
+                        Ok(())
+                    })
+                    .map(|_| ())
+                    .map_err(|e| Error::Runtime(e.to_string()))
+            }
+            Control::Remote { .. } => {
+                self.remote(&format!("/v1/sessions/{}/policy", self.inner.id), bytes)
+            }
+        }
+    }
+
+    fn remote(&self, path: &str, body: Vec<u8>) -> Result<()> {
+        let Control::Remote { base, token } = &self.inner.embedded.control else {
+            return Ok(());
+        };
+        let (base, token, path) = (base.clone(), token.clone(), path.to_owned());
+        on_shared(self.inner.embedded, async move {
+            remote_call(&base, token.as_deref(), &path, "application/json", body)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// The case this test replays. Panics in capture mode, where there is none yet.
+    pub fn case(&self) -> &CaseView {
+        self.inner
+            .case
+            .as_ref()
+            .expect("Session::case: capture mode has no loaded case; check sp.mode() first")
+    }
+
+    /// Runs a future to completion from a synchronous test body.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        tokio::runtime::Handle::current().block_on(fut)
+    }
+}
+
+fn strict_policy() -> softprobe_runtime::policy::Policy {
+    softprobe_runtime::policy::parse_policy(br#"{"externalHttp": "strict"}"#, "softprobe")
+        .expect("the built-in strict policy parses")
+}
+
+/// The loaded case with lookups that fail loudly on zero or ambiguous matches.
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    case: Arc<Case>,
+    exchanges: Vec<Exchange>,
+}
+
+impl CaseView {
+    pub(crate) fn new(case: Arc<Case>, source: &str) -> Result<Self> {
+        let exchanges = case
+            .exchanges_named(source)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(CaseView { case, exchanges })
+    }
+
+    /// The case document.
+    pub fn document(&self) -> &Case {
+        &self.case
+    }
+
+    /// Every hop, in file order.
+    pub fn exchanges(&self) -> &[Exchange] {
+        &self.exchanges
+    }
+
+    /// Hops with this method whose path (or full URL) is `path_or_url`.
+    pub fn find_all(&self, method: &str, path_or_url: &str) -> Vec<&Exchange> {
+        self.exchanges
+            .iter()
+            .filter(|e| e.method.eq_ignore_ascii_case(method))
+            .filter(|e| e.path == path_or_url || e.url() == path_or_url)
+            .collect()
+    }
+
+    /// The one hop with this method and path (or URL); an error names what was found when
+    /// there is none or more than one.
+    pub fn find(&self, method: &str, path_or_url: &str) -> Result<&Exchange> {
+        let found = self.find_all(method, path_or_url);
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::Lookup(format!(
+                "case {}: no hop {method} {path_or_url}; it has: {}",
+                self.case.case_id,
+                self.exchanges
+                    .iter()
+                    .map(|e| format!("{} {} {}", e.direction, e.method, e.url()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            many => Err(Error::Lookup(format!(
+                "case {}: {} hops match {method} {path_or_url}; use find_all",
+                self.case.case_id,
+                many.len()
+            ))),
+        }
+    }
+
+    /// The inbound hops: the requests the service received.
+    pub fn inbound(&self) -> Vec<&Exchange> {
+        self.exchanges
+            .iter()
+            .filter(|e| e.direction == Direction::Inbound)
+            .collect()
+    }
+
+    /// The outbound hops: the calls the service made.
+    pub fn outbound(&self) -> Vec<&Exchange> {
+        self.exchanges
+            .iter()
+            .filter(|e| e.direction == Direction::Outbound)
+            .collect()
     }
 }

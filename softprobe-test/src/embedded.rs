@@ -1,0 +1,196 @@
+//! The one runtime and pair of proxies a test process shares, started on first use on their
+//! own multi-threaded tokio runtime, so every test flavour (`#[test]`, any `#[tokio::test]`)
+//! and every harness (cargo test threads, nextest processes) can use them.
+//!
+//! Sessions isolate tests from each other: the egress proxy finds a test's session in the
+//! proxy credentials of that test's HTTP client, so one listener serves every test.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use softprobe_runtime::case::Exchange;
+use softprobe_runtime::proxy::{
+    BackendFuture, CertificateAuthority, EgressProxy, ProxyBackend, RemoteBackend,
+    RunningEgress, StoreBackend,
+};
+use softprobe_runtime::replay::{Decision, Request};
+use softprobe_runtime::session::{InMemoryStore, SessionStore};
+
+use crate::error::Error;
+
+/// What a test saw of its session: every hop the proxies finished, and every strict miss.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Observed {
+    pub(crate) exchanges: Vec<Exchange>,
+    pub(crate) misses: Vec<softprobe_runtime::replay::MissReport>,
+}
+
+/// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
+pub(crate) struct Observer {
+    inner: Arc<dyn ProxyBackend>,
+    log: Mutex<HashMap<String, Observed>>,
+}
+
+impl Observer {
+    pub(crate) fn take(&self, session_id: &str) -> Observed {
+        self.log
+            .lock()
+            .map(|mut log| log.remove(session_id).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn with<T>(&self, session_id: &str, f: impl FnOnce(&mut Observed) -> T) -> Option<T> {
+        let mut log = self.log.lock().ok()?;
+        Some(f(log.entry(session_id.to_owned()).or_default()))
+    }
+}
+
+impl ProxyBackend for Observer {
+    fn decide<'a>(
+        &'a self,
+        session_id: &'a str,
+        request: &'a Request,
+    ) -> BackendFuture<'a, Decision> {
+        Box::pin(async move {
+            let decision = self.inner.decide(session_id, request).await?;
+            if let Decision::StrictMiss(report) = &decision {
+                self.with(session_id, |o| o.misses.push((**report).clone()));
+            }
+            Ok(decision)
+        })
+    }
+
+    fn record<'a>(&'a self, session_id: &'a str, exchange: Exchange) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            self.with(session_id, |o| o.exchanges.push(exchange.clone()));
+            self.inner.record(session_id, exchange).await
+        })
+    }
+
+    fn session_exists<'a>(&'a self, session_id: &'a str) -> BackendFuture<'a, bool> {
+        self.inner.session_exists(session_id)
+    }
+}
+
+/// Where sessions live: in this process, or in a runtime named by `SOFTPROBE_RUNTIME_URL`.
+pub(crate) enum Control {
+    Local(Arc<dyn SessionStore>),
+    Remote { base: String, token: Option<String> },
+}
+
+/// The shared machinery.
+pub(crate) struct Embedded {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) control: Control,
+    pub(crate) observer: Arc<Observer>,
+    pub(crate) egress: RunningEgress,
+}
+
+static EMBEDDED: OnceLock<Result<Embedded, String>> = OnceLock::new();
+static UPSTREAM_ROOTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Trusts an extra CA for the real upstreams the egress proxy reaches in capture mode (for
+/// example a local HTTPS test server). Call it before the first case test of the process
+/// starts; the roots in `SOFTPROBE_UPSTREAM_CA_FILE` and the public web roots are always
+/// trusted.
+pub fn trust_upstream_ca(pem: &str) -> Result<(), Error> {
+    let mut roots = UPSTREAM_ROOTS.lock().map_err(|_| Error::Poisoned)?;
+    if roots.iter().any(|r| r == pem) {
+        return Ok(());
+    }
+    if EMBEDDED.get().is_some() {
+        return Err(Error::TooLate(
+            "trust_upstream_ca must be called before the first case test starts the embedded runtime",
+        ));
+    }
+    roots.push(pem.to_owned());
+    Ok(())
+}
+
+pub(crate) fn embedded() -> Result<&'static Embedded, Error> {
+    EMBEDDED
+        .get_or_init(start)
+        .as_ref()
+        .map_err(|e| Error::Start(e.clone()))
+}
+
+fn start() -> Result<Embedded, String> {
+    // reqwest (used by sessions) and the proxies share one TLS provider: ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("softprobe")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the softprobe tokio runtime: {e}"))?;
+    let remote = std::env::var("SOFTPROBE_RUNTIME_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    let token = std::env::var("SOFTPROBE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let (control, inner): (Control, Arc<dyn ProxyBackend>) = match remote {
+        Some(base) => {
+            let backend = RemoteBackend::new(&base, token.clone())
+                .map_err(|e| format!("SOFTPROBE_RUNTIME_URL={base}: {e}"))?;
+            (
+                Control::Remote {
+                    base: base.trim_end_matches('/').to_owned(),
+                    token,
+                },
+                Arc::new(backend),
+            )
+        }
+        None => {
+            let store: Arc<dyn SessionStore> = Arc::new(InMemoryStore::new());
+            (
+                Control::Local(store.clone()),
+                Arc::new(StoreBackend::new(store)),
+            )
+        }
+    };
+    let observer = Arc::new(Observer {
+        inner,
+        log: Mutex::new(HashMap::new()),
+    });
+    let roots: Vec<String> = UPSTREAM_ROOTS
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let backend: Arc<dyn ProxyBackend> = observer.clone();
+    let egress = rt.block_on(async move {
+        let mut builder = EgressProxy::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .ca(CertificateAuthority::generate().map_err(|e| e.to_string())?)
+            .backend(backend)
+            .service("softprobe-test");
+        for pem in &roots {
+            for cert in rustls_pemfile_certs(pem)? {
+                builder = builder.upstream_root(cert);
+            }
+        }
+        builder
+            .start()
+            .await
+            .map_err(|e| format!("cannot start the egress proxy: {e}"))
+    })?;
+    Ok(Embedded {
+        rt,
+        control,
+        observer,
+        egress,
+    })
+}
+
+fn rustls_pemfile_certs(
+    pem: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("trust_upstream_ca: not a PEM certificate: {e:?}"))?;
+    if certs.is_empty() {
+        return Err("trust_upstream_ca: no certificate in the PEM text".into());
+    }
+    Ok(certs)
+}

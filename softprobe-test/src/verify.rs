@@ -1,0 +1,399 @@
+//! The verdict at the end of a case test: what a replay got wrong (calls the case could not
+//! answer, responses that drifted from the recording, recordings never used under `strict`),
+//! written for a person, with the evidence kept next to the case as `<case>.new`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+use softprobe_runtime::case::{Body, Case, Direction, Exchange};
+use softprobe_runtime::replay::MissReport;
+
+/// Values that change on every run and are never compared, whatever the attribute says.
+const VOLATILE_HEADERS: &[&str] = &[
+    "date",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
+
+/// Response headers compared by default (the body and status are always compared).
+const COMPARED_HEADERS: &[&str] = &["content-type"];
+
+/// One difference between what the service answered and what the case recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Drift {
+    pub(crate) field: String,
+    pub(crate) expected: String,
+    pub(crate) actual: String,
+}
+
+/// Redactions from `#[softprobe::case(redact(...))]`: body paths (`.body.id`,
+/// `.body.items[].createdAt`) and headers (`header:date`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redactions {
+    body_paths: Vec<Vec<Segment>>,
+    headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+    Every,
+}
+
+impl Redactions {
+    pub(crate) fn parse(selectors: &[&str]) -> Self {
+        let mut out = Redactions::default();
+        for s in selectors {
+            if let Some(h) = s.strip_prefix("header:") {
+                out.headers.push(h.trim().to_ascii_lowercase());
+            } else if let Some(path) = s.strip_prefix(".body") {
+                out.body_paths.push(parse_path(path));
+            } else if let Some(path) = s.strip_prefix('.') {
+                out.body_paths.push(parse_path(&format!(".{path}")));
+            }
+        }
+        out
+    }
+}
+
+fn parse_path(path: &str) -> Vec<Segment> {
+    let mut segs = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end > 0 {
+                segs.push(Segment::Key(r[..end].to_owned()));
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').unwrap_or(r.len());
+            let inner = r[..end].trim();
+            segs.push(match inner {
+                "" | "*" => Segment::Every,
+                n => match n.parse() {
+                    Ok(i) => Segment::Index(i),
+                    Err(_) => Segment::Key(n.trim_matches(['"', '\'']).to_owned()),
+                },
+            });
+            rest = r.get(end + 1..).unwrap_or("");
+        } else {
+            break;
+        }
+    }
+    segs
+}
+
+fn blank(value: &mut Value, path: &[Segment]) {
+    let Some((first, rest)) = path.split_first() else {
+        *value = Value::String("[REDACTED]".into());
+        return;
+    };
+    match (first, value) {
+        (Segment::Key(k), Value::Object(map)) => {
+            if let Some(v) = map.get_mut(k) {
+                blank(v, rest);
+            }
+        }
+        (Segment::Index(i), Value::Array(items)) => {
+            if let Some(v) = items.get_mut(*i) {
+                blank(v, rest);
+            }
+        }
+        (Segment::Every, Value::Array(items)) => {
+            for v in items {
+                blank(v, rest);
+            }
+        }
+        (Segment::Every, Value::Object(map)) => {
+            for v in map.values_mut() {
+                blank(v, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn json_of(body: Option<&Body>) -> Option<Value> {
+    let text = body?.as_text()?;
+    serde_json::from_str(text).ok()
+}
+
+/// JSON paths where `expected` and `actual` differ; `"[REDACTED]"` in either matches all.
+fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<Drift>) {
+    if expected == actual || expected == "[REDACTED]" || actual == "[REDACTED]" {
+        return;
+    }
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                let p = format!("{path}.{k}");
+                match a.get(k) {
+                    Some(av) => json_diff(&p, ev, av, out),
+                    None => out.push(Drift {
+                        field: p,
+                        expected: ev.to_string(),
+                        actual: "(missing)".into(),
+                    }),
+                }
+            }
+            for (k, av) in a {
+                if !e.contains_key(k) {
+                    out.push(Drift {
+                        field: format!("{path}.{k}"),
+                        expected: "(missing)".into(),
+                        actual: av.to_string(),
+                    });
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                json_diff(&format!("{path}[{i}]"), ev, av, out);
+            }
+        }
+        _ => out.push(Drift {
+            field: path.to_owned(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        }),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Compares one answer of the service with its recording.
+pub(crate) fn compare(recorded: &Exchange, actual: &Exchange, redactions: &Redactions) -> Vec<Drift> {
+    let mut out = Vec::new();
+    if recorded.status != actual.status {
+        out.push(Drift {
+            field: "status".into(),
+            expected: fmt_status(recorded.status),
+            actual: fmt_status(actual.status),
+        });
+    }
+    for name in COMPARED_HEADERS {
+        if redactions.headers.iter().any(|h| h == name) || VOLATILE_HEADERS.contains(name) {
+            continue;
+        }
+        let (e, a) = (
+            header(&recorded.response_headers, name),
+            header(&actual.response_headers, name),
+        );
+        if e != a && e != Some("[REDACTED]") {
+            out.push(Drift {
+                field: format!("header {name}"),
+                expected: e.unwrap_or("(missing)").to_owned(),
+                actual: a.unwrap_or("(missing)").to_owned(),
+            });
+        }
+    }
+    match (
+        json_of(recorded.response_body.as_ref()),
+        json_of(actual.response_body.as_ref()),
+    ) {
+        (Some(mut e), Some(mut a)) => {
+            for path in &redactions.body_paths {
+                blank(&mut e, path);
+                blank(&mut a, path);
+            }
+            json_diff("body", &e, &a, &mut out);
+        }
+        _ => {
+            let e = recorded.response_body.as_ref().map(Body::as_bytes).unwrap_or_default();
+            let a = actual.response_body.as_ref().map(Body::as_bytes).unwrap_or_default();
+            if e != a {
+                out.push(Drift {
+                    field: "body".into(),
+                    expected: preview(recorded.response_body.as_ref()),
+                    actual: preview(actual.response_body.as_ref()),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn fmt_status(s: Option<u16>) -> String {
+    s.map(|s| s.to_string()).unwrap_or_else(|| "(none)".into())
+}
+
+fn preview(body: Option<&Body>) -> String {
+    match body {
+        None => "(empty)".into(),
+        Some(Body::Text(t)) if t.chars().count() > 300 => {
+            format!("{}… ({} bytes)", t.chars().take(300).collect::<String>(), t.len())
+        }
+        Some(Body::Text(t)) => t.clone(),
+        Some(Body::Binary(b)) => format!("({} binary bytes)", b.len()),
+    }
+}
+
+fn same_request(a: &Exchange, b: &Exchange) -> bool {
+    a.method.eq_ignore_ascii_case(&b.method) && a.path == b.path && a.query == b.query
+}
+
+/// What went wrong with the inbound side: each request the test sent, matched in order to the
+/// recorded request with the same method, path and query.
+pub(crate) fn inbound_failures(
+    recorded: &[Exchange],
+    observed: &[Exchange],
+    redactions: &Redactions,
+) -> Vec<String> {
+    let mut used = vec![false; recorded.len()];
+    let mut out = Vec::new();
+    for actual in observed.iter().filter(|e| e.direction == Direction::Inbound) {
+        let found = recorded
+            .iter()
+            .enumerate()
+            .find(|(i, r)| !used[*i] && r.direction == Direction::Inbound && same_request(r, actual));
+        let Some((i, rec)) = found else {
+            out.push(format!(
+                "inbound {} {}: the case recorded no such request (it has: {})",
+                actual.method,
+                target(actual),
+                recorded
+                    .iter()
+                    .filter(|r| r.direction == Direction::Inbound)
+                    .map(|r| format!("{} {}", r.method, target(r)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        };
+        used[i] = true;
+        let drift = compare(rec, actual, redactions);
+        if !drift.is_empty() {
+            let mut text = format!(
+                "inbound {} {}: the response differs from the recording",
+                actual.method,
+                target(actual)
+            );
+            for d in drift {
+                let _ = write!(
+                    text,
+                    "\n    {}:\n      - recorded: {}\n      + actual:   {}",
+                    d.field, d.expected, d.actual
+                );
+            }
+            out.push(text);
+        }
+    }
+    out
+}
+
+fn target(e: &Exchange) -> String {
+    match &e.query {
+        Some(q) => format!("{}?{q}", e.path),
+        None => e.path.clone(),
+    }
+}
+
+/// The failure text for outbound calls the case could not answer.
+pub(crate) fn miss_failures(misses: &[MissReport]) -> Vec<String> {
+    misses.iter().map(|m| m.render_text()).collect()
+}
+
+/// Writes what the test actually exchanged beside the case, as `<case>.new`.
+pub(crate) fn write_evidence(case_path: &Path, case_id: &str, observed: &[Exchange]) -> Option<String> {
+    let mut name = case_path.as_os_str().to_owned();
+    name.push(".new");
+    let path = std::path::PathBuf::from(name);
+    let mut case = Case::new(case_id, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    case.mode = Some(softprobe_runtime::case::CaseMode::Capture);
+    case.push_exchanges(observed);
+    case.write(&path).ok()?;
+    Some(path.display().to_string())
+}
+
+/// One line per hop, in the order they happened, for the capture summary.
+pub(crate) fn summary(observed: &[Exchange]) -> String {
+    let mut hops: Vec<&Exchange> = observed.iter().collect();
+    hops.sort_by_key(|e| e.start_time_unix_nano);
+    hops.iter()
+        .map(|e| {
+            format!(
+                "  {:<8} {:<6} {:>3}  {}",
+                e.direction.as_str(),
+                e.method,
+                fmt_status(e.status),
+                match e.direction {
+                    Direction::Inbound => target(e),
+                    Direction::Outbound => e.url(),
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use softprobe_runtime::case::{SpanId, TraceId};
+
+    fn hop(status: u16, body: &str) -> Exchange {
+        Exchange {
+            direction: Direction::Inbound,
+            service: None,
+            session_id: None,
+            span_type: None,
+            method: "POST".into(),
+            scheme: None,
+            host: String::new(),
+            path: "/checkout".into(),
+            query: None,
+            request_headers: vec![],
+            request_body: None,
+            status: Some(status),
+            response_headers: vec![("content-type".into(), "application/json".into())],
+            response_body: Some(Body::Text(body.into())),
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([1; 8]),
+            parent_span_id: None,
+            name: String::new(),
+            start_time_unix_nano: 0,
+            end_time_unix_nano: 0,
+            extra_attributes: vec![],
+        }
+    }
+
+    #[test]
+    fn redacted_paths_are_ignored_and_real_drift_is_named() {
+        let r = Redactions::parse(&[".body.id", ".body.items[].at", "header:date"]);
+        let rec = hop(200, r#"{"id":"a","total":10,"items":[{"at":1,"sku":"x"}]}"#);
+        let same = hop(200, r#"{"id":"b","total":10,"items":[{"at":2,"sku":"x"}]}"#);
+        assert!(compare(&rec, &same, &r).is_empty());
+        let drifted = hop(201, r#"{"id":"b","total":12,"items":[{"at":2,"sku":"y"}]}"#);
+        let fields: Vec<String> = compare(&rec, &drifted, &r)
+            .into_iter()
+            .map(|d| d.field)
+            .collect();
+        assert_eq!(fields, vec!["status", "body.items[0].sku", "body.total"]);
+    }
+
+    #[test]
+    fn inbound_requests_pair_in_order_and_unknown_ones_are_named() {
+        let rec = vec![hop(200, r#"{"n":1}"#), hop(200, r#"{"n":2}"#)];
+        let obs = vec![hop(200, r#"{"n":1}"#), hop(200, r#"{"n":3}"#)];
+        let failures = inbound_failures(&rec, &obs, &Redactions::default());
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("body.n"), "{}", failures[0]);
+        let mut other = hop(200, "{}");
+        other.path = "/refund".into();
+        let failures = inbound_failures(&rec, &[other], &Redactions::default());
+        assert!(failures[0].contains("recorded no such request"), "{failures:?}");
+    }
+}
