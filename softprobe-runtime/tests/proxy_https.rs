@@ -117,3 +117,40 @@ async fn an_upstream_with_an_untrusted_certificate_is_a_502_naming_it() {
     assert!(message.contains(&format!("https://{target}")), "{message}");
     assert!(message.to_lowercase().contains("certificate"), "{message}");
 }
+
+#[tokio::test]
+async fn plain_http_inside_a_connect_tunnel_is_relayed_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = echo().await;
+    let egress = EgressProxy::builder().start().await.unwrap();
+    let target = upstream.addr.to_string();
+    let mut stream = tokio::net::TcpStream::connect(egress.addr()).await.unwrap();
+    stream
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+        .write_all(
+            format!("GET /plain?q=1 HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\":\"/plain\""), "{answer}");
+    assert_eq!(upstream.hits(), 1);
+}
