@@ -362,6 +362,13 @@ impl Core {
                 Ok(Ok(resp)) => resp,
             };
         let (mut parts, body) = resp.into_parts();
+        tracing::debug!(
+            session_id = session_id.as_deref().unwrap_or("-"),
+            method = %hop.method,
+            upstream = %hop.upstream,
+            status = parts.status.as_u16(),
+            "forwarded"
+        );
         remove_hop_by_hop(&mut parts.headers);
         let Some(session_id) = session_id else {
             return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
