@@ -29,8 +29,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for an upstream to start answering.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Headers never written into a recording: volatile trace correlation and the session
-/// itself (the span already carries both).
+/// Headers never written into a recording besides the session headers: the trace
+/// correlation changes on every run and the span's ids already carry it.
 const NOT_RECORDED: &[&str] = &["traceparent", "tracestate"];
 
 pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -507,4 +507,85 @@ pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<super::trace_context::
         return None;
     }
     super::trace_context::TraceParent::parse(first.to_str().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hosts_lose_only_their_scheme_default_port() {
+        assert_eq!(
+            normalize_host("API.Example.com:443", "https"),
+            "api.example.com"
+        );
+        assert_eq!(normalize_host("svc:80", "http"), "svc");
+        assert_eq!(normalize_host("svc:443", "http"), "svc:443");
+        assert_eq!(normalize_host("127.0.0.1:8080", "http"), "127.0.0.1:8080");
+        assert_eq!(normalize_host("[::1]:443", "https"), "[::1]");
+    }
+
+    #[test]
+    fn recordings_redact_and_drop_correlation_headers() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer x"),
+            ("x-api-key", "k"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("tracestate", "sp=sess_a"),
+            ("x-softprobe-session-id", "sess_a"),
+            ("accept", "*/*"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        let redact = vec!["Authorization".to_owned(), "x-api-key".to_owned()];
+        assert_eq!(
+            pairs_for_record(&h, &redact),
+            vec![
+                ("authorization".to_owned(), "[REDACTED]".to_owned()),
+                ("x-api-key".to_owned(), "[REDACTED]".to_owned()),
+                ("accept".to_owned(), "*/*".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn trace_tags_gather_tracestate_baggage_and_test_headers() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "tracestate",
+            HeaderValue::from_static("sp=sess_a,tenant=blue"),
+        );
+        h.append("baggage", HeaderValue::from_static("user=alice"));
+        h.append(
+            "x-softprobe-test-name",
+            HeaderValue::from_static("checkout"),
+        );
+        h.append("x-softprobe-case-id", HeaderValue::from_static("case-1"));
+        let tags = trace_tags(&trace_state(&h), &h);
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("tenant", "blue"),
+                ("user", "alice"),
+                ("softprobe.test_name", "checkout"),
+                ("softprobe.case_id", "case-1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_traceparent_headers_are_no_traceparent() {
+        let mut h = HeaderMap::new();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        h.append("traceparent", HeaderValue::from_static(tp));
+        assert!(trace_parent(&h).is_some());
+        h.append("traceparent", HeaderValue::from_static(tp));
+        assert!(trace_parent(&h).is_none());
+    }
 }
