@@ -1,2 +1,15 @@
-//! Procedural macros behind `#[softprobe::case]`. They parse, validate and expand only; the
-//! behaviour lives in the `softprobe` crate.
+//! Procedural macros behind `#[softprobe::case]`.
+//!
+//! They parse, validate and expand only: every behaviour (modes, the embedded runtime,
+//! snapshots, miss reports) lives in the `softprobe` crate behind
+//! `softprobe::__private::run_case`. Use them through `softprobe`, not directly.
+
+mod case_attr;
+
+use proc_macro::TokenStream;
+
+/// Turns a function into a record/replay test of one case file. See the `softprobe` crate.
+#[proc_macro_attribute]
+pub fn case(args: TokenStream, item: TokenStream) -> TokenStream {
+    case_attr::expand(args.into(), item.into()).into()
+}

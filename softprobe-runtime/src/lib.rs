@@ -20,6 +20,11 @@ pub mod rules;
 pub mod server;
 pub mod session;
 
+pub mod scrub;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
 pub use error::{Error, Result};
 pub use mode::Mode;
 pub use server::{RunningServer, Server, ServerBuilder};

@@ -38,6 +38,8 @@ fn free_port() -> u16 {
 }
 
 fn client() -> Client {
+    // reqwest is built without a default TLS provider; ring is the one this workspace uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().no_proxy().build().unwrap()
 }
 

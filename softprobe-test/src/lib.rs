@@ -1,6 +1,23 @@
 //! Record/replay tests for Rust HTTP services.
 //!
-//! The harness itself arrives with the `#[softprobe::case]` attribute; today this crate
-//! re-exports the engine so that case files can be read and validated from tests.
+//! ```ignore
+//! #[softprobe::case("cases/checkout-happy-path.case.json")]
+//! async fn checkout_happy_path(sp: softprobe::Session) {
+//!     // drive your service; outbound calls are captured once, then replayed from the file
+//! }
+//! ```
+//!
+//! The mode comes from the attribute's `mode = "..."`, else `SOFTPROBE_MODE` (`replay`, the
+//! default; `capture`; `auto`). A missing case in replay mode fails with the exact command that
+//! records it.
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod mode;
+mod session;
+
+pub use mode::Mode;
+pub use session::Session;
+pub use softprobe_macros::case;
 pub use softprobe_runtime as runtime;

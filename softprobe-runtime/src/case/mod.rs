@@ -157,6 +157,8 @@ impl Case {
 
     /// Parses a case from bytes; errors name `source_name` as the file.
     pub fn from_slice_named(bytes: &[u8], source_name: &str) -> Result<Self, CaseError> {
+        // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let result: Result<Case, _> = serde_path_to_error::deserialize(&mut de);
         let case = result.map_err(|err| parse_error(source_name, err))?;
@@ -478,6 +480,13 @@ mod tests {
             "{msg}"
         );
         assert!(msg.ends_with("(line 6, column 21)"), "{msg}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend_from_slice(MINIMAL.as_bytes());
+        assert_eq!(Case::from_slice(&bytes).unwrap().case_id, "minimal");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub async fn start(token: Option<&str>, capture_path: Option<String>) -> Running
 }
 
 pub fn client() -> Client {
+    // reqwest is built without a default TLS provider; ring is the one this workspace uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().no_proxy().build().unwrap()
 }
 

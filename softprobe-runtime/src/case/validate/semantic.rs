@@ -221,18 +221,6 @@ fn span_checks(
                 Direction::Inbound => tally.inbound += 1,
                 Direction::Outbound => tally.outbound += 1,
             }
-            if ex.direction.span_kind() != span.kind && matches!(span.kind, 2 | 3) {
-                out.push(Issue::warning(
-                    "kind-mismatch",
-                    format!("{path}.kind"),
-                    format!(
-                        "span kind {} disagrees with `sp.traffic.direction` = \"{}\" (expected kind {})",
-                        span.kind,
-                        ex.direction,
-                        ex.direction.span_kind()
-                    ),
-                ));
-            }
             if ex.host.is_empty() {
                 let message = format!(
                     "{} span has no host: expected attribute `url.host` (or `url.full`, or `http.request.header.:authority`)",

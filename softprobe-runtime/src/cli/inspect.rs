@@ -1,0 +1,164 @@
+//! `softprobe inspect`: the hops of a case file as the Direction / Method / Status / URL table
+//! of the capture guide, and the state of a live session.
+
+use std::path::Path;
+
+use comfy_table::{ContentArrangement, Table};
+use serde_json::{Value, json};
+
+use super::output::{CliError, Outcome};
+use super::{Ctx, read_file};
+use crate::case::{Case, Direction, Exchange};
+
+/// Rows of the inspect table, in the order the hops happened.
+pub(crate) fn rows(exchanges: &[Exchange]) -> Vec<Value> {
+    exchanges
+        .iter()
+        .map(|ex| {
+            let url = match ex.direction {
+                Direction::Inbound => {
+                    let mut u = ex.path.clone();
+                    if let Some(q) = &ex.query {
+                        u.push('?');
+                        u.push_str(q);
+                    }
+                    u
+                }
+                Direction::Outbound => ex.url(),
+            };
+            json!({
+                "direction": ex.direction.as_str(),
+                "service": ex.service,
+                "method": ex.method,
+                "status": ex.status,
+                "url": url,
+                "traceId": ex.trace_id.to_string(),
+                "spanId": ex.span_id.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Hops of a case in the order they happened: traces in file order, and within a trace by
+/// start time (the inbound request starts before the calls it makes).
+pub(crate) fn ordered_exchanges(case: &Case, source: &str) -> Result<Vec<Exchange>, CliError> {
+    let exchanges = case
+        .exchanges_named(source)
+        .map_err(|e| CliError::invalid(e.to_string()))?;
+    let mut trace_order = Vec::new();
+    for ex in &exchanges {
+        if !trace_order.contains(&ex.trace_id) {
+            trace_order.push(ex.trace_id);
+        }
+    }
+    let mut indexed: Vec<(usize, usize, Exchange)> = exchanges
+        .into_iter()
+        .enumerate()
+        .map(|(i, ex)| {
+            let t = trace_order
+                .iter()
+                .position(|t| *t == ex.trace_id)
+                .unwrap_or(0);
+            (t, i, ex)
+        })
+        .collect();
+    indexed.sort_by_key(|(t, i, ex)| (*t, ex.start_time_unix_nano, *i));
+    Ok(indexed.into_iter().map(|(_, _, ex)| ex).collect())
+}
+
+/// Draws the table.
+pub(crate) fn table(rows: &[Value]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset("││──├─┼┤│    ┬┴┌┐└┘")
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(["Direction", "Method", "Status", "URL"]);
+    for row in rows {
+        let direction = match row["direction"].as_str() {
+            Some("inbound") => "inbound (app)".to_owned(),
+            Some(other) => other.to_owned(),
+            None => "?".to_owned(),
+        };
+        let status = match &row["status"] {
+            Value::Number(n) => n.to_string(),
+            _ => "-".to_owned(),
+        };
+        table.add_row([
+            direction,
+            row["method"].as_str().unwrap_or("?").to_owned(),
+            status,
+            row["url"].as_str().unwrap_or("?").to_owned(),
+        ]);
+    }
+    table.to_string()
+}
+
+pub(crate) fn summary(case: &Case, rows: &[Value]) -> String {
+    format!(
+        "Case: {}\nTraces: {}\n{}",
+        case.case_id,
+        case.traces.len(),
+        table(rows)
+    )
+}
+
+pub(crate) fn case(file: &Path) -> Result<Outcome, CliError> {
+    let bytes = read_file(file)?;
+    let source = file.display().to_string();
+    let case =
+        Case::from_slice_named(&bytes, &source).map_err(|e| CliError::invalid(e.to_string()))?;
+    let exchanges = ordered_exchanges(&case, &source)?;
+    let rows = rows(&exchanges);
+    let human = summary(&case, &rows);
+    Ok(Outcome::ok(
+        json!({
+            "file": source,
+            "caseId": case.case_id,
+            "traces": case.traces.len(),
+            "spans": rows.len(),
+            "rows": rows,
+        }),
+        Some(human),
+    ))
+}
+
+pub(crate) fn session(ctx: &Ctx, session: &str) -> Result<Outcome, CliError> {
+    let client = ctx.client()?;
+    let state = client.get(&format!("/v1/sessions/{session}/state"))?;
+    let mut human = format!(
+        "Session {session}\n  mode:      {}\n  revision:  {}\n",
+        state["mode"].as_str().unwrap_or("?"),
+        state["sessionRevision"]
+    );
+    match &state["case"] {
+        Value::Object(c) => human.push_str(&format!(
+            "  case:      {} ({} spans: {} inbound, {} outbound)\n",
+            c.get("caseId").and_then(Value::as_str).unwrap_or("?"),
+            c.get("spans").cloned().unwrap_or(Value::Null),
+            c.get("inbound").cloned().unwrap_or(Value::Null),
+            c.get("outbound").cloned().unwrap_or(Value::Null),
+        )),
+        _ => human.push_str("  case:      none loaded\n"),
+    }
+    human.push_str(&format!(
+        "  policy:    {}\n  rules:     {} policy, {} case, {} session\n  spans:     {} extracted, {} injected, {} strict misses\n",
+        state["policy"]["externalHttp"].as_str().unwrap_or("allow"),
+        state["rules"]["policy"],
+        state["rules"]["case"],
+        state["rules"]["session"],
+        state["stats"]["extractedSpans"],
+        state["stats"]["injectedSpans"],
+        state["stats"]["strictMisses"],
+    ));
+    if let Some(misses) = state["strictMisses"].as_array().filter(|m| !m.is_empty()) {
+        human.push_str("  last strict misses:\n");
+        for m in misses {
+            human.push_str(&format!(
+                "    {} {}\n",
+                m["request"]["method"].as_str().unwrap_or("?"),
+                m["request"]["url"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    Ok(Outcome::ok(state, Some(human)))
+}

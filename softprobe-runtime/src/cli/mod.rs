@@ -1,0 +1,229 @@
+//! The `softprobe` command line: every command of the capture guide and the case-file page,
+//! for people (tables, short sentences) and for machines (`--json`, stable exit codes).
+//!
+//! The binary in `src/bin/softprobe.rs` only calls [`main`]; each command lives in its own
+//! module and talks to a runtime through [`client::ControlClient`].
+
+mod capture;
+mod client;
+mod doctor;
+mod export;
+mod inspect;
+pub mod output;
+mod scrub;
+mod session;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
+
+use client::ControlClient;
+pub use output::{CliError, ExitCode, Outcome, Style};
+
+/// Record/replay HTTP testing: sessions, case files, captures.
+#[derive(Debug, Parser)]
+#[command(name = "softprobe", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Control API of the runtime.
+    #[arg(
+        long,
+        global = true,
+        env = "SOFTPROBE_RUNTIME_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub runtime_url: String,
+    /// Bearer token for the runtime.
+    #[arg(
+        long,
+        global = true,
+        env = "SOFTPROBE_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Print one JSON object on stdout (with `status` and `exitCode`).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing on success.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start, configure, inspect and close sessions on a runtime.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Pretty-print a case file or a live session.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+    /// Check case, trace, rules or policy files against the schema and the semantic rules.
+    Validate(validate::ValidateArgs),
+    /// Redact likely secrets from case files in place (or only report them with --check).
+    Scrub(scrub::ScrubArgs),
+    /// Export case files to other tools.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// One-shot capture: start a session, run a driver, close, write the case.
+    #[command(subcommand)]
+    Capture(CaptureCommand),
+    /// Check that the runtime (and optionally the proxy) is reachable and healthy.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `softprobe session ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Create a session and print its id.
+    Start(session::StartArgs),
+    /// Close a session; a capture session writes its case file.
+    Close(session::CloseArgs),
+    /// Span counters of a session.
+    Stats(SessionRef),
+    /// List open sessions.
+    List,
+    /// Load a case file into a session (replay answers come from it).
+    LoadCase(session::LoadCaseArgs),
+    /// Session rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Session policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `softprobe session rules ...`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Replace the session's rules with a rules file (YAML or JSON).
+    Apply(session::RulesApplyArgs),
+}
+
+/// `softprobe session policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set the session's policy.
+    Set(session::PolicySetArgs),
+}
+
+/// `softprobe inspect ...`
+#[derive(Debug, Subcommand)]
+pub enum InspectCommand {
+    /// The hops of a case file as a table.
+    Case {
+        /// The case file.
+        file: PathBuf,
+    },
+    /// The state of a live session.
+    Session(SessionRef),
+}
+
+/// `softprobe export ...`
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Send the traces of case files to an OTLP/HTTP collector.
+    Otlp(export::OtlpArgs),
+}
+
+/// `softprobe capture ...`
+#[derive(Debug, Subcommand)]
+pub enum CaptureCommand {
+    /// Start a capture session, run the driver with SOFTPROBE_SESSION_ID set, close, write.
+    Run(capture::RunArgs),
+}
+
+/// A session named on the command line or by `SOFTPROBE_SESSION_ID`.
+#[derive(Debug, Args)]
+pub struct SessionRef {
+    /// The session id.
+    #[arg(long, env = "SOFTPROBE_SESSION_ID")]
+    pub session: String,
+}
+
+/// Body formats for OTLP.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OtlpEncoding {
+    /// OTLP JSON.
+    Json,
+    /// OTLP protobuf.
+    Protobuf,
+}
+
+/// Shared context of one invocation.
+pub(crate) struct Ctx {
+    pub(crate) runtime_url: String,
+    pub(crate) token: Option<String>,
+    pub(crate) style: Style,
+}
+
+impl Ctx {
+    pub(crate) fn client(&self) -> Result<ControlClient, CliError> {
+        ControlClient::new(&self.runtime_url, self.token.clone())
+    }
+}
+
+/// Runs the CLI on the process arguments and returns the exit code.
+pub fn main() -> std::process::ExitCode {
+    // One TLS provider for every client of the process (ring keeps the build light).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version on stdout with success, usage errors on stderr.
+            let _ = err.print();
+            return std::process::ExitCode::from(if err.use_stderr() {
+                ExitCode::Usage as u8
+            } else {
+                0
+            });
+        }
+    };
+    std::process::ExitCode::from(run(cli))
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> u8 {
+    let style = Style::detect(cli.json, cli.quiet, cli.verbose);
+    let ctx = Ctx {
+        runtime_url: cli.runtime_url,
+        token: cli.token,
+        style,
+    };
+    let result = match cli.command {
+        Command::Session(cmd) => session::run(&ctx, cmd),
+        Command::Inspect(InspectCommand::Case { file }) => inspect::case(&file),
+        Command::Inspect(InspectCommand::Session(s)) => inspect::session(&ctx, &s.session),
+        Command::Validate(args) => validate::run(&args),
+        Command::Scrub(args) => scrub::run(&args),
+        Command::Export(ExportCommand::Otlp(args)) => export::otlp(&args),
+        Command::Capture(CaptureCommand::Run(args)) => capture::run(&ctx, &args),
+        Command::Doctor(args) => doctor::run(&ctx, &args),
+        Command::Completion { shell } => {
+            let mut cmd = Cli::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "softprobe", &mut buf);
+            Ok(Outcome::ok(
+                serde_json::json!({"shell": shell.to_string(), "script": String::from_utf8_lossy(&buf)}),
+                Some(String::from_utf8_lossy(&buf).into_owned()),
+            ))
+        }
+    };
+    output::emit(style, result)
+}
+
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path)
+        .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))
+}

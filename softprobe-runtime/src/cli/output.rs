@@ -1,0 +1,191 @@
+//! How commands answer: a readable text for people, or with `--json` exactly one JSON object
+//! on stdout carrying the command's fields plus `status` and `exitCode`.
+
+use std::io::IsTerminal as _;
+
+use serde_json::{Map, Value, json};
+
+/// The process exit codes, part of the CLI's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// The command ran and failed.
+    Failure = 1,
+    /// Bad command line.
+    Usage = 2,
+    /// The runtime could not be reached.
+    Unreachable = 3,
+    /// The session does not exist.
+    UnknownSession = 4,
+    /// A file or request body is invalid.
+    InvalidInput = 5,
+    /// `doctor` found a problem.
+    DoctorFailed = 10,
+    /// `suite run` had failing cases.
+    SuiteFailures = 20,
+}
+
+/// A failed command: what to print and how to exit.
+#[derive(Debug)]
+pub struct CliError {
+    /// Exit code.
+    pub exit: ExitCode,
+    /// Machine-readable code, e.g. `unknown_session`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Fields to include in `--json` output anyway (for example validation findings).
+    pub fields: Map<String, Value>,
+}
+
+impl CliError {
+    /// An error with no extra fields.
+    pub fn new(exit: ExitCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        CliError {
+            exit,
+            code: code.into(),
+            message: message.into(),
+            fields: Map::new(),
+        }
+    }
+
+    /// Invalid input (exit 5).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ExitCode::InvalidInput, "invalid_input", message)
+    }
+
+    /// Adds a field to the JSON output.
+    pub fn with_field(mut self, key: &str, value: Value) -> Self {
+        self.fields.insert(key.to_owned(), value);
+        self
+    }
+}
+
+/// What a successful (or partly failed) command produced.
+pub struct Outcome {
+    /// Fields of the JSON object.
+    pub fields: Map<String, Value>,
+    /// Text for people (`None`: print the fields as JSON).
+    pub human: Option<String>,
+    /// Exit code (a command may finish with a failure code and still report fields).
+    pub exit: ExitCode,
+    /// An exit code passed through from a child process (`capture run`), overriding `exit`.
+    pub raw_exit: Option<u8>,
+}
+
+impl Outcome {
+    /// A successful outcome.
+    pub fn ok(fields: Value, human: impl Into<Option<String>>) -> Self {
+        Outcome {
+            fields: match fields {
+                Value::Object(m) => m,
+                other => {
+                    let mut m = Map::new();
+                    m.insert("result".into(), other);
+                    m
+                }
+            },
+            human: human.into(),
+            exit: ExitCode::Ok,
+            raw_exit: None,
+        }
+    }
+
+    /// The same outcome exiting with a child's code (0 is success, anything else a failure).
+    pub fn with_raw_exit(mut self, code: u8) -> Self {
+        if code != 0 {
+            self.exit = ExitCode::Failure;
+            self.raw_exit = Some(code);
+        }
+        self
+    }
+
+    /// The same outcome with another exit code.
+    pub fn with_exit(mut self, exit: ExitCode) -> Self {
+        self.exit = exit;
+        self
+    }
+}
+
+/// Global presentation flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// `--json`.
+    pub json: bool,
+    /// `--quiet`: no human output on success.
+    pub quiet: bool,
+    /// Colours on (stdout is a terminal and `NO_COLOR` is unset).
+    pub color: bool,
+    /// `--verbose`: errors also show their machine code.
+    pub verbose: bool,
+}
+
+impl Style {
+    /// From the global flags and the environment.
+    pub fn detect(json: bool, quiet: bool, verbose: bool) -> Self {
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stdout().is_terminal();
+        Style {
+            json,
+            quiet,
+            color,
+            verbose,
+        }
+    }
+}
+
+fn status_word(exit: ExitCode) -> &'static str {
+    match exit {
+        ExitCode::Ok => "ok",
+        _ => "error",
+    }
+}
+
+/// Prints the result of a command and returns the process exit code.
+pub fn emit(style: Style, result: Result<Outcome, CliError>) -> u8 {
+    match result {
+        Ok(outcome) => {
+            let code = outcome.raw_exit.unwrap_or(outcome.exit as u8);
+            if style.json {
+                let mut fields = outcome.fields;
+                fields.insert("status".into(), json!(status_word(outcome.exit)));
+                fields.insert("exitCode".into(), json!(code));
+                println!("{}", Value::Object(fields));
+            } else if !style.quiet || outcome.exit != ExitCode::Ok {
+                match outcome.human {
+                    Some(text) => {
+                        if !text.is_empty() {
+                            println!("{}", text.trim_end_matches('\n'));
+                        }
+                    }
+                    None => println!("{}", Value::Object(outcome.fields)),
+                }
+            }
+            code
+        }
+        Err(err) => {
+            if style.json {
+                let mut fields = err.fields;
+                fields.insert("status".into(), json!("error"));
+                fields.insert("exitCode".into(), json!(err.exit as i32));
+                fields.insert(
+                    "error".into(),
+                    json!({"code": err.code, "message": err.message}),
+                );
+                println!("{}", Value::Object(fields));
+            } else {
+                let prefix = if style.color {
+                    "\x1b[31merror\x1b[0m"
+                } else {
+                    "error"
+                };
+                eprintln!("{prefix}: {}", err.message);
+                if style.verbose {
+                    eprintln!("  code: {} (exit {})", err.code, err.exit as u8);
+                }
+            }
+            err.exit as u8
+        }
+    }
+}

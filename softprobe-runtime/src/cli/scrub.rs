@@ -1,0 +1,63 @@
+//! `softprobe scrub FILE...`: redact likely secrets in case files in place (atomic rewrite),
+//! or with `--check` only report them and exit 1, so CI can refuse a leaky case.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use super::output::{CliError, ExitCode, Outcome};
+use crate::case::Case;
+use crate::scrub::scrub_case;
+
+/// `scrub`.
+#[derive(Debug, Args)]
+pub struct ScrubArgs {
+    /// Case files to scrub.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Report likely secrets without changing the files; exit 1 when any is found.
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
+    let mut report = Vec::new();
+    let mut human = String::new();
+    let mut total = 0;
+    for file in &args.files {
+        let source = file.display().to_string();
+        let bytes = super::read_file(file)?;
+        let mut case = Case::from_slice_named(&bytes, &source)
+            .map_err(|e| CliError::invalid(e.to_string()))?;
+        let findings = scrub_case(&mut case);
+        total += findings.len();
+        for f in &findings {
+            human.push_str(&format!("{source}: {}: {}\n", f.json_path, f.kind.as_str()));
+        }
+        if !args.check && !findings.is_empty() {
+            case.write(file)
+                .map_err(|e| CliError::new(ExitCode::Failure, "write_failed", e.to_string()))?;
+        }
+        report.push(json!({
+            "file": source,
+            "findings": findings.iter().map(|f| json!({"jsonPath": f.json_path, "kind": f.kind.as_str()})).collect::<Vec<_>>(),
+        }));
+    }
+    human.push_str(&match (args.check, total) {
+        (_, 0) => "No likely secrets found.".to_owned(),
+        (true, n) => format!(
+            "{n} likely secret(s) found; run `softprobe scrub` without --check to redact them."
+        ),
+        (false, n) => format!("Redacted {n} likely secret(s)."),
+    });
+    let outcome = Outcome::ok(
+        json!({"files": report, "findings": total, "rewritten": !args.check && total > 0}),
+        Some(human),
+    );
+    Ok(if args.check && total > 0 {
+        outcome.with_exit(ExitCode::Failure)
+    } else {
+        outcome
+    })
+}

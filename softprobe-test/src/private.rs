@@ -1,0 +1,211 @@
+//! The entry point that `#[softprobe::case]` expands to. Not public API: names here may change
+//! in any release.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use crate::Session;
+use crate::mode::{self, Mode, ModeSource};
+
+/// Call-site facts the attribute captures.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseSpec {
+    /// The case path as written in the attribute, relative to the crate root.
+    pub path: &'static str,
+    /// `CARGO_MANIFEST_DIR` of the crate holding the test.
+    pub manifest_dir: &'static str,
+    /// `CARGO_PKG_NAME` of that crate.
+    pub package: &'static str,
+    /// `module_path!()::function`.
+    pub test_name: &'static str,
+    /// `file!()` of the test.
+    pub source_file: &'static str,
+    /// The attribute's `mode`, when given.
+    pub mode: Option<&'static str>,
+    /// The attribute's `strict` flag.
+    pub strict: bool,
+    /// The attribute's `redact(...)` selectors.
+    pub redact: &'static [&'static str],
+}
+
+impl CaseSpec {
+    fn case_path(&self) -> PathBuf {
+        let path = Path::new(self.path);
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            Path::new(self.manifest_dir).join(path)
+        }
+    }
+
+    /// The name libtest knows the test by: the module path without the crate name.
+    fn test_filter(&self) -> &str {
+        self.test_name
+            .split_once("::")
+            .map(|(_, rest)| rest)
+            .unwrap_or(self.test_name)
+    }
+
+    /// The exact command that (re)records this test's case.
+    pub fn record_command(&self) -> String {
+        format!(
+            "SOFTPROBE_MODE=capture cargo test -p {} -- {} --exact",
+            self.package,
+            self.test_filter()
+        )
+    }
+}
+
+/// What a test function may return: `()` or `Result<(), E: Debug>`.
+pub trait TestResult {
+    /// `Err` carries the error's `Debug` text.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl TestResult for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Debug> TestResult for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// Marker: `fn()`.
+pub struct SyncNoSession;
+/// Marker: `fn(Session)`.
+pub struct SyncWithSession;
+/// Marker: `async fn()`.
+pub struct AsyncNoSession;
+/// Marker: `async fn(Session)`.
+pub struct AsyncWithSession;
+
+/// The signatures a case test may have. The marker is inferred from the function, so an
+/// unsupported signature is an ordinary "trait bound not satisfied" error at the test.
+pub trait TestFn<Marker> {
+    /// Runs the test body on `rt` and returns its outcome.
+    fn run(self, rt: &tokio::runtime::Runtime, session: Session) -> Result<(), String>;
+}
+
+impl<F, R> TestFn<(SyncNoSession, R)> for F
+where
+    F: FnOnce() -> R,
+    R: TestResult,
+{
+    fn run(self, rt: &tokio::runtime::Runtime, _session: Session) -> Result<(), String> {
+        let _guard = rt.enter();
+        self().into_outcome()
+    }
+}
+
+impl<F, R> TestFn<(SyncWithSession, R)> for F
+where
+    F: FnOnce(Session) -> R,
+    R: TestResult,
+{
+    fn run(self, rt: &tokio::runtime::Runtime, session: Session) -> Result<(), String> {
+        let _guard = rt.enter();
+        self(session).into_outcome()
+    }
+}
+
+impl<F, Fut> TestFn<(AsyncNoSession, Fut)> for F
+where
+    F: FnOnce() -> Fut,
+    Fut: Future,
+    Fut::Output: TestResult,
+{
+    fn run(self, rt: &tokio::runtime::Runtime, _session: Session) -> Result<(), String> {
+        rt.block_on(self()).into_outcome()
+    }
+}
+
+impl<F, Fut> TestFn<(AsyncWithSession, Fut)> for F
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future,
+    Fut::Output: TestResult,
+{
+    fn run(self, rt: &tokio::runtime::Runtime, session: Session) -> Result<(), String> {
+        rt.block_on(self(session)).into_outcome()
+    }
+}
+
+/// Runs one case test. Panics (failing the test) with a message that says what to do.
+#[track_caller]
+pub fn run_case<M, F: TestFn<M>>(spec: CaseSpec, test: F) {
+    let case_path = spec.case_path();
+    let env_mode = std::env::var("SOFTPROBE_MODE").ok();
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let (mode, source) = match mode::resolve(spec.mode, env_mode.as_deref(), ci, &case_path) {
+        Ok(m) => m,
+        Err(msg) => panic!("softprobe: {msg} (test {})", spec.test_name),
+    };
+    if mode == Mode::Replay && !case_path.exists() {
+        let why = match source {
+            ModeSource::Attribute => "the attribute sets mode = \"replay\"",
+            ModeSource::Environment if ci => "SOFTPROBE_MODE asks for it, and CI never captures",
+            ModeSource::Environment => "SOFTPROBE_MODE asks for it",
+            ModeSource::Default => "replay is the default mode",
+        };
+        panic!(
+            "softprobe: case file not found: {}\n  test: {}\n  mode: replay ({why})\n\nRecord it with:\n  {}\n",
+            case_path.display(),
+            spec.test_name,
+            spec.record_command(),
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("softprobe: cannot start a tokio runtime for the test");
+    let session = Session {
+        mode,
+        case_path,
+        test_name: spec.test_name,
+    };
+    if let Err(err) = test.run(&rt, session) {
+        panic!(
+            "softprobe: test {} returned an error: {err}",
+            spec.test_name
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &'static str) -> CaseSpec {
+        CaseSpec {
+            path,
+            manifest_dir: "/work/app",
+            package: "checkout",
+            test_name: "checkout::tests::happy_path",
+            source_file: "src/lib.rs",
+            mode: None,
+            strict: false,
+            redact: &[],
+        }
+    }
+
+    #[test]
+    fn record_command_names_package_and_exact_test() {
+        assert_eq!(
+            spec("cases/x.case.json").record_command(),
+            "SOFTPROBE_MODE=capture cargo test -p checkout -- tests::happy_path --exact"
+        );
+        assert_eq!(
+            spec("cases/x.case.json").case_path(),
+            Path::new("/work/app/cases/x.case.json")
+        );
+        assert_eq!(
+            spec("/abs/x.case.json").case_path(),
+            Path::new("/abs/x.case.json")
+        );
+    }
+}

@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json", mode = "record-everything")]
+async fn checkout() {}
+
+fn main() {}

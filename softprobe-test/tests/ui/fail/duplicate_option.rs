@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json", mode = "replay", mode = "capture")]
+async fn checkout() {}
+
+fn main() {}

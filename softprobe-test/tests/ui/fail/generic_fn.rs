@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json")]
+async fn checkout<T: Default>() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[softprobe::case]
+async fn checkout() {}
+
+fn main() {}

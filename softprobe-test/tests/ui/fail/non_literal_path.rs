@@ -1,0 +1,6 @@
+const CASE: &str = "cases/checkout.case.json";
+
+#[softprobe::case(CASE)]
+async fn checkout() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json")]
+struct Checkout;
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.yaml")]
+async fn checkout() {}
+
+fn main() {}

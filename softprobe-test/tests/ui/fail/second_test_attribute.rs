@@ -1,0 +1,5 @@
+#[softprobe::case("cases/checkout.case.json")]
+#[test]
+fn checkout() {}
+
+fn main() {}

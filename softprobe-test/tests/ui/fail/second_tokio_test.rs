@@ -1,0 +1,5 @@
+#[softprobe::case("cases/checkout.case.json")]
+#[tokio::test]
+async fn checkout() {}
+
+fn main() {}

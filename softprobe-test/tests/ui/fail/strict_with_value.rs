@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json", strict = true)]
+async fn checkout() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json", strcit)]
+async fn checkout() {}
+
+fn main() {}
