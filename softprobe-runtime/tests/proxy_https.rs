@@ -154,3 +154,72 @@ async fn plain_http_inside_a_connect_tunnel_is_relayed_too() {
     assert!(answer.contains("\"path\":\"/plain\""), "{answer}");
     assert_eq!(upstream.hits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_through_https_proxy_trusting_the_ca_is_captured() {
+    let (upstream_ca, upstream_cfg) = upstream_tls();
+    let upstream = serve(echo_handler(), Some(upstream_cfg)).await;
+    let runtime = runtime().await;
+    let rt = runtime.uri();
+    let egress = EgressProxy::builder()
+        .backend(Arc::new(StoreBackend::new(runtime.store())))
+        .upstream_root(upstream_ca.cert_der().clone())
+        .start()
+        .await
+        .unwrap();
+    let session = create_session(&rt, "capture").await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        softprobe_runtime::proxy::tls::parse_certs(egress.ca_cert_pem().as_bytes(), "ca").unwrap()
+    {
+        roots.add(cert).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(egress.uri_for_session(&session)).unwrap())
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/secure?x=1", upstream.addr.port());
+    let resp = client
+        .post(&url)
+        .header("authorization", "Bearer app-secret")
+        .body("{\"amount\":5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["path"], "/secure");
+    assert_eq!(echoed["body"], "{\"amount\":5}");
+    assert_eq!(echoed["headers"]["authorization"], "Bearer app-secret");
+    assert!(echoed["headers"].get("proxy-authorization").is_none());
+    wait_extracted(&rt, &session, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reqwest.case.json");
+    post(
+        &rt,
+        &format!("/v1/sessions/{session}/close?out={}", out.display()),
+        json!({}),
+    )
+    .await;
+    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    assert_eq!(hops[0].method, "POST");
+    assert_eq!(hops[0].scheme.as_deref(), Some("https"));
+    assert_eq!(
+        hops[0]
+            .request_headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str()),
+        Some("[REDACTED]")
+    );
+}
