@@ -478,3 +478,27 @@ async fn shutdown_closes_the_port() {
     }
     assert!(closed, "the dropped proxy still accepts on {addr}");
 }
+
+#[tokio::test]
+async fn a_proxy_pointed_at_itself_stops_the_loop() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let egress = EgressProxy::builder()
+        .listen(addr)
+        .upstream(format!("http://{addr}"))
+        .start()
+        .await
+        .unwrap();
+    let (status, body) = json_of(
+        client()
+            .get(format!("{}/again", egress.uri()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 508, "{body}");
+    assert_eq!(body["error"]["code"], "loop_detected");
+}

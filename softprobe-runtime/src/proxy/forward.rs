@@ -86,16 +86,24 @@ pub(crate) struct Core {
     pub(crate) backend: SharedBackend,
     pub(crate) client: UpstreamClient,
     pub(crate) settings: Settings,
+    /// This proxy's `Via` pseudonym: unique per instance, so a request that comes back to
+    /// the proxy that sent it is recognised (a loop) while chained proxies are not.
+    via: String,
 }
 
 impl Core {
     pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
         let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
         let client = upstream_client(tls, settings.connect_timeout);
+        let via = format!(
+            "softprobe-{}",
+            &super::trace_context::random_span_id().to_string()[..8]
+        );
         Ok(Arc::new(Core {
             backend,
             client,
             settings,
+            via,
         }))
     }
 }
@@ -195,6 +203,17 @@ struct Answer {
 impl Core {
     /// Decides, answers or forwards, and records one hop.
     pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
+        if self.is_loop(&hop.headers) {
+            return json_error(
+                StatusCode::LOOP_DETECTED,
+                "loop_detected",
+                format!(
+                    "{} {}: the request came back to the proxy that forwarded it; point the \
+                     upstream somewhere else",
+                    hop.method, hop.upstream
+                ),
+            );
+        }
         let Some(session_id) = hop.session_id.clone() else {
             if self.settings.require_session {
                 return refuse_without_session(&hop);
@@ -264,6 +283,15 @@ impl Core {
         }
     }
 
+    fn is_loop(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|entry| entry.split_whitespace().nth(1) == Some(self.via.as_str()))
+    }
+
     fn spawn_record(self: &Arc<Self>, hop: &Hop, session_id: &str, answer: Answer) {
         let exchange = self.exchange(hop, session_id, answer);
         let core = Arc::clone(self);
@@ -319,6 +347,10 @@ impl Core {
             // The body is already buffered, so the upstream never needs to ask for it.
             headers.remove(header::EXPECT);
             headers.remove(header::CONTENT_LENGTH);
+            // RFC 9110 §7.6.3: a proxy adds itself to Via.
+            if let Ok(v) = http::HeaderValue::from_str(&format!("1.1 {}", self.via)) {
+                headers.append(header::VIA, v);
+            }
         }
         let req = match builder.body(Full::new(hop.body.clone())) {
             Ok(r) => r,
