@@ -283,7 +283,14 @@ fn handle(
 ) -> HandlerFuture {
     let shared = shared.clone();
     Box::pin(async move {
-        if req.method() == Method::CONNECT && tunnel.is_none() {
+        if req.method() == Method::CONNECT {
+            if tunnel.is_some() {
+                return json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "CONNECT inside a CONNECT tunnel is not supported",
+                );
+            }
             return connect(&shared, req);
         }
         outbound(&shared, tunnel, req).await
