@@ -17,10 +17,9 @@ pub mod policy;
 pub mod proxy;
 pub mod replay;
 pub mod rules;
+pub mod scrub;
 pub mod server;
 pub mod session;
-
-pub mod scrub;
 
 #[cfg(feature = "cli")]
 pub mod cli;

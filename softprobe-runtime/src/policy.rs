@@ -7,8 +7,9 @@
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::rules::matcher::split_port;
 use crate::rules::parse::{Obj, RawRule, convert_rules, str_enum, unwrap_all};
-use crate::rules::{Rule, RulesError, normalize_host};
+use crate::rules::{Rule, RulesError, host_matches, normalize_host};
 
 /// Whether outbound hops may reach real hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -63,17 +64,23 @@ impl Policy {
     /// True when `host` is on the allowlist (names case-insensitive, default ports ignored,
     /// a port compared only when the pattern gives one).
     pub fn allowlisted(&self, host: &str) -> bool {
-        let (name, _) = crate::rules::matcher::split_port(host);
+        let (name, port) = split_port(host);
         self.external_allowlist.iter().any(|pattern| {
-            if let Some(suffix) = pattern.strip_prefix("*.") {
-                name.len() > suffix.len() + 1
-                    && name.is_char_boundary(name.len() - suffix.len() - 1)
-                    && name[name.len() - suffix.len() - 1..]
-                        .strip_prefix('.')
-                        .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
-            } else {
-                crate::rules::host_matches(pattern, host)
-            }
+            let Some(wildcard) = pattern.strip_prefix("*.") else {
+                return host_matches(pattern, host);
+            };
+            let (suffix, want_port) = split_port(wildcard);
+            let name_ok = name.len() > suffix.len() + 1
+                && name.is_char_boundary(name.len() - suffix.len() - 1)
+                && name[name.len() - suffix.len() - 1..]
+                    .strip_prefix('.')
+                    .is_some_and(|s| s.eq_ignore_ascii_case(suffix));
+            // As with `host`: a port counts only when the pattern gives a non-default one.
+            let port_ok = match want_port.filter(|p| *p != "80" && *p != "443") {
+                None => true,
+                Some(p) => port == Some(p),
+            };
+            name_ok && port_ok
         })
     }
 }
@@ -218,6 +225,15 @@ mod tests {
         assert!(!p.allowlisted("internal"));
         assert!(!p.allowlisted("notinternal"));
         assert!(p.allowlisted("API.example.com:443"));
+        let ported = Policy {
+            external_allowlist: vec!["*.svc:8080".into(), "*.web:443".into()],
+            ..Policy::default()
+        };
+        assert!(ported.allowlisted("a.svc:8080"));
+        assert!(!ported.allowlisted("a.svc:9090"));
+        assert!(!ported.allowlisted("a.svc"));
+        assert!(ported.allowlisted("a.web"));
+        assert!(ported.allowlisted("a.web:8443"));
         assert!(p.blocks("stripe.com"));
         assert!(!p.blocks("a.internal"));
         let allow = Policy::default();

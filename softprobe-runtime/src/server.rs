@@ -165,6 +165,12 @@ impl ServerBuilder {
             }
         });
         tracing::info!("softprobe-runtime listening on http://{addr}");
+        if !addr.ip().is_loopback() && state.token().is_none() {
+            tracing::warn!(
+                "listening on {addr} without a token: anyone who can reach this address can \
+                 drive sessions; set SOFTPROBE_API_TOKEN"
+            );
+        }
         Ok(RunningServer {
             addr,
             state,
@@ -244,27 +250,33 @@ impl Drop for RunningServer {
 /// [`RunningServer::flush_captures`] for any state.
 pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
     let store = state.store();
-    store
-        .list()
-        .into_iter()
-        .filter(|s| s.mode() == Mode::Capture)
-        .map(|session| {
-            let path = capture::resolve_path(
-                None,
-                state.capture_path(),
+    let mut flushed: Vec<FlushedCapture> = Vec::new();
+    for session in store.list() {
+        if session.mode() != Mode::Capture {
+            continue;
+        }
+        let path = capture::resolve_path(
+            None,
+            state.capture_path(),
+            session.id(),
+            &session.mode().to_string(),
+            SystemTime::now(),
+        );
+        if let Some(earlier) = flushed.iter().find(|f| f.path == path) {
+            tracing::warn!(
+                "capture of session {} replaces the one of session {} at {}: put {{sessionId}} \
+                 in SOFTPROBE_CAPTURE_CASE_PATH to keep both",
                 session.id(),
-                &session.mode().to_string(),
-                SystemTime::now(),
+                earlier.session_id,
+                path.display()
             );
-            let result = session.write_capture(&path);
-            if result.is_ok() {
-                store.remove(session.id());
-            }
-            FlushedCapture {
-                session_id: session.id().to_owned(),
-                path,
-                result,
-            }
-        })
-        .collect()
+        }
+        let result = store.close(session.id(), Some(&path)).map(|_| ());
+        flushed.push(FlushedCapture {
+            session_id: session.id().to_owned(),
+            path,
+            result,
+        });
+    }
+    flushed
 }

@@ -1,6 +1,10 @@
 //! The built `softprobe-runtime` binary, as a user runs it: the seed's capture steps over
 //! HTTP, a real OpenTelemetry OTLP/HTTP exporter sending spans to it, and SIGTERM flushing
 //! open capture sessions.
+//!
+//! The binary exists only with the `cli` feature (on by default).
+
+#![cfg(feature = "cli")]
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -38,9 +42,14 @@ fn free_port() -> u16 {
 }
 
 fn client() -> Client {
-    // reqwest is built without a default TLS provider; ring is the one this workspace uses.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     Client::builder().no_proxy().build().unwrap()
+}
+
+/// reqwest is built without a default TLS provider in this workspace (the OTLP exporter
+/// builds a client too); install one once per process.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn spawn(envs: &[(&str, &str)]) -> Runtime {
@@ -252,6 +261,7 @@ fn real_otlp_exporter_sends_spans_to_the_binary() {
     let (_, created) = post(&base, "/v1/sessions", &json!({"mode": "capture"}));
     let id = created["sessionId"].as_str().unwrap().to_owned();
 
+    install_crypto_provider();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)

@@ -25,6 +25,15 @@ async fn bearer_token_is_required_on_v1_routes_only() {
     let (status, body) = json_of(resp).await;
     expect_error(status, &body, 403, "invalid_bearer_token");
 
+    let resp = c
+        .get(format!("{base}/v1/sessions"))
+        .basic_auth("user", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(resp).await;
+    expect_error(status, &body, 403, "invalid_bearer_token");
+
     // Unknown /v1 routes are not revealed without the token either.
     let resp = c.get(format!("{base}/v1/nope")).send().await.unwrap();
     let (status, body) = json_of(resp).await;

@@ -208,3 +208,23 @@ async fn shutdown_stops_accepting() {
         "the port still accepts after the handle was dropped"
     );
 }
+
+#[tokio::test]
+async fn proxy_ca_is_served_once_published() {
+    let server = start(Some("s3cret"), None).await;
+    let base = server.uri();
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let fetch = || {
+        client()
+            .get(format!("{base}/v1/proxy/ca.pem"))
+            .bearer_auth("s3cret")
+            .send()
+    };
+    let (status, body) = json_of(fetch().await.unwrap()).await;
+    expect_error(status, &body, 404, "not_found");
+    server.state().set_proxy_ca_pem(pem);
+    let resp = fetch().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-pem-file");
+    assert_eq!(resp.text().await.unwrap(), pem);
+}

@@ -62,6 +62,7 @@ async fn checkout(ingress: &str, session: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_through_both_proxies_then_replay_offline() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = serve(price_handler(), None).await;
     let s = stack(&upstream.url()).await;
     let rt = s.runtime.uri();
@@ -153,6 +154,7 @@ async fn capture_through_both_proxies_then_replay_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_header_never_leaves_the_proxy_and_tracestate_carries_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = echo().await;
     let s = stack(&upstream.url()).await;
     let session = create_session(&s.runtime.uri(), "capture").await;
@@ -175,6 +177,7 @@ async fn the_session_header_never_leaves_the_proxy_and_tracestate_carries_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strict_miss_answers_599_with_the_nearest_candidates() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = serve(price_handler(), None).await;
     let s = stack(&upstream.url()).await;
     let rt = s.runtime.uri();

@@ -26,6 +26,7 @@ async fn ingress_to(upstream: &str) -> softprobe_runtime::proxy::RunningProxy {
 
 #[tokio::test]
 async fn ingress_keeps_a_valid_traceparent_and_writes_sp_first() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
     let (status, body) = json_of(
@@ -81,6 +82,7 @@ async fn ingress_keeps_a_valid_traceparent_and_writes_sp_first() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_do_not_cross_the_egress() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let egress = EgressProxy::builder().start().await.unwrap();
     let proxied = reqwest::Client::builder()
@@ -110,6 +112,7 @@ async fn hop_by_hop_headers_do_not_cross_the_egress() {
 
 #[tokio::test]
 async fn bodies_over_the_cap_are_refused_with_413_before_reaching_the_upstream() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let ingress = IngressProxy::builder()
         .upstream(echo.url())
@@ -144,6 +147,7 @@ async fn bodies_over_the_cap_are_refused_with_413_before_reaching_the_upstream()
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502_and_a_slow_one_a_504() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
@@ -199,6 +203,7 @@ async fn an_unreachable_upstream_is_a_502_and_a_slow_one_a_504() {
 
 #[tokio::test]
 async fn expect_100_continue_gets_its_interim_answer() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
     let mut stream = tokio::net::TcpStream::connect(ingress.addr())
@@ -226,6 +231,7 @@ async fn expect_100_continue_gets_its_interim_answer() {
 
 #[tokio::test]
 async fn an_http2_client_is_served_and_relayed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
     let stream = tokio::net::TcpStream::connect(ingress.addr())
@@ -253,6 +259,7 @@ async fn an_http2_client_is_served_and_relayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_answer_locally_after_their_latency_and_are_recorded() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let runtime = runtime().await;
     let rt = runtime.uri();
@@ -310,6 +317,7 @@ async fn rules_answer_locally_after_their_latency_and_are_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_session_refuses_traffic_without_an_open_session() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let runtime = runtime().await;
     let backend = Arc::new(StoreBackend::new(runtime.store()));
@@ -366,6 +374,7 @@ async fn require_session_refuses_traffic_without_an_open_session() {
 
 #[tokio::test]
 async fn origin_form_requests_go_to_the_default_upstream_or_are_refused() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echo = echo().await;
     let reverse = EgressProxy::builder()
         .upstream(format!("{}/base/", echo.url()))

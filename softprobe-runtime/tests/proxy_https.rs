@@ -14,6 +14,7 @@ use proxy_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_capture_through_connect_then_offline_replay() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (upstream_ca, upstream_cfg) = upstream_tls();
     let upstream = serve(price_handler(), Some(upstream_cfg)).await;
     let target = format!("localhost:{}", upstream.addr.port());
@@ -84,6 +85,7 @@ async fn https_capture_through_connect_then_offline_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_session_connect_is_still_intercepted_and_relayed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (upstream_ca, upstream_cfg) = upstream_tls();
     let upstream = serve(echo_handler(), Some(upstream_cfg)).await;
     let target = format!("localhost:{}", upstream.addr.port());
@@ -103,6 +105,7 @@ async fn without_a_session_connect_is_still_intercepted_and_relayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_with_an_untrusted_certificate_is_a_502_naming_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (_other_ca, upstream_cfg) = upstream_tls();
     let upstream = serve(echo_handler(), Some(upstream_cfg)).await;
     let target = format!("localhost:{}", upstream.addr.port());

@@ -20,6 +20,7 @@ fn proxied(egress: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_mock_and_strict_miss_over_the_otlp_api() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = serve(price_handler(), None).await;
     let runtime = runtime().await;
     let rt = runtime.uri();
@@ -110,6 +111,7 @@ async fn capture_mock_and_strict_miss_over_the_otlp_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_runtime_lets_traffic_through() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = echo().await;
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

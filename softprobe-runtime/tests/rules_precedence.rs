@@ -120,6 +120,55 @@ fn precedence_table() {
             ),
             Some("case"),
         ),
+        (
+            "rules with and without a path interleave by precedence",
+            engine(
+                &[],
+                &s(&[mock("case-path", 9, r#""when": {"path": "/x"},"#)]),
+                &s(&[
+                    mock("generic-hi", 5, ""),
+                    mock("path-lo", 1, r#""when": {"path": "/x"},"#),
+                    mock("generic-mid", 3, ""),
+                ]),
+            ),
+            Some("case-path"),
+        ),
+        (
+            "equal priority: a later rule without a path beats an earlier one with it",
+            engine(
+                &[],
+                &[],
+                &s(&[
+                    mock("path", 0, r#""when": {"path": "/x"},"#),
+                    mock("generic", 0, ""),
+                ]),
+            ),
+            Some("generic"),
+        ),
+        (
+            "equal priority: a later rule with a path beats an earlier one without",
+            engine(
+                &[],
+                &[],
+                &s(&[
+                    mock("generic", 0, ""),
+                    mock("path", 0, r#""when": {"path": "/x"},"#),
+                ]),
+            ),
+            Some("path"),
+        ),
+        (
+            "a path rule for another path never applies",
+            engine(
+                &[],
+                &[],
+                &s(&[
+                    mock("generic", 0, ""),
+                    mock("other", 9, r#""when": {"path": "/y"},"#),
+                ]),
+            ),
+            Some("generic"),
+        ),
         ("no rules: passthrough", engine(&[], &[], &[]), None),
     ];
     for (what, engine, expected) in table {

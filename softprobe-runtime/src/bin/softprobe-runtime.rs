@@ -4,6 +4,7 @@
 //! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`); the work is [`softprobe_runtime::Server`].
 //! SIGINT/SIGTERM flush open capture sessions to their case files, then exit 0.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

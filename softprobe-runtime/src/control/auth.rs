@@ -16,13 +16,14 @@ pub(crate) fn check(presented: Option<&[u8]>, token: &str) -> Result<(), ApiErro
     let Some(value) = presented else {
         return Err(ApiError::missing_token());
     };
-    // The scheme is case-insensitive (RFC 9110 §11.1); anything but Bearer carries no token.
+    // The scheme is case-insensitive (RFC 9110 §11.1); other schemes present credentials
+    // this runtime does not accept, which is a wrong token rather than a missing one.
     let Some(credentials) = value
         .get(..7)
         .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
         .map(|_| value[7..].trim_ascii())
     else {
-        return Err(ApiError::missing_token());
+        return Err(ApiError::invalid_token());
     };
     if bool::from(credentials.ct_eq(token.as_bytes())) {
         Ok(())
@@ -36,6 +37,7 @@ pub(crate) async fn require_token(
     req: Request,
     next: Next,
 ) -> Response {
+    tracing::debug!(method = %req.method(), path = req.uri().path(), "request");
     if let Some(token) = state.token() {
         let path = req.uri().path();
         if path == "/v1" || path.starts_with("/v1/") {
@@ -62,7 +64,7 @@ mod tests {
         );
         assert_eq!(
             check(Some(b"Basic czNjcmV0"), "s3cret").unwrap_err().code(),
-            "missing_bearer_token"
+            "invalid_bearer_token"
         );
         assert_eq!(
             check(Some(b"Bearer s3cre"), "s3cret").unwrap_err().code(),

@@ -45,7 +45,7 @@ impl ApiError {
         Self::new(
             StatusCode::FORBIDDEN,
             "invalid_bearer_token",
-            "the bearer token does not match the runtime's token",
+            "the Authorization header does not carry the runtime's bearer token",
         )
     }
 
@@ -83,10 +83,15 @@ impl ApiError {
 
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(found: &str, expected: &str) -> Self {
+        let mut message = format!("content-type `{found}` is not accepted here; send {expected}");
+        if found.starts_with("application/x-www-form-urlencoded") {
+            // What `curl -d` sends unless told otherwise.
+            message.push_str(" (with curl: -H 'content-type: application/json')");
+        }
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("content-type `{found}` is not accepted here; send {expected}"),
+            message,
         )
     }
 

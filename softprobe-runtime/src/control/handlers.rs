@@ -257,31 +257,31 @@ pub(crate) async fn close(
     if !body.is_blank() {
         let _: CloseBody = body.json(SchemaKind::CloseRequest, "{}")?;
     }
-    let case_path = if session.mode() == Mode::Capture {
-        let path = capture::resolve_path(
+    let path = (session.mode() == Mode::Capture).then(|| {
+        capture::resolve_path(
             query.out.as_deref(),
             state.capture_path(),
             session.id(),
             &session.mode().to_string(),
             SystemTime::now(),
-        );
-        let writer = Arc::clone(&session);
-        let target = path.clone();
-        tokio::task::spawn_blocking(move || writer.write_capture(&target))
-            .await
-            .map_err(|e| ApiError::internal(format!("capture writer failed: {e}")))??;
+        )
+    });
+    let store = Arc::clone(state.store());
+    let id = session.id().to_owned();
+    let target = path.clone();
+    let written = tokio::task::spawn_blocking(move || store.close(&id, target.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("capture writer failed: {e}")))??;
+    if let (Some(path), Some(hops)) = (&path, written) {
         tracing::info!(
             sessionId = session.id(),
-            spans = session.captured_len(),
+            spans = hops,
             path = %path.display(),
             "wrote capture"
         );
-        Some(path.to_string_lossy().into_owned())
-    } else {
-        None
-    };
-    state.store().remove(session.id());
+    }
     tracing::info!(sessionId = session.id(), "closed session");
+    let case_path = path.map(|p| p.to_string_lossy().into_owned());
     Ok(Json(json!({
         "sessionId": session.id(),
         "closed": true,

@@ -114,6 +114,7 @@ pub(crate) async fn inject(
                 exchange.method,
                 exchange.url()
             );
+            tracing::debug!(sessionId = %session_id, "{}", report.render_text());
             let body = report.to_json(&session_id);
             let status = StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut response = (status, axum::Json(body)).into_response();

@@ -9,6 +9,7 @@ mod index;
 mod miss;
 mod request;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -105,6 +106,35 @@ impl Decision {
     }
 }
 
+/// Merges two ascending lists of positions into one ascending sequence.
+struct MergeAscending<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+}
+
+impl<'a> MergeAscending<'a> {
+    fn new(a: &'a [u32], b: &'a [u32]) -> Self {
+        MergeAscending { a, b }
+    }
+}
+
+impl Iterator for MergeAscending<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(x), Some(y)) => x <= y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        let list = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = list.split_first()?;
+        *list = rest;
+        Some(*first)
+    }
+}
+
 /// The decision-maker of one session. `decide` takes `&self` so many hops can be decided at
 /// once; the only mutable state (once-rules consumed, recorded hops used) sits behind a std
 /// mutex held for a few instructions and never across an await.
@@ -116,6 +146,11 @@ pub struct Engine {
     session_rules: Vec<Rule>,
     /// Rules that can answer, in precedence order: priority, then layer, then position.
     answer_order: Vec<(Layer, usize)>,
+    /// Positions in `answer_order` of the rules without a `path` condition, ascending.
+    any_path: Vec<u32>,
+    /// Positions in `answer_order` of the rules with `path` = key, ascending; a request only
+    /// looks at its own path's list, so many path-specific mocks cost one hash lookup.
+    by_path: HashMap<String, Vec<u32>>,
     /// `capture_only` rules, same order.
     capture_order: Vec<(Layer, usize)>,
     state: Mutex<State>,
@@ -151,6 +186,8 @@ impl Engine {
             case_rules: Vec::new(),
             session_rules: Vec::new(),
             answer_order: Vec::new(),
+            any_path: Vec::new(),
+            by_path: HashMap::new(),
             capture_order: Vec::new(),
             state: Mutex::new(State::default()),
         }
@@ -258,6 +295,15 @@ impl Engine {
         let (capture, answer): (Vec<_>, Vec<_>) = all
             .into_iter()
             .partition(|r| matches!(self.rule(*r).then, Then::CaptureOnly(_)));
+        self.any_path.clear();
+        self.by_path.clear();
+        for (pos, key) in answer.iter().enumerate() {
+            let pos = u32::try_from(pos).expect("fewer than 2^32 rules");
+            match &self.rule(*key).when.path {
+                Some(path) => self.by_path.entry(path.clone()).or_default().push(pos),
+                None => self.any_path.push(pos),
+            }
+        }
         self.answer_order = answer;
         self.capture_order = capture;
     }
@@ -274,7 +320,12 @@ impl Engine {
     /// Decides what happens to `req`.
     pub fn decide(&self, req: &Request) -> Decision {
         let body = BodyJson::default();
-        for &key in &self.answer_order {
+        let same_path = self
+            .by_path
+            .get(req.path.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        for pos in MergeAscending::new(&self.any_path, same_path) {
+            let key = self.answer_order[pos as usize];
             let rule = self.rule(key);
             if !rule.when.matches_with(req, &body) {
                 continue;
@@ -433,5 +484,18 @@ impl Engine {
             .filter(|&&i| state.used[i] == 0)
             .map(|&i| index.exchanges[i].clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_interleaves_ascending_positions() {
+        let merged: Vec<u32> = MergeAscending::new(&[0, 3, 4, 9], &[1, 2, 5]).collect();
+        assert_eq!(merged, vec![0, 1, 2, 3, 4, 5, 9]);
+        assert_eq!(MergeAscending::new(&[], &[7]).collect::<Vec<_>>(), vec![7]);
+        assert_eq!(MergeAscending::new(&[], &[]).count(), 0);
     }
 }

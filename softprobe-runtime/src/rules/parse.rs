@@ -638,10 +638,10 @@ pub(crate) fn convert_response(
     err: &ErrAt<'_>,
 ) -> Result<MockResponse, RulesError> {
     let status = raw.status.unwrap_or(default_status);
-    if !(100..=599).contains(&status) {
+    if !(100..=999).contains(&status) {
         return Err(err(
             ".status",
-            format!("{status} is not an HTTP status code (100-599)"),
+            format!("{status} is not an HTTP status code (100-999)"),
         ));
     }
     let mut headers: Vec<(String, String)> = Vec::new();
@@ -770,7 +770,12 @@ mod tests {
             (
                 r#"[{"then": {"action": "mock", "response": {"status": 42}}}]"#,
                 "$[0].then.response.status",
-                "100-599",
+                "100-999",
+            ),
+            (
+                r#"[{"then": {"action": "mock", "response": {"status": 1000}}}]"#,
+                "$[0].then.response.status",
+                "100-999",
             ),
             (
                 r#"[{"when": {"path": "x"}, "then": {"action": "replay"}}]"#,

@@ -365,20 +365,28 @@ impl Session {
 
     /// The case this capture session becomes now.
     pub fn capture_case(&self) -> Case {
-        let case_id = self.case_id.as_deref().unwrap_or(&self.id);
-        capture::build_case(case_id, &lock(&self.captured), SystemTime::now())
+        self.capture_case_counted().0
     }
 
-    /// Writes the capture to `path` (atomically, parent directories created). The buffer is
-    /// kept either way; the caller removes the session once the write succeeded.
-    pub fn write_capture(&self, path: &std::path::Path) -> Result<()> {
-        self.capture_case()
-            .write(path)
-            .map_err(|source| Error::CaptureWrite {
-                session_id: self.id.clone(),
-                path: path.to_owned(),
-                source: Box::new(source),
-            })
+    fn capture_case_counted(&self) -> (Case, usize) {
+        let case_id = self.case_id.as_deref().unwrap_or(&self.id);
+        let hops = lock(&self.captured);
+        (
+            capture::build_case(case_id, &hops, SystemTime::now()),
+            hops.len(),
+        )
+    }
+
+    /// Writes the capture to `path` (atomically, parent directories created) and returns how
+    /// many hops it holds. The buffer is kept either way.
+    pub fn write_capture(&self, path: &std::path::Path) -> Result<usize> {
+        let (case, hops) = self.capture_case_counted();
+        case.write(path).map_err(|source| Error::CaptureWrite {
+            session_id: self.id.clone(),
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        Ok(hops)
     }
 
     /// The `GET /v1/sessions` entry.

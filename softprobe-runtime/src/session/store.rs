@@ -2,12 +2,14 @@
 //! proxy) talks to, and the in-memory implementation.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use super::id::new_session_id;
 use super::state::{NewSession, Session, SessionState};
+use crate::Mode;
 use crate::case::Exchange;
 use crate::error::{Error, Result};
 use crate::metrics::{InjectOutcome, Metrics};
@@ -73,6 +75,31 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         };
         self.metrics().record_inject(outcome, started.elapsed());
         Ok(decision)
+    }
+
+    /// Closes a session. A capture session is first written to `capture_path` (required for
+    /// capture sessions); if that write fails the session stays open with its hops, so the
+    /// caller can retry with another path. Returns how many hops were written (`None` for
+    /// sessions that write nothing).
+    ///
+    /// Blocking (file I/O): call it from `spawn_blocking` in async code.
+    fn close(&self, id: &str, capture_path: Option<&Path>) -> Result<Option<usize>> {
+        let session = self.session(id)?;
+        let Some(path) = capture_path.filter(|_| session.mode() == Mode::Capture) else {
+            self.remove(id);
+            return Ok(None);
+        };
+        let mut written = session.write_capture(path)?;
+        self.remove(id);
+        // A hop recorded between the write and the removal would be lost; once removed no
+        // new hop can arrive, so one more write catches up.
+        if session.captured_len() != written {
+            match session.write_capture(path) {
+                Ok(n) => written = n,
+                Err(err) => tracing::error!("{err} (the file holds the first {written} hops)"),
+            }
+        }
+        Ok(Some(written))
     }
 
     /// Records an extracted hop for a session (buffered for capture sessions, counted for
@@ -312,5 +339,32 @@ mod tests {
         assert_eq!(hops[0].response_header("set-cookie"), Some("[REDACTED]"));
         assert_eq!(hops[0].session_id.as_deref(), Some(capture.id()));
         assert_eq!(store.metrics().extracted_spans(), 2);
+    }
+
+    #[test]
+    fn close_writes_captures_and_keeps_the_session_when_the_write_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = InMemoryStore::new();
+        let replay = store.create(NewSession::new(Mode::Replay)).unwrap();
+        assert_eq!(store.close(replay.id(), None).unwrap(), None);
+        assert!(store.get(replay.id()).is_none());
+
+        let capture = store.create(NewSession::new(Mode::Capture)).unwrap();
+        store
+            .record(capture.id(), hop(Direction::Outbound, "api.test", "/a"))
+            .unwrap();
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, "x").unwrap();
+        let err = store
+            .close(capture.id(), Some(&blocked.join("x.case.json")))
+            .unwrap_err();
+        assert!(matches!(err, Error::CaptureWrite { .. }), "{err}");
+        assert!(store.get(capture.id()).is_some());
+
+        let out = dir.path().join("ok/x.case.json");
+        assert_eq!(store.close(capture.id(), Some(&out)).unwrap(), Some(1));
+        assert!(store.get(capture.id()).is_none());
+        let case = crate::case::Case::read(&out).unwrap();
+        assert_eq!(case.exchanges().unwrap().len(), 1);
     }
 }

@@ -23,9 +23,14 @@ pub async fn start(token: Option<&str>, capture_path: Option<String>) -> Running
 }
 
 pub fn client() -> Client {
-    // reqwest is built without a default TLS provider; ring is the one this workspace uses.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     Client::builder().no_proxy().build().unwrap()
+}
+
+/// reqwest is built without a default TLS provider in this workspace; install one (once per
+/// process) before any client is built.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The status and the JSON body of a response (Null for an empty body).
