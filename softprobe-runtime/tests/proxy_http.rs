@@ -411,3 +411,103 @@ async fn origin_form_requests_go_to_the_default_upstream_or_are_refused() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_over_the_cap_is_streamed_whole_and_recorded_without_its_body() {
+    let big = serve(
+        Arc::new(|_req| {
+            Box::pin(async { http::Response::new(Full::new(Bytes::from(vec![b'z'; 64 * 1024]))) })
+        }),
+        None,
+    )
+    .await;
+    let runtime = runtime().await;
+    let rt = runtime.uri();
+    let ingress = IngressProxy::builder()
+        .upstream(big.url())
+        .backend(Arc::new(StoreBackend::new(runtime.store())))
+        .body_limit(1024)
+        .start()
+        .await
+        .unwrap();
+    let session = create_session(&rt, "capture").await;
+    let resp = client()
+        .get(format!("{}/download", ingress.uri()))
+        .header("x-softprobe-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().len(), 64 * 1024);
+    wait_extracted(&rt, &session, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.case.json");
+    post(
+        &rt,
+        &format!("/v1/sessions/{session}/close?out={}", out.display()),
+        json!({}),
+    )
+    .await;
+    let hops = softprobe_runtime::case::Case::read(&out)
+        .unwrap()
+        .exchanges()
+        .unwrap();
+    assert_eq!(hops.len(), 1);
+    assert_eq!(hops[0].response_body, None);
+    assert!(
+        hops[0]
+            .extra_attributes
+            .iter()
+            .any(|kv| kv.key == "sp.http.response.body.omitted"),
+        "{:?}",
+        hops[0].extra_attributes
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_port() {
+    let echo = echo().await;
+    let ingress = ingress_to(&echo.url()).await;
+    let addr = ingress.addr();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    ingress.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+
+    let egress = EgressProxy::builder().start().await.unwrap();
+    let addr = egress.addr();
+    drop(egress);
+    // Dropping stops accepting as soon as the accept loop sees it.
+    let mut closed = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(closed, "the dropped proxy still accepts on {addr}");
+}
+
+#[tokio::test]
+async fn a_proxy_pointed_at_itself_stops_the_loop() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let egress = EgressProxy::builder()
+        .listen(addr)
+        .upstream(format!("http://{addr}"))
+        .start()
+        .await
+        .unwrap();
+    let (status, body) = json_of(
+        client()
+            .get(format!("{}/again", egress.uri()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 508, "{body}");
+    assert_eq!(body["error"]["code"], "loop_detected");
+}

@@ -120,3 +120,109 @@ async fn an_upstream_with_an_untrusted_certificate_is_a_502_naming_it() {
     assert!(message.contains(&format!("https://{target}")), "{message}");
     assert!(message.to_lowercase().contains("certificate"), "{message}");
 }
+
+#[tokio::test]
+async fn plain_http_inside_a_connect_tunnel_is_relayed_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = echo().await;
+    let egress = EgressProxy::builder().start().await.unwrap();
+    let target = upstream.addr.to_string();
+    let mut stream = tokio::net::TcpStream::connect(egress.addr()).await.unwrap();
+    stream
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+        .write_all(
+            format!("GET /plain?q=1 HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\":\"/plain\""), "{answer}");
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_through_https_proxy_trusting_the_ca_is_captured() {
+    let (upstream_ca, upstream_cfg) = upstream_tls();
+    let upstream = serve(echo_handler(), Some(upstream_cfg)).await;
+    let runtime = runtime().await;
+    let rt = runtime.uri();
+    let egress = EgressProxy::builder()
+        .backend(Arc::new(StoreBackend::new(runtime.store())))
+        .upstream_root(upstream_ca.cert_der().clone())
+        .start()
+        .await
+        .unwrap();
+    let session = create_session(&rt, "capture").await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        softprobe_runtime::proxy::tls::parse_certs(egress.ca_cert_pem().as_bytes(), "ca").unwrap()
+    {
+        roots.add(cert).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(egress.uri_for_session(&session)).unwrap())
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/secure?x=1", upstream.addr.port());
+    let resp = client
+        .post(&url)
+        .header("authorization", "Bearer app-secret")
+        .body("{\"amount\":5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["path"], "/secure");
+    assert_eq!(echoed["body"], "{\"amount\":5}");
+    assert_eq!(echoed["headers"]["authorization"], "Bearer app-secret");
+    assert!(echoed["headers"].get("proxy-authorization").is_none());
+    wait_extracted(&rt, &session, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reqwest.case.json");
+    post(
+        &rt,
+        &format!("/v1/sessions/{session}/close?out={}", out.display()),
+        json!({}),
+    )
+    .await;
+    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    assert_eq!(hops[0].method, "POST");
+    assert_eq!(hops[0].scheme.as_deref(), Some("https"));
+    assert_eq!(
+        hops[0]
+            .request_headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str()),
+        Some("[REDACTED]")
+    );
+}

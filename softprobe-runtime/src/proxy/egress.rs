@@ -4,7 +4,9 @@
 //! each outbound call, strips it, and asks the runtime what to do.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -15,6 +17,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use super::backend::SharedBackend;
@@ -249,7 +252,8 @@ impl RunningEgress {
     }
 }
 
-/// What a `CONNECT` established for the requests inside its tunnel.
+/// What a `CONNECT` established for the requests inside its tunnel: TLS (the usual case)
+/// or plain HTTP, told apart by the tunnel's first byte.
 #[derive(Clone)]
 struct Tunnel {
     scheme: &'static str,
@@ -279,7 +283,14 @@ fn handle(
 ) -> HandlerFuture {
     let shared = shared.clone();
     Box::pin(async move {
-        if req.method() == Method::CONNECT && tunnel.is_none() {
+        if req.method() == Method::CONNECT {
+            if tunnel.is_some() {
+                return json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "CONNECT inside a CONNECT tunnel is not supported",
+                );
+            }
             return connect(&shared, req);
         }
         outbound(&shared, tunnel, req).await
@@ -299,26 +310,16 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
     };
     let session =
         session_from_proxy_auth(req.headers()).or_else(|| session_from_headers(req.headers()));
-    // Port 80 tunnels carry plain HTTP; everything else is treated as TLS.
-    let plain = authority.port_u16() == Some(80);
-    let server_config = if plain {
-        None
-    } else {
-        match shared.ca.server_config(authority.host()) {
-            Ok(cfg) => Some(cfg),
-            Err(err) => {
-                return json_error(
-                    StatusCode::BAD_GATEWAY,
-                    "tls_error",
-                    format!("cannot intercept {authority}: {err}"),
-                );
-            }
+    // Generate the leaf now so a bad host name fails the CONNECT itself, not the handshake.
+    let server_config = match shared.ca.server_config(authority.host()) {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            return json_error(
+                StatusCode::BAD_GATEWAY,
+                "tls_error",
+                format!("cannot intercept {authority}: {err}"),
+            );
         }
-    };
-    let tunnel = Tunnel {
-        scheme: if plain { "http" } else { "https" },
-        authority: authority.clone(),
-        session,
     };
     let shared = shared.clone();
     tokio::spawn(async move {
@@ -329,41 +330,52 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
                 return;
             }
         };
+        // A TLS ClientHello starts with the handshake record type; anything else is plain
+        // HTTP inside the tunnel.
+        let mut io = Prefixed::new(TokioIo::new(upgraded));
+        let is_tls = match io.peek_byte().await {
+            Ok(Some(byte)) => byte == 0x16,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::debug!(%err, %authority, "tunnel closed before its first byte");
+                return;
+            }
+        };
+        let tunnel = Tunnel {
+            scheme: if is_tls { "https" } else { "http" },
+            authority: authority.clone(),
+            session,
+        };
         let svc_shared = shared.clone();
-        let svc_tunnel = tunnel.clone();
         let svc = service_fn(move |req| {
-            let fut = handle(&svc_shared, Some(svc_tunnel.clone()), req);
+            let fut = handle(&svc_shared, Some(tunnel.clone()), req);
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });
         let mut stop = shared.stop.clone();
         let builder = auto::Builder::new(TokioExecutor::new());
-        match server_config {
-            None => {
-                let conn = builder.serve_connection(upgraded, svc);
-                tokio::select! {
-                    res = conn => if let Err(err) = res {
-                        tracing::debug!(%err, %authority, "tunnel connection ended");
-                    },
-                    _ = stop.changed() => {}
+        let result = if is_tls {
+            let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+            let tls = match acceptor.accept(io).await {
+                Ok(tls) => tls,
+                Err(err) => {
+                    tracing::debug!(%err, %authority, "TLS handshake inside CONNECT failed");
+                    return;
                 }
+            };
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            tokio::select! {
+                res = conn => res,
+                _ = stop.changed() => Ok(()),
             }
-            Some(cfg) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-                let tls = match acceptor.accept(TokioIo::new(upgraded)).await {
-                    Ok(tls) => tls,
-                    Err(err) => {
-                        tracing::debug!(%err, %authority, "TLS handshake inside CONNECT failed");
-                        return;
-                    }
-                };
-                let conn = builder.serve_connection(TokioIo::new(tls), svc);
-                tokio::select! {
-                    res = conn => if let Err(err) = res {
-                        tracing::debug!(%err, %authority, "tunnel connection ended");
-                    },
-                    _ = stop.changed() => {}
-                }
+        } else {
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            tokio::select! {
+                res = conn => res,
+                _ = stop.changed() => Ok(()),
             }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%err, %authority, "tunnel connection ended");
         }
     });
     http::Response::new(empty())
@@ -471,6 +483,63 @@ async fn outbound(
         started,
     };
     shared.core.handle(hop).await
+}
+
+/// A stream that can look at its first byte and then replay it to the next reader.
+struct Prefixed<T> {
+    inner: T,
+    first: Option<u8>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Prefixed<T> {
+    fn new(inner: T) -> Self {
+        Prefixed { inner, first: None }
+    }
+
+    async fn peek_byte(&mut self) -> std::io::Result<Option<u8>> {
+        let mut byte = [0u8; 1];
+        let n = self.inner.read(&mut byte).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.first = Some(byte[0]);
+        Ok(Some(byte[0]))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() > 0
+            && let Some(byte) = this.first.take()
+        {
+            buf.put_slice(&[byte]);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for an upstream to start answering.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Headers never written into a recording: volatile trace correlation and the session
-/// itself (the span already carries both).
+/// Headers never written into a recording besides the session headers: the trace
+/// correlation changes on every run and the span's ids already carry it.
 const NOT_RECORDED: &[&str] = &["traceparent", "tracestate"];
 
 pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -86,16 +86,24 @@ pub(crate) struct Core {
     pub(crate) backend: SharedBackend,
     pub(crate) client: UpstreamClient,
     pub(crate) settings: Settings,
+    /// This proxy's `Via` pseudonym: unique per instance, so a request that comes back to
+    /// the proxy that sent it is recognised (a loop) while chained proxies are not.
+    via: String,
 }
 
 impl Core {
     pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
         let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
         let client = upstream_client(tls, settings.connect_timeout);
+        let via = format!(
+            "softprobe-{}",
+            &super::trace_context::random_span_id().to_string()[..8]
+        );
         Ok(Arc::new(Core {
             backend,
             client,
             settings,
+            via,
         }))
     }
 }
@@ -195,6 +203,17 @@ struct Answer {
 impl Core {
     /// Decides, answers or forwards, and records one hop.
     pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
+        if self.is_loop(&hop.headers) {
+            return json_error(
+                StatusCode::LOOP_DETECTED,
+                "loop_detected",
+                format!(
+                    "{} {}: the request came back to the proxy that forwarded it; point the \
+                     upstream somewhere else",
+                    hop.method, hop.upstream
+                ),
+            );
+        }
         let Some(session_id) = hop.session_id.clone() else {
             if self.settings.require_session {
                 return refuse_without_session(&hop);
@@ -264,6 +283,15 @@ impl Core {
         }
     }
 
+    fn is_loop(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|entry| entry.split_whitespace().nth(1) == Some(self.via.as_str()))
+    }
+
     fn spawn_record(self: &Arc<Self>, hop: &Hop, session_id: &str, answer: Answer) {
         let exchange = self.exchange(hop, session_id, answer);
         let core = Arc::clone(self);
@@ -319,6 +347,10 @@ impl Core {
             // The body is already buffered, so the upstream never needs to ask for it.
             headers.remove(header::EXPECT);
             headers.remove(header::CONTENT_LENGTH);
+            // RFC 9110 §7.6.3: a proxy adds itself to Via.
+            if let Ok(v) = http::HeaderValue::from_str(&format!("1.1 {}", self.via)) {
+                headers.append(header::VIA, v);
+            }
         }
         let req = match builder.body(Full::new(hop.body.clone())) {
             Ok(r) => r,
@@ -362,6 +394,13 @@ impl Core {
                 Ok(Ok(resp)) => resp,
             };
         let (mut parts, body) = resp.into_parts();
+        tracing::debug!(
+            session_id = session_id.as_deref().unwrap_or("-"),
+            method = %hop.method,
+            upstream = %hop.upstream,
+            status = parts.status.as_u16(),
+            "forwarded"
+        );
         remove_hop_by_hop(&mut parts.headers);
         let Some(session_id) = session_id else {
             return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
@@ -500,4 +539,85 @@ pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<super::trace_context::
         return None;
     }
     super::trace_context::TraceParent::parse(first.to_str().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hosts_lose_only_their_scheme_default_port() {
+        assert_eq!(
+            normalize_host("API.Example.com:443", "https"),
+            "api.example.com"
+        );
+        assert_eq!(normalize_host("svc:80", "http"), "svc");
+        assert_eq!(normalize_host("svc:443", "http"), "svc:443");
+        assert_eq!(normalize_host("127.0.0.1:8080", "http"), "127.0.0.1:8080");
+        assert_eq!(normalize_host("[::1]:443", "https"), "[::1]");
+    }
+
+    #[test]
+    fn recordings_redact_and_drop_correlation_headers() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer x"),
+            ("x-api-key", "k"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("tracestate", "sp=sess_a"),
+            ("x-softprobe-session-id", "sess_a"),
+            ("accept", "*/*"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        let redact = vec!["Authorization".to_owned(), "x-api-key".to_owned()];
+        assert_eq!(
+            pairs_for_record(&h, &redact),
+            vec![
+                ("authorization".to_owned(), "[REDACTED]".to_owned()),
+                ("x-api-key".to_owned(), "[REDACTED]".to_owned()),
+                ("accept".to_owned(), "*/*".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn trace_tags_gather_tracestate_baggage_and_test_headers() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "tracestate",
+            HeaderValue::from_static("sp=sess_a,tenant=blue"),
+        );
+        h.append("baggage", HeaderValue::from_static("user=alice"));
+        h.append(
+            "x-softprobe-test-name",
+            HeaderValue::from_static("checkout"),
+        );
+        h.append("x-softprobe-case-id", HeaderValue::from_static("case-1"));
+        let tags = trace_tags(&trace_state(&h), &h);
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("tenant", "blue"),
+                ("user", "alice"),
+                ("softprobe.test_name", "checkout"),
+                ("softprobe.case_id", "case-1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_traceparent_headers_are_no_traceparent() {
+        let mut h = HeaderMap::new();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        h.append("traceparent", HeaderValue::from_static(tp));
+        assert!(trace_parent(&h).is_some());
+        h.append("traceparent", HeaderValue::from_static(tp));
+        assert!(trace_parent(&h).is_none());
+    }
 }

@@ -73,6 +73,13 @@ impl IngressBuilder {
         self
     }
 
+    /// An extra root certificate trusted when the application is served over HTTPS, besides
+    /// the webpki roots and `SOFTPROBE_UPSTREAM_CA_FILE`.
+    pub fn upstream_root(mut self, cert: rustls::pki_types::CertificateDer<'static>) -> Self {
+        self.settings.extra_roots.push(cert);
+        self
+    }
+
     /// Largest request body accepted, and largest response body recorded (default 16 MiB).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.settings.body_limit = bytes;

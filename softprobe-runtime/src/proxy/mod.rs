@@ -2,6 +2,22 @@
 //! (ingress) and between it and the services it calls (egress), asking the runtime what to do
 //! with every hop ([`ProxyBackend`]) and recording what happened.
 //!
+//! - The **ingress** is a reverse proxy to one application. It reads the session from
+//!   `x-softprobe-session-id`, writes `traceparent` (the inbound span as parent) and
+//!   `tracestate: sp=<sessionId>,...`, and records the inbound hop.
+//! - The **egress** is an HTTP forward proxy (absolute-form requests, and `CONNECT` whose TLS
+//!   it terminates with its [`CertificateAuthority`]) and a reverse proxy to a default
+//!   upstream. It finds the session in `tracestate`, the session header, the proxy
+//!   credentials or the listener's bound session, strips it, and answers locally (rules,
+//!   replay, strict misses) or forwards and records.
+//!
+//! Request bodies are buffered (rules match on them) up to a cap, `413` above it; responses
+//! are streamed and recorded up to the same cap. Upstream failures answer `502`/`504` with a
+//! JSON body naming the upstream. `spec/protocol/session-headers.md` is the wire contract.
+//!
+//! Backends: [`StoreBackend`] for a runtime in the same process, [`RemoteBackend`] for one
+//! reached over its OTLP API (ours or the original), [`NoSessionsBackend`] for a plain relay.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;

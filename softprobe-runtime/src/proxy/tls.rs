@@ -15,6 +15,9 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+/// Leaf configurations kept before the cache starts over.
+const MAX_CACHED_LEAVES: usize = 1024;
+
 /// Environment variable naming a PEM file of extra roots trusted for upstream HTTPS.
 pub const UPSTREAM_CA_FILE_ENV: &str = "SOFTPROBE_UPSTREAM_CA_FILE";
 
@@ -224,10 +227,12 @@ impl CertificateAuthority {
             return Ok(cfg.clone());
         }
         let cfg = Arc::new(self.build_server_config(&host)?);
-        self.leaves
-            .lock()
-            .expect("leaf cache poisoned")
-            .insert(host, cfg.clone());
+        let mut leaves = self.leaves.lock().expect("leaf cache poisoned");
+        // A proxy sees few hosts; a flood of names must not grow memory without bound.
+        if leaves.len() >= MAX_CACHED_LEAVES {
+            leaves.clear();
+        }
+        leaves.insert(host, cfg.clone());
         Ok(cfg)
     }
 

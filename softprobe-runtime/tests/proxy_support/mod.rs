@@ -25,8 +25,15 @@ pub fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// The workspace's reqwest brings TLS without a crypto provider; the tests use ring, as the
+/// proxy does.
+pub fn ensure_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A runtime on a free loopback port.
 pub async fn runtime() -> RunningServer {
+    ensure_provider();
     Server::builder()
         .listen(localhost())
         .start()
@@ -35,6 +42,7 @@ pub async fn runtime() -> RunningServer {
 }
 
 pub fn client() -> reqwest::Client {
+    ensure_provider();
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
@@ -143,6 +151,7 @@ type Handler = Arc<
 
 /// Serves `handler` on a loopback port, optionally over TLS with `tls`.
 pub async fn serve(handler: Handler, tls: Option<Arc<rustls::ServerConfig>>) -> TestServer {
+    ensure_provider();
     let listener = TcpListener::bind(localhost()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
