@@ -154,6 +154,8 @@ pub struct Engine {
     /// `capture_only` rules, same order.
     capture_order: Vec<(Layer, usize)>,
     state: Mutex<State>,
+    /// Whether a recording answers again once all its alternatives are used.
+    repeat_last: bool,
 }
 
 #[derive(Default)]
@@ -190,6 +192,7 @@ impl Engine {
             by_path: HashMap::new(),
             capture_order: Vec::new(),
             state: Mutex::new(State::default()),
+            repeat_last: true,
         }
     }
 
@@ -230,6 +233,13 @@ impl Engine {
             Layer::Case => &self.case_rules,
             Layer::Session => &self.session_rules,
         }
+    }
+
+    /// Whether the last recording of a request answers again once every recording of it has
+    /// been used (the default). With `false`, an exhausted request is a miss, so a test can
+    /// insist that the service makes each recorded call no more often than recorded.
+    pub fn set_repeat_last(&mut self, repeat: bool) {
+        self.repeat_last = repeat;
     }
 
     /// Replaces the policy (and its rule layer).
@@ -423,7 +433,7 @@ impl Engine {
             {
                 return None;
             }
-            let chosen = index.choose(candidates, req, body, &state.used)?;
+            let chosen = index.choose(candidates, req, body, &state.used, self.repeat_last)?;
             state.used[chosen] = state.used[chosen].saturating_add(1);
             if let Some((layer, i)) = once_key {
                 state.consumed[layer.slot()][i] = true;
