@@ -138,6 +138,44 @@ impl Iterator for MergeAscending<'_> {
 /// The decision-maker of one session. `decide` takes `&self` so many hops can be decided at
 /// once; the only mutable state (once-rules consumed, recorded hops used) sits behind a std
 /// mutex held for a few instructions and never across an await.
+///
+/// ```
+/// use softprobe_runtime::Mode;
+/// use softprobe_runtime::case::Direction;
+/// use softprobe_runtime::policy::parse_policy;
+/// use softprobe_runtime::replay::{Decision, Engine, Request};
+/// use softprobe_runtime::rules::parse_rules_document;
+///
+/// let mut engine = Engine::new(Mode::Replay);
+/// engine.set_policy(parse_policy(br#"{"externalHttp": "strict"}"#, "policy.json").unwrap());
+/// engine.set_session_rules(
+///     parse_rules_document(
+///         br#"[{"id": "stripe", "when": {"host": "api.stripe.com", "path": "/v1/charges"},
+///               "then": {"action": "mock", "response": {"status": 201, "body": {"id": "ch_1"}}}}]"#,
+///         "rules.json",
+///     )
+///     .unwrap(),
+/// );
+/// let mut request = Request {
+///     direction: Direction::Outbound,
+///     service: None,
+///     method: "POST".into(),
+///     scheme: Some("https".into()),
+///     host: "api.stripe.com".into(),
+///     path: "/v1/charges".into(),
+///     query: None,
+///     headers: vec![],
+///     body: None,
+///     trace_tags: vec![],
+/// };
+/// match engine.decide(&request) {
+///     Decision::Respond { response, .. } => assert_eq!(response.status, 201),
+///     other => panic!("{other:?}"),
+/// }
+/// request.path = "/v1/refunds".into();
+/// let miss = engine.decide(&request).local_response("sess_x").unwrap();
+/// assert_eq!(miss.status, 599);
+/// ```
 pub struct Engine {
     mode: Mode,
     policy: Policy,
