@@ -251,8 +251,27 @@ fn every_complete_json_example_in_the_spec_validates() {
                 skipped += 1;
                 continue;
             }
+            let kind = if ex.kind.is_empty() {
+                match infer_kind(&ex.text) {
+                    Inferred::Kind(kind) => kind.to_owned(),
+                    Inferred::NotJson(e) => {
+                        // Untagged and not JSON: a placeholder-laden sketch such as
+                        // `{"rules": [RULE, ...]}`. Tag it `json snippet` to say so.
+                        eprintln!(
+                            "{at}: untagged ```json block is not JSON ({e}); skipped as a snippet"
+                        );
+                        skipped += 1;
+                        continue;
+                    }
+                    Inferred::Unknown => panic!(
+                        "{at}: cannot tell what this ```json block is; tag it `json <kind>` (case, trace, rules, policy, rule, fixtures-auth, control/...) or `json snippet`"
+                    ),
+                }
+            } else {
+                ex.kind.clone()
+            };
             let bytes = ex.text.as_bytes();
-            let report = match ex.kind.as_str() {
+            let report = match kind.as_str() {
                 "case" => {
                     let report = validate_case(bytes, &at);
                     if report.is_valid() {
@@ -261,8 +280,16 @@ fn every_complete_json_example_in_the_spec_validates() {
                     report
                 }
                 "trace" => validate_trace(bytes, &at),
-                "rules" => validate_rules(bytes, &at),
-                "policy" => validate_policy(bytes, &at),
+                "rules" => {
+                    let parsed = softprobe_runtime::rules::parse_rules_document(bytes, &at);
+                    assert!(parsed.is_ok(), "{}", parsed.unwrap_err());
+                    validate_rules(bytes, &at)
+                }
+                "policy" => {
+                    let parsed = softprobe_runtime::policy::parse_policy(bytes, &at);
+                    assert!(parsed.is_ok(), "{}", parsed.unwrap_err());
+                    validate_policy(bytes, &at)
+                }
                 other => {
                     let kind = SchemaKind::ALL
                         .iter()
@@ -279,12 +306,12 @@ fn every_complete_json_example_in_the_spec_validates() {
                     if let Err(errors) = validate_json(*kind, &value) {
                         panic!("{at}: {errors:?}");
                     }
-                    *checked.entry(ex.kind.clone()).or_default() += 1;
+                    *checked.entry(kind.file().to_owned()).or_default() += 1;
                     continue;
                 }
             };
             assert_no_errors(&report);
-            *checked.entry(ex.kind.clone()).or_default() += 1;
+            *checked.entry(kind).or_default() += 1;
         }
     }
     // The spec shows at least one whole document of each main kind.
@@ -294,6 +321,45 @@ fn every_complete_json_example_in_the_spec_validates() {
             "no complete `{kind}` example in spec/ (checked {checked:?}, skipped {skipped})"
         );
     }
+}
+
+enum Inferred {
+    Kind(&'static str),
+    NotJson(serde_json::Error),
+    Unknown,
+}
+
+/// What an untagged block is, from its top-level keys.
+fn infer_kind(text: &str) -> Inferred {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Inferred::NotJson(e),
+    };
+    let Some(obj) = value.as_object() else {
+        return if value.is_array() {
+            Inferred::Kind("rules")
+        } else {
+            Inferred::Unknown
+        };
+    };
+    let has = |k: &str| obj.contains_key(k);
+    Inferred::Kind(if has("traces") && has("caseId") {
+        "case"
+    } else if has("resourceSpans") {
+        "trace"
+    } else if has("externalHttp") || has("externalAllowlist") || has("defaultOnMiss") {
+        "policy"
+    } else if has("rules") {
+        "rules"
+    } else if has("then") {
+        "rule"
+    } else if has("error") && has("candidates") {
+        "control/strict-miss.response"
+    } else if has("error") {
+        "control/error.response"
+    } else {
+        return Inferred::Unknown;
+    })
 }
 
 fn validator_for(file: &str) -> fn(&[u8], &str) -> Report {
@@ -354,4 +420,47 @@ fn every_invalid_fixture_yields_its_expected_error() {
         }
         insta::assert_snapshot!(file, text);
     }
+}
+
+/// The schemas and the typed readers of the rules engine must agree: what one accepts the
+/// other accepts, what one rejects the other rejects.
+#[test]
+fn schemas_and_the_rules_readers_agree_on_every_fixture() {
+    use softprobe_runtime::{policy, rules};
+    for path in files("fixtures/rules", "") {
+        let name = display(&path);
+        let parsed = rules::parse_rules_document(&std::fs::read(&path).unwrap(), &name);
+        assert!(parsed.is_ok(), "{name}: {}", parsed.unwrap_err());
+    }
+    for path in files("fixtures/policy", ".json") {
+        let name = display(&path);
+        let parsed = policy::parse_policy(&std::fs::read(&path).unwrap(), &name);
+        assert!(parsed.is_ok(), "{name}: {}", parsed.unwrap_err());
+    }
+    for path in files("fixtures/cases", ".case.json") {
+        let name = display(&path);
+        let case = Case::read(&path).unwrap();
+        if let Some(values) = &case.rules {
+            let parsed = rules::rules_from_values(values, &name, "$.rules");
+            assert_eq!(parsed.map(|r| r.len()).ok(), Some(values.len()), "{name}");
+        }
+    }
+    let mut rejected = 0;
+    for path in files("fixtures/invalid", "") {
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let accepted = if file.ends_with(".policy.json") {
+            policy::parse_policy(&bytes, &file).is_ok()
+        } else if file.ends_with(".rules.json") || file.ends_with(".rules.yaml") {
+            rules::parse_rules_document(&bytes, &file).is_ok()
+        } else {
+            continue;
+        };
+        assert!(
+            !accepted,
+            "{file}: the schema rejects it but the rules reader accepts it"
+        );
+        rejected += 1;
+    }
+    assert!(rejected >= 10, "only {rejected} invalid rules and policies");
 }

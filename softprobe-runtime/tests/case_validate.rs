@@ -167,7 +167,7 @@ fn trace_documents_validate_on_their_own() {
     let good = json!({"resourceSpans": [{"resource": {"attributes": [
     {"key": "service.name", "value": {"stringValue": "checkout-api"}}]},
     "scopeSpans": [{"spans": [{
-        "traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "AQIDBAUGBwg=", "kind": 3,
+        "traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "AQIDBAUGBwg=", "kind": "client",
         "startTimeUnixNano": 1776681022000000000u64, "endTimeUnixNano": "1776681022010000000",
         "attributes": [
             {"key": "sp.span.type", "value": {"stringValue": "inject"}},
@@ -198,7 +198,7 @@ fn bare_rule_arrays_and_yaml_documents_are_rules_documents() {
     let report = validate_rules(yaml, "mocks.yml");
     assert_eq!(
         report.to_string(),
-        "mocks.yml:5:7: error[range]: $[0].then.response.status: 1000 is greater than the maximum of 999\n"
+        "mocks.yml:5:7: error[range]: $[0].then.response.status: 1000 is greater than the maximum of 599\n"
     );
 }
 
@@ -305,7 +305,7 @@ fn control_api_bodies_match_their_schemas() {
             SchemaKind::ErrorResponse,
             json!({"error": {"code": "teapot", "message": ""}}),
             "$.error.code",
-            "expected one of \"invalid_request\", \"missing_bearer_token\", \"invalid_bearer_token\", \"unknown_session\", \"not_found\", \"method_not_allowed\", \"payload_too_large\", \"unsupported_media_type\", \"internal_error\", found string \"teapot\"",
+            "expected one of \"invalid_request\", \"missing_bearer_token\", \"invalid_bearer_token\", \"unknown_session\", \"not_found\", \"method_not_allowed\", \"payload_too_large\", \"unsupported_media_type\", \"internal_error\", \"session_required\", \"upstream_error\", \"upstream_timeout\", \"tls_error\", \"strict_miss\", found string \"teapot\"",
         ),
         (
             SchemaKind::CloseResponse,
@@ -365,4 +365,61 @@ fn a_byte_order_mark_does_not_shift_or_break_anything() {
     ]));
     let report = validate_case(&bytes, "bom.case.json");
     assert!(report.findings.is_empty(), "{report}");
+}
+
+#[test]
+fn reports_serialize_for_machines() {
+    let report = validate_policy(br#"{"externalHttp": "deny"}"#, "p.json");
+    assert_eq!(
+        serde_json::to_value(&report).unwrap(),
+        json!({
+            "sourceName": "p.json",
+            "findings": [{
+                "severity": "error",
+                "code": "enum",
+                "jsonPath": "$.externalHttp",
+                "line": 1,
+                "column": 2,
+                "message": "expected one of \"strict\", \"allow\", found string \"deny\""
+            }]
+        })
+    );
+}
+
+#[test]
+fn the_schema_accepts_every_spelling_the_reader_accepts() {
+    let text = r#"{"resourceSpans": [{
+        "resource": null, "schemaUrl": null,
+        "scopeSpans": [{"scope": null, "schemaUrl": null, "spans": [{
+            "traceId": "5B8EFFF798038103D269B633813FC60C",
+            "spanId": "AQIDBAUGBwg",
+            "parentSpanId": null,
+            "traceState": null,
+            "name": "HTTP GET",
+            "kind": "Client",
+            "startTimeUnixNano": " +1776681022000000000 ",
+            "endTimeUnixNano": 1776681022000000001,
+            "droppedAttributesCount": "0", "flags": null, "events": null, "links": null,
+            "droppedEventsCount": null, "droppedLinksCount": 0, "status": null,
+            "attributes": [
+                {"key": "http.method", "value": {"stringValue": "GET"}},
+                {"key": "url.full", "value": {"stringValue": "http://inventory/stock"}},
+                {"key": "http.status_code", "value": {"intValue": "+200"}},
+                {"key": "ratio", "value": {"doubleValue": "-Infinity"}},
+                {"key": "nan", "value": {"doubleValue": "nan"}},
+                {"key": "whole", "value": {"intValue": 7.0}},
+                {"key": "raw", "value": {"bytesValue": "AAEC"}},
+                {"key": "empty", "value": {}},
+                {"key": "list", "value": {"arrayValue": {"values": [{"boolValue": true}]}}},
+                {"key": "map", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"intValue": -3}}]}}}
+            ]}]}]}]}"#;
+    let lenient: serde_json::Value = serde_json::from_str(text).unwrap();
+    let trace: softprobe_runtime::case::TracesData =
+        serde_json::from_value(lenient.clone()).expect("the reader accepts it");
+    assert_eq!(trace.resource_spans[0].scope_spans[0].spans[0].kind, 3);
+    let report = validate_trace(
+        &serde_json::to_vec_pretty(&lenient).unwrap(),
+        "lenient.json",
+    );
+    assert!(report.is_valid(), "{report}");
 }

@@ -55,6 +55,8 @@ async fn wait_up(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_runs_both_proxies_next_to_the_runtime() {
+    // reqwest is built without a default TLS provider; ring is the one this workspace uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = echo().await;
     let (api, ingress, egress) = (free_addr(), free_addr(), free_addr());
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ mod semantic;
 
 use std::fmt;
 
+use serde::Serialize;
 use serde_json::Value;
 
 pub use schemas::{SchemaKind, validate_json};
@@ -20,7 +21,8 @@ use self::semantic::Issue;
 use super::{Case, CaseError, TracesData};
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The document is unusable as it is.
     Error,
@@ -37,8 +39,10 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One problem, located.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One problem, located. Serializes as `{"severity", "code", "jsonPath", "line", "column",
+/// "message"}` for machine-readable output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Error or warning.
     pub severity: Severity,
@@ -55,8 +59,9 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Everything found in one document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything found in one document. Serializes as `{"sourceName", "findings": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     /// The file name the findings refer to.
     pub source_name: String,
@@ -352,16 +357,23 @@ impl ReportBuilder {
         }
     }
 
+    /// Repeated keys, then schema violations: the structural problems of the document.
     fn schema(&mut self, kind: SchemaKind, doc: &Document) -> Vec<Issue> {
-        schemas::violations(kind, &doc.value)
+        let duplicates = doc.locator.duplicate_keys().iter().map(|path| Issue {
+            severity: Severity::Error,
+            code: "duplicate-key",
+            path: path.clone(),
+            message: "this key repeats an earlier key of the same object; give it once".to_owned(),
+        });
+        let violations = schemas::violations(kind, &doc.value)
             .into_iter()
             .map(|v| Issue {
                 severity: Severity::Error,
                 code: v.code,
                 path: locate::render(&v.path),
                 message: v.message,
-            })
-            .collect()
+            });
+        duplicates.chain(violations).collect()
     }
 
     fn add(&mut self, locator: &Locator, issues: Vec<Issue>) {

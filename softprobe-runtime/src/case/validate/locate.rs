@@ -97,6 +97,7 @@ impl Position {
 #[derive(Debug, Default)]
 pub(crate) struct Locator {
     positions: HashMap<String, Position>,
+    duplicates: Vec<String>,
 }
 
 impl Locator {
@@ -110,6 +111,12 @@ impl Locator {
             current = parent(p);
         }
         self.positions.get("$").copied().unwrap_or(Position::START)
+    }
+
+    /// Paths of object members that repeat a key of the same object (the value seen by the
+    /// checks is the last one; typed readers reject the document).
+    pub(crate) fn duplicate_keys(&self) -> &[String] {
+        &self.duplicates
     }
 
     /// Locates a JSON text. The text must already be known to be valid JSON; a text the AST
@@ -152,8 +159,10 @@ impl Locator {
                         ast::ObjectPropName::Word(w) => w.value.to_owned(),
                     };
                     let p = child(&path, &Segment::Key(name));
-                    self.positions
-                        .insert(p.clone(), lines.position(prop.range.start));
+                    let pos = lines.position(prop.range.start);
+                    if self.positions.insert(p.clone(), pos).is_some() {
+                        self.duplicates.push(p.clone());
+                    }
                     self.walk_json(&prop.value, p, lines);
                 }
             }
@@ -379,9 +388,10 @@ impl YamlBuilder {
                 else {
                     unreachable!("next_path returns None only inside a mapping");
                 };
-                self.locator
-                    .positions
-                    .insert(child(path, &Segment::Key(key.clone())), pos);
+                let p = child(path, &Segment::Key(key.clone()));
+                if self.locator.positions.insert(p.clone(), pos).is_some() {
+                    self.locator.duplicates.push(p);
+                }
                 *slot = Some(key);
             }
         }
@@ -538,6 +548,16 @@ mod tests {
             loc.locate("$.rules[0].then.action"),
             Position { line: 7, column: 7 }
         );
+    }
+
+    #[test]
+    fn repeated_keys_are_reported_where_they_repeat() {
+        let loc = Locator::for_json("{\"a\": 1,\n \"b\": {\"c\": 1, \"c\": 2},\n \"a\": 3}");
+        assert_eq!(loc.duplicate_keys(), ["$.b.c", "$.a"]);
+        assert_eq!(loc.locate("$.a"), Position { line: 3, column: 2 });
+        let (_, loc) = parse_yaml("a: 1\nb:\n  c: 1\n  c: 2\n").unwrap();
+        assert_eq!(loc.duplicate_keys(), ["$.b.c"]);
+        assert_eq!(loc.locate("$.b.c"), Position { line: 4, column: 3 });
     }
 
     #[test]

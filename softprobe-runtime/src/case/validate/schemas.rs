@@ -471,9 +471,31 @@ pub(crate) fn violations(kind: SchemaKind, value: &Value) -> Vec<Violation> {
                     Some(Segment::Key(k)) if k == "body" => {
                         "`body` and `bodyBase64` are exclusive; give one of them".to_owned()
                     }
+                    Some(Segment::Key(k)) if k == "response" => {
+                        "`response` is only allowed with action \"mock\" or \"error\"".to_owned()
+                    }
+                    Some(Segment::Key(k)) if k == "captureOnly" => {
+                        "`captureOnly` is only allowed with action \"capture_only\"".to_owned()
+                    }
+                    Some(Segment::Key(k)) => format!("`{k}` is not allowed here"),
                     _ => "not allowed here".to_owned(),
                 };
                 push(path, "not-allowed", message);
+            }
+            ValidationErrorKind::PropertyNames { error: inner } => {
+                let key = inner
+                    .instance()
+                    .as_str()
+                    .map_or_else(|| inner.instance().to_string(), str::to_owned);
+                let mut p = path.clone();
+                p.push(Segment::Key(key.clone()));
+                let message = match inner.kind() {
+                    ValidationErrorKind::Pattern { pattern } if pattern == "^\\$" => {
+                        format!("invalid key {key:?}: a JSONPath must start with `$`")
+                    }
+                    _ => format!("invalid key {key:?}: {inner}"),
+                };
+                push(p, "property-name", message);
             }
             ValidationErrorKind::Minimum { .. }
             | ValidationErrorKind::Maximum { .. }
@@ -607,6 +629,42 @@ mod tests {
                 .starts_with("unknown field `hots`; expected one of `bodyJsonPath`, `direction`"),
             "{}",
             errors[0].1
+        );
+    }
+
+    #[test]
+    fn references_between_files_are_followed_for_messages() {
+        let doc = json!({"version": "1.0.0", "caseId": "c", "createdAt": "2026-04-20T10:00:00Z",
+            "traces": [{"resourceSpans": [{"scopeSpans": [{"spans": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "0102030405060708", "kynd": 3}
+            ]}]}]}],
+            "rules": [{"then": {"action": "replay"}, "when": {"hots": "x"}}]});
+        let errors = validate_json(SchemaKind::LoadCaseRequest, &doc).unwrap_err();
+        let find = |path: &str| {
+            errors
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, m)| m.as_str())
+                .unwrap_or_else(|| panic!("no error at {path}: {errors:?}"))
+        };
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let span = find("$.traces[0].resourceSpans[0].scopeSpans[0].spans[0].kynd");
+        assert!(span.contains("expected one of `attributes`"), "{span}");
+        let rule = find("$.rules[0].when.hots");
+        assert!(rule.contains("expected one of `bodyJsonPath`"), "{rule}");
+    }
+
+    #[test]
+    fn property_name_errors_point_at_the_key() {
+        let doc =
+            json!([{"when": {"bodyJsonPath": {"amount": 1}}, "then": {"action": "passthrough"}}]);
+        let errors = validate_json(SchemaKind::Rules, &doc).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![(
+                "$[0].when.bodyJsonPath.amount".to_owned(),
+                "invalid key \"amount\": a JSONPath must start with `$`".to_owned()
+            )]
         );
     }
 

@@ -320,15 +320,6 @@ pub(crate) fn rules(path: &str, rules: &[Value], out: &mut Vec<Issue>) {
             ));
         }
         let when = rule.get("when");
-        if let Some(p) = when.and_then(|w| w.get("path")).and_then(Value::as_str)
-            && !p.starts_with('/')
-        {
-            out.push(Issue::warning(
-                "path-never-matches",
-                format!("{rule_path}.when.path"),
-                format!("path {p:?} does not start with `/`, so no request can match it"),
-            ));
-        }
         if let Some(map) = when
             .and_then(|w| w.get("bodyJsonPath"))
             .and_then(Value::as_object)
