@@ -409,3 +409,37 @@ fn a_span_that_is_not_a_hop_is_a_load_error_naming_its_path() {
     assert!(err.message.contains("http.request.method"), "{err}");
     assert!(engine.case().is_none());
 }
+
+#[test]
+fn without_repeat_last_an_exhausted_request_is_a_miss() {
+    let mut engine = replay_engine();
+    engine.set_repeat_last(false);
+    let shipping = || request("GET", "fragment", "/shipping?zip=1", None);
+    assert_eq!(body_of(&engine.decide(&shipping())), r#"{"days":1}"#);
+    assert_eq!(body_of(&engine.decide(&shipping())), r#"{"days":2}"#);
+    assert_eq!(
+        engine.decide(&shipping()),
+        Decision::Passthrough { origin: None }
+    );
+    let rates = || request("GET", "fragment:8080", "/rates", None);
+    assert_eq!(answered(&engine.decide(&rates())).0.status, 503);
+    assert_eq!(
+        engine.decide(&rates()),
+        Decision::Passthrough { origin: None }
+    );
+    // An equal body is preferred; once it is used, another unused recording still answers.
+    let intent = |amount: u32| {
+        request(
+            "POST",
+            "api.stripe.com",
+            "/v1/payment_intents",
+            Some(&format!(r#"{{"amount":{amount},"currency":"usd"}}"#)),
+        )
+    };
+    assert_eq!(body_of(&engine.decide(&intent(2000))), r#"{"id":"pi_2"}"#);
+    assert_eq!(body_of(&engine.decide(&intent(2000))), r#"{"id":"pi_1"}"#);
+    assert_eq!(
+        engine.decide(&intent(2000)),
+        Decision::Passthrough { origin: None }
+    );
+}

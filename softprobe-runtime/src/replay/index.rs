@@ -117,37 +117,41 @@ impl CaseIndex {
     }
 
     /// Picks among candidates: an equal request body first, then the first not yet used in
-    /// recorded order; when all of that group are used, its last one answers again.
+    /// recorded order. When every preferred recording is used, `repeat_last` makes the last
+    /// of them answer again; without it an unused recording with another body answers, and
+    /// when there is none the request has no answer.
     pub(crate) fn choose(
         &self,
         candidates: &[usize],
         req: &Request,
         body: &BodyJson,
         used: &[u32],
+        repeat_last: bool,
     ) -> Option<usize> {
-        match candidates {
-            [] => None,
-            [only] => Some(*only),
-            _ => {
-                let mut first_unused_equal = None;
-                let mut last_equal = None;
-                for &i in candidates {
-                    if self.body_equal(i, req, body) {
-                        if first_unused_equal.is_none() && used[i] == 0 {
-                            first_unused_equal = Some(i);
-                        }
-                        last_equal = Some(i);
-                    }
-                }
-                if last_equal.is_some() {
-                    return first_unused_equal.or(last_equal);
-                }
-                candidates
-                    .iter()
-                    .copied()
-                    .find(|&i| used[i] == 0)
-                    .or(candidates.last().copied())
+        if let [only] = candidates {
+            return (repeat_last || used[*only] == 0).then_some(*only);
+        }
+        let mut first_unused = None;
+        let mut first_unused_equal = None;
+        let mut last_equal = None;
+        for &i in candidates {
+            let unused = used[i] == 0;
+            if unused && first_unused.is_none() {
+                first_unused = Some(i);
             }
+            if self.body_equal(i, req, body) {
+                if unused && first_unused_equal.is_none() {
+                    first_unused_equal = Some(i);
+                }
+                last_equal = Some(i);
+            }
+        }
+        if !repeat_last {
+            first_unused_equal.or(first_unused)
+        } else if last_equal.is_some() {
+            first_unused_equal.or(last_equal)
+        } else {
+            first_unused.or(candidates.last().copied())
         }
     }
 

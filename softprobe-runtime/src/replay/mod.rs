@@ -138,6 +138,44 @@ impl Iterator for MergeAscending<'_> {
 /// The decision-maker of one session. `decide` takes `&self` so many hops can be decided at
 /// once; the only mutable state (once-rules consumed, recorded hops used) sits behind a std
 /// mutex held for a few instructions and never across an await.
+///
+/// ```
+/// use softprobe_runtime::Mode;
+/// use softprobe_runtime::case::Direction;
+/// use softprobe_runtime::policy::parse_policy;
+/// use softprobe_runtime::replay::{Decision, Engine, Request};
+/// use softprobe_runtime::rules::parse_rules_document;
+///
+/// let mut engine = Engine::new(Mode::Replay);
+/// engine.set_policy(parse_policy(br#"{"externalHttp": "strict"}"#, "policy.json").unwrap());
+/// engine.set_session_rules(
+///     parse_rules_document(
+///         br#"[{"id": "stripe", "when": {"host": "api.stripe.com", "path": "/v1/charges"},
+///               "then": {"action": "mock", "response": {"status": 201, "body": {"id": "ch_1"}}}}]"#,
+///         "rules.json",
+///     )
+///     .unwrap(),
+/// );
+/// let mut request = Request {
+///     direction: Direction::Outbound,
+///     service: None,
+///     method: "POST".into(),
+///     scheme: Some("https".into()),
+///     host: "api.stripe.com".into(),
+///     path: "/v1/charges".into(),
+///     query: None,
+///     headers: vec![],
+///     body: None,
+///     trace_tags: vec![],
+/// };
+/// match engine.decide(&request) {
+///     Decision::Respond { response, .. } => assert_eq!(response.status, 201),
+///     other => panic!("{other:?}"),
+/// }
+/// request.path = "/v1/refunds".into();
+/// let miss = engine.decide(&request).local_response("sess_x").unwrap();
+/// assert_eq!(miss.status, 599);
+/// ```
 pub struct Engine {
     mode: Mode,
     policy: Policy,
@@ -154,6 +192,8 @@ pub struct Engine {
     /// `capture_only` rules, same order.
     capture_order: Vec<(Layer, usize)>,
     state: Mutex<State>,
+    /// Whether a recording answers again once all its alternatives are used.
+    repeat_last: bool,
 }
 
 #[derive(Default)]
@@ -190,6 +230,7 @@ impl Engine {
             by_path: HashMap::new(),
             capture_order: Vec::new(),
             state: Mutex::new(State::default()),
+            repeat_last: true,
         }
     }
 
@@ -230,6 +271,13 @@ impl Engine {
             Layer::Case => &self.case_rules,
             Layer::Session => &self.session_rules,
         }
+    }
+
+    /// Whether the last recording of a request answers again once every recording of it has
+    /// been used (the default). With `false`, an exhausted request is a miss, so a test can
+    /// insist that the service makes each recorded call no more often than recorded.
+    pub fn set_repeat_last(&mut self, repeat: bool) {
+        self.repeat_last = repeat;
     }
 
     /// Replaces the policy (and its rule layer).
@@ -423,7 +471,7 @@ impl Engine {
             {
                 return None;
             }
-            let chosen = index.choose(candidates, req, body, &state.used)?;
+            let chosen = index.choose(candidates, req, body, &state.used, self.repeat_last)?;
             state.used[chosen] = state.used[chosen].saturating_add(1);
             if let Some((layer, i)) = once_key {
                 state.consumed[layer.slot()][i] = true;

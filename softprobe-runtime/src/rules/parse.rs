@@ -638,10 +638,10 @@ pub(crate) fn convert_response(
     err: &ErrAt<'_>,
 ) -> Result<MockResponse, RulesError> {
     let status = raw.status.unwrap_or(default_status);
-    if !(100..=999).contains(&status) {
+    if !(100..=599).contains(&status) {
         return Err(err(
             ".status",
-            format!("{status} is not an HTTP status code (100-999)"),
+            format!("{status} is not an HTTP status code (100-599)"),
         ));
     }
     let mut headers: Vec<(String, String)> = Vec::new();
@@ -770,12 +770,12 @@ mod tests {
             (
                 r#"[{"then": {"action": "mock", "response": {"status": 42}}}]"#,
                 "$[0].then.response.status",
-                "100-999",
+                "100-599",
             ),
             (
-                r#"[{"then": {"action": "mock", "response": {"status": 1000}}}]"#,
+                r#"[{"then": {"action": "mock", "response": {"status": 600}}}]"#,
                 "$[0].then.response.status",
-                "100-999",
+                "100-599",
             ),
             (
                 r#"[{"when": {"path": "x"}, "then": {"action": "replay"}}]"#,
