@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use softprobe_runtime::case::Exchange;
 use softprobe_runtime::proxy::{
-    BackendFuture, CertificateAuthority, EgressProxy, ProxyBackend, RemoteBackend,
-    RunningEgress, StoreBackend,
+    BackendFuture, CertificateAuthority, EgressProxy, ProxyBackend, RemoteBackend, RunningEgress,
+    StoreBackend,
 };
 use softprobe_runtime::replay::{Decision, Request};
 use softprobe_runtime::session::{InMemoryStore, SessionStore};
@@ -153,10 +153,7 @@ fn start() -> Result<Embedded, String> {
         inner,
         log: Mutex::new(HashMap::new()),
     });
-    let roots: Vec<String> = UPSTREAM_ROOTS
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default();
+    let roots: Vec<String> = UPSTREAM_ROOTS.lock().map(|r| r.clone()).unwrap_or_default();
     let backend: Arc<dyn ProxyBackend> = observer.clone();
     let egress = rt.block_on(async move {
         let mut builder = EgressProxy::builder()

@@ -17,12 +17,14 @@ pub mod __private;
 mod embedded;
 mod error;
 mod mode;
+mod run;
 mod session;
 mod verify;
 
 pub use embedded::trust_upstream_ca;
 pub use error::{Error, Result};
 pub use mode::Mode;
+pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
 pub use softprobe_macros::case;
 pub use softprobe_runtime as runtime;

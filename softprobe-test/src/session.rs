@@ -30,7 +30,7 @@ pub(crate) struct Inner {
     pub(crate) id: String,
     pub(crate) mode: Mode,
     pub(crate) case_path: PathBuf,
-    pub(crate) test_name: &'static str,
+    pub(crate) test_name: String,
     pub(crate) case: Option<CaseView>,
     pub(crate) embedded: &'static Embedded,
     pub(crate) ingresses: Mutex<Vec<RunningProxy>>,
@@ -104,7 +104,7 @@ impl Session {
     pub(crate) fn open(
         mode: Mode,
         case_path: PathBuf,
-        test_name: &'static str,
+        test_name: &str,
         case: Option<(Arc<Case>, Vec<u8>)>,
     ) -> Result<Session> {
         let embedded = embedded()?;
@@ -112,15 +112,13 @@ impl Session {
             Mode::Replay => softprobe_runtime::Mode::Replay,
             Mode::Capture => softprobe_runtime::Mode::Capture,
         };
-        let case_id = case
-            .as_ref()
-            .map(|(c, _)| c.case_id.clone())
-            .or_else(|| {
-                case_path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .map(|n| n.trim_end_matches(".json").trim_end_matches(".case").to_owned())
-            });
+        let case_id = case.as_ref().map(|(c, _)| c.case_id.clone()).or_else(|| {
+            case_path.file_name().and_then(|n| n.to_str()).map(|n| {
+                n.trim_end_matches(".json")
+                    .trim_end_matches(".case")
+                    .to_owned()
+            })
+        });
         let source = case_path.display().to_string();
         let id = match &embedded.control {
             Control::Local(store) => {
@@ -162,9 +160,23 @@ impl Session {
                         .to_owned();
                     if let Some(bytes) = case_bytes {
                         let t = token.as_deref();
-                        remote_call(&base, t, &format!("/v1/sessions/{id}/load-case"), "application/json", bytes).await?;
+                        remote_call(
+                            &base,
+                            t,
+                            &format!("/v1/sessions/{id}/load-case"),
+                            "application/json",
+                            bytes,
+                        )
+                        .await?;
                         let policy = json!({"externalHttp": "strict"}).to_string().into_bytes();
-                        remote_call(&base, t, &format!("/v1/sessions/{id}/policy"), "application/json", policy).await?;
+                        remote_call(
+                            &base,
+                            t,
+                            &format!("/v1/sessions/{id}/policy"),
+                            "application/json",
+                            policy,
+                        )
+                        .await?;
                     }
                     Ok::<_, Error>(id)
                 })?
@@ -179,7 +191,7 @@ impl Session {
                 id,
                 mode,
                 case_path,
-                test_name,
+                test_name: test_name.to_owned(),
                 case: view,
                 embedded,
                 ingresses: Mutex::new(Vec::new()),
@@ -207,7 +219,7 @@ impl Session {
 
     /// The test's full name, `module::path::function`.
     pub fn test_name(&self) -> &str {
-        self.inner.test_name
+        &self.inner.test_name
     }
 
     /// The egress proxy URL with this session in its credentials
@@ -237,7 +249,9 @@ impl Session {
             .expect("the egress proxy URL is a valid proxy URL");
         let ca = reqwest::Certificate::from_pem(self.ca_cert_pem().as_bytes())
             .expect("the proxy CA is a valid PEM certificate");
-        reqwest::Client::builder().proxy(proxy).add_root_certificate(ca)
+        reqwest::Client::builder()
+            .proxy(proxy)
+            .add_root_certificate(ca)
     }
 
     /// A `reqwest::Client` for the test itself to call the service: it carries the session
@@ -250,7 +264,7 @@ impl Session {
         );
         headers.insert(
             "x-softprobe-test-name",
-            reqwest::header::HeaderValue::from_str(self.inner.test_name)
+            reqwest::header::HeaderValue::from_str(&self.inner.test_name)
                 .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("test")),
         );
         reqwest::Client::builder()
@@ -416,8 +430,9 @@ impl Session {
         let bytes = document.to_string().into_bytes();
         match &self.inner.embedded.control {
             Control::Local(store) => {
-                let rules = softprobe_runtime::rules::parse_rules_document(&bytes, self.test_name())
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                let rules =
+                    softprobe_runtime::rules::parse_rules_document(&bytes, self.test_name())
+                        .map_err(|e| Error::Invalid(e.to_string()))?;
                 store
                     .update(&self.inner.id, &mut |state| {
                         state.set_rules(rules.clone());
@@ -426,7 +441,9 @@ impl Session {
                     .map(|_| ())
                     .map_err(|e| Error::Runtime(e.to_string()))
             }
-            Control::Remote { .. } => self.remote(&format!("/v1/sessions/{}/rules", self.inner.id), bytes),
+            Control::Remote { .. } => {
+                self.remote(&format!("/v1/sessions/{}/rules", self.inner.id), bytes)
+            }
         }
     }
 

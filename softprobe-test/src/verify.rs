@@ -175,7 +175,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Compares one answer of the service with its recording.
-pub(crate) fn compare(recorded: &Exchange, actual: &Exchange, redactions: &Redactions) -> Vec<Drift> {
+pub(crate) fn compare(
+    recorded: &Exchange,
+    actual: &Exchange,
+    redactions: &Redactions,
+) -> Vec<Drift> {
     let mut out = Vec::new();
     if recorded.status != actual.status {
         out.push(Drift {
@@ -212,8 +216,16 @@ pub(crate) fn compare(recorded: &Exchange, actual: &Exchange, redactions: &Redac
             json_diff("body", &e, &a, &mut out);
         }
         _ => {
-            let e = recorded.response_body.as_ref().map(Body::as_bytes).unwrap_or_default();
-            let a = actual.response_body.as_ref().map(Body::as_bytes).unwrap_or_default();
+            let e = recorded
+                .response_body
+                .as_ref()
+                .map(Body::as_bytes)
+                .unwrap_or_default();
+            let a = actual
+                .response_body
+                .as_ref()
+                .map(Body::as_bytes)
+                .unwrap_or_default();
             if e != a {
                 out.push(Drift {
                     field: "body".into(),
@@ -234,7 +246,11 @@ fn preview(body: Option<&Body>) -> String {
     match body {
         None => "(empty)".into(),
         Some(Body::Text(t)) if t.chars().count() > 300 => {
-            format!("{}… ({} bytes)", t.chars().take(300).collect::<String>(), t.len())
+            format!(
+                "{}… ({} bytes)",
+                t.chars().take(300).collect::<String>(),
+                t.len()
+            )
         }
         Some(Body::Text(t)) => t.clone(),
         Some(Body::Binary(b)) => format!("({} binary bytes)", b.len()),
@@ -254,11 +270,13 @@ pub(crate) fn inbound_failures(
 ) -> Vec<String> {
     let mut used = vec![false; recorded.len()];
     let mut out = Vec::new();
-    for actual in observed.iter().filter(|e| e.direction == Direction::Inbound) {
-        let found = recorded
-            .iter()
-            .enumerate()
-            .find(|(i, r)| !used[*i] && r.direction == Direction::Inbound && same_request(r, actual));
+    for actual in observed
+        .iter()
+        .filter(|e| e.direction == Direction::Inbound)
+    {
+        let found = recorded.iter().enumerate().find(|(i, r)| {
+            !used[*i] && r.direction == Direction::Inbound && same_request(r, actual)
+        });
         let Some((i, rec)) = found else {
             out.push(format!(
                 "inbound {} {}: the case recorded no such request (it has: {})",
@@ -307,11 +325,18 @@ pub(crate) fn miss_failures(misses: &[MissReport]) -> Vec<String> {
 }
 
 /// Writes what the test actually exchanged beside the case, as `<case>.new`.
-pub(crate) fn write_evidence(case_path: &Path, case_id: &str, observed: &[Exchange]) -> Option<String> {
+pub(crate) fn write_evidence(
+    case_path: &Path,
+    case_id: &str,
+    observed: &[Exchange],
+) -> Option<String> {
     let mut name = case_path.as_os_str().to_owned();
     name.push(".new");
     let path = std::path::PathBuf::from(name);
-    let mut case = Case::new(case_id, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    let mut case = Case::new(
+        case_id,
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    );
     case.mode = Some(softprobe_runtime::case::CaseMode::Capture);
     case.push_exchanges(observed);
     case.write(&path).ok()?;
@@ -394,6 +419,9 @@ mod tests {
         let mut other = hop(200, "{}");
         other.path = "/refund".into();
         let failures = inbound_failures(&rec, &[other], &Redactions::default());
-        assert!(failures[0].contains("recorded no such request"), "{failures:?}");
+        assert!(
+            failures[0].contains("recorded no such request"),
+            "{failures:?}"
+        );
     }
 }

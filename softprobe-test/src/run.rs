@@ -1,0 +1,359 @@
+//! Running one case: open a session in the right mode, run the test body, then judge what
+//! happened ([`crate::verify`]) and write the capture or the evidence. The attribute reaches
+//! this through `__private::run_case`; [`Run`] is the same thing for code that computes its
+//! case paths or wants the verdict as a value.
+
+use std::path::{Path, PathBuf};
+
+use crate::__private::TestFn;
+use crate::Session;
+use crate::embedded::Control;
+use crate::mode::{Mode, ModeSource};
+use crate::session::on_shared;
+use crate::verify;
+
+/// Everything needed to run one case.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) case_path: PathBuf,
+    pub(crate) mode: Mode,
+    pub(crate) source: ModeSource,
+    pub(crate) ci: bool,
+    pub(crate) strict: bool,
+    pub(crate) redact: Vec<String>,
+    pub(crate) test_name: String,
+    pub(crate) record_command: String,
+}
+
+/// Why a case run failed: the report a person reads (missed calls with their nearest
+/// recordings, drifted responses with a field-by-field diff, the re-record command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(String);
+
+impl Failure {
+    /// The report.
+    pub fn report(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A case run built in code: the programmatic twin of `#[softprobe::case]`.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), softprobe::Failure> {
+/// softprobe::Run::new("cases/checkout.case.json")
+///     .mode(softprobe::Mode::Replay)
+///     .redact([".body.orderId"])
+///     .run(|sp: softprobe::Session| async move {
+///         let _client = sp.client();
+///     })
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Run does nothing until .run() is called"]
+pub struct Run {
+    plan: Plan,
+}
+
+impl Run {
+    /// A replay of the case at `path` (absolute, or relative to the current directory).
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        let case_path =
+            std::path::absolute(path.as_ref()).unwrap_or_else(|_| path.as_ref().to_owned());
+        Run {
+            plan: Plan {
+                record_command: format!(
+                    "run it again with Mode::Capture to record {}",
+                    case_path.display()
+                ),
+                case_path,
+                mode: Mode::Replay,
+                source: ModeSource::Attribute,
+                ci: false,
+                strict: false,
+                redact: Vec::new(),
+                test_name: "softprobe::Run".to_owned(),
+            },
+        }
+    }
+
+    /// Capture or replay.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.plan.mode = mode;
+        self
+    }
+
+    /// Fail when the case recorded calls the run never made.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.plan.strict = strict;
+        self
+    }
+
+    /// Fields never compared: body paths (`.body.id`) and headers (`header:date`).
+    pub fn redact<I, S>(mut self, selectors: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.plan.redact = selectors.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The name used in reports and sent as `x-softprobe-test-name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.plan.test_name = name.into();
+        self
+    }
+
+    /// The command a report suggests to record the case again.
+    pub fn record_command(mut self, command: impl Into<String>) -> Self {
+        self.plan.record_command = command.into();
+        self
+    }
+
+    /// Runs `test` (any signature `#[softprobe::case]` accepts) and returns the verdict. A
+    /// panic in the test body still propagates, after the session is cleaned up.
+    pub fn run<M, F: TestFn<M>>(self, test: F) -> Result<(), Failure> {
+        execute(&self.plan, test).map_err(Failure)
+    }
+}
+
+/// Runs a planned case. `Err` is the failure report.
+pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), String> {
+    let loaded = match plan.mode {
+        Mode::Capture => None,
+        Mode::Replay => Some(load_case(plan)?),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("softprobe: cannot start a tokio runtime for the test: {e}"))?;
+    let session = Session::open(plan.mode, plan.case_path.clone(), &plan.test_name, loaded)
+        .map_err(|e| format!("softprobe: test {}: {e}", plan.test_name))?;
+    let handle = session.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test.run(&rt, session)));
+    let passed = matches!(outcome, Ok(Ok(())));
+    let verdict = finish(plan, &handle, passed);
+    match outcome {
+        Err(panic) => {
+            if let Err(report) = verdict {
+                eprintln!("{report}");
+            }
+            std::panic::resume_unwind(panic)
+        }
+        Ok(Err(err)) => {
+            let extra = verdict
+                .err()
+                .map(|r| format!("\n\n{r}"))
+                .unwrap_or_default();
+            Err(format!(
+                "softprobe: test {} returned an error: {err}{extra}",
+                plan.test_name
+            ))
+        }
+        Ok(Ok(())) => verdict,
+    }
+}
+
+fn load_case(
+    plan: &Plan,
+) -> Result<(std::sync::Arc<softprobe_runtime::case::Case>, Vec<u8>), String> {
+    let (case_path, source, ci) = (&plan.case_path, plan.source.clone(), plan.ci);
+    let bytes = match std::fs::read(case_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let why = match source {
+                ModeSource::Attribute => "the attribute sets mode = \"replay\"",
+                ModeSource::Environment if ci => {
+                    "SOFTPROBE_MODE asks for it, and CI never captures"
+                }
+                ModeSource::Environment => "SOFTPROBE_MODE asks for it",
+                ModeSource::Default => "replay is the default mode",
+            };
+            return Err(format!(
+                "softprobe: case file not found: {}\n  test: {}\n  mode: replay ({why})\n\nRecord it with:\n  {}\n",
+                case_path.display(),
+                plan.test_name,
+                plan.record_command,
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "softprobe: cannot read {}: {e}",
+                case_path.display()
+            ));
+        }
+    };
+    let source_name = case_path.display().to_string();
+    match softprobe_runtime::case::Case::from_slice_named(&bytes, &source_name) {
+        Ok(case) => Ok((std::sync::Arc::new(case), bytes)),
+        Err(e) => Err(format!(
+            "softprobe: {e}\n\nFix the file, or record it again with:\n  {}\n",
+            plan.record_command
+        )),
+    }
+}
+
+/// Tears the session down and judges it. `Err` carries the report to fail the test with.
+fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
+    let inner = &session.inner;
+    let embedded = inner.embedded;
+    let ingresses: Vec<_> = inner
+        .ingresses
+        .lock()
+        .map(|mut v| v.drain(..).collect())
+        .unwrap_or_default();
+    let apps: Vec<_> = inner
+        .apps
+        .lock()
+        .map(|mut v| v.drain(..).collect())
+        .unwrap_or_default();
+    on_shared(embedded, async move {
+        for ingress in ingresses {
+            ingress.shutdown().await;
+        }
+        for app in apps {
+            app.abort();
+        }
+    });
+    let observed = embedded.observer.take(&inner.id);
+    match inner.mode {
+        Mode::Capture => finish_capture(plan, session, passed, &observed.exchanges),
+        Mode::Replay => finish_replay(plan, session, &observed),
+    }
+}
+
+fn finish_capture(
+    plan: &Plan,
+    session: &Session,
+    passed: bool,
+    observed: &[softprobe_runtime::case::Exchange],
+) -> Result<(), String> {
+    let inner = &session.inner;
+    let path = inner.case_path.clone();
+    if !passed {
+        let _ = close(session, None);
+        return Err(format!(
+            "softprobe: capture of {} not written because the test failed; the previous file (if any) is unchanged",
+            path.display()
+        ));
+    }
+    close(session, Some(&path)).map_err(|e| {
+        format!(
+            "softprobe: cannot write the capture of {}: {e}",
+            plan.test_name
+        )
+    })?;
+    println!(
+        "softprobe: captured {} hop(s) into {}\n{}",
+        observed.len(),
+        path.display(),
+        verify::summary(observed)
+    );
+    Ok(())
+}
+
+fn close(session: &Session, out: Option<&Path>) -> Result<(), String> {
+    let inner = &session.inner;
+    match &inner.embedded.control {
+        Control::Local(store) => store
+            .close(&inner.id, out)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Control::Remote { base, token } => {
+            let mut url = format!("{base}/v1/sessions/{}/close", inner.id);
+            if let Some(out) = out {
+                let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_owned());
+                url.push_str("?out=");
+                url.push_str(&abs.display().to_string().replace(' ', "%20"));
+            }
+            let token = token.clone();
+            on_shared(inner.embedded, async move {
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let mut req = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body("{}");
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await.map_err(|e| e.to_string())?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}: {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    ))
+                }
+            })
+        }
+    }
+}
+
+fn finish_replay(
+    plan: &Plan,
+    session: &Session,
+    observed: &crate::embedded::Observed,
+) -> Result<(), String> {
+    let inner = &session.inner;
+    let mut failures = verify::miss_failures(&observed.misses);
+    let redactions =
+        verify::Redactions::parse(&plan.redact.iter().map(String::as_str).collect::<Vec<_>>());
+    let view = inner.case.as_ref();
+    if let Some(view) = view {
+        failures.extend(verify::inbound_failures(
+            view.exchanges(),
+            &observed.exchanges,
+            &redactions,
+        ));
+    }
+    if plan.strict
+        && let Control::Local(store) = &inner.embedded.control
+        && let Ok(s) = store.session(&inner.id)
+    {
+        for unused in s.read().engine.unused_captures() {
+            failures.push(format!(
+                "strict: the case recorded {} {} but the test never made that call",
+                unused.method,
+                unused.url()
+            ));
+        }
+    }
+    let _ = close(session, None);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let case_id = view
+        .map(|v| v.document().case_id.clone())
+        .unwrap_or_else(|| inner.id.clone());
+    let evidence = verify::write_evidence(&inner.case_path, &case_id, &observed.exchanges);
+    let mut text = format!(
+        "softprobe: {} does not replay {}\n",
+        plan.test_name,
+        inner.case_path.display()
+    );
+    for (i, f) in failures.iter().enumerate() {
+        text.push_str(&format!("\n{}. {}\n", i + 1, f.trim_end()));
+    }
+    if let Some(path) = evidence {
+        text.push_str(&format!("\nWhat the test exchanged is in {path}\n"));
+    }
+    text.push_str(&format!(
+        "If the new behaviour is right, record the case again with:\n  {}\n",
+        plan.record_command
+    ));
+    Err(text)
+}
