@@ -23,6 +23,8 @@ use crate::error::Error;
 pub(crate) struct Observed {
     pub(crate) exchanges: Vec<Exchange>,
     pub(crate) misses: Vec<softprobe_runtime::replay::MissReport>,
+    /// Hops decided; each is recorded once its response has been streamed.
+    pub(crate) decided: usize,
 }
 
 /// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
@@ -32,6 +34,21 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
+    /// Waits (up to half a second) until every hop decided for the session has been
+    /// recorded: a response body the test never read finishes streaming after it returns.
+    pub(crate) async fn settle(&self, session_id: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+        while tokio::time::Instant::now() < deadline {
+            let pending = self
+                .with(session_id, |o| o.decided > o.exchanges.len())
+                .unwrap_or(false);
+            if !pending {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     pub(crate) fn take(&self, session_id: &str) -> Observed {
         self.log
             .lock()
@@ -53,9 +70,12 @@ impl ProxyBackend for Observer {
     ) -> BackendFuture<'a, Decision> {
         Box::pin(async move {
             let decision = self.inner.decide(session_id, request).await?;
-            if let Decision::StrictMiss(report) = &decision {
-                self.with(session_id, |o| o.misses.push((**report).clone()));
-            }
+            self.with(session_id, |o| {
+                o.decided += 1;
+                if let Decision::StrictMiss(report) = &decision {
+                    o.misses.push((**report).clone());
+                }
+            });
             Ok(decision)
         })
     }

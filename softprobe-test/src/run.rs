@@ -216,7 +216,10 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
         .lock()
         .map(|mut v| v.drain(..).collect())
         .unwrap_or_default();
+    let observer = embedded.observer.clone();
+    let id = inner.id.clone();
     on_shared(embedded, async move {
+        observer.settle(&id).await;
         for ingress in ingresses {
             ingress.shutdown().await;
         }

@@ -1,0 +1,174 @@
+//! The whole life of a case, through the public API: capture the checkout service against
+//! real local upstreams (HTTPS payments, HTTP shipping), replay it with the upstreams gone,
+//! then change the service and read the failure a person would read.
+
+use softprobe::{Mode, Run, Session};
+use softprobe_e2e::{Config, Upstreams, Variant, router, urls};
+use softprobe_runtime::case::{Case, Direction, validate::validate_case};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn checkout(sp: &Session, variant: Variant, ports: (u16, u16)) -> reqwest::Response {
+    let (payments_url, shipping_url) = urls(ports.0, ports.1);
+    let app = router(Config {
+        http: sp.http_client(),
+        payments_url,
+        shipping_url,
+        variant,
+    });
+    let base = sp.serve(app).await;
+    sp.client()
+        .post(format!("{base}/checkout"))
+        .json(&serde_json::json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn replay(
+    path: &std::path::Path,
+    variant: Variant,
+    ports: (u16, u16),
+) -> Result<(), softprobe::Failure> {
+    Run::new(path)
+        .mode(Mode::Replay)
+        .redact([".body.orderId", ".body.createdAt"])
+        .name("capture_replay_cycle::replay")
+        .run(move |sp: Session| async move {
+            let _ = checkout(&sp, variant, ports).await;
+        })
+}
+
+#[test]
+fn capture_then_replay_offline_then_fail_with_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases/checkout.case.json");
+    let ports = (free_port(), free_port());
+
+    // Capture against real upstreams.
+    Run::new(&path)
+        .mode(Mode::Capture)
+        .name("capture_replay_cycle::capture")
+        .run(move |sp: Session| async move {
+            let _upstreams = Upstreams::start(ports.0, ports.1).await;
+            let resp = checkout(&sp, Variant::Recorded, ports).await;
+            assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        })
+        .expect("the capture run passes");
+
+    // The written case is valid, links its hops in one trace, and holds no credential.
+    let bytes = std::fs::read(&path).unwrap();
+    let report = validate_case(&bytes, "captured");
+    assert!(report.is_valid(), "{report}");
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        !text.contains("sk_test_4eC39"),
+        "the bearer token was redacted"
+    );
+    let case = Case::read(&path).unwrap();
+    let hops = case.exchanges().unwrap();
+    let inbound: Vec<_> = hops
+        .iter()
+        .filter(|h| h.direction == Direction::Inbound)
+        .collect();
+    let outbound: Vec<_> = hops
+        .iter()
+        .filter(|h| h.direction == Direction::Outbound)
+        .collect();
+    assert_eq!(inbound.len(), 1, "{hops:#?}");
+    assert_eq!(outbound.len(), 2, "{hops:#?}");
+    let urls: Vec<String> = outbound.iter().map(|h| h.url()).collect();
+    assert!(
+        urls.iter()
+            .any(|u| u.ends_with("/v1/payment_intents") && u.starts_with("https://localhost:")),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter().any(|u| u.contains("/shipping?zip=94107")),
+        "{urls:?}"
+    );
+    for hop in &outbound {
+        assert_eq!(hop.trace_id, inbound[0].trace_id, "one trace");
+        assert_eq!(
+            hop.parent_span_id,
+            Some(inbound[0].span_id),
+            "children of the inbound span"
+        );
+    }
+
+    // Replay with nothing listening on the upstream ports.
+    replay(&path, Variant::Recorded, ports).expect("the replay passes offline");
+
+    // A changed response fails with a field-by-field diff and the evidence file.
+    let failure = replay(&path, Variant::ExtraFee, ports).expect_err("drift must fail");
+    let report = failure.report();
+    assert!(
+        report.contains("inbound POST /checkout: the response differs from the recording"),
+        "{report}"
+    );
+    assert!(
+        report.contains("body.total:\n      - recorded: 1499\n      + actual:   1549"),
+        "{report}"
+    );
+    assert!(report.contains("checkout.case.json.new"), "{report}");
+    let evidence = Case::read(path.with_extension("json.new")).unwrap();
+    assert_eq!(evidence.exchanges().unwrap().len(), 3);
+
+    // A call the case never saw names the nearest recording and what differed.
+    let failure = replay(&path, Variant::OtherZip, ports).expect_err("a miss must fail");
+    let report = failure.report();
+    assert!(report.contains("GET http://127.0.0.1:"), "{report}");
+    assert!(report.contains("/shipping?zip=10001"), "{report}");
+    assert!(
+        report.contains("zip=94107"),
+        "the nearest candidate is shown: {report}"
+    );
+    assert!(
+        report.contains("query"),
+        "the differing field is named: {report}"
+    );
+}
+
+#[test]
+fn repeated_identical_calls_replay_in_recorded_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stock.case.json");
+    let ports = (free_port(), free_port());
+    let poll = move |sp: Session| async move {
+        let (payments_url, shipping_url) = urls(ports.0, ports.1);
+        let base = sp
+            .serve(router(Config {
+                http: sp.http_client(),
+                payments_url,
+                shipping_url,
+                variant: Variant::Recorded,
+            }))
+            .await;
+        let body: serde_json::Value = sp
+            .client()
+            .get(format!("{base}/stock/sku-1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["polls"], serde_json::json!([12, 7, 0]), "{body}");
+    };
+    Run::new(&path)
+        .mode(Mode::Capture)
+        .run(move |sp: Session| async move {
+            let _upstreams = Upstreams::start(ports.0, ports.1).await;
+            poll(sp).await;
+        })
+        .expect("capture");
+    Run::new(&path)
+        .run(poll)
+        .expect("replay answers 12, 7, 0 in order");
+}
