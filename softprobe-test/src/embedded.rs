@@ -13,7 +13,7 @@ use softprobe_runtime::proxy::{
     BackendFuture, CertificateAuthority, EgressProxy, ProxyBackend, RemoteBackend, RunningEgress,
     StoreBackend,
 };
-use softprobe_runtime::replay::{Decision, Request};
+use softprobe_runtime::replay::{Decision, Layer, Origin, Request};
 use softprobe_runtime::session::{InMemoryStore, SessionStore};
 
 use crate::error::Error;
@@ -25,6 +25,9 @@ pub(crate) struct Observed {
     pub(crate) misses: Vec<softprobe_runtime::replay::MissReport>,
     /// Hops decided; each is recorded once its response has been streamed.
     pub(crate) decided: usize,
+    /// A rule of the test itself answered a hop: the scenario differs from the recording on
+    /// purpose, so the service's answers are not compared with it.
+    pub(crate) altered: bool,
 }
 
 /// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
@@ -72,8 +75,17 @@ impl ProxyBackend for Observer {
             let decision = self.inner.decide(session_id, request).await?;
             self.with(session_id, |o| {
                 o.decided += 1;
-                if let Decision::StrictMiss(report) = &decision {
-                    o.misses.push((**report).clone());
+                match &decision {
+                    Decision::StrictMiss(report) => o.misses.push((**report).clone()),
+                    Decision::Respond {
+                        origin:
+                            Origin::Rule {
+                                layer: Layer::Session,
+                                ..
+                            },
+                        ..
+                    } => o.altered = true,
+                    _ => {}
                 }
             });
             Ok(decision)

@@ -1,0 +1,121 @@
+//! `#[softprobe::case]` as a user writes it: the committed cases in `tests/cases/` were
+//! recorded with `SOFTPROBE_MODE=capture cargo test -p softprobe-e2e --test checkout_cases`
+//! against the fake upstreams; every other run replays them with nothing listening.
+
+use serde_json::json;
+use softprobe::{Mode, Session};
+use softprobe_e2e::{Config, Upstreams, Variant, router, urls};
+
+/// Fixed loopback ports, so a replay asks for exactly the URLs the capture recorded. Only a
+/// capture binds them.
+const PAYMENTS_PORT: u16 = 47443;
+const SHIPPING_PORT: u16 = 47080;
+
+async fn upstreams(sp: &Session) -> Option<Upstreams> {
+    match sp.mode() {
+        Mode::Capture => Some(Upstreams::start(PAYMENTS_PORT, SHIPPING_PORT).await),
+        _ => None,
+    }
+}
+
+async fn serve(sp: &Session, variant: Variant) -> String {
+    let (payments_url, shipping_url) = urls(PAYMENTS_PORT, SHIPPING_PORT);
+    sp.serve(router(Config {
+        http: sp.http_client(),
+        payments_url,
+        shipping_url,
+        variant,
+    }))
+    .await
+}
+
+#[softprobe::case(
+    "cases/checkout-happy-path.case.json",
+    redact(".body.orderId", ".body.createdAt")
+)]
+async fn checkout_happy_path(sp: Session) {
+    let _upstreams = upstreams(&sp).await;
+    let base = serve(&sp, Variant::Recorded).await;
+    let resp = sp
+        .client()
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["total"], 1499, "{body}");
+    assert!(
+        body["paymentId"].as_str().unwrap().starts_with("pi_"),
+        "{body}"
+    );
+}
+
+#[softprobe::case("cases/checkout-happy-path.case.json", mode = "replay")]
+fn the_loaded_case_is_there_to_look_at(sp: Session) -> Result<(), softprobe::Error> {
+    let payment = sp.case().find("POST", "/v1/payment_intents")?;
+    assert_eq!(payment.status, Some(200));
+    assert_eq!(payment.request_header("authorization"), Some("[REDACTED]"));
+    assert!(sp.case().find("GET", "/nowhere").is_err());
+    assert_eq!(sp.case().inbound().len(), 1);
+    Ok(())
+}
+
+#[softprobe::case(
+    "cases/checkout-happy-path.case.json",
+    mode = "replay",
+    redact(".body.orderId", ".body.createdAt")
+)]
+#[should_panic(expected = "body.total:\n      - recorded: 1499\n      + actual:   1549")]
+async fn a_changed_response_fails_with_a_field_diff(sp: Session) {
+    let base = serve(&sp, Variant::ExtraFee).await;
+    let _ = sp
+        .client()
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[softprobe::case(
+    "cases/checkout-happy-path.case.json",
+    mode = "replay",
+    redact(".body.orderId", ".body.createdAt")
+)]
+#[should_panic(expected = "/shipping?zip=10001")]
+async fn a_call_never_captured_is_reported_with_the_nearest_recording(sp: Session) {
+    let base = serve(&sp, Variant::OtherZip).await;
+    let resp = sp
+        .client()
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    // The service turned the strict miss into its own 502; the harness still fails the test.
+    assert_eq!(resp.status(), 502);
+}
+
+#[softprobe::case("cases/checkout-happy-path.case.json", mode = "replay")]
+async fn a_mock_rule_overrides_the_recording(sp: Session) {
+    sp.mock(json!({
+        "id": "declined",
+        "priority": 10,
+        "when": {"direction": "outbound", "method": "POST", "path": "/v1/payment_intents"},
+        "then": {"action": "mock", "response": {"status": 402, "body": {"error": {"code": "card_declined"}}}}
+    }))
+    .unwrap();
+    let base = serve(&sp, Variant::Recorded).await;
+    let resp = sp
+        .client()
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "payments answered 402 Payment Required");
+}
