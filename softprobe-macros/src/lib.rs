@@ -5,6 +5,7 @@
 //! `softprobe::__private::run_case`. Use them through `softprobe`, not directly.
 
 mod case_attr;
+mod cases_attr;
 
 use proc_macro::TokenStream;
 
@@ -12,4 +13,10 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn case(args: TokenStream, item: TokenStream) -> TokenStream {
     case_attr::expand(args.into(), item.into()).into()
+}
+
+/// One replay test per case file matching a glob; see the `softprobe` crate.
+#[proc_macro_attribute]
+pub fn cases(args: TokenStream, item: TokenStream) -> TokenStream {
+    cases_attr::expand(args.into(), item.into()).into()
 }

@@ -26,5 +26,5 @@ pub use error::{Error, Result};
 pub use mode::Mode;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
-pub use softprobe_macros::case;
+pub use softprobe_macros::{case, cases};
 pub use softprobe_runtime as runtime;

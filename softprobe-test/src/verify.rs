@@ -343,6 +343,44 @@ pub(crate) fn write_evidence(
     Some(path.display().to_string())
 }
 
+/// Request headers never resent: they belong to the connection, the proxy or the session.
+const NOT_RESENT: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "traceparent",
+    "tracestate",
+    "x-softprobe-session-id",
+    "x-softprobe-test-name",
+    "via",
+];
+
+/// Sends a recorded inbound request to the service again (through the session's ingress).
+/// The answer is judged at the end of the test, so a transport error is only reported here.
+pub(crate) async fn resend(client: &reqwest::Client, base: &str, ex: &Exchange) {
+    let url = format!("{}{}", base.trim_end_matches('/'), target(ex));
+    let method = reqwest::Method::from_bytes(ex.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = client.request(method, &url);
+    for (name, value) in &ex.request_headers {
+        if NOT_RESENT.contains(&name.as_str()) || value == "[REDACTED]" {
+            continue;
+        }
+        req = req.header(name.as_str(), value.as_str());
+    }
+    if let Some(body) = &ex.request_body {
+        req = req.body(body.as_bytes().to_vec());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            // Read the answer so the ingress records it whole.
+            let _ = resp.bytes().await;
+        }
+        Err(e) => eprintln!("softprobe: resending {} {url}: {e}", ex.method),
+    }
+}
+
 /// One line per hop, in the order they happened, for the capture summary.
 pub(crate) fn summary(observed: &[Exchange]) -> String {
     let mut hops: Vec<&Exchange> = observed.iter().collect();

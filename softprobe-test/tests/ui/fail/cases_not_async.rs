@@ -1,0 +1,6 @@
+#[softprobe::cases("tests/cases/*.case.json")]
+fn app() -> String {
+    String::new()
+}
+
+fn main() {}
