@@ -356,7 +356,16 @@ fn infer_kind(text: &str) -> Inferred {
     } else if has("error") && has("candidates") {
         "control/strict-miss.response"
     } else if has("error") {
-        "control/error.response"
+        // The proxies answer some errors themselves, with codes of their own.
+        let control =
+            SchemaKind::ErrorResponse.schema()["properties"]["error"]["properties"]["code"]["enum"]
+                .as_array()
+                .unwrap();
+        if control.contains(&value["error"]["code"]) {
+            "control/error.response"
+        } else {
+            "proxy/error.response"
+        }
     } else {
         return Inferred::Unknown;
     })

@@ -120,6 +120,10 @@ const FILES: &[(&str, &str)] = &[
         "control/strict-miss.response.json",
         include_str!("../../../schemas/control/strict-miss.response.json"),
     ),
+    (
+        "proxy/error.response.json",
+        include_str!("../../../schemas/proxy/error.response.json"),
+    ),
 ];
 
 /// Which schema a document is checked against. Each names one file of `spec/schemas/`.
@@ -176,6 +180,8 @@ pub enum SchemaKind {
     ErrorResponse,
     /// Body of a strict-miss answer (status 599).
     StrictMissResponse,
+    /// Body of an error the ingress or egress proxy answers itself.
+    ProxyErrorResponse,
 }
 
 impl SchemaKind {
@@ -206,6 +212,7 @@ impl SchemaKind {
         SchemaKind::HealthResponse,
         SchemaKind::ErrorResponse,
         SchemaKind::StrictMissResponse,
+        SchemaKind::ProxyErrorResponse,
     ];
 
     /// The schema's file under `spec/schemas/`, e.g. `control/close.response.json`.
@@ -236,6 +243,7 @@ impl SchemaKind {
             SchemaKind::HealthResponse => "control/health.response.json",
             SchemaKind::ErrorResponse => "control/error.response.json",
             SchemaKind::StrictMissResponse => "control/strict-miss.response.json",
+            SchemaKind::ProxyErrorResponse => "proxy/error.response.json",
         }
     }
 
