@@ -1,15 +1,39 @@
 //! Record/replay tests for Rust HTTP services.
 //!
-//! ```ignore
-//! #[softprobe::case("cases/checkout-happy-path.case.json")]
-//! async fn checkout_happy_path(sp: softprobe::Session) {
-//!     // drive your service; outbound calls are captured once, then replayed from the file
+//! Put `#[softprobe::case("cases/<scenario>.case.json")]` on a test that starts your service
+//! and calls it. Run it once with `SOFTPROBE_MODE=capture cargo test`: every request your test
+//! sends to the service and every call the service makes (HTTP and HTTPS) is recorded into the
+//! case file, which you commit. Every later `cargo test` (or `cargo nextest run`, in CI, with no
+//! network) answers the service's outbound calls from the file and fails when its answers drift
+//! from the recording, with a field-by-field diff.
+//!
+//! ```no_run
+//! use softprobe::Session;
+//!
+//! # mod my_service { pub fn router(_: reqwest::Client) -> axum::Router { axum::Router::new() } }
+//! #[softprobe::case("cases/checkout-happy-path.case.json", redact(".body.orderId"))]
+//! async fn checkout_happy_path(sp: Session) {
+//!     // The service sends its outbound calls through the session's proxy...
+//!     let app = my_service::router(sp.http_client());
+//!     // ...is served behind the session's ingress...
+//!     let base = sp.serve(app).await;
+//!     // ...and the test calls it with the session header.
+//!     let resp = sp.client().post(format!("{base}/checkout")).send().await.unwrap();
+//!     assert!(resp.status().is_success());
 //! }
+//! # fn main() {}
 //! ```
 //!
-//! The mode comes from the attribute's `mode = "..."`, else `SOFTPROBE_MODE` (`replay`, the
-//! default; `capture`; `auto`). A missing case in replay mode fails with the exact command that
-//! records it.
+//! One runtime and one egress proxy serve the whole test process (started on first use, on
+//! their own threads); each test gets its own session, so tests run in parallel under
+//! `cargo test` and each in its own process under `cargo nextest`. Set
+//! `SOFTPROBE_RUNTIME_URL` to use a standalone `softprobe-runtime` instead.
+//!
+//! The attribute reference is in [`attribute_reference`]; [`Session`] lists what a test can do.
+
+/// The reference of `#[softprobe::case]` and `#[softprobe::cases]`.
+#[doc = include_str!("../docs/attribute.md")]
+pub mod attribute_reference {}
 
 #[doc(hidden)]
 #[path = "private.rs"]
