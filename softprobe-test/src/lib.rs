@@ -31,6 +31,26 @@
 //!
 //! The attribute reference is in [`attribute_reference`]; [`Session`] lists what a test can do.
 
+/// Snapshot-asserts a response of the service with [insta](https://insta.rs): status,
+/// `content-type` and body (pretty JSON with the test's `redact(...)` paths replaced).
+/// `cargo insta review` and `INSTA_UPDATE` work as usual; the snapshot lives next to the test.
+///
+/// ```no_run
+/// #[softprobe::case("cases/checkout.case.json", redact(".body.orderId"))]
+/// async fn checkout(sp: softprobe::Session) {
+///     let resp = sp.client().get("http://127.0.0.1:8082/checkout").send().await.unwrap();
+///     softprobe::assert_response!(sp, "checkout", resp);
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! assert_response {
+    ($sp:expr, $name:expr, $resp:expr $(,)?) => {{
+        let __softprobe_text = $crate::__private::response_snapshot(&$sp, $resp).await;
+        $crate::__private::insta::assert_snapshot!($name, __softprobe_text);
+    }};
+}
+
 /// The reference of `#[softprobe::case]` and `#[softprobe::cases]`.
 #[doc = include_str!("../docs/attribute.md")]
 pub mod attribute_reference {}

@@ -136,8 +136,14 @@ pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Strin
         .enable_all()
         .build()
         .map_err(|e| format!("softprobe: cannot start a tokio runtime for the test: {e}"))?;
-    let session = Session::open(plan.mode, plan.case_path.clone(), &plan.test_name, loaded)
-        .map_err(|e| format!("softprobe: test {}: {e}", plan.test_name))?;
+    let session = Session::open(
+        plan.mode,
+        plan.case_path.clone(),
+        &plan.test_name,
+        loaded,
+        plan.redact.clone(),
+    )
+    .map_err(|e| format!("softprobe: test {}: {e}", plan.test_name))?;
     let handle = session.clone();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test.run(&rt, session)));
     let passed = matches!(outcome, Ok(Ok(())));

@@ -35,6 +35,7 @@ pub(crate) struct Inner {
     pub(crate) embedded: &'static Embedded,
     pub(crate) ingresses: Mutex<Vec<RunningProxy>>,
     pub(crate) apps: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pub(crate) redact: Vec<String>,
     rules: Mutex<Vec<Value>>,
     ca_file: Mutex<Option<tempfile::NamedTempFile>>,
 }
@@ -106,6 +107,7 @@ impl Session {
         case_path: PathBuf,
         test_name: &str,
         case: Option<(Arc<Case>, Vec<u8>)>,
+        redact: Vec<String>,
     ) -> Result<Session> {
         let embedded = embedded()?;
         let runtime_mode = match mode {
@@ -196,6 +198,7 @@ impl Session {
                 embedded,
                 ingresses: Mutex::new(Vec::new()),
                 apps: Mutex::new(Vec::new()),
+                redact,
                 rules: Mutex::new(Vec::new()),
                 ca_file: Mutex::new(None),
             }),

@@ -381,6 +381,43 @@ pub(crate) async fn resend(client: &reqwest::Client, base: &str, ex: &Exchange) 
     }
 }
 
+/// The text `assert_response!` snapshots: status, content type and body (pretty JSON with the
+/// redacted paths replaced, text as is, or the size and SHA-256 of a binary body).
+pub(crate) fn snapshot_text(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    redact: &[String],
+) -> String {
+    let redactions = Redactions::parse(&redact.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut out = format!("status: {status}\n");
+    for name in COMPARED_HEADERS {
+        if let Some(v) = header(headers, name) {
+            out.push_str(&format!("{name}: {v}\n"));
+        }
+    }
+    out.push('\n');
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut json) => {
+            for path in &redactions.body_paths {
+                blank(&mut json, path);
+            }
+            out.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default());
+        }
+        Err(_) => match std::str::from_utf8(body) {
+            Ok(text) => out.push_str(text),
+            Err(_) => {
+                use sha2::Digest as _;
+                let digest = sha2::Sha256::digest(body);
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                out.push_str(&format!("({} binary bytes, sha256 {hex})", body.len()));
+            }
+        },
+    }
+    out.push('\n');
+    out
+}
+
 /// One line per hop, in the order they happened, for the capture summary.
 pub(crate) fn summary(observed: &[Exchange]) -> String {
     let mut hops: Vec<&Exchange> = observed.iter().collect();

@@ -119,3 +119,20 @@ async fn a_mock_rule_overrides_the_recording(sp: Session) {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "payments answered 402 Payment Required");
 }
+
+#[softprobe::case(
+    "cases/checkout-happy-path.case.json",
+    mode = "replay",
+    redact(".body.orderId", ".body.createdAt")
+)]
+async fn the_response_matches_its_insta_snapshot(sp: Session) {
+    let base = serve(&sp, Variant::Recorded).await;
+    let resp = sp
+        .client()
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    softprobe::assert_response!(sp, "checkout_happy_path", resp);
+}
