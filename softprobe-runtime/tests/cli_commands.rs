@@ -545,3 +545,59 @@ fn completion_scripts_are_generated() {
         );
     }
 }
+
+#[test]
+fn replay_run_answers_from_the_case_and_reports_misses() {
+    let rt = runtime(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // The driver plays the proxy: it asks the runtime about one outbound hop over /v1/inject.
+    let span = |query: &str| {
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"0102030405060708","kind":3,"attributes":[{{"key":"sp.session.id","value":{{"stringValue":"SESSION"}}}},{{"key":"sp.span.type","value":{{"stringValue":"inject"}}}},{{"key":"sp.traffic.direction","value":{{"stringValue":"outbound"}}}},{{"key":"http.request.method","value":{{"stringValue":"GET"}}}},{{"key":"url.scheme","value":{{"stringValue":"http"}}}},{{"key":"url.host","value":{{"stringValue":"fragment"}}}},{{"key":"url.path","value":{{"stringValue":"/shipping"}}}},{{"key":"url.query","value":{{"stringValue":"{query}"}}}}]}}]}}]}}]}}"#
+        )
+    };
+    let driver = |file: &str| {
+        format!(
+            "sed \"s/SESSION/$SOFTPROBE_SESSION_ID/\" '{}' | curl -s -o /dev/null -X POST \"$SOFTPROBE_RUNTIME_URL/v1/inject\" -H 'content-type: application/json' --data-binary @-",
+            dir.path().join(file).display()
+        )
+    };
+    std::fs::write(dir.path().join("hit.json"), span("zip=94107")).unwrap();
+    std::fs::write(dir.path().join("miss.json"), span("zip=10001")).unwrap();
+
+    let mut cmd = cli(&rt.base);
+    cmd.args([
+        "replay",
+        "run",
+        "--case",
+        "fixtures/cases/checkout.case.json",
+        "--driver",
+        &driver("hit.json"),
+        "--json",
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    let body = json_of(&out);
+    assert_eq!(body["stats"]["injectedSpans"], 1, "{body}");
+    assert_eq!(body["strictMisses"], json!([]), "{body}");
+
+    let mut cmd = cli(&rt.base);
+    cmd.args([
+        "replay",
+        "run",
+        "--case",
+        "fixtures/cases/checkout.case.json",
+        "--driver",
+        &driver("miss.json"),
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("miss: GET http://fragment/shipping?zip=10001"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nearest: GET http://fragment/shipping?zip=94107"),
+        "{out}"
+    );
+}

@@ -50,7 +50,14 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     )?;
     let session = started["sessionId"].as_str().unwrap_or_default().to_owned();
 
-    let driver = run_driver(ctx, args, &session);
+    let driver = run_driver(
+        ctx,
+        &args.driver,
+        args.target.as_deref(),
+        args.timeout.map(Duration::from_secs),
+        &session,
+        "capturing into",
+    );
     // Close even when the driver failed: what it captured so far is worth keeping.
     let closed = close_session(ctx, &session, Some(&args.out))?;
     let (code, timed_out) = driver?;
@@ -96,14 +103,23 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     Ok(outcome.with_raw_exit(u8::try_from(code).unwrap_or(1)))
 }
 
-fn run_driver(ctx: &Ctx, args: &RunArgs, session: &str) -> Result<(i32, bool), CliError> {
+/// Runs a driver command with the session in its environment; returns its exit code and
+/// whether `timeout` stopped it.
+pub(crate) fn run_driver(
+    ctx: &Ctx,
+    driver: &str,
+    target: Option<&str>,
+    timeout: Option<Duration>,
+    session: &str,
+    verb: &str,
+) -> Result<(i32, bool), CliError> {
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
-        .arg(&args.driver)
+        .arg(driver)
         .env("SOFTPROBE_SESSION_ID", session)
         .env("SOFTPROBE_RUNTIME_URL", &ctx.runtime_url)
         .stdin(Stdio::null());
-    if let Some(t) = &args.target {
+    if let Some(t) = target {
         cmd.env("SOFTPROBE_TARGET", t);
     }
     // With --json, stdout carries exactly one JSON object: the driver's output goes to stderr.
@@ -119,18 +135,16 @@ fn run_driver(ctx: &Ctx, args: &RunArgs, session: &str) -> Result<(i32, bool), C
         CliError::new(
             ExitCode::Failure,
             "driver_failed",
-            format!("cannot start the driver `{}`: {e}", args.driver),
+            format!("cannot start the driver `{driver}`: {e}"),
         )
     })?;
     let spinner = (std::io::stderr().is_terminal() && !ctx.style.quiet).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
-        pb.set_message(format!("capturing into {session}: {}", args.driver));
+        pb.set_message(format!("{verb} {session}: {driver}"));
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
     });
-    let deadline = args
-        .timeout
-        .map(|s| Instant::now() + Duration::from_secs(s));
+    let deadline = timeout.map(|t| Instant::now() + t);
     let result = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Ok((status.code().unwrap_or(1), false)),

@@ -10,6 +10,7 @@ mod doctor;
 mod export;
 mod inspect;
 pub mod output;
+mod replay;
 mod scrub;
 mod session;
 mod validate;
@@ -74,6 +75,9 @@ pub enum Command {
     /// One-shot capture: start a session, run a driver, close, write the case.
     #[command(subcommand)]
     Capture(CaptureCommand),
+    /// One-shot replay: load a case into a strict session, run a driver, report misses.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
     /// Check that the runtime (and optionally the proxy) is reachable and healthy.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
@@ -144,6 +148,14 @@ pub enum CaptureCommand {
     Run(capture::RunArgs),
 }
 
+/// `softprobe replay ...`
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Start a replay session with a case, run the driver with SOFTPROBE_SESSION_ID set,
+    /// report what was answered and every miss.
+    Run(replay::RunArgs),
+}
+
 /// A session named on the command line or by `SOFTPROBE_SESSION_ID`.
 #[derive(Debug, Args)]
 pub struct SessionRef {
@@ -209,6 +221,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Scrub(args) => scrub::run(&args),
         Command::Export(ExportCommand::Otlp(args)) => export::otlp(&args),
         Command::Capture(CaptureCommand::Run(args)) => capture::run(&ctx, &args),
+        Command::Replay(ReplayCommand::Run(args)) => replay::run(&ctx, &args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();

@@ -1,0 +1,129 @@
+//! `softprobe replay run`: the replay twin of `capture run`. Start a replay session with a
+//! case loaded (strict unless `--allow-external`), run the driver with `SOFTPROBE_SESSION_ID`
+//! set, then report what the session answered and every strict miss; exit 1 on a miss, else
+//! with the driver's code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::capture::run_driver;
+use super::output::{CliError, ExitCode, Outcome};
+use super::session::{StartArgs, close_session, start_session};
+use super::{Ctx, read_file};
+
+/// `replay run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The case file to answer from.
+    #[arg(long)]
+    pub case: PathBuf,
+    /// The command that drives traffic (run with `sh -c`).
+    #[arg(long)]
+    pub driver: String,
+    /// The ingress URL the driver should send traffic to (given to it as SOFTPROBE_TARGET).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Rules (YAML or JSON) applied on top of the case.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Let calls the case cannot answer reach the network instead of failing with 599.
+    #[arg(long)]
+    pub allow_external: bool,
+    /// Stop the driver after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
+    // Read the case first: a bad path fails before a session exists.
+    read_file(&args.case)?;
+    let policy = if args.allow_external {
+        None
+    } else {
+        let file = tempfile::Builder::new()
+            .prefix("softprobe-policy-")
+            .suffix(".json")
+            .tempfile()
+            .map_err(|e| CliError::new(ExitCode::Failure, "io_error", e.to_string()))?;
+        std::fs::write(file.path(), br#"{"externalHttp": "strict"}"#)
+            .map_err(|e| CliError::new(ExitCode::Failure, "io_error", e.to_string()))?;
+        Some(file)
+    };
+    let started = start_session(
+        ctx,
+        &StartArgs {
+            mode: "replay".into(),
+            shell: false,
+            policy: policy.as_ref().map(|f| f.path().to_owned()),
+            case: Some(args.case.clone()),
+            rules: args.rules.clone(),
+            json: false,
+        },
+    )?;
+    let session = started["sessionId"].as_str().unwrap_or_default().to_owned();
+    let driver = run_driver(
+        ctx,
+        &args.driver,
+        args.target.as_deref(),
+        args.timeout.map(Duration::from_secs),
+        &session,
+        "replaying",
+    );
+    let state = ctx
+        .client()?
+        .get(&format!("/v1/sessions/{session}/state"))
+        .unwrap_or(Value::Null);
+    close_session(ctx, &session, None)?;
+    let (code, timed_out) = driver?;
+
+    let misses = state["strictMisses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let stats = &state["stats"];
+    let mut human = format!(
+        "Replayed {} against session {session}: {} answered from the case or rules, {} strict miss(es)\n",
+        args.case.display(),
+        stats["injectedSpans"],
+        stats["strictMisses"]
+    );
+    for m in &misses {
+        human.push_str(&format!(
+            "  miss: {} {}\n",
+            m["request"]["method"].as_str().unwrap_or("?"),
+            m["request"]["url"].as_str().unwrap_or("?")
+        ));
+        for c in m["candidates"].as_array().into_iter().flatten() {
+            human.push_str(&format!(
+                "    nearest: {} {}\n",
+                c["method"].as_str().unwrap_or("?"),
+                c["url"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if timed_out {
+        human.push_str("driver stopped by --timeout\n");
+    }
+    if code != 0 {
+        human.push_str(&format!("driver exited with code {code}\n"));
+    }
+    let outcome = Outcome::ok(
+        json!({
+            "sessionId": session,
+            "case": args.case.display().to_string(),
+            "driverExitCode": code,
+            "timedOut": timed_out,
+            "stats": stats,
+            "strictMisses": misses,
+        }),
+        Some(human),
+    );
+    Ok(if !misses.is_empty() {
+        outcome.with_exit(ExitCode::Failure)
+    } else {
+        outcome.with_raw_exit(u8::try_from(code).unwrap_or(1))
+    })
+}
