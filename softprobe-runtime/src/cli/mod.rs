@@ -2,7 +2,7 @@
 //! for people (tables, short sentences) and for machines (`--json`, stable exit codes).
 //!
 //! The binary in `src/bin/softprobe.rs` only calls [`main`]; each command lives in its own
-//! module and talks to a runtime through [`client::ControlClient`].
+//! module and talks to a runtime through one small blocking client of the control API.
 
 mod capture;
 mod client;
