@@ -29,6 +29,16 @@ async fn serve(sp: &Session, variant: Variant) -> String {
     .await
 }
 
+/// The request every test sends: the seed guide's checkout body.
+async fn post_checkout(sp: &Session, base: &str) -> reqwest::Response {
+    sp.client()
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[softprobe::case(
     "cases/checkout-happy-path.case.json",
     redact(".body.orderId", ".body.createdAt")
@@ -36,13 +46,7 @@ async fn serve(sp: &Session, variant: Variant) -> String {
 async fn checkout_happy_path(sp: Session) {
     let _upstreams = upstreams(&sp).await;
     let base = serve(&sp, Variant::Recorded).await;
-    let resp = sp
-        .client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_checkout(&sp, &base).await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["total"], 1499, "{body}");
@@ -70,13 +74,7 @@ fn the_loaded_case_is_there_to_look_at(sp: Session) -> Result<(), softprobe::Err
 #[should_panic(expected = "body.total:\n      - recorded: 1499\n      + actual:   1549")]
 async fn a_changed_response_fails_with_a_field_diff(sp: Session) {
     let base = serve(&sp, Variant::ExtraFee).await;
-    let _ = sp
-        .client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
+    let _ = post_checkout(&sp, &base).await;
 }
 
 #[softprobe::case(
@@ -87,13 +85,7 @@ async fn a_changed_response_fails_with_a_field_diff(sp: Session) {
 #[should_panic(expected = "/shipping?zip=10001")]
 async fn a_call_never_captured_is_reported_with_the_nearest_recording(sp: Session) {
     let base = serve(&sp, Variant::OtherZip).await;
-    let resp = sp
-        .client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_checkout(&sp, &base).await;
     // The service turned the strict miss into its own 502; the harness still fails the test.
     assert_eq!(resp.status(), 502);
 }
@@ -108,13 +100,7 @@ async fn a_mock_rule_overrides_the_recording(sp: Session) {
     }))
     .unwrap();
     let base = serve(&sp, Variant::Recorded).await;
-    let resp = sp
-        .client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_checkout(&sp, &base).await;
     assert_eq!(resp.status(), 502);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "payments answered 402 Payment Required");
@@ -127,12 +113,6 @@ async fn a_mock_rule_overrides_the_recording(sp: Session) {
 )]
 async fn the_response_matches_its_insta_snapshot(sp: Session) {
     let base = serve(&sp, Variant::Recorded).await;
-    let resp = sp
-        .client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_checkout(&sp, &base).await;
     softprobe::assert_response!(sp, "checkout_happy_path", resp);
 }
