@@ -58,8 +58,13 @@ fn spawn_self(args: &[&str]) -> Result<(Proc, Vec<String>), String> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // The harness runs its proxies on two workers; SOFTPROBE_BENCH_WORKERS tries others.
+    let workers = std::env::var("SOFTPROBE_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("a tokio runtime")
@@ -103,6 +108,52 @@ pub(crate) fn serve_ingress(upstream: &str) -> ! {
         std::future::pending::<()>().await;
     });
     std::process::exit(0)
+}
+
+/// `serve-hyper-proxy <upstream>`: the least a hyper reverse proxy does (rewrite the URI, send
+/// through hyper-util's pooled client, stream the answer back), to show how much of the
+/// ingress's cost is the stack it is built on.
+pub(crate) fn serve_hyper_proxy(upstream: &str) -> ! {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let authority: http::uri::Authority = upstream
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an upstream host:port");
+    let rt = runtime();
+    rt.block_on(async move {
+        let client: Client<_, hyper::body::Incoming> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("binding the proxy");
+        println!("READY {}", listener.local_addr().expect("an address"));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let (client, authority) = (client.clone(), authority.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |mut req: http::Request<hyper::body::Incoming>| {
+                        let (client, authority) = (client.clone(), authority.clone());
+                        async move {
+                            let mut parts = req.uri().clone().into_parts();
+                            parts.scheme = Some(http::uri::Scheme::HTTP);
+                            parts.authority = Some(authority);
+                            *req.uri_mut() = http::Uri::from_parts(parts).expect("a valid URI");
+                            client.request(req).await
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
 }
 
 fn free_port() -> Result<u16, String> {
@@ -259,10 +310,11 @@ fn wrk(port: u16, session: &str, secs: u64) -> Result<Load, String> {
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Loads of the three targets: the app directly, nginx, and our ingress.
+/// Loads of the targets: the app directly, a bare hyper proxy, nginx, and our ingress.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IngressResult {
     pub(crate) direct: Load,
+    pub(crate) bare_hyper: Load,
     pub(crate) nginx: Load,
     pub(crate) ingress: Load,
 }
@@ -298,6 +350,12 @@ pub(crate) fn run(secs: u64, rounds: usize) -> Result<IngressResult, String> {
         .get(1)
         .ok_or("serve-ingress printed no session")?
         .clone();
+    let (_bare, bare_words) = spawn_self(&["serve-hyper-proxy", &format!("http://{app}")])?;
+    let bare_port: u16 = bare_words
+        .first()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or("serve-hyper-proxy printed no address")?;
     let (_nginx, nginx_port) = start_nginx(dir.path(), &app)?;
     let app_port: u16 = app
         .rsplit(':')
@@ -306,10 +364,11 @@ pub(crate) fn run(secs: u64, rounds: usize) -> Result<IngressResult, String> {
         .ok_or("bad app address")?;
 
     // A short run per target first: connection pools fill, caches warm.
-    for port in [app_port, nginx_port, ingress_port] {
+    for port in [app_port, bare_port, nginx_port, ingress_port] {
         wrk(port, &session, 1)?;
     }
     let direct = wrk(app_port, &session, secs)?;
+    let bare_hyper = wrk(bare_port, &session, secs)?;
     let (mut nginx, mut ours) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         nginx.push(wrk(nginx_port, &session, secs)?);
@@ -317,6 +376,7 @@ pub(crate) fn run(secs: u64, rounds: usize) -> Result<IngressResult, String> {
     }
     Ok(IngressResult {
         direct,
+        bare_hyper,
         nginx: mean(&nginx),
         ingress: mean(&ours),
     })

@@ -2,7 +2,7 @@
 //! ratio to a peer measured in the same run on the same machine. `--smoke` runs every row
 //! with tiny counts and no targets (CI); `scripts/bench.sh` runs the full set in release.
 //!
-//! Internal subcommands (`serve-app`, `serve-ingress`, `mem`) are the child processes of
+//! Internal subcommands (`serve-app`, `serve-ingress`, `serve-hyper-proxy`, `mem`) are the child processes of
 //! rows 4 and 7.
 
 mod capture;
@@ -125,6 +125,10 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     match argv.first().map(String::as_str) {
         Some("serve-app") => ingress::serve_app(),
+        Some("serve-hyper-proxy") => {
+            let upstream = argv.get(1).unwrap_or_else(|| usage());
+            ingress::serve_hyper_proxy(upstream)
+        }
         Some("serve-ingress") => {
             let upstream = argv.get(1).unwrap_or_else(|| usage());
             ingress::serve_ingress(upstream)
@@ -174,25 +178,38 @@ fn run(args: &Args) -> Result<(), String> {
         price
             .write(&path)
             .map_err(|e| format!("cannot write the bench case: {e}"))?;
-        eprintln!(
-            "row 1: per-test overhead ({} tests per side)",
-            counts.overhead
-        );
-        let (ours, peer) = overhead::run(&path, counts.overhead);
-        let r = ratio(ours.p50().as_secs_f64(), peer.p50().as_secs_f64());
-        rows.push(Row {
-            id: "1",
-            what: "per-test overhead (p50 of a whole test)".into(),
-            ours: format!("{} (p99 {})", fmt_dur(ours.p50()), fmt_dur(ours.p99())),
-            peer: format!(
-                "wiremock {} (p99 {})",
-                fmt_dur(peer.p50()),
-                fmt_dur(peer.p99())
+        for (id, clients, what) in [
+            (
+                "1",
+                overhead::Clients::Default,
+                "per-test overhead (p50 of a whole test)",
             ),
-            ratio: format!("{r:.2}×"),
-            target: "≤ 0.5×",
-            met: judge(smoke, r <= 0.5),
-        });
+            (
+                "1b",
+                overhead::Clients::NoSystemRoots,
+                "per-test overhead, clients built without the system roots",
+            ),
+        ] {
+            eprintln!(
+                "row {id}: per-test overhead ({} tests per side)",
+                counts.overhead
+            );
+            let (ours, peer) = overhead::run(&path, counts.overhead, clients);
+            let r = ratio(ours.p50().as_secs_f64(), peer.p50().as_secs_f64());
+            rows.push(Row {
+                id,
+                what: what.into(),
+                ours: format!("{} (p99 {})", fmt_dur(ours.p50()), fmt_dur(ours.p99())),
+                peer: format!(
+                    "wiremock {} (p99 {})",
+                    fmt_dur(peer.p50()),
+                    fmt_dur(peer.p99())
+                ),
+                ratio: format!("{r:.2}×"),
+                target: "≤ 0.5×",
+                met: judge(smoke, r <= 0.5),
+            });
+        }
     }
 
     if wanted("2") || wanted("3") {
@@ -282,8 +299,9 @@ fn run(args: &Args) -> Result<(), String> {
                 met: judge(smoke, thr >= 1.0 && p99 <= 1.0),
             });
             notes.push(format!(
-                "row 4: the app alone served {}; non-2xx or socket errors: ingress {}, nginx {}, direct {}",
+                "row 4: the app alone served {}; a bare hyper reverse proxy (hyper-util pooled client, no softprobe logic) served {}; non-2xx or socket errors: ingress {}, nginx {}, direct {}",
                 show(&res.direct),
+                show(&res.bare_hyper),
                 res.ingress.errors,
                 res.nginx.errors,
                 res.direct.errors

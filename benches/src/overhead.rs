@@ -11,14 +11,31 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{PRICE_PATH, RECORDED_HOST, Samples, price_body};
 
+/// How each test builds its HTTP client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clients {
+    /// As written in the docs: `sp.http_client()`, `reqwest::Client::new()`-like.
+    Default,
+    /// Without the system root store (`tls_certs_only`), which neither call needs: the
+    /// softprobe client trusts only the proxy CA, the wiremock one speaks plain HTTP.
+    NoSystemRoots,
+}
+
 /// One softprobe test: replays the single recorded call of the case at `case_path`.
-fn softprobe_test(case_path: &Path) {
+fn softprobe_test(case_path: &Path, clients: Clients) {
     Run::new(case_path)
         .mode(Mode::Replay)
         .name("bench_overhead")
-        .run(|sp: Session| async move {
-            let resp = sp
-                .http_client()
+        .run(move |sp: Session| async move {
+            let client = match clients {
+                Clients::Default => sp.http_client(),
+                Clients::NoSystemRoots => sp
+                    .http_client_builder()
+                    .tls_certs_only([])
+                    .build()
+                    .expect("a client trusting the proxy CA only"),
+            };
+            let resp = client
                 .get(format!("http://{RECORDED_HOST}{PRICE_PATH}"))
                 .header("accept", "application/json")
                 .send()
@@ -33,7 +50,7 @@ fn softprobe_test(case_path: &Path) {
 }
 
 /// One wiremock test, on its own runtime as `#[tokio::test]` gives it.
-fn wiremock_test() {
+fn wiremock_test(clients: Clients) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -47,8 +64,11 @@ fn wiremock_test() {
             )
             .mount(&server)
             .await;
-        let resp = reqwest::Client::builder()
-            .no_proxy()
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if clients == Clients::NoSystemRoots {
+            builder = builder.tls_certs_only([]);
+        }
+        let resp = builder
             .build()
             .expect("a plain client builds")
             .get(format!("{}{PRICE_PATH}", server.uri()))
@@ -62,23 +82,23 @@ fn wiremock_test() {
 }
 
 /// Per-test time of both sides, interleaved in rounds so drift of the machine hits both.
-pub(crate) fn run(case_path: &Path, iterations: usize) -> (Samples, Samples) {
+pub(crate) fn run(case_path: &Path, iterations: usize, clients: Clients) -> (Samples, Samples) {
     // The first test of a process starts the shared runtime and proxies once; a suite pays
     // it once too, so it is warm-up here, like wiremock's first server.
-    softprobe_test(case_path);
-    wiremock_test();
+    softprobe_test(case_path, clients);
+    wiremock_test(clients);
     let (mut ours, mut peer) = (Samples::default(), Samples::default());
     let rounds = 5;
     let per_round = iterations.div_ceil(rounds);
     for _ in 0..rounds {
         for _ in 0..per_round {
             let start = Instant::now();
-            softprobe_test(case_path);
+            softprobe_test(case_path, clients);
             ours.push(start.elapsed());
         }
         for _ in 0..per_round {
             let start = Instant::now();
-            wiremock_test();
+            wiremock_test(clients);
             peer.push(start.elapsed());
         }
     }
