@@ -92,12 +92,12 @@ async fn serve_app(egress: String) -> std::net::SocketAddr {
     addr
 }
 
-async fn burst(url: &str, session: Option<&str>, requests: usize) -> Pass {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(requests)
-        .build()
-        .expect("a plain client");
+async fn burst(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    requests: usize,
+) -> Pass {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..requests {
@@ -148,11 +148,18 @@ pub(crate) async fn run(requests: usize, rounds: usize) -> Result<CaptureResult,
         .map_err(|e| format!("ingress: {e}"))?;
     let url = format!("{}{PRICE_PATH}", ingress.uri());
 
-    // Warm-up: connection pools and the allocator, with no session.
-    burst(&url, None, requests.min(200)).await;
+    // One client for every pass: its connections (and those of every pool behind it) are
+    // opened once by the warm-up, so each pass measures traffic, not 2,000 handshakes, and
+    // the process stays within its file descriptor limit (eight sockets per request).
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(requests)
+        .build()
+        .map_err(|e| format!("a plain client: {e}"))?;
+    burst(&client, &url, None, requests).await;
     let mut result = CaptureResult::default();
     for round in 0..rounds {
-        let off = burst(&url, None, requests).await;
+        let off = burst(&client, &url, None, requests).await;
         result.off.requests += off.requests;
         result.off.failed += off.failed;
         result.off.elapsed += off.elapsed;
@@ -161,7 +168,7 @@ pub(crate) async fn run(requests: usize, rounds: usize) -> Result<CaptureResult,
             .create(NewSession::new(softprobe_runtime::Mode::Capture))
             .map_err(|e| e.to_string())?;
         let id = session.id().to_owned();
-        let on = burst(&url, Some(&id), requests).await;
+        let on = burst(&client, &url, Some(&id), requests).await;
         result.on.requests += on.requests;
         result.on.failed += on.failed;
         result.on.elapsed += on.elapsed;
