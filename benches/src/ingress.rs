@@ -13,7 +13,7 @@ use softprobe_runtime::session::{InMemoryStore, NewSession, SessionStore};
 
 use crate::support::{PRICE_PATH, price_body, price_case};
 
-/// A child process killed when dropped.
+/// A child process stopped when dropped.
 pub(crate) struct Proc {
     child: Child,
     what: String,
@@ -21,6 +21,18 @@ pub(crate) struct Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first: an nginx master killed outright leaves its workers running.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
