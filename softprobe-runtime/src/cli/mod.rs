@@ -12,6 +12,7 @@ mod inspect;
 pub mod output;
 mod scrub;
 mod session;
+mod suite;
 mod validate;
 
 use std::path::PathBuf;
@@ -76,6 +77,9 @@ pub enum Command {
     Capture(CaptureCommand),
     /// Check that the runtime (and optionally the proxy) is reachable and healthy.
     Doctor(doctor::DoctorArgs),
+    /// Run, validate and compare suites of cases.
+    #[command(subcommand)]
+    Suite(suite::SuiteCommand),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -210,6 +214,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Export(ExportCommand::Otlp(args)) => export::otlp(&args),
         Command::Capture(CaptureCommand::Run(args)) => capture::run(&ctx, &args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
+        Command::Suite(cmd) => suite::run(&ctx, cmd),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();
