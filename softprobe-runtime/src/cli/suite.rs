@@ -3,6 +3,7 @@
 //! an invalid suite (naming the file and line), 20 when any case failed.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -119,6 +120,28 @@ fn run_suite(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     opts.fail_fast = args.fail_fast;
     opts.hooks_dir = args.hooks.clone();
     opts.hook_timeout = args.hook_timeout;
+    // A bar only for people watching a terminal; logs and `--json` stay clean.
+    let bar = (!ctx.style.json && !ctx.style.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(loaded.cases.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} cases {per_sec} {elapsed} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        opts.on_case = Some(std::sync::Arc::new(move |r: &suite::CaseResult| {
+            if r.status == suite::CaseStatus::Failed {
+                let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                bar.set_message(format!("{n} failed"));
+            }
+            bar.inc(1);
+        }));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,6 +156,9 @@ fn run_suite(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
         ),
         other => invalid(other),
     })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let write = |path: &PathBuf, text: String| {
         std::fs::write(path, text).map_err(|e| {
             CliError::new(

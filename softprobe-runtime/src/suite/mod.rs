@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::{PlannedCase, Suite, SuiteFile, load, read_env_file};
 pub use report::{CaseResult, CaseStatus, Failure, SuiteReport};
-pub use runner::{RunOptions, run};
+pub use runner::{CaseCallback, RunOptions, run};
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -17,8 +17,11 @@ use super::model::{BodyMode, CaseSettings, MockSource, PlannedCase, Suite};
 use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
 use crate::case::{Body, Case, Direction, Exchange};
 
+/// Called with each case's result as it finishes (progress bars, live logs).
+pub type CaseCallback = Arc<dyn Fn(&CaseResult) + Send + Sync>;
+
 /// How to run a suite.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Control API of the runtime, e.g. `http://127.0.0.1:8080`.
     pub runtime_url: String,
@@ -36,6 +39,24 @@ pub struct RunOptions {
     pub hooks_dir: Option<PathBuf>,
     /// How long a hook may run.
     pub hook_timeout: Duration,
+    /// Called as each case finishes, from the worker that ran it.
+    pub on_case: Option<CaseCallback>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("runtime_url", &self.runtime_url)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("app_url", &self.app_url)
+            .field("parallel", &self.parallel)
+            .field("filter", &self.filter)
+            .field("fail_fast", &self.fail_fast)
+            .field("hooks_dir", &self.hooks_dir)
+            .field("hook_timeout", &self.hook_timeout)
+            .field("on_case", &self.on_case.is_some())
+            .finish()
+    }
 }
 
 impl RunOptions {
@@ -50,6 +71,7 @@ impl RunOptions {
             fail_fast: false,
             hooks_dir: None,
             hook_timeout: Duration::from_secs(10),
+            on_case: None,
         }
     }
 }
@@ -65,6 +87,7 @@ struct Shared {
     hook_timeout: Duration,
     stop: AtomicBool,
     fail_fast: bool,
+    on_case: Option<CaseCallback>,
 }
 
 /// Runs the suite and returns every case's result. Fails only when the runtime cannot be
@@ -99,6 +122,7 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
         hook_timeout: opts.hook_timeout,
         stop: AtomicBool::new(false),
         fail_fast: opts.fail_fast,
+        on_case: opts.on_case.clone(),
     });
     let cases: Vec<PlannedCase> = suite
         .cases
@@ -133,6 +157,9 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
         let shared = shared.clone();
         tasks.spawn(async move {
             let result = run_case(&shared, &case).await;
+            if let Some(cb) = &shared.on_case {
+                cb(&result);
+            }
             if result.status == CaseStatus::Failed && shared.fail_fast {
                 shared.stop.store(true, Ordering::Relaxed);
             }
