@@ -373,7 +373,7 @@ fn script(path: &Path, body: &str) {
 async fn shell_and_python_hooks_rewrite_a_mock_and_add_an_assertion() {
     let stack = Stack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    write_cases(dir.path(), 4);
+    write_cases(dir.path(), 5);
     let hooks = dir.path().join("hooks");
     std::fs::create_dir(&hooks).unwrap();
     // The shell hook answers the captured quote with FedEx instead of UPS; the request it
@@ -397,6 +397,15 @@ async fn shell_and_python_hooks_rewrite_a_mock_and_add_an_assertion() {
          if carrier == 'FedEx':\n    print(json.dumps({'pass': True}))\n\
          else:\n    print(json.dumps({'pass': False, 'message': 'carrier is %s, expected FedEx' % carrier,\n                      'diff': '- $.shipping.carrier: \"FedEx\"\\n+ $.shipping.carrier: \"%s\"\\n' % carrier}))\n",
     );
+    script(
+        &hooks.join("bigger_order.py"),
+        "#!/usr/bin/env python3\n\
+         import json, sys\n\
+         req = json.load(sys.stdin)\n\
+         body = json.loads(req['request']['body'])\n\
+         body['amount'] = 150\n\
+         print(json.dumps({'request': {'body': json.dumps(body)}}))\n",
+    );
     let suite = dir.path().join("hooks.suite.yaml");
     std::fs::write(
         &suite,
@@ -416,6 +425,11 @@ cases:
       mocks:
         - name: shipping
           hook: garbage.sh
+  - path: cases/checkout-0004.case.json
+    name: rewritten-request
+    overrides:
+      request:
+        hook: bigger_order.py
 defaults:
   mocks:
     - name: shipping
