@@ -721,4 +721,29 @@ mod tests {
         std::fs::write(&f, "A=1\nnonsense\n").unwrap();
         assert_eq!(read_env_file(&f).unwrap_err().line(), Some(2));
     }
+
+    #[test]
+    fn globs_only_skip_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cases")).unwrap();
+        for f in ["b.case.json", "a.case.json"] {
+            std::fs::write(dir.path().join("cases").join(f), "{}").unwrap();
+        }
+        let suite = dir.path().join("s.suite.yaml");
+        let write = |text: &str| std::fs::write(&suite, text).unwrap();
+        write("name: s\ncases: cases/*.case.json\n");
+        let names = |s: &Suite| s.cases.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&load(&suite, &BTreeMap::new()).unwrap()), ["a", "b"]);
+        write(
+            "name: s\ncases:\n- cases/a.case.json\n- {path: cases/*.case.json, name: all, skip: later}\n",
+        );
+        let s = load(&suite, &BTreeMap::new()).unwrap();
+        assert_eq!(names(&s), ["a", "all/a", "all/b"]);
+        assert_eq!(s.cases[2].skip.as_deref(), Some("later"));
+        write("name: s\ncases:\n- cases/a.case.json\n- {path: cases/b.case.json, only: true}\n");
+        assert_eq!(names(&load(&suite, &BTreeMap::new()).unwrap()), ["b"]);
+        write("name: s\ncases:\n- cases/a.case.json\n- cases/zzz*.json\n");
+        let err = load(&suite, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.line(), Some(4), "{err}");
+    }
 }
