@@ -1,7 +1,7 @@
 //! Suites: hundreds of captured cases run as one regression sweep (`softprobe suite run`).
 //!
 //! [`model`] reads `*.suite.yaml` files, [`runner`] replays each case through a runtime and
-//! an application's ingress proxy, [`assert`] compares what came back, [`hooks`] lets any
+//! an application's ingress proxy, [`mod@assert`] compares what came back, [`hooks`] lets any
 //! executable rewrite requests and mocks or add checks, and [`report`] writes JUnit, HTML
 //! and JSON. [`diff`] compares the hops of two sets of cases.
 
