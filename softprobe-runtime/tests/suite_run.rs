@@ -486,3 +486,19 @@ defaults:
         "{xml}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixture_suite_passes_with_replayed_and_inline_mocks() {
+    let stack = Stack::start().await;
+    let suite =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/suites/checkout.suite.yaml");
+    let (code, summary, stderr) = stack.run_suite(&suite, &[]).await;
+    assert_eq!(code, 0, "{summary:#}\n{stderr}");
+    assert_eq!(
+        names_with(&summary, "passed"),
+        ["checkout", "checkout-slow-shipping"]
+    );
+    // The override merged `latencyMs: 50` into the default shipping mock by name.
+    let slow = summary["cases"][1]["durationMs"].as_f64().unwrap();
+    assert!(slow >= 50.0, "{summary:#}");
+}
