@@ -168,8 +168,9 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
         });
         // Collect what already finished so memory stays flat on very large suites.
         while let Some(done) = tasks.try_join_next() {
-            if let Ok((j, r)) = done {
-                results[j] = Some(r);
+            match done {
+                Ok((j, r)) => results[j] = Some(r),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
         }
     }
