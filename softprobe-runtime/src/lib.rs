@@ -20,6 +20,8 @@ pub mod rules;
 pub mod scrub;
 pub mod server;
 pub mod session;
+#[cfg(feature = "cli")]
+pub mod suite;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -13,6 +13,7 @@ pub mod output;
 mod replay;
 mod scrub;
 mod session;
+mod suite;
 mod validate;
 
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ pub enum Command {
     Replay(ReplayCommand),
     /// Check that the runtime (and optionally the proxy) is reachable and healthy.
     Doctor(doctor::DoctorArgs),
+    /// Run, validate and compare suites of cases.
+    #[command(subcommand)]
+    Suite(suite::SuiteCommand),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -223,6 +227,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Capture(CaptureCommand::Run(args)) => capture::run(&ctx, &args),
         Command::Replay(ReplayCommand::Run(args)) => replay::run(&ctx, &args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
+        Command::Suite(cmd) => suite::run(&ctx, cmd),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

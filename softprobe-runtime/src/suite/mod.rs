@@ -1,0 +1,69 @@
+//! Suites: hundreds of captured cases run as one regression sweep (`softprobe suite run`).
+//!
+//! [`model`] reads `*.suite.yaml` files, [`runner`] replays each case through a runtime and
+//! an application's ingress proxy, [`mod@assert`] compares what came back, [`hooks`] lets any
+//! executable rewrite requests and mocks or add checks, and [`report`] writes JUnit, HTML
+//! and JSON. [`diff`] compares the hops of two sets of cases.
+
+pub mod assert;
+pub mod diff;
+pub mod hooks;
+pub mod model;
+pub mod report;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+pub use model::{PlannedCase, Suite, SuiteFile, load, read_env_file};
+pub use report::{CaseResult, CaseStatus, Failure, SuiteReport};
+pub use runner::{CaseCallback, RunOptions, run};
+
+/// Why a suite could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SuiteError {
+    /// The file could not be read.
+    #[error("{}: {message}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The file is not a valid suite.
+    #[error("{}:{line}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong, with the JSON path when known.
+        message: String,
+    },
+    /// The runtime could not be reached.
+    #[error("cannot reach the runtime at {url}: {message}")]
+    Runtime {
+        /// Its control API URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl SuiteError {
+    pub(crate) fn at(path: &Path, line: usize, message: String) -> Self {
+        SuiteError::Invalid {
+            path: path.to_owned(),
+            line,
+            message,
+        }
+    }
+
+    /// The line the error points at, when it points at one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            SuiteError::Invalid { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The results of a suite run and their three renderings: JUnit XML for CI systems
+//! (`testsuites/testsuite/testcase`, failures carrying the diff), one self-contained HTML page
+//! with a per-case diff, and a JSON summary.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One failed check.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    /// `status`, `headers`, `body`, `hook`, `runtime`, `request`...
+    pub kind: String,
+    /// One line for people.
+    pub message: String,
+    /// `-` expected / `+` actual lines, when there is something to compare.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseStatus {
+    /// Every check held.
+    Passed,
+    /// At least one check failed.
+    Failed,
+    /// Not run.
+    Skipped,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseResult {
+    /// Name in reports.
+    pub name: String,
+    /// The case file.
+    pub path: String,
+    /// How it ended.
+    pub status: CaseStatus,
+    /// Wall time.
+    pub duration_ms: f64,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// What failed.
+    pub failures: Vec<Failure>,
+    /// The captured responses (`{status, headers, body}`), for the HTML report.
+    #[serde(skip)]
+    pub expected: Vec<Value>,
+    /// The actual responses.
+    #[serde(skip)]
+    pub actual: Vec<Value>,
+}
+
+/// The result of a suite run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuiteReport {
+    /// The suite's name.
+    pub suite: String,
+    /// Cases planned (after the filter).
+    pub total: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped (including those `--fail-fast` did not start).
+    pub skipped: usize,
+    /// Wall time of the run.
+    pub duration_ms: f64,
+    /// Cases run per second.
+    pub cases_per_second: f64,
+    /// Every case, in suite order.
+    pub cases: Vec<CaseResult>,
+}
+
+impl SuiteReport {
+    /// Builds the totals from the case results.
+    pub fn new(suite: String, cases: Vec<CaseResult>, duration: std::time::Duration) -> Self {
+        let count = |s| cases.iter().filter(|c| c.status == s).count();
+        let (passed, failed, skipped) = (
+            count(CaseStatus::Passed),
+            count(CaseStatus::Failed),
+            count(CaseStatus::Skipped),
+        );
+        let secs = duration.as_secs_f64();
+        SuiteReport {
+            suite,
+            total: cases.len(),
+            passed,
+            failed,
+            skipped,
+            duration_ms: round(secs * 1000.0),
+            cases_per_second: if secs > 0.0 {
+                round((passed + failed) as f64 / secs)
+            } else {
+                0.0
+            },
+            cases,
+        }
+    }
+
+    /// True when no case failed.
+    pub fn ok(&self) -> bool {
+        self.failed == 0
+    }
+
+    /// The JSON summary.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// JUnit XML.
+    pub fn junit(&self) -> String {
+        let secs = |ms: f64| format!("{:.3}", ms / 1000.0);
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            x,
+            "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\">",
+            xml(&self.suite),
+            self.total,
+            self.failed,
+            self.skipped,
+            secs(self.duration_ms)
+        );
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\">",
+            xml(&self.suite),
+            self.total,
+            self.failed,
+            self.skipped,
+            secs(self.duration_ms)
+        );
+        for c in &self.cases {
+            let _ = write!(
+                x,
+                "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" time=\"{}\"",
+                xml(&c.name),
+                xml(&self.suite),
+                xml(&c.path),
+                secs(c.duration_ms)
+            );
+            match c.status {
+                CaseStatus::Passed => x.push_str("/>\n"),
+                CaseStatus::Skipped => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        xml(c.skip_reason.as_deref().unwrap_or("skipped"))
+                    );
+                }
+                CaseStatus::Failed => {
+                    x.push_str(">\n");
+                    let message = c
+                        .failures
+                        .iter()
+                        .map(|f| f.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let kind = c.failures.first().map_or("failure", |f| f.kind.as_str());
+                    let _ = writeln!(
+                        x,
+                        "      <failure message=\"{}\" type=\"{}\">{}</failure>",
+                        xml(&message),
+                        xml(kind),
+                        xml(&failure_text(c))
+                    );
+                    x.push_str("    </testcase>\n");
+                }
+            }
+        }
+        x.push_str("  </testsuite>\n</testsuites>\n");
+        x
+    }
+
+    /// One self-contained HTML page: totals, then one section per case, failed ones open,
+    /// with the diff and the expected and actual responses side by side.
+    pub fn html(&self) -> String {
+        let mut h = String::new();
+        let _ = write!(
+            h,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} — softprobe suite</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+            html(&self.suite)
+        );
+        let _ = writeln!(
+            h,
+            "<h1>Suite {}</h1>\n<p class=\"totals\"><span class=\"passed\">{} passed</span> <span class=\"failed\">{} failed</span> <span class=\"skipped\">{} skipped</span> of {} in {:.2} s ({:.0} cases/s)</p>",
+            html(&self.suite),
+            self.passed,
+            self.failed,
+            self.skipped,
+            self.total,
+            self.duration_ms / 1000.0,
+            self.cases_per_second
+        );
+        let mut ordered: Vec<&CaseResult> = self.cases.iter().collect();
+        ordered.sort_by_key(|c| match c.status {
+            CaseStatus::Failed => 0,
+            CaseStatus::Skipped => 1,
+            CaseStatus::Passed => 2,
+        });
+        for c in ordered {
+            let status = match c.status {
+                CaseStatus::Passed => "passed",
+                CaseStatus::Failed => "failed",
+                CaseStatus::Skipped => "skipped",
+            };
+            let _ = writeln!(
+                h,
+                "<details class=\"case {status}\"{}>\n<summary><span class=\"badge\">{status}</span> {} <small>{} · {:.1} ms</small></summary>",
+                if c.status == CaseStatus::Failed {
+                    " open"
+                } else {
+                    ""
+                },
+                html(&c.name),
+                html(&c.path),
+                c.duration_ms
+            );
+            if let Some(r) = &c.skip_reason {
+                let _ = writeln!(h, "<p>{}</p>", html(r));
+            }
+            for f in &c.failures {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"message\"><b>{}</b>: {}</p>",
+                    html(&f.kind),
+                    html(&f.message)
+                );
+                if let Some(d) = &f.diff {
+                    h.push_str("<pre class=\"diff\">");
+                    for line in d.lines() {
+                        let class = match line.chars().next() {
+                            Some('-') => "del",
+                            Some('+') => "add",
+                            _ => "ctx",
+                        };
+                        let _ = writeln!(h, "<span class=\"{class}\">{}</span>", html(line));
+                    }
+                    h.push_str("</pre>\n");
+                }
+            }
+            if c.status == CaseStatus::Failed {
+                for (i, (e, a)) in c.expected.iter().zip(&c.actual).enumerate() {
+                    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+                    let _ = writeln!(
+                        h,
+                        "<div class=\"pair\"><div><h4>expected (captured) #{i}</h4><pre>{}</pre></div><div><h4>actual #{i}</h4><pre>{}</pre></div></div>",
+                        html(&pretty(e)),
+                        html(&pretty(a))
+                    );
+                }
+            }
+            h.push_str("</details>\n");
+        }
+        h.push_str("</body>\n</html>\n");
+        h
+    }
+
+    /// A few lines for people: totals and each failure.
+    pub fn summary_text(&self) -> String {
+        let mut t = String::new();
+        for c in self.cases.iter().filter(|c| c.status == CaseStatus::Failed) {
+            let _ = writeln!(t, "FAIL {} ({})", c.name, c.path);
+            for line in failure_text(c).lines() {
+                let _ = writeln!(t, "    {line}");
+            }
+        }
+        let _ = writeln!(
+            t,
+            "suite {}: {} passed, {} failed, {} skipped of {} in {:.2} s ({:.0} cases/s)",
+            self.suite,
+            self.passed,
+            self.failed,
+            self.skipped,
+            self.total,
+            self.duration_ms / 1000.0,
+            self.cases_per_second
+        );
+        t
+    }
+}
+
+fn failure_text(c: &CaseResult) -> String {
+    let mut t = String::new();
+    for f in &c.failures {
+        let _ = writeln!(t, "{}: {}", f.kind, f.message);
+        if let Some(d) = &f.diff {
+            t.push_str(d);
+            if !d.ends_with('\n') {
+                t.push('\n');
+            }
+        }
+    }
+    t
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' | '\t' | '\r' => out.push(c),
+            // Control characters are not allowed in XML 1.0 at all.
+            c if (c as u32) < 0x20 => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+.totals span{margin-right:1em;font-weight:bold}.passed .badge,.totals .passed{color:#1a7f37}\
+.failed .badge,.totals .failed{color:#cf222e}.skipped .badge,.totals .skipped{color:#9a6700}\
+details{border:1px solid #ddd;border-radius:6px;margin:.4em 0;padding:.3em .8em}\
+summary{cursor:pointer}.badge{font-weight:bold;text-transform:uppercase;font-size:.8em}\
+pre{background:#f6f8fa;padding:.6em;overflow:auto}.diff .del{color:#cf222e;display:block}\
+.diff .add{color:#1a7f37;display:block}.diff .ctx{display:block}\
+.pair{display:flex;gap:1em}.pair>div{flex:1;min-width:0}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> SuiteReport {
+        let case = |name: &str, status, failures| CaseResult {
+            name: name.into(),
+            path: format!("cases/{name}.case.json"),
+            status,
+            duration_ms: 1.0,
+            skip_reason: None,
+            failures,
+            expected: vec![serde_json::json!({"status": 200})],
+            actual: vec![serde_json::json!({"status": 500})],
+        };
+        SuiteReport::new(
+            "s<&>".into(),
+            vec![
+                case("a", CaseStatus::Passed, vec![]),
+                case(
+                    "b",
+                    CaseStatus::Failed,
+                    vec![Failure {
+                        kind: "status".into(),
+                        message: "status 500, expected 200".into(),
+                        diff: Some("- status: 200\n+ status: 500\n".into()),
+                    }],
+                ),
+            ],
+            std::time::Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn junit_escapes_and_carries_the_diff() {
+        let x = report().junit();
+        assert!(x.contains("<testsuites name=\"s&lt;&amp;&gt;\" tests=\"2\" failures=\"1\""));
+        assert!(x.contains("<testcase name=\"a\" classname=\"s&lt;&amp;&gt;\""));
+        assert!(
+            x.contains("- status: 200\n+ status: 500\n</failure>"),
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn html_shows_failures_first_with_their_diff() {
+        let h = report().html();
+        let b = h.find("<details class=\"case failed\" open>").unwrap();
+        let a = h.find("<details class=\"case passed\">").unwrap();
+        assert!(b < a);
+        assert!(h.contains("<span class=\"del\">- status: 200</span>"));
+        assert!(!h.contains("<script"));
+    }
+}

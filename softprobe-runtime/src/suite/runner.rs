@@ -1,0 +1,711 @@
+//! Runs a suite: a bounded pool of workers, one replay session per case on the runtime, the
+//! case's mocks and policy installed, each captured inbound request sent again through the
+//! application's ingress proxy with the session header, the responses checked, the session
+//! closed. Everything goes over HTTP, exactly as a CI job in another language would drive it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::SuiteError;
+use super::assert::{self, Message};
+use super::hooks::{self, HookKind};
+use super::model::{BodyMode, CaseSettings, MockSource, PlannedCase, Suite};
+use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
+use crate::case::{Body, Case, Direction, Exchange};
+
+/// Called with each case's result as it finishes (progress bars, live logs).
+pub type CaseCallback = Arc<dyn Fn(&CaseResult) + Send + Sync>;
+
+/// How to run a suite.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Control API of the runtime, e.g. `http://127.0.0.1:8080`.
+    pub runtime_url: String,
+    /// Bearer token for the runtime.
+    pub token: Option<String>,
+    /// The application's ingress proxy, e.g. `http://127.0.0.1:8082`.
+    pub app_url: String,
+    /// Cases in flight at once (at least 1).
+    pub parallel: usize,
+    /// Run only cases whose name or path contains this.
+    pub filter: Option<String>,
+    /// Start no new case after the first failure.
+    pub fail_fast: bool,
+    /// Where hooks named in the suite are looked up first.
+    pub hooks_dir: Option<PathBuf>,
+    /// How long a hook may run.
+    pub hook_timeout: Duration,
+    /// Called as each case finishes, from the worker that ran it.
+    pub on_case: Option<CaseCallback>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("runtime_url", &self.runtime_url)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("app_url", &self.app_url)
+            .field("parallel", &self.parallel)
+            .field("filter", &self.filter)
+            .field("fail_fast", &self.fail_fast)
+            .field("hooks_dir", &self.hooks_dir)
+            .field("hook_timeout", &self.hook_timeout)
+            .field("on_case", &self.on_case.is_some())
+            .finish()
+    }
+}
+
+impl RunOptions {
+    /// Options with the defaults: 8 cases in flight, 10 s per hook.
+    pub fn new(runtime_url: impl Into<String>, app_url: impl Into<String>) -> Self {
+        RunOptions {
+            runtime_url: runtime_url.into(),
+            token: None,
+            app_url: app_url.into(),
+            parallel: 8,
+            filter: None,
+            fail_fast: false,
+            hooks_dir: None,
+            hook_timeout: Duration::from_secs(10),
+            on_case: None,
+        }
+    }
+}
+
+struct Shared {
+    http: reqwest::Client,
+    runtime: String,
+    app: String,
+    token: Option<String>,
+    hooks_dir: Option<PathBuf>,
+    suite_dir: PathBuf,
+    suite_name: String,
+    hook_timeout: Duration,
+    stop: AtomicBool,
+    fail_fast: bool,
+    on_case: Option<CaseCallback>,
+}
+
+/// Runs the suite and returns every case's result. Fails only when the runtime cannot be
+/// reached at all; everything else is a failed case.
+pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteError> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(opts.parallel.max(1) * 2)
+        .build()
+        .map_err(|e| SuiteError::Runtime {
+            url: opts.runtime_url.clone(),
+            message: e.to_string(),
+        })?;
+    let runtime = opts.runtime_url.trim_end_matches('/').to_owned();
+    let health = http.get(format!("{runtime}/health")).send().await;
+    if let Err(e) = health {
+        return Err(SuiteError::Runtime {
+            url: runtime,
+            message: root_cause(&e),
+        });
+    }
+    let shared = Arc::new(Shared {
+        http,
+        runtime,
+        app: opts.app_url.trim_end_matches('/').to_owned(),
+        token: opts.token.clone().filter(|t| !t.is_empty()),
+        hooks_dir: opts.hooks_dir.clone(),
+        suite_dir: suite.base_dir().to_owned(),
+        suite_name: suite.file.name.clone(),
+        hook_timeout: opts.hook_timeout,
+        stop: AtomicBool::new(false),
+        fail_fast: opts.fail_fast,
+        on_case: opts.on_case.clone(),
+    });
+    let cases: Vec<PlannedCase> = suite
+        .cases
+        .iter()
+        .filter(|c| match &opts.filter {
+            Some(f) => c.name.contains(f.as_str()) || c.path.to_string_lossy().contains(f.as_str()),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    let started = Instant::now();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+    for (i, case) in cases.into_iter().enumerate() {
+        if let Some(reason) = &case.skip {
+            results[i] = Some(skipped(&case, reason.clone()));
+            continue;
+        }
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        if shared.stop.load(Ordering::Relaxed) {
+            results[i] = Some(skipped(
+                &case,
+                "not run: --fail-fast stopped the suite".into(),
+            ));
+            continue;
+        }
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let result = run_case(&shared, &case).await;
+            if let Some(cb) = &shared.on_case {
+                cb(&result);
+            }
+            if result.status == CaseStatus::Failed && shared.fail_fast {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            drop(permit);
+            (i, result)
+        });
+        // Collect what already finished so memory stays flat on very large suites.
+        while let Some(done) = tasks.try_join_next() {
+            match done {
+                Ok((j, r)) => results[j] = Some(r),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((j, r)) => results[j] = Some(r),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.expect("every case has a result"))
+        .collect();
+    Ok(SuiteReport::new(
+        suite.file.name.clone(),
+        results,
+        started.elapsed(),
+    ))
+}
+
+fn skipped(case: &PlannedCase, reason: String) -> CaseResult {
+    CaseResult {
+        name: case.name.clone(),
+        path: case.path.display().to_string(),
+        status: CaseStatus::Skipped,
+        duration_ms: 0.0,
+        skip_reason: Some(reason),
+        failures: Vec::new(),
+        expected: Vec::new(),
+        actual: Vec::new(),
+    }
+}
+
+fn fail(kind: &str, message: impl Into<String>) -> Failure {
+    Failure {
+        kind: kind.into(),
+        message: message.into(),
+        diff: None,
+    }
+}
+
+async fn run_case(sh: &Shared, case: &PlannedCase) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult {
+        name: case.name.clone(),
+        path: case.path.display().to_string(),
+        status: CaseStatus::Passed,
+        duration_ms: 0.0,
+        skip_reason: None,
+        failures: Vec::new(),
+        expected: Vec::new(),
+        actual: Vec::new(),
+    };
+    let mut session = None;
+    if let Err(f) = drive(sh, case, &mut result, &mut session).await {
+        result.failures.push(f);
+    }
+    if let Some(id) = session
+        && let Err(f) = control(sh, &format!("/v1/sessions/{id}/close"), json!({})).await
+    {
+        result.failures.push(f);
+    }
+    if !result.failures.is_empty() {
+        result.status = CaseStatus::Failed;
+    }
+    result.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    result
+}
+
+async fn drive(
+    sh: &Shared,
+    case: &PlannedCase,
+    result: &mut CaseResult,
+    session: &mut Option<String>,
+) -> Result<(), Failure> {
+    // Case files are small; a blocking read here costs less than a thread hop.
+    let bytes = std::fs::read(&case.path)
+        .map_err(|e| fail("case", format!("cannot read {}: {e}", case.path.display())))?;
+    let shown = case.path.display().to_string();
+    let parsed = Case::from_slice_named(&bytes, &shown).map_err(|e| fail("case", e.to_string()))?;
+    let exchanges = parsed
+        .exchanges_named(&shown)
+        .map_err(|e| fail("case", e.to_string()))?;
+    let inbound: Vec<&Exchange> = exchanges
+        .iter()
+        .filter(|e| e.direction == Direction::Inbound)
+        .collect();
+    if inbound.is_empty() {
+        return Err(fail(
+            "case",
+            format!("{shown} has no inbound request to replay"),
+        ));
+    }
+    let settings = &case.settings;
+    let rules = mock_rules(sh, case, settings, &exchanges).await?;
+
+    let created = control(sh, "/v1/sessions", json!({"mode": "replay"})).await?;
+    let id = created["sessionId"]
+        .as_str()
+        .ok_or_else(|| fail("runtime", format!("session create answered {created}")))?
+        .to_owned();
+    *session = Some(id.clone());
+    control_bytes(sh, &format!("/v1/sessions/{id}/load-case"), bytes).await?;
+    if !rules.is_empty() {
+        control(
+            sh,
+            &format!("/v1/sessions/{id}/rules"),
+            json!({"version": 1, "rules": rules}),
+        )
+        .await?;
+    }
+    if let Some(policy) = &settings.policy {
+        control(sh, &format!("/v1/sessions/{id}/policy"), policy.clone()).await?;
+    }
+
+    let assertions = settings.assertions.clone().unwrap_or_default();
+    let include: Vec<(String, regex::Regex)> = assertions
+        .headers
+        .as_ref()
+        .and_then(|h| h.include.as_ref())
+        .map(|m| {
+            m.iter()
+                // Regexes were compiled once when the suite was read.
+                .filter_map(|(k, v)| regex::Regex::new(v).ok().map(|r| (k.clone(), r)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = assertions.body.clone().unwrap_or_default();
+    let mode = body.mode.unwrap_or(BodyMode::JsonSubset);
+    let ignore = body.ignore.clone().unwrap_or_default();
+
+    for (n, ex) in inbound.iter().enumerate() {
+        let mut request = captured_request(ex);
+        apply_request_overrides(&mut request, settings);
+        if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
+            let answer = call_hook(
+                sh,
+                hook,
+                HookKind::Request,
+                case,
+                json!({"index": n, "request": request.clone()}),
+            )
+            .await?;
+            if let Some(Value::Object(changed)) = answer.get("request") {
+                for (k, v) in changed {
+                    request.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let actual = send(sh, &id, &request).await?;
+        let expected = Message {
+            status: ex.status.unwrap_or(200),
+            headers: ex.response_headers.clone(),
+            body: ex
+                .response_body
+                .as_ref()
+                .map(|b| b.as_bytes().to_vec())
+                .unwrap_or_default(),
+        };
+        let label = |mut f: Failure| {
+            if inbound.len() > 1 {
+                f.message = format!("request #{n}: {}", f.message);
+            }
+            f
+        };
+        if let Some(f) =
+            assert::check_status(assertions.status.as_ref(), expected.status, actual.status)
+        {
+            result.failures.push(label(f));
+        }
+        for f in assert::check_headers(&include, &actual.headers) {
+            result.failures.push(label(f));
+        }
+        if let Some(f) = assert::check_body(mode, &ignore, &expected.body, &actual.body) {
+            result.failures.push(label(f));
+        }
+        let checks = [
+            (body.hook.as_ref(), HookKind::AssertBody),
+            (
+                assertions.headers.as_ref().and_then(|h| h.hook.as_ref()),
+                HookKind::AssertHeaders,
+            ),
+        ];
+        for (hook, kind) in checks {
+            let Some(hook) = hook else { continue };
+            let payload = json!({
+                "index": n,
+                "request": request.clone(),
+                "captured": expected.to_json(),
+                "actual": actual.to_json(),
+            });
+            let path = hooks::resolve(hook, sh.hooks_dir.as_deref(), &sh.suite_dir);
+            let answer = call_hook(sh, hook, kind, case, payload).await?;
+            match hooks::verdict(&path, &answer) {
+                Ok(None) => {}
+                Ok(Some(message)) => result.failures.push(label(Failure {
+                    kind: kind.as_str().into(),
+                    message: format!("{}: {message}", path.display()),
+                    diff: answer
+                        .get("diff")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                })),
+                Err(e) => result.failures.push(label(fail("hook", e))),
+            }
+        }
+        result.expected.push(expected.to_json());
+        result.actual.push(actual.to_json());
+    }
+    Ok(())
+}
+
+/// The captured inbound request as `{method, path, headers, body}`; headers that belong to
+/// the hop (host, length, trace context, the session) or were redacted are left out.
+fn captured_request(ex: &Exchange) -> Map<String, Value> {
+    const SKIP: &[&str] = &[
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "traceparent",
+        "tracestate",
+        "x-softprobe-session-id",
+        "accept-encoding",
+    ];
+    let mut headers = Map::new();
+    for (k, v) in &ex.request_headers {
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with(':') || SKIP.contains(&lower.as_str()) || v == crate::rules::REDACTED {
+            continue;
+        }
+        headers.insert(lower, Value::String(v.clone()));
+    }
+    let path = match &ex.query {
+        Some(q) if !q.is_empty() => format!("{}?{q}", ex.path),
+        _ => ex.path.clone(),
+    };
+    let body = match &ex.request_body {
+        None => Value::String(String::new()),
+        Some(Body::Text(t)) => Value::String(t.clone()),
+        Some(Body::Binary(b)) => assert::body_value(b),
+    };
+    let mut m = Map::new();
+    m.insert("method".into(), Value::String(ex.method.clone()));
+    m.insert("path".into(), Value::String(path));
+    m.insert("headers".into(), Value::Object(headers));
+    m.insert("body".into(), body);
+    m
+}
+
+fn apply_request_overrides(request: &mut Map<String, Value>, settings: &CaseSettings) {
+    let Some(r) = &settings.request else { return };
+    if let Some(m) = &r.method {
+        request.insert("method".into(), Value::String(m.clone()));
+    }
+    if let Some(p) = &r.path {
+        request.insert("path".into(), Value::String(p.clone()));
+    }
+    if let Some(b) = &r.body {
+        request.insert("body".into(), b.clone());
+    }
+    if let Some(h) = &r.headers
+        && let Some(Value::Object(headers)) = request.get_mut("headers")
+    {
+        for (k, v) in h {
+            let k = k.to_ascii_lowercase();
+            match v {
+                Some(v) => headers.insert(k, Value::String(v.clone())),
+                None => headers.remove(&k),
+            };
+        }
+    }
+}
+
+fn body_bytes(body: &Value) -> Vec<u8> {
+    match body {
+        Value::Null => Vec::new(),
+        Value::String(s) => s.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+async fn send(
+    sh: &Shared,
+    session: &str,
+    request: &Map<String, Value>,
+) -> Result<Message, Failure> {
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET");
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| fail("request", format!("bad method {method:?}")))?;
+    let path = request.get("path").and_then(Value::as_str).unwrap_or("/");
+    let url = format!("{}{path}", sh.app);
+    let mut req = sh.http.request(method.clone(), &url);
+    if let Some(Value::Object(h)) = request.get("headers") {
+        for (k, v) in h {
+            if let Some(v) = v.as_str() {
+                req = req.header(k.as_str(), v);
+            }
+        }
+    }
+    req = req.header("x-softprobe-session-id", session);
+    let body = body_bytes(request.get("body").unwrap_or(&Value::Null));
+    if !body.is_empty() {
+        req = req.body(body);
+    }
+    let resp = req.send().await.map_err(|e| {
+        fail(
+            "request",
+            format!("{method} {url} failed: {}", root_cause(&e)),
+        )
+    })?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| {
+            fail(
+                "request",
+                format!("{method} {url}: reading the body: {}", root_cause(&e)),
+            )
+        })?
+        .to_vec();
+    Ok(Message {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Turns the suite's mocks into session rules; `source: case` mocks answer from the loaded
+/// case unless a hook rewrites the captured response, which then becomes an inline mock.
+async fn mock_rules(
+    sh: &Shared,
+    case: &PlannedCase,
+    settings: &CaseSettings,
+    exchanges: &[Exchange],
+) -> Result<Vec<Value>, Failure> {
+    let mut rules = Vec::new();
+    for m in settings.mocks.iter().flatten() {
+        let when = Value::Object(m.matcher.clone().unwrap_or_default());
+        let source = m.source.unwrap_or(if m.response.is_some() {
+            MockSource::Inline
+        } else {
+            MockSource::Case
+        });
+        let (captured_req, mut response) = match source {
+            MockSource::Inline => (Value::Null, m.response.clone()),
+            MockSource::Case => match exchanges.iter().find(|e| selects(&when, e)) {
+                Some(e) => (
+                    Value::Object(captured_request(e)),
+                    Some(
+                        Message {
+                            status: e.status.unwrap_or(200),
+                            headers: e.response_headers.clone(),
+                            body: e
+                                .response_body
+                                .as_ref()
+                                .map(|b| b.as_bytes().to_vec())
+                                .unwrap_or_default(),
+                        }
+                        .to_json(),
+                    ),
+                ),
+                None if m.hook.is_some() => {
+                    return Err(fail(
+                        "mock",
+                        format!(
+                            "mock {:?}: no captured hop of {} matches {when}",
+                            m.name,
+                            case.path.display()
+                        ),
+                    ));
+                }
+                None => (Value::Null, None),
+            },
+        };
+        if let Some(hook) = &m.hook {
+            let answer = call_hook(
+                sh,
+                hook,
+                HookKind::MockResponse,
+                case,
+                json!({"mock": m.name, "request": captured_req, "response": response}),
+            )
+            .await?;
+            if let Some(r) = answer.get("response") {
+                response = Some(r.clone());
+            }
+        }
+        let then = match (source, &m.hook, response) {
+            (MockSource::Case, None, _) => json!({"action": "replay"}),
+            (_, _, Some(r)) => json!({"action": "mock", "response": rule_response(&r)}),
+            (_, _, None) => json!({"action": "replay"}),
+        };
+        let mut rule = json!({
+            "name": m.name,
+            "priority": m.priority.unwrap_or(1000),
+            "when": when,
+            "then": then,
+        });
+        if let Some(c) = &m.consume {
+            rule["consume"] = json!(c);
+        }
+        if let Some(l) = m.latency_ms {
+            rule["latencyMs"] = json!(l);
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+/// A `{status, headers, body}` as a rule response: headers as strings, the body as text or
+/// JSON (binary captured bodies keep their base64 form).
+fn rule_response(r: &Value) -> Value {
+    let mut out = json!({"status": r.get("status").cloned().unwrap_or(json!(200))});
+    if let Some(Value::Object(h)) = r.get("headers") {
+        let headers: Map<String, Value> = h
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.to_ascii_lowercase().as_str(),
+                    "content-length" | "transfer-encoding" | "connection"
+                )
+            })
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+                )
+            })
+            .collect();
+        out["headers"] = Value::Object(headers);
+    }
+    match r.get("body") {
+        Some(Value::Object(o)) if o.len() == 1 && o.contains_key("base64") => {
+            out["bodyBase64"] = o["base64"].clone();
+        }
+        Some(b) if !b.is_null() => out["body"] = b.clone(),
+        _ => {}
+    }
+    out
+}
+
+/// Whether a mock's `match` selects a captured outbound hop (the fields that identify one).
+fn selects(when: &Value, e: &Exchange) -> bool {
+    if e.direction != Direction::Outbound {
+        return false;
+    }
+    let s = |k: &str| when.get(k).and_then(Value::as_str);
+    s("method").is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
+        && s("host").is_none_or(|h| crate::rules::host_matches(h, &e.host))
+        && s("path").is_none_or(|p| p == e.path)
+        && s("pathPrefix").is_none_or(|p| e.path.starts_with(p))
+        && s("direction").is_none_or(|d| d.eq_ignore_ascii_case("outbound"))
+}
+
+async fn call_hook(
+    sh: &Shared,
+    name: &str,
+    kind: HookKind,
+    case: &PlannedCase,
+    mut payload: Value,
+) -> Result<Value, Failure> {
+    let path = hooks::resolve(name, sh.hooks_dir.as_deref(), &sh.suite_dir);
+    payload["kind"] = json!(kind.as_str());
+    payload["suite"] = json!(sh.suite_name);
+    payload["case"] = json!({"name": case.name, "path": case.path.display().to_string()});
+    let timeout = sh.hook_timeout;
+    let hook_path = path.clone();
+    tokio::task::spawn_blocking(move || hooks::call(&hook_path, &payload, timeout))
+        .await
+        .map_err(|e| fail("hook", format!("hook {} panicked: {e}", path.display())))?
+        .map_err(|e| fail("hook", e))
+}
+
+async fn control(sh: &Shared, path: &str, body: Value) -> Result<Value, Failure> {
+    let req = sh.http.post(format!("{}{path}", sh.runtime)).json(&body);
+    finish(sh, path, req).await
+}
+
+async fn control_bytes(sh: &Shared, path: &str, body: Vec<u8>) -> Result<Value, Failure> {
+    let req = sh
+        .http
+        .post(format!("{}{path}", sh.runtime))
+        .header("content-type", "application/json")
+        .body(body);
+    finish(sh, path, req).await
+}
+
+async fn finish(
+    sh: &Shared,
+    path: &str,
+    mut req: reqwest::RequestBuilder,
+) -> Result<Value, Failure> {
+    if let Some(t) = &sh.token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| fail("runtime", format!("POST {path}: {}", root_cause(&e))))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let message = body["error"]["message"]
+            .as_str()
+            .map_or_else(|| body.to_string(), str::to_owned);
+        Err(fail(
+            "runtime",
+            format!("POST {path} answered {status}: {message}"),
+        ))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
