@@ -601,3 +601,26 @@ fn replay_run_answers_from_the_case_and_reports_misses() {
         "{out}"
     );
 }
+
+#[test]
+fn validate_suite_accepts_the_fixture_and_names_the_line_of_a_mistake() {
+    let mut cmd = cli("http://127.0.0.1:9");
+    cmd.args(["validate", "suite", "fixtures/suites/checkout.suite.yaml"]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut cmd = cli("http://127.0.0.1:9");
+    cmd.args([
+        "validate",
+        "suite",
+        "fixtures/suites/invalid/bad-body-mode.suite.yaml",
+        "--json",
+    ]);
+    let (code, out, _) = run(cmd);
+    assert_eq!(code, 5, "{out}");
+    let finding = &json_of(&out)["files"][0]["findings"][0];
+    assert_eq!(finding["line"], 6, "{finding}");
+    assert!(
+        finding["message"].as_str().unwrap().contains("fuzzy"),
+        "{finding}"
+    );
+}

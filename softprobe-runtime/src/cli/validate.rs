@@ -20,6 +20,9 @@ pub enum Kind {
     Rules,
     /// A policy document (JSON or YAML).
     Policy,
+    /// A suite file (`*.suite.yaml`); `${VAR}` references are checked against the
+    /// environment.
+    Suite,
 }
 
 /// `validate`.
@@ -45,6 +48,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Outcome, CliError> {
             Kind::Trace => validate::validate_trace(&bytes, &source),
             Kind::Rules => validate::validate_rules(&bytes, &source),
             Kind::Policy => validate::validate_policy(&bytes, &source),
+            Kind::Suite => suite_report(file, &source),
         };
         if !report.is_valid() {
             invalid += 1;
@@ -88,4 +92,24 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Outcome, CliError> {
         .with_field("files", fields["files"].clone()));
     }
     Ok(Outcome::ok(fields, Some(human)))
+}
+
+/// A suite file's problems as a report: the suite reader stops at the first one.
+fn suite_report(file: &std::path::Path, source: &str) -> Report {
+    let env = std::env::vars().collect();
+    let findings = match crate::suite::load(file, &env) {
+        Ok(_) => Vec::new(),
+        Err(err) => vec![validate::Finding {
+            severity: Severity::Error,
+            code: "suite",
+            json_path: "$".to_owned(),
+            line: err.line().unwrap_or(1),
+            column: 1,
+            message: err.to_string(),
+        }],
+    };
+    Report {
+        source_name: source.to_owned(),
+        findings,
+    }
 }
