@@ -18,7 +18,7 @@ use softprobe_runtime::proxy::CertificateAuthority;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// The running fake upstreams; dropping them (or [`FakeUpstreams::stop`]) stops both.
+/// The running fake upstreams; [`FakeUpstreams::stop`] (or dropping them) stops both.
 #[derive(Debug)]
 pub struct FakeUpstreams {
     payments: SocketAddr,
@@ -29,7 +29,7 @@ pub struct FakeUpstreams {
 
 impl FakeUpstreams {
     /// Starts payments (HTTPS) and shipping (HTTP) on the given addresses; port 0 picks a
-    /// free port.
+    /// free port. The payments certificate comes from a CA generated now.
     pub async fn start(
         payments: SocketAddr,
         shipping: SocketAddr,
@@ -40,6 +40,42 @@ impl FakeUpstreams {
         let tls = ca
             .server_config("localhost")
             .map_err(|e| format!("cannot issue the payments certificate: {e}"))?;
+        Self::serve(payments, shipping, tls, ca.cert_pem().to_owned()).await
+    }
+
+    /// Like [`FakeUpstreams::start`], with a given `localhost` certificate and key (PEM) and
+    /// the CA that signed it: for tests whose proxy was told to trust that CA beforehand.
+    pub async fn start_with_certificate(
+        payments: SocketAddr,
+        shipping: SocketAddr,
+        cert_pem: &str,
+        key_pem: &str,
+        ca_pem: &str,
+    ) -> Result<FakeUpstreams, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the payments certificate is not PEM: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| format!("the payments key is not PEM: {e}"))?;
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the payments certificate and key: {e}"))?;
+        Self::serve(payments, shipping, Arc::new(tls), ca_pem.to_owned()).await
+    }
+
+    async fn serve(
+        payments: SocketAddr,
+        shipping: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        ca_pem: String,
+    ) -> Result<FakeUpstreams, String> {
         let payments_listener = TcpListener::bind(payments)
             .await
             .map_err(|e| format!("payments cannot listen on {payments}: {e}"))?;
@@ -59,7 +95,7 @@ impl FakeUpstreams {
         Ok(FakeUpstreams {
             payments,
             shipping,
-            ca_pem: ca.cert_pem().to_owned(),
+            ca_pem,
             tasks,
         })
     }
@@ -89,8 +125,14 @@ impl FakeUpstreams {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
-    /// Stops both upstreams; connections in flight are cut.
-    pub fn stop(self) {}
+    /// Stops both upstreams and waits until their ports are free; connections in flight
+    /// are cut. (Dropping them stops them too, but without waiting.)
+    pub async fn stop(mut self) {
+        for task in std::mem::take(&mut self.tasks) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for FakeUpstreams {

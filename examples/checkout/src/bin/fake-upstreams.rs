@@ -54,6 +54,6 @@ async fn main() -> ExitCode {
     println!("shipping  {}", upstreams.shipping_url());
     let signal = checkout::shutdown_signal().await;
     eprintln!("fake-upstreams: {signal}, stopping");
-    upstreams.stop();
+    upstreams.stop().await;
     ExitCode::SUCCESS
 }

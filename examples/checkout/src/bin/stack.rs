@@ -186,7 +186,9 @@ async fn run(flags: Flags) -> Result<(), String> {
     let _ = stop_app.send(());
     let _ = app.await;
     egress.shutdown().await;
-    drop(upstreams);
+    if let Some(upstreams) = upstreams {
+        upstreams.stop().await;
+    }
     let mut failed = Vec::new();
     for flushed in server.flush_captures() {
         match flushed.result {
