@@ -244,7 +244,8 @@ fn the_capture_guide_works_as_written_and_its_case_replays_offline() {
         dir,
         &base,
         r#"eval "$(softprobe session start --mode capture --shell)"
-           echo "Session: $SOFTPROBE_SESSION_ID""#,
+           echo "Session: $SOFTPROBE_SESSION_ID"
+           softprobe session close --out shell.case.json >&2"#,
     );
     assert!(shell.starts_with("Session: sess_"), "{shell}");
     let curl_id = step(

@@ -51,6 +51,9 @@ struct Flags {
     /// replaced) [default: e2e/captured.case.json].
     #[arg(long, env = "SOFTPROBE_CAPTURE_CASE_PATH")]
     capture_case_path: Option<String>,
+    /// Log filter for the runtime and proxies (tracing EnvFilter syntax), to stderr.
+    #[arg(long, env = "SOFTPROBE_LOG", default_value = "info")]
+    log: String,
     /// Directory for the CA certificates (the proxy's, trusted by the app; the payments
     /// one, trusted by the egress proxy).
     #[arg(long, default_value = "target/softprobe-stack")]
@@ -60,6 +63,17 @@ struct Flags {
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Flags::parse();
+    match tracing_subscriber::EnvFilter::try_new(&flags.log) {
+        Ok(filter) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Err(err) => {
+            eprintln!("stack: --log / SOFTPROBE_LOG {:?}: {err}", flags.log);
+            return ExitCode::from(2);
+        }
+    }
     checkout::install_crypto_provider();
     match run(flags).await {
         Ok(()) => ExitCode::SUCCESS,
