@@ -22,7 +22,8 @@ use crate::error::Error;
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Observed {
     pub(crate) exchanges: Vec<Exchange>,
-    pub(crate) misses: Vec<softprobe_runtime::replay::MissReport>,
+    /// Strict misses, as text for the report.
+    pub(crate) misses: Vec<String>,
     /// Hops decided; each is recorded once its response has been streamed.
     pub(crate) decided: usize,
     /// A rule of the test itself answered a hop: the scenario differs from the recording on
@@ -33,6 +34,9 @@ pub(crate) struct Observed {
 /// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
 pub(crate) struct Observer {
     inner: Arc<dyn ProxyBackend>,
+    /// A remote runtime answers over HTTP, so decisions arrive without their origin: its
+    /// strict misses are told by their status and header, and every answer looks like a rule.
+    remote: bool,
     log: Mutex<HashMap<String, Observed>>,
 }
 
@@ -76,7 +80,12 @@ impl ProxyBackend for Observer {
             self.with(session_id, |o| {
                 o.decided += 1;
                 match &decision {
-                    Decision::StrictMiss(report) => o.misses.push((**report).clone()),
+                    Decision::StrictMiss(report) => o.misses.push(report.render_text()),
+                    Decision::Respond { response, .. } if self.remote => {
+                        if let Some(text) = crate::verify::remote_miss_text(response) {
+                            o.misses.push(text);
+                        }
+                    }
                     Decision::Respond {
                         origin:
                             Origin::Rule {
@@ -182,6 +191,7 @@ fn start() -> Result<Embedded, String> {
         }
     };
     let observer = Arc::new(Observer {
+        remote: matches!(control, Control::Remote { .. }),
         inner,
         log: Mutex::new(HashMap::new()),
     });

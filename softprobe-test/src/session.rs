@@ -246,12 +246,25 @@ impl Session {
             .expect("a reqwest client with a proxy and a root certificate builds")
     }
 
+    /// Whether the test gave this session rules of its own.
+    pub(crate) fn added_rules(&self) -> bool {
+        self.inner
+            .rules
+            .lock()
+            .map(|r| !r.is_empty())
+            .unwrap_or(false)
+    }
+
+    fn proxy_ca(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.ca_cert_pem().as_bytes())
+            .expect("the proxy CA is a valid PEM certificate")
+    }
+
     /// The builder behind [`Session::http_client`], to add timeouts or default headers.
     pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
         let proxy = reqwest::Proxy::all(self.egress_proxy_url())
             .expect("the egress proxy URL is a valid proxy URL");
-        let ca = reqwest::Certificate::from_pem(self.ca_cert_pem().as_bytes())
-            .expect("the proxy CA is a valid PEM certificate");
+        let ca = self.proxy_ca();
         // Every HTTPS call goes through the proxy, which presents certificates of its own CA:
         // that is the only root needed, and skipping the system roots keeps a client cheap.
         reqwest::Client::builder().proxy(proxy).tls_certs_only([ca])
@@ -270,8 +283,7 @@ impl Session {
             reqwest::header::HeaderValue::from_str(&self.inner.test_name)
                 .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("test")),
         );
-        let ca = reqwest::Certificate::from_pem(self.ca_cert_pem().as_bytes())
-            .expect("the proxy CA is a valid PEM certificate");
+        let ca = self.proxy_ca();
         reqwest::Client::builder()
             .no_proxy()
             .default_headers(headers)
@@ -475,7 +487,7 @@ impl Session {
         }
     }
 
-    fn remote(&self, path: &str, body: Vec<u8>) -> Result<()> {
+    pub(crate) fn remote(&self, path: &str, body: Vec<u8>) -> Result<()> {
         let Control::Remote { base, token } = &self.inner.embedded.control else {
             return Ok(());
         };

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use serde_json::Value;
 use softprobe_runtime::case::{Body, Case, Direction, Exchange};
-use softprobe_runtime::replay::MissReport;
 
 /// Values that change on every run and are never compared, whatever the attribute says.
 const VOLATILE_HEADERS: &[&str] = &[
@@ -167,13 +166,6 @@ fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<Drift>)
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 /// Compares one answer of the service with its recording.
 pub(crate) fn compare(
     recorded: &Exchange,
@@ -192,10 +184,7 @@ pub(crate) fn compare(
         if redactions.headers.iter().any(|h| h == name) || VOLATILE_HEADERS.contains(name) {
             continue;
         }
-        let (e, a) = (
-            header(&recorded.response_headers, name),
-            header(&actual.response_headers, name),
-        );
+        let (e, a) = (recorded.response_header(name), actual.response_header(name));
         if e != a && e != Some("[REDACTED]") {
             out.push(Drift {
                 field: format!("header {name}"),
@@ -319,9 +308,48 @@ fn target(e: &Exchange) -> String {
     }
 }
 
-/// The failure text for outbound calls the case could not answer.
-pub(crate) fn miss_failures(misses: &[MissReport]) -> Vec<String> {
-    misses.iter().map(|m| m.render_text()).collect()
+/// The report of a strict miss a remote runtime answered (599 with
+/// `x-softprobe-strict-miss`), from its JSON body; `None` for any other answer.
+pub(crate) fn remote_miss_text(response: &softprobe_runtime::replay::Response) -> Option<String> {
+    if response.status != softprobe_runtime::replay::STRICT_MISS_STATUS
+        || !response
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(softprobe_runtime::replay::STRICT_MISS_HEADER))
+    {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(response.body.as_ref()?.as_bytes()).ok()?;
+    let mut text = format!(
+        "{}\n  request: {} {}\n",
+        body["error"]["message"].as_str().unwrap_or("strict miss"),
+        body["request"]["method"].as_str().unwrap_or("?"),
+        body["request"]["url"].as_str().unwrap_or("?")
+    );
+    for (n, c) in body["candidates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let _ = writeln!(
+            text,
+            "  {}. {} {}",
+            n + 1,
+            c["method"].as_str().unwrap_or("?"),
+            c["url"].as_str().unwrap_or("?")
+        );
+        for d in c["differences"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                text,
+                "       {}: expected {}, actual {}",
+                d["field"].as_str().unwrap_or("?"),
+                d["expected"],
+                d["actual"]
+            );
+        }
+    }
+    Some(text)
 }
 
 /// Writes what the test actually exchanged beside the case, as `<case>.new`.
@@ -392,7 +420,11 @@ pub(crate) fn snapshot_text(
     let redactions = Redactions::parse(&redact.iter().map(String::as_str).collect::<Vec<_>>());
     let mut out = format!("status: {status}\n");
     for name in COMPARED_HEADERS {
-        if let Some(v) = header(headers, name) {
+        if let Some(v) = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+        {
             out.push_str(&format!("{name}: {v}\n"));
         }
     }
