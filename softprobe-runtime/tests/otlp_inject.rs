@@ -93,26 +93,10 @@ async fn json_inject_hit_miss_and_counts() {
     assert_eq!(stats["injectedSpans"], 1);
     assert_eq!(stats["stats"]["injectedSpans"], 1);
 
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("softprobe_inject_total{result=\"hit\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("softprobe_inject_total{result=\"miss\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("softprobe_inject_duration_seconds_count 2"),
-        "{metrics}"
-    );
+    let metrics = metrics_text(&base).await;
+    assert_metric(&metrics, "softprobe_inject_total{result=\"hit\"} 1");
+    assert_metric(&metrics, "softprobe_inject_total{result=\"miss\"} 1");
+    assert_metric(&metrics, "softprobe_inject_duration_seconds_count 2");
 }
 
 #[tokio::test]
@@ -222,18 +206,8 @@ async fn strict_miss_is_599_with_the_report_and_kept_in_state() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("softprobe_inject_total{result=\"strict_miss\"} 1"),
-        "{metrics}"
-    );
+    let metrics = metrics_text(&base).await;
+    assert_metric(&metrics, "softprobe_inject_total{result=\"strict_miss\"} 1");
 }
 
 #[tokio::test]
@@ -259,18 +233,8 @@ async fn error_rules_count_as_injected_errors_and_latency_is_honoured() {
     let attrs = answer_attrs(&body);
     assert_eq!(attrs["http.response.status_code"], "503");
     assert_eq!(attrs["http.response.body"], "unavailable");
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("softprobe_inject_total{result=\"error\"} 1"),
-        "{metrics}"
-    );
+    let metrics = metrics_text(&base).await;
+    assert_metric(&metrics, "softprobe_inject_total{result=\"error\"} 1");
 }
 
 fn proto_kv(key: &str, value: &str) -> KeyValue {

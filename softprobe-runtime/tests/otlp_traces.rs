@@ -178,18 +178,8 @@ async fn non_capture_sessions_count_but_do_not_buffer() {
     let (_, stats) = get_json(&base, &format!("/v1/sessions/{id}/stats")).await;
     assert_eq!(stats["extractedSpans"], 2);
     assert_eq!(server.store().session(&id).unwrap().captured_len(), 0);
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("softprobe_extracted_spans_total 2"),
-        "{metrics}"
-    );
+    let metrics = metrics_text(&base).await;
+    assert_metric(&metrics, "softprobe_extracted_spans_total 2");
 }
 
 #[tokio::test]
@@ -204,18 +194,8 @@ async fn unknown_sessions_and_odd_spans_are_skipped() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let metrics = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("softprobe_extracted_spans_total 0"),
-        "{metrics}"
-    );
+    let metrics = metrics_text(&base).await;
+    assert_metric(&metrics, "softprobe_extracted_spans_total 0");
 
     // A span with a session but no HTTP method is skipped; its neighbour is recorded.
     let id = create_session(&base, "capture").await;

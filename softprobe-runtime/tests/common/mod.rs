@@ -62,6 +62,25 @@ pub async fn get_json(base: &str, path: &str) -> (StatusCode, Value) {
     json_of(client().get(format!("{base}{path}")).send().await.unwrap()).await
 }
 
+/// The Prometheus text of `/metrics`.
+pub async fn metrics_text(base: &str) -> String {
+    let resp = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// Asserts that the metrics text holds one exact sample line (name, labels and value).
+pub fn assert_metric(metrics: &str, sample: &str) {
+    assert!(
+        metrics.lines().any(|line| line == sample),
+        "no line `{sample}` in the metrics:\n{metrics}"
+    );
+}
+
 /// Asserts that a body matches its schema in `spec/schemas/`.
 pub fn assert_schema(kind: SchemaKind, body: &Value) {
     if let Err(violations) = validate_json(kind, body) {
