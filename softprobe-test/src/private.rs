@@ -163,6 +163,35 @@ pub fn run_case<M, F: TestFn<M>>(spec: CaseSpec, test: F) {
 
 pub use insta;
 
+/// Where `softprobe::assert_response!` was called: what insta names the snapshot file from.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSite<'a> {
+    /// insta's workspace root for the calling crate (`insta::_get_workspace_root!()`).
+    pub workspace: &'a Path,
+    /// `module_path!()` at the call.
+    pub module_path: &'a str,
+    /// `file!()` at the call.
+    pub file: &'a str,
+    /// The snapshot name the test gave.
+    pub name: &'a str,
+}
+
+/// In capture mode, queues the snapshot to be written (over any older one) when the test
+/// passes and returns `true`: the caller then skips insta's comparison, because a recording
+/// run records the answers rather than judging them. In replay mode returns `false` and
+/// insta asserts as usual.
+#[track_caller]
+pub fn capture_snapshot(sp: &Session, text: &str, site: SnapshotSite<'_>) -> bool {
+    if sp.mode() != crate::Mode::Capture {
+        return false;
+    }
+    let pending = crate::verify::PendingSnapshot::new(site, text);
+    if let Err(msg) = crate::verify::queue_snapshot(sp.id(), pending) {
+        panic!("{msg}");
+    }
+    true
+}
+
 /// The text `softprobe::assert_response!` snapshots for a response.
 pub async fn response_snapshot(sp: &Session, resp: reqwest::Response) -> String {
     let status = resp.status().as_u16();

@@ -248,11 +248,16 @@ fn finish_capture(
 ) -> Result<(), String> {
     let inner = &session.inner;
     let path = inner.case_path.clone();
+    let snapshots = verify::take_snapshots(&inner.id);
     if !passed {
         let _ = close(session, None);
         return Err(format!(
-            "softprobe: capture of {} not written because the test failed; the previous file (if any) is unchanged",
-            path.display()
+            "softprobe: capture of {} not written because the test failed; the previous file (if any) is unchanged{}",
+            path.display(),
+            match snapshots.len() {
+                0 => String::new(),
+                n => format!(", and so are its {n} snapshot(s)"),
+            }
         ));
     }
     close(session, Some(&path)).map_err(|e| {
@@ -267,6 +272,16 @@ fn finish_capture(
         path.display(),
         verify::summary(observed)
     );
+    for snap in &snapshots {
+        verify::write_snapshot(snap).map_err(|e| {
+            format!(
+                "softprobe: cannot write the snapshot {} of {}: {e}",
+                snap.path.display(),
+                plan.test_name
+            )
+        })?;
+        println!("softprobe: wrote snapshot {}", snap.path.display());
+    }
     Ok(())
 }
 

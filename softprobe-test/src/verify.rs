@@ -3,7 +3,8 @@
 //! written for a person, with the evidence kept next to the case as `<case>.new`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde_json::Value;
 use softprobe_runtime::case::{Body, Case, Direction, Exchange};
@@ -448,6 +449,114 @@ pub(crate) fn snapshot_text(
     }
     out.push('\n');
     out
+}
+
+/// A snapshot a capture run writes when its test passes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingSnapshot {
+    pub(crate) path: PathBuf,
+    source: String,
+    text: String,
+}
+
+/// Snapshots queued by capture runs still going on, by session id.
+static PENDING: Mutex<Vec<(String, PendingSnapshot)>> = Mutex::new(Vec::new());
+
+impl PendingSnapshot {
+    /// Names the file as insta would for a named file snapshot at `site`, under the insta
+    /// settings bound on this thread (snapshot path, module prefix, suffix), so the file a
+    /// capture writes is the one a replay's `assert_snapshot!` reads.
+    pub(crate) fn new(site: crate::__private::SnapshotSite<'_>, text: &str) -> Self {
+        let settings = insta::Settings::clone_current();
+        let file = Path::new(site.file);
+        let mut name = String::new();
+        if settings.prepend_module_to_snapshot() {
+            name.push_str(&site.module_path.replace("::", "__"));
+            name.push_str("__");
+        }
+        name.push_str(&site.name.replace(['/', '\\'], "__"));
+        if let Some(suffix) = settings.snapshot_suffix() {
+            name.push('@');
+            name.push_str(suffix);
+        }
+        name.push_str(".snap");
+        let path = site
+            .workspace
+            .join(file.parent().unwrap_or(Path::new("")))
+            .join(settings.snapshot_path())
+            .join(name);
+        let source = file
+            .strip_prefix(site.workspace)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .replace('\\', "/");
+        PendingSnapshot {
+            path,
+            source,
+            text: text.trim_end().replace("\r\n", "\n"),
+        }
+    }
+
+    /// The file in insta's format: a YAML header, then the text.
+    fn contents(&self) -> String {
+        let plain = self
+            .source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+        let source = if plain {
+            self.source.clone()
+        } else {
+            // A JSON string is a valid YAML scalar whatever the path holds.
+            Value::String(self.source.clone()).to_string()
+        };
+        format!(
+            "---\nsource: {source}\nexpression: __softprobe_text\n---\n{}\n",
+            self.text
+        )
+    }
+}
+
+/// Queues a capture run's snapshot. Two different answers under one snapshot name in one
+/// test could never both replay, so that is an error naming the file.
+pub(crate) fn queue_snapshot(session: &str, snap: PendingSnapshot) -> Result<(), String> {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, earlier)) = pending
+        .iter()
+        .find(|(s, p)| s == session && p.path == snap.path)
+    {
+        if earlier.text == snap.text {
+            return Ok(());
+        }
+        return Err(format!(
+            "softprobe: two different responses were asserted under one snapshot name ({}) in this test; give each assert_response! its own name",
+            snap.path.display()
+        ));
+    }
+    pending.push((session.to_owned(), snap));
+    Ok(())
+}
+
+/// Takes the snapshots a session queued, in the order they were asserted.
+pub(crate) fn take_snapshots(session: &str) -> Vec<PendingSnapshot> {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    let (mine, others) = std::mem::take(&mut *pending)
+        .into_iter()
+        .partition(|(s, _)| s == session);
+    *pending = others;
+    mine.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Writes a snapshot atomically, so a parallel `cargo insta` or test never reads half a file.
+pub(crate) fn write_snapshot(snap: &PendingSnapshot) -> Result<(), String> {
+    if let Some(dir) = snap.path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    softprobe_runtime::case::write_atomic(&snap.path, snap.contents().as_bytes())
+        .map_err(|e| e.to_string())?;
+    // A pending `.snap.new` from an earlier failed replay is stale now.
+    let _ = std::fs::remove_file(snap.path.with_extension("snap.new"));
+    Ok(())
 }
 
 /// One line per hop, in the order they happened, for the capture summary.
