@@ -133,6 +133,10 @@ pub enum InspectCommand {
     Case {
         /// The case file.
         file: PathBuf,
+        /// Show every URL whole (the table cuts long ones to their origin and drops query
+        /// strings; `--json` always has them whole).
+        #[arg(long)]
+        wide: bool,
     },
     /// The state of a live session.
     Session(SessionRef),
@@ -219,7 +223,7 @@ pub fn run(cli: Cli) -> u8 {
     };
     let result = match cli.command {
         Command::Session(cmd) => session::run(&ctx, cmd),
-        Command::Inspect(InspectCommand::Case { file }) => inspect::case(&file),
+        Command::Inspect(InspectCommand::Case { file, wide }) => inspect::case(&file, wide),
         Command::Inspect(InspectCommand::Session(s)) => inspect::session(&ctx, &s.session),
         Command::Validate(args) => validate::run(&args),
         Command::Scrub(args) => scrub::run(&args),
