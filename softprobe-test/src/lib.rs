@@ -31,8 +31,10 @@
 //!
 //! The attribute reference is in [`attribute_reference`]; [`Session`] lists what a test can do.
 
-/// Snapshot-asserts a response of the service with [insta](https://insta.rs): status,
-/// `content-type` and body (pretty JSON with the test's `redact(...)` paths replaced).
+/// Snapshot-asserts a response of the service with [insta](https://insta.rs): status, the
+/// compared headers it carries (`content-type`, `location`, `cache-control`... and the test's
+/// `headers(...)`; cookie names only for `set-cookie`) and body (pretty JSON with the test's
+/// `redact(...)` paths replaced).
 /// In replay mode `cargo insta review` and `INSTA_UPDATE` work as usual and the snapshot lives
 /// next to the test (in `snapshots/`, or where the bound insta `Settings` say). In capture mode
 /// (`SOFTPROBE_MODE=capture`) the snapshot is written, over any older one, when the test
