@@ -11,7 +11,25 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, ItemFn, LitStr, Path, Token};
 
-const OPTIONS: &str = "`mode`, `strict`, `redact`, `crate`";
+const OPTIONS: &str = "`mode`, `strict`, `redact`, `headers`, `crate`";
+/// Headers that change on every run or belong to the connection; the same list as
+/// `softprobe`'s comparison, which rejects them at run time for `Run::headers`.
+const VOLATILE_HEADERS: &[&str] = &[
+    "date",
+    "age",
+    "expires",
+    "last-modified",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "x-correlation-id",
+    "x-trace-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "server-timing",
+];
 const MODES: &[&str] = &["replay", "capture", "auto"];
 
 /// Everything the attribute says.
@@ -20,6 +38,7 @@ struct CaseArgs {
     mode: Option<LitStr>,
     strict: bool,
     redact: Vec<LitStr>,
+    headers: Vec<LitStr>,
     krate: Option<Path>,
 }
 
@@ -28,13 +47,18 @@ enum Opt {
     Mode(Ident, LitStr),
     Strict(Ident),
     Redact(Ident, Vec<LitStr>),
+    Headers(Ident, Vec<LitStr>),
     Crate(Ident, LitStr),
 }
 
 impl Opt {
     fn key(&self) -> &Ident {
         match self {
-            Opt::Mode(k, _) | Opt::Strict(k) | Opt::Redact(k, _) | Opt::Crate(k, _) => k,
+            Opt::Mode(k, _)
+            | Opt::Strict(k)
+            | Opt::Redact(k, _)
+            | Opt::Headers(k, _)
+            | Opt::Crate(k, _) => k,
         }
     }
 }
@@ -94,6 +118,7 @@ impl Parse for Opt {
                 }
                 Ok(Opt::Redact(key, selectors))
             }
+            "headers" => Ok(Opt::Headers(key.clone(), parse_headers(&key, input)?)),
             "crate" => {
                 input.parse::<Token![=]>()?;
                 let value: LitStr = input.parse()?;
@@ -105,6 +130,59 @@ impl Parse for Opt {
             )),
         }
     }
+}
+
+/// `headers("x-total-count", ...)`: non-empty, each a header name, none volatile, none twice.
+fn parse_headers(key: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
+    const USAGE: &str =
+        "`headers` takes header names to compare: headers(\"x-total-count\", \"etag\")";
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new_spanned(key, USAGE));
+    }
+    let content;
+    syn::parenthesized!(content in input);
+    let items = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
+        .map_err(|e| syn::Error::new(e.span(), USAGE))?;
+    if items.is_empty() {
+        return Err(syn::Error::new_spanned(key, USAGE));
+    }
+    let mut names: Vec<LitStr> = Vec::new();
+    for lit in items {
+        let value = lit.value();
+        let lower = value.to_ascii_lowercase();
+        if let Some(rest) = value.strip_prefix("header:") {
+            return Err(syn::Error::new_spanned(
+                &lit,
+                format!("write the bare header name: \"{rest}\""),
+            ));
+        }
+        if value.is_empty()
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(syn::Error::new_spanned(
+                &lit,
+                format!("`{value}` is not a header name"),
+            ));
+        }
+        if VOLATILE_HEADERS.contains(&lower.as_str()) {
+            return Err(syn::Error::new_spanned(
+                &lit,
+                format!(
+                    "`{value}` changes on every run (or belongs to the connection) and is never compared"
+                ),
+            ));
+        }
+        if names.iter().any(|n| n.value().eq_ignore_ascii_case(&value)) {
+            return Err(syn::Error::new_spanned(
+                &lit,
+                format!("header `{value}` is listed twice"),
+            ));
+        }
+        names.push(lit);
+    }
+    Ok(names)
 }
 
 impl Parse for CaseArgs {
@@ -136,6 +214,7 @@ impl Parse for CaseArgs {
             mode: None,
             strict: false,
             redact: Vec::new(),
+            headers: Vec::new(),
             krate: None,
         };
         if input.is_empty() {
@@ -160,7 +239,29 @@ impl Parse for CaseArgs {
                 Opt::Mode(_, v) => args.mode = Some(v),
                 Opt::Strict(_) => args.strict = true,
                 Opt::Redact(_, v) => args.redact = v,
+                Opt::Headers(_, v) => args.headers = v,
                 Opt::Crate(_, v) => args.krate = Some(v.parse()?),
+            }
+        }
+        for h in &args.headers {
+            let both = args.redact.iter().find(|r| {
+                r.value()
+                    .strip_prefix("header:")
+                    .is_some_and(|n| n.trim().eq_ignore_ascii_case(&h.value()))
+            });
+            if let Some(r) = both {
+                let err = syn::Error::new_spanned(
+                    h,
+                    format!(
+                        "header `{}` is both compared (`headers`) and redacted ({:?}); keep one",
+                        h.value(),
+                        r.value()
+                    ),
+                );
+                match &mut errors {
+                    Some(e) => e.combine(err),
+                    None => errors = Some(err),
+                }
             }
         }
         match errors {
@@ -293,8 +394,13 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
     let strict = args.strict;
     let redact = &args.redact;
     let span = func.sig.ident.span();
+    let headers: Vec<String> = args
+        .headers
+        .iter()
+        .map(|h| h.value().to_ascii_lowercase())
+        .collect();
     let call = quote_spanned! {span=>
-        #krate::__private::run_case(__softprobe_spec, #inner_name)
+        #krate::__private::run_case_with(__softprobe_spec, __softprobe_options, #inner_name)
     };
     quote! {
         #(#attrs)*
@@ -310,6 +416,9 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
                 mode: #mode,
                 strict: #strict,
                 redact: &[#(#redact),*],
+            };
+            let __softprobe_options = #krate::__private::CaseOptions {
+                headers: &[#(#headers),*],
             };
             #call
         }

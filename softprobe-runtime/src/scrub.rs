@@ -3,14 +3,20 @@
 //! private keys and cloud or payment API keys. Matches become `"[REDACTED]"`.
 //!
 //! The capture path already redacts sensitive headers and `capture_only` rules; this is the
-//! safety net for files captured elsewhere or before a rule existed.
+//! safety net for files captured elsewhere or before a rule existed. [`ScrubRules`] add a
+//! project's own patterns, body fields and headers on top.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_json::Value;
 
+use crate::case::attributes::{REQUEST_BODY, RESPONSE_BODY};
 use crate::case::{AnyValue, Case, KeyValue};
+
+mod rules;
+
+pub use rules::{CustomPattern, ScrubRules, ScrubRulesError};
 
 /// The replacement for every secret.
 pub const REDACTED: &str = "[REDACTED]";
@@ -45,6 +51,10 @@ pub enum SecretKind {
     CloudKey,
     /// A secret API key such as `sk_live_...`.
     ApiKey,
+    /// A match of a pattern from a scrub rules file (its name is in [`Finding::rule`]).
+    CustomPattern,
+    /// A JSON body field named by a scrub rules file.
+    BodyField,
 }
 
 impl SecretKind {
@@ -59,6 +69,8 @@ impl SecretKind {
             SecretKind::PrivateKey => "private key",
             SecretKind::CloudKey => "cloud access key",
             SecretKind::ApiKey => "API key",
+            SecretKind::CustomPattern => "custom pattern",
+            SecretKind::BodyField => "body field",
         }
     }
 }
@@ -70,6 +82,18 @@ pub struct Finding {
     pub json_path: String,
     /// What it looks like.
     pub kind: SecretKind,
+    /// For a finding of a scrub rules file: the pattern's name, the JSONPath or the header.
+    pub rule: Option<String>,
+}
+
+impl Finding {
+    /// `card number`, `custom pattern "ticket"`, `body field "$.phone"`.
+    pub fn describe(&self) -> String {
+        match &self.rule {
+            Some(rule) => format!("{} {rule:?}", self.kind.as_str()),
+            None => self.kind.as_str().to_owned(),
+        }
+    }
 }
 
 struct Pattern {
@@ -131,7 +155,35 @@ fn luhn(candidate: &str) -> bool {
 
 /// Redacts secrets inside one string; returns the kinds found (empty: unchanged).
 pub fn scrub_str(text: &mut String) -> Vec<SecretKind> {
+    scrub_str_with(text, &ScrubRules::default())
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
+}
+
+/// [`scrub_str`] with a rules file's patterns tried first; custom findings carry the
+/// pattern's name.
+pub fn scrub_str_with(text: &mut String, rules: &ScrubRules) -> Vec<(SecretKind, Option<String>)> {
     let mut kinds = Vec::new();
+    for pattern in &rules.patterns {
+        let mut found = false;
+        let replaced = pattern
+            .regex
+            .replace_all(text, |caps: &regex::Captures<'_>| {
+                let m = &caps[0];
+                // A replacement the pattern matches again is already scrubbed.
+                if m == pattern.replacement {
+                    return m.to_owned();
+                }
+                found = true;
+                pattern.replacement.clone()
+            })
+            .into_owned();
+        if found {
+            kinds.push((SecretKind::CustomPattern, Some(pattern.name.clone())));
+            *text = replaced;
+        }
+    }
     for pattern in PATTERNS.iter() {
         if !pattern.regex.is_match(text) {
             continue;
@@ -149,74 +201,120 @@ pub fn scrub_str(text: &mut String) -> Vec<SecretKind> {
             })
             .into_owned();
         if found {
-            kinds.push(pattern.kind);
+            kinds.push((pattern.kind, None));
             *text = replaced;
         }
     }
     kinds
 }
 
-fn scrub_any(value: &mut AnyValue, path: &str, out: &mut Vec<Finding>) {
+/// Applies the rules' JSONPaths to a JSON body; the body is rewritten only when a field
+/// changed, so an already scrubbed file stays byte for byte the same.
+fn scrub_body(text: &mut String, path: &str, rules: &ScrubRules, out: &mut Vec<Finding>) {
+    if rules.json_paths.is_empty() {
+        return;
+    }
+    let Ok(mut json) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let mut changed = false;
+    for jp in &rules.json_paths {
+        if let Some(v) = jp.select_mut(&mut json)
+            && *v != REDACTED
+            && !v.is_null()
+        {
+            *v = Value::String(REDACTED.to_owned());
+            changed = true;
+            out.push(Finding {
+                json_path: path.to_owned(),
+                kind: SecretKind::BodyField,
+                rule: Some(jp.as_str().to_owned()),
+            });
+        }
+    }
+    if changed {
+        *text = json.to_string();
+    }
+}
+
+fn scrub_any(value: &mut AnyValue, path: &str, rules: &ScrubRules, out: &mut Vec<Finding>) {
     match value {
         AnyValue::String(s) => {
-            for kind in scrub_str(s) {
+            for (kind, rule) in scrub_str_with(s, rules) {
                 out.push(Finding {
                     json_path: path.to_owned(),
                     kind,
+                    rule,
                 });
             }
         }
         AnyValue::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                scrub_any(item, &format!("{path}.arrayValue.values[{i}]"), out);
+                scrub_any(item, &format!("{path}.arrayValue.values[{i}]"), rules, out);
             }
         }
-        AnyValue::KvList(kvs) => scrub_attributes(kvs, &format!("{path}.kvlistValue.values"), out),
+        AnyValue::KvList(kvs) => {
+            scrub_attributes(kvs, &format!("{path}.kvlistValue.values"), rules, out)
+        }
         _ => {}
     }
 }
 
-fn scrub_attributes(attrs: &mut [KeyValue], path: &str, out: &mut Vec<Finding>) {
+fn scrub_attributes(
+    attrs: &mut [KeyValue],
+    path: &str,
+    rules: &ScrubRules,
+    out: &mut Vec<Finding>,
+) {
     for (i, kv) in attrs.iter_mut().enumerate() {
         let value_path = format!("{path}[{i}].value.stringValue");
         let header = kv
             .key
             .strip_prefix("http.request.header.")
-            .or_else(|| kv.key.strip_prefix("http.response.header."));
-        if let Some(name) = header
-            && SENSITIVE_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-        {
-            if kv.value.as_str() != Some(REDACTED) {
-                kv.value = AnyValue::String(REDACTED.to_owned());
-                out.push(Finding {
-                    json_path: value_path,
-                    kind: SecretKind::SensitiveHeader,
-                });
+            .or_else(|| kv.key.strip_prefix("http.response.header."))
+            .map(str::to_ascii_lowercase);
+        if let Some(name) = header {
+            let user = rules.headers.contains(&name);
+            if user || SENSITIVE_HEADERS.contains(&name.as_str()) {
+                if kv.value.as_str() != Some(REDACTED) {
+                    kv.value = AnyValue::String(REDACTED.to_owned());
+                    out.push(Finding {
+                        json_path: value_path,
+                        kind: SecretKind::SensitiveHeader,
+                        rule: user.then_some(name),
+                    });
+                }
+                continue;
             }
-            continue;
         }
-        scrub_any(&mut kv.value, &format!("{path}[{i}].value"), out);
+        if (kv.key == REQUEST_BODY || kv.key == RESPONSE_BODY)
+            && let AnyValue::String(body) = &mut kv.value
+        {
+            scrub_body(body, &value_path, rules, out);
+        }
+        scrub_any(&mut kv.value, &format!("{path}[{i}].value"), rules, out);
     }
 }
 
-fn scrub_json(value: &mut Value, path: &str, out: &mut Vec<Finding>) {
+fn scrub_json(value: &mut Value, path: &str, rules: &ScrubRules, out: &mut Vec<Finding>) {
     match value {
         Value::String(s) => {
-            for kind in scrub_str(s) {
+            for (kind, rule) in scrub_str_with(s, rules) {
                 out.push(Finding {
                     json_path: path.to_owned(),
                     kind,
+                    rule,
                 });
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                scrub_json(item, &format!("{path}[{i}]"), out);
+                scrub_json(item, &format!("{path}[{i}]"), rules, out);
             }
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                scrub_json(v, &format!("{path}.{k}"), out);
+                scrub_json(v, &format!("{path}.{k}"), rules, out);
             }
         }
         _ => {}
@@ -226,6 +324,12 @@ fn scrub_json(value: &mut Value, path: &str, out: &mut Vec<Finding>) {
 /// Redacts every likely secret in a case (span attributes, embedded rules and fixtures,
 /// unknown top-level keys) and lists what it replaced.
 pub fn scrub_case(case: &mut Case) -> Vec<Finding> {
+    scrub_case_with(case, &ScrubRules::default())
+}
+
+/// [`scrub_case`] with a rules file's patterns, body fields and headers on top of the
+/// built-in ones.
+pub fn scrub_case_with(case: &mut Case, rules: &ScrubRules) -> Vec<Finding> {
     let mut out = Vec::new();
     for (t, trace) in case.traces.iter_mut().enumerate() {
         for (r, rs) in trace.resource_spans.iter_mut().enumerate() {
@@ -234,16 +338,16 @@ pub fn scrub_case(case: &mut Case) -> Vec<Finding> {
                     let path = format!(
                         "$.traces[{t}].resourceSpans[{r}].scopeSpans[{s}].spans[{i}].attributes"
                     );
-                    scrub_attributes(&mut span.attributes, &path, &mut out);
+                    scrub_attributes(&mut span.attributes, &path, rules, &mut out);
                 }
             }
         }
     }
     for (i, fixture) in case.fixtures.iter_mut().flatten().enumerate() {
-        scrub_json(fixture, &format!("$.fixtures[{i}]"), &mut out);
+        scrub_json(fixture, &format!("$.fixtures[{i}]"), rules, &mut out);
     }
     for (key, value) in case.extra.iter_mut() {
-        scrub_json(value, &format!("$.{key}"), &mut out);
+        scrub_json(value, &format!("$.{key}"), rules, &mut out);
     }
     out
 }

@@ -6,9 +6,10 @@
 
 #![cfg(feature = "cli")]
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
@@ -19,27 +20,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Case, Direction};
-
-/// The binary, killed when the test ends however it ends.
-struct Runtime {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Runtime, spawn_runtime};
 
 fn client() -> Client {
     install_crypto_provider();
@@ -53,33 +34,13 @@ fn install_crypto_provider() {
 }
 
 fn spawn(envs: &[(&str, &str)]) -> Runtime {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"));
-    cmd.env("SOFTPROBE_LISTEN_ADDR", &addr)
-        .env("SOFTPROBE_LOG", "info")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("the binary starts");
-    let runtime = Runtime {
-        child,
-        base: format!("http://{addr}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(resp) = client().get(format!("{}/health", runtime.base)).send()
-            && resp.status() == 200
-        {
-            return runtime;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("softprobe-runtime did not answer /health on {addr}");
+    spawn_runtime(
+        envs,
+        support::Spawn {
+            log: "info",
+            keep_stderr: true,
+        },
+    )
 }
 
 fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {

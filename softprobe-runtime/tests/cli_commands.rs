@@ -1,96 +1,19 @@
 //! The built `softprobe` CLI against the built `softprobe-runtime`, as a user drives them from
 //! a shell: every command's JSON and human output, every exit code, `eval` of `--shell`.
 
+mod support;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use softprobe_runtime::case::validate::validate_case;
-
-struct Runtime {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Runtime, cli, free_port, json_of, root, run, spawn_runtime};
 
 fn runtime(envs: &[(&str, &str)]) -> Runtime {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"));
-    cmd.env("SOFTPROBE_LISTEN_ADDR", &addr)
-        .env("SOFTPROBE_LOG", "warn")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let rt = Runtime {
-        child: cmd.spawn().expect("softprobe-runtime starts"),
-        base: format!("http://{addr}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            return rt;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("softprobe-runtime did not listen on {addr}");
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn cli(base: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_softprobe"));
-    cmd.env("SOFTPROBE_RUNTIME_URL", base)
-        .env_remove("SOFTPROBE_SESSION_ID")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env("NO_COLOR", "1")
-        .current_dir(root())
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn run(mut cmd: Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("softprobe runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
-}
-
-fn json_of(stdout: &str) -> Value {
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "--json prints exactly one line: {stdout}");
-    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    spawn_runtime(envs, support::Spawn::default())
 }
 
 fn start(base: &str, mode: &str) -> String {
@@ -199,7 +122,7 @@ fn capture_through_the_otlp_api_then_close_with_out_writes_a_valid_case() {
         "{table}"
     );
     assert!(
-        table.contains("https://api.stripe.com/v1/payment_intents"),
+        table.contains("│ outbound      │ POST   │ 200    │ https://api.stripe.com/… │"),
         "{table}"
     );
 }
@@ -210,7 +133,26 @@ fn inspect_case_prints_the_guides_table() {
     cmd.args(["inspect", "case", "fixtures/cases/checkout.case.json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
+    // The guide's table: long URLs cut to their origin, query strings left out.
+    assert!(out.contains("│ https://api.stripe.com/… │"), "{out}");
+    assert!(out.contains("│ http://fragment/shipping │"), "{out}");
     insta::assert_snapshot!(out);
+
+    let mut cmd = cli("http://127.0.0.1:9");
+    cmd.args([
+        "inspect",
+        "case",
+        "--wide",
+        "fixtures/cases/checkout.case.json",
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("https://api.stripe.com/v1/payment_intents"),
+        "{out}"
+    );
+    assert!(out.contains("http://fragment/shipping?zip=94107"), "{out}");
+    insta::assert_snapshot!("inspect_case_wide", out);
 
     let mut cmd = cli("http://127.0.0.1:9");
     cmd.args([

@@ -31,9 +31,14 @@
 //!
 //! The attribute reference is in [`attribute_reference`]; [`Session`] lists what a test can do.
 
-/// Snapshot-asserts a response of the service with [insta](https://insta.rs): status,
-/// `content-type` and body (pretty JSON with the test's `redact(...)` paths replaced).
-/// `cargo insta review` and `INSTA_UPDATE` work as usual; the snapshot lives next to the test.
+/// Snapshot-asserts a response of the service with [insta](https://insta.rs): status, the
+/// compared headers it carries (`content-type`, `location`, `cache-control`... and the test's
+/// `headers(...)`; cookie names only for `set-cookie`) and body (pretty JSON with the test's
+/// `redact(...)` paths replaced).
+/// In replay mode `cargo insta review` and `INSTA_UPDATE` work as usual and the snapshot lives
+/// next to the test (in `snapshots/`, or where the bound insta `Settings` say). In capture mode
+/// (`SOFTPROBE_MODE=capture`) the snapshot is written, over any older one, when the test
+/// passes: a recording run records the answers along with the case.
 ///
 /// ```no_run
 /// #[softprobe::case("cases/checkout.case.json", redact(".body.orderId"))]
@@ -46,8 +51,21 @@
 #[macro_export]
 macro_rules! assert_response {
     ($sp:expr, $name:expr, $resp:expr $(,)?) => {{
-        let __softprobe_text = $crate::__private::response_snapshot(&$sp, $resp).await;
-        $crate::__private::insta::assert_snapshot!($name, __softprobe_text);
+        let __softprobe_sp: &$crate::Session = &$sp;
+        let __softprobe_name = $name;
+        let __softprobe_name: &str = ::core::convert::AsRef::<str>::as_ref(&__softprobe_name);
+        let __softprobe_text = $crate::__private::response_snapshot(__softprobe_sp, $resp).await;
+        let __softprobe_workspace = $crate::__private::insta::_get_workspace_root!();
+        let __softprobe_site = $crate::__private::SnapshotSite {
+            workspace: __softprobe_workspace.as_path(),
+            module_path: ::core::module_path!(),
+            file: ::core::file!(),
+            name: __softprobe_name,
+        };
+        if !$crate::__private::capture_snapshot(__softprobe_sp, &__softprobe_text, __softprobe_site)
+        {
+            $crate::__private::insta::assert_snapshot!(__softprobe_name, __softprobe_text);
+        }
     }};
 }
 

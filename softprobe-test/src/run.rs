@@ -21,6 +21,7 @@ pub(crate) struct Plan {
     pub(crate) ci: bool,
     pub(crate) strict: bool,
     pub(crate) redact: Vec<String>,
+    pub(crate) headers: Vec<String>,
     pub(crate) test_name: String,
     pub(crate) record_command: String,
 }
@@ -80,6 +81,7 @@ impl Run {
                 ci: false,
                 strict: false,
                 redact: Vec::new(),
+                headers: Vec::new(),
                 test_name: "softprobe::Run".to_owned(),
             },
         }
@@ -107,6 +109,20 @@ impl Run {
         self
     }
 
+    /// Response headers compared with the recording on top of the defaults (`content-type`,
+    /// `content-encoding`, `content-language`, `content-disposition`, `location`,
+    /// `cache-control`, `www-authenticate`, and how many `set-cookie`), and shown in
+    /// `assert_response!` snapshots. Volatile headers (`date`, `traceparent`,
+    /// `x-request-id`...) cannot be compared: naming one fails the run.
+    pub fn headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.plan.headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The name used in reports and sent as `x-softprobe-test-name`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.plan.test_name = name.into();
@@ -128,6 +144,10 @@ impl Run {
 
 /// Runs a planned case. `Err` is the failure report.
 pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), String> {
+    for name in &plan.headers {
+        verify::check_compared_header(name)
+            .map_err(|e| format!("softprobe: test {}: headers(...): {e}", plan.test_name))?;
+    }
     let loaded = match plan.mode {
         Mode::Capture => None,
         Mode::Replay => Some(load_case(plan)?),
@@ -145,6 +165,7 @@ pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Strin
     )
     .map_err(|e| format!("softprobe: test {}: {e}", plan.test_name))?;
     let handle = session.clone();
+    verify::remember_headers(session.id(), &plan.headers);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test.run(&rt, session)));
     let passed = matches!(outcome, Ok(Ok(())));
     let verdict = finish(plan, &handle, passed);
@@ -234,6 +255,7 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
         }
     });
     let observed = embedded.observer.take(&inner.id);
+    verify::forget_headers(&inner.id);
     match inner.mode {
         Mode::Capture => finish_capture(plan, session, passed, &observed.exchanges),
         Mode::Replay => finish_replay(plan, session, &observed),
@@ -248,11 +270,16 @@ fn finish_capture(
 ) -> Result<(), String> {
     let inner = &session.inner;
     let path = inner.case_path.clone();
+    let snapshots = verify::take_snapshots(&inner.id);
     if !passed {
         let _ = close(session, None);
         return Err(format!(
-            "softprobe: capture of {} not written because the test failed; the previous file (if any) is unchanged",
-            path.display()
+            "softprobe: capture of {} not written because the test failed; the previous file (if any) is unchanged{}",
+            path.display(),
+            match snapshots.len() {
+                0 => String::new(),
+                n => format!(", and so are its {n} snapshot(s)"),
+            }
         ));
     }
     close(session, Some(&path)).map_err(|e| {
@@ -267,6 +294,16 @@ fn finish_capture(
         path.display(),
         verify::summary(observed)
     );
+    for snap in &snapshots {
+        verify::write_snapshot(snap).map_err(|e| {
+            format!(
+                "softprobe: cannot write the snapshot {} of {}: {e}",
+                snap.path.display(),
+                plan.test_name
+            )
+        })?;
+        println!("softprobe: wrote snapshot {}", snap.path.display());
+    }
     Ok(())
 }
 
@@ -313,6 +350,7 @@ fn finish_replay(
             view.exchanges(),
             &observed.exchanges,
             &redactions,
+            &plan.headers,
         ));
     }
     if plan.strict

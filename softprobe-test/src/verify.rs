@@ -3,25 +3,115 @@
 //! written for a person, with the evidence kept next to the case as `<case>.new`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde_json::Value;
 use softprobe_runtime::case::{Body, Case, Direction, Exchange};
 
-/// Values that change on every run and are never compared, whatever the attribute says.
-const VOLATILE_HEADERS: &[&str] = &[
+/// Values that change on every run (or belong to the connection) and are never compared,
+/// whatever the test asks.
+pub(crate) const VOLATILE_HEADERS: &[&str] = &[
     "date",
+    "age",
+    "expires",
+    "last-modified",
     "traceparent",
     "tracestate",
     "x-request-id",
+    "x-correlation-id",
+    "x-trace-id",
     "content-length",
     "transfer-encoding",
     "connection",
     "keep-alive",
+    "server-timing",
 ];
 
-/// Response headers compared by default (the body and status are always compared).
-const COMPARED_HEADERS: &[&str] = &["content-type"];
+/// Response headers compared by default, besides status and body: the ones that change what
+/// a client does with the answer and do not change from run to run. `set-cookie` values are
+/// redacted before anything is stored, so only how many cookies are set is compared.
+pub(crate) const COMPARED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "content-disposition",
+    "location",
+    "cache-control",
+    "www-authenticate",
+    "set-cookie",
+];
+
+/// Why `name` cannot be added to the compared headers, if it cannot.
+pub(crate) fn check_compared_header(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    if VOLATILE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "the header {name:?} changes on every run (or belongs to the connection) and is never compared"
+        ));
+    }
+    Ok(())
+}
+
+/// The headers one comparison looks at: the defaults, then the test's own, minus redacted ones.
+pub(crate) fn compared_headers(extra: &[String], redactions: &Redactions) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in COMPARED_HEADERS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .chain(extra.iter().map(|h| h.to_ascii_lowercase()))
+    {
+        if !out.contains(&name)
+            && !redactions.headers.contains(&name)
+            && !VOLATILE_HEADERS.contains(&name.as_str())
+        {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Every value of a header, in order.
+fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The drift of one header, if any. A value stored as `[REDACTED]` on either side is compared
+/// by presence (and count) only.
+fn header_drift(name: &str, recorded: &Exchange, actual: &Exchange) -> Option<Drift> {
+    let e = header_values(&recorded.response_headers, name);
+    let a = header_values(&actual.response_headers, name);
+    let show = |v: &[&str]| match v {
+        [] => "(missing)".to_owned(),
+        [one] => (*one).to_owned(),
+        many => many.join(" | "),
+    };
+    let redacted = e.iter().chain(&a).any(|v| *v == "[REDACTED]");
+    let differs = if redacted { e.len() != a.len() } else { e != a };
+    differs.then(|| Drift {
+        field: format!("header:{name}"),
+        expected: if redacted {
+            format!("{} value(s)", e.len())
+        } else {
+            show(&e)
+        },
+        actual: if redacted {
+            format!("{} value(s)", a.len())
+        } else {
+            show(&a)
+        },
+    })
+}
 
 /// One difference between what the service answered and what the case recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,11 +256,13 @@ fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<Drift>)
     }
 }
 
-/// Compares one answer of the service with its recording.
+/// Compares one answer of the service with its recording: status, the compared headers
+/// (`extra_headers` on top of the defaults) and the body.
 pub(crate) fn compare(
     recorded: &Exchange,
     actual: &Exchange,
     redactions: &Redactions,
+    extra_headers: &[String],
 ) -> Vec<Drift> {
     let mut out = Vec::new();
     if recorded.status != actual.status {
@@ -180,18 +272,8 @@ pub(crate) fn compare(
             actual: fmt_status(actual.status),
         });
     }
-    for name in COMPARED_HEADERS {
-        if redactions.headers.iter().any(|h| h == name) || VOLATILE_HEADERS.contains(name) {
-            continue;
-        }
-        let (e, a) = (recorded.response_header(name), actual.response_header(name));
-        if e != a && e != Some("[REDACTED]") {
-            out.push(Drift {
-                field: format!("header {name}"),
-                expected: e.unwrap_or("(missing)").to_owned(),
-                actual: a.unwrap_or("(missing)").to_owned(),
-            });
-        }
+    for name in compared_headers(extra_headers, redactions) {
+        out.extend(header_drift(&name, recorded, actual));
     }
     match (
         json_of(recorded.response_body.as_ref()),
@@ -256,6 +338,7 @@ pub(crate) fn inbound_failures(
     recorded: &[Exchange],
     observed: &[Exchange],
     redactions: &Redactions,
+    extra_headers: &[String],
 ) -> Vec<String> {
     let mut used = vec![false; recorded.len()];
     let mut out = Vec::new();
@@ -281,7 +364,7 @@ pub(crate) fn inbound_failures(
             continue;
         };
         used[i] = true;
-        let drift = compare(rec, actual, redactions);
+        let drift = compare(rec, actual, redactions, extra_headers);
         if !drift.is_empty() {
             let mut text = format!(
                 "inbound {} {}: the response differs from the recording",
@@ -409,23 +492,26 @@ pub(crate) async fn resend(client: &reqwest::Client, base: &str, ex: &Exchange) 
     }
 }
 
-/// The text `assert_response!` snapshots: status, content type and body (pretty JSON with the
+/// The text `assert_response!` snapshots: status, the compared headers present (set-cookie
+/// as cookie names only, since the values change), and the body (pretty JSON with the
 /// redacted paths replaced, text as is, or the size and SHA-256 of a binary body).
 pub(crate) fn snapshot_text(
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
     redact: &[String],
+    extra_headers: &[String],
 ) -> String {
     let redactions = Redactions::parse(&redact.iter().map(String::as_str).collect::<Vec<_>>());
     let mut out = format!("status: {status}\n");
-    for name in COMPARED_HEADERS {
-        if let Some(v) = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-        {
-            out.push_str(&format!("{name}: {v}\n"));
+    for name in compared_headers(extra_headers, &redactions) {
+        for v in header_values(headers, &name) {
+            let v = if name == "set-cookie" {
+                v.split_once('=').map_or(v, |(n, _)| n).trim()
+            } else {
+                v
+            };
+            let _ = writeln!(out, "{name}: {v}");
         }
     }
     out.push('\n');
@@ -448,6 +534,141 @@ pub(crate) fn snapshot_text(
     }
     out.push('\n');
     out
+}
+
+/// The extra compared headers of each running case, by session id, for `assert_response!`.
+static SESSION_HEADERS: Mutex<Vec<(String, Vec<String>)>> = Mutex::new(Vec::new());
+
+/// Remembers a running session's extra compared headers until [`forget_headers`].
+pub(crate) fn remember_headers(session: &str, headers: &[String]) {
+    if headers.is_empty() {
+        return;
+    }
+    let mut all = SESSION_HEADERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.push((session.to_owned(), headers.to_vec()));
+}
+
+/// The extra compared headers of a running session.
+pub(crate) fn headers_of(session: &str) -> Vec<String> {
+    let all = SESSION_HEADERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter()
+        .find(|(s, _)| s == session)
+        .map(|(_, h)| h.clone())
+        .unwrap_or_default()
+}
+
+/// Drops what [`remember_headers`] kept for a session that ended.
+pub(crate) fn forget_headers(session: &str) {
+    let mut all = SESSION_HEADERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(s, _)| s != session);
+}
+
+/// A snapshot a capture run writes when its test passes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingSnapshot {
+    pub(crate) path: PathBuf,
+    source: String,
+    text: String,
+}
+
+/// Snapshots queued by capture runs still going on, by session id.
+static PENDING: Mutex<Vec<(String, PendingSnapshot)>> = Mutex::new(Vec::new());
+
+impl PendingSnapshot {
+    /// Names the file as insta would for a named file snapshot at `site`, under the insta
+    /// settings bound on this thread (snapshot path, module prefix, suffix), so the file a
+    /// capture writes is the one a replay's `assert_snapshot!` reads.
+    pub(crate) fn new(site: crate::__private::SnapshotSite<'_>, text: &str) -> Self {
+        let settings = insta::Settings::clone_current();
+        let file = Path::new(site.file);
+        let mut name = String::new();
+        if settings.prepend_module_to_snapshot() {
+            name.push_str(&site.module_path.replace("::", "__"));
+            name.push_str("__");
+        }
+        name.push_str(&site.name.replace(['/', '\\'], "__"));
+        if let Some(suffix) = settings.snapshot_suffix() {
+            name.push('@');
+            name.push_str(suffix);
+        }
+        name.push_str(".snap");
+        let path = site
+            .workspace
+            .join(file.parent().unwrap_or(Path::new("")))
+            .join(settings.snapshot_path())
+            .join(name);
+        let source = file
+            .strip_prefix(site.workspace)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .replace('\\', "/");
+        PendingSnapshot {
+            path,
+            source,
+            text: text.trim_end().replace("\r\n", "\n"),
+        }
+    }
+
+    /// The file in insta's format: a YAML header, then the text.
+    fn contents(&self) -> String {
+        let plain = self
+            .source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+        let source = if plain {
+            self.source.clone()
+        } else {
+            // A JSON string is a valid YAML scalar whatever the path holds.
+            Value::String(self.source.clone()).to_string()
+        };
+        format!(
+            "---\nsource: {source}\nexpression: __softprobe_text\n---\n{}\n",
+            self.text
+        )
+    }
+}
+
+/// Queues a capture run's snapshot. Two different answers under one snapshot name in one
+/// test could never both replay, so that is an error naming the file.
+pub(crate) fn queue_snapshot(session: &str, snap: PendingSnapshot) -> Result<(), String> {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, earlier)) = pending
+        .iter()
+        .find(|(s, p)| s == session && p.path == snap.path)
+    {
+        if earlier.text == snap.text {
+            return Ok(());
+        }
+        return Err(format!(
+            "softprobe: two different responses were asserted under one snapshot name ({}) in this test; give each assert_response! its own name",
+            snap.path.display()
+        ));
+    }
+    pending.push((session.to_owned(), snap));
+    Ok(())
+}
+
+/// Takes the snapshots a session queued, in the order they were asserted.
+pub(crate) fn take_snapshots(session: &str) -> Vec<PendingSnapshot> {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    let (mine, others) = std::mem::take(&mut *pending)
+        .into_iter()
+        .partition(|(s, _)| s == session);
+    *pending = others;
+    mine.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Writes a snapshot atomically, so a parallel `cargo insta` or test never reads half a file.
+pub(crate) fn write_snapshot(snap: &PendingSnapshot) -> Result<(), String> {
+    if let Some(dir) = snap.path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    softprobe_runtime::case::write_atomic(&snap.path, snap.contents().as_bytes())
+        .map_err(|e| e.to_string())?;
+    // A pending `.snap.new` from an earlier failed replay is stale now.
+    let _ = std::fs::remove_file(snap.path.with_extension("snap.new"));
+    Ok(())
 }
 
 /// One line per hop, in the order they happened, for the capture summary.
@@ -507,9 +728,9 @@ mod tests {
         let r = Redactions::parse(&[".body.id", ".body.items[].at", "header:date"]);
         let rec = hop(200, r#"{"id":"a","total":10,"items":[{"at":1,"sku":"x"}]}"#);
         let same = hop(200, r#"{"id":"b","total":10,"items":[{"at":2,"sku":"x"}]}"#);
-        assert!(compare(&rec, &same, &r).is_empty());
+        assert!(compare(&rec, &same, &r, &[]).is_empty());
         let drifted = hop(201, r#"{"id":"b","total":12,"items":[{"at":2,"sku":"y"}]}"#);
-        let fields: Vec<String> = compare(&rec, &drifted, &r)
+        let fields: Vec<String> = compare(&rec, &drifted, &r, &[])
             .into_iter()
             .map(|d| d.field)
             .collect();
@@ -517,15 +738,97 @@ mod tests {
     }
 
     #[test]
+    fn default_and_added_headers_are_compared_volatile_ones_never() {
+        let mut rec = hop(200, "{}");
+        rec.response_headers.extend([
+            ("location".into(), "/orders/1".into()),
+            ("x-total-count".into(), "3".into()),
+            ("date".into(), "Mon, 01 Jan 2024 00:00:00 GMT".into()),
+            ("set-cookie".into(), "[REDACTED]".into()),
+        ]);
+        let mut act = hop(200, "{}");
+        act.response_headers.extend([
+            ("location".into(), "/orders/2".into()),
+            ("x-total-count".into(), "4".into()),
+            ("date".into(), "Tue, 02 Jan 2024 00:00:00 GMT".into()),
+        ]);
+        let none = Redactions::default();
+        let drift = compare(&rec, &act, &none, &[]);
+        let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["header:location", "header:set-cookie"]);
+        assert_eq!(
+            (drift[0].expected.as_str(), drift[0].actual.as_str()),
+            ("/orders/1", "/orders/2")
+        );
+        assert_eq!(drift[1].expected, "1 value(s)");
+        let drift = compare(&rec, &act, &none, &["X-Total-Count".into()]);
+        assert!(
+            drift
+                .iter()
+                .any(|d| d.field == "header:x-total-count" && d.expected == "3" && d.actual == "4")
+        );
+        let redacted = Redactions::parse(&["header:location", "header:set-cookie"]);
+        assert!(compare(&rec, &act, &redacted, &[]).is_empty());
+        assert!(check_compared_header("date").is_err());
+        assert!(check_compared_header("x total").is_err());
+        assert!(check_compared_header("x-total-count").is_ok());
+    }
+
+    #[test]
+    fn snapshots_show_compared_headers_and_cookie_names_only() {
+        let headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("set-cookie".to_owned(), "sid=abc123; HttpOnly".to_owned()),
+            ("x-total-count".to_owned(), "3".to_owned()),
+            ("date".to_owned(), "today".to_owned()),
+        ];
+        let text = snapshot_text(200, &headers, br#"{"a":1}"#, &[], &["x-total-count".into()]);
+        assert_eq!(
+            text,
+            "status: 200\ncontent-type: application/json\nset-cookie: sid\nx-total-count: 3\n\n{\n  \"a\": 1\n}\n"
+        );
+    }
+
+    #[test]
+    fn pending_snapshots_are_named_like_insta_and_kept_per_session() {
+        let site = crate::__private::SnapshotSite {
+            workspace: Path::new("/ws"),
+            module_path: "checkout::tests",
+            file: "tests/checkout.rs",
+            name: "a/b",
+        };
+        let snap = PendingSnapshot::new(site, "status: 200\r\n\n");
+        assert_eq!(
+            snap.path,
+            Path::new("/ws/tests/snapshots/checkout__tests__a__b.snap")
+        );
+        assert_eq!(
+            snap.contents(),
+            "---\nsource: tests/checkout.rs\nexpression: __softprobe_text\n---\nstatus: 200\n"
+        );
+        queue_snapshot("sess_unit_a", snap.clone()).unwrap();
+        queue_snapshot("sess_unit_a", snap.clone()).unwrap();
+        let other = PendingSnapshot::new(site, "status: 500");
+        assert!(
+            queue_snapshot("sess_unit_a", other)
+                .unwrap_err()
+                .contains("own name")
+        );
+        assert!(take_snapshots("sess_unit_b").is_empty());
+        assert_eq!(take_snapshots("sess_unit_a"), vec![snap]);
+        assert!(take_snapshots("sess_unit_a").is_empty());
+    }
+
+    #[test]
     fn inbound_requests_pair_in_order_and_unknown_ones_are_named() {
         let rec = vec![hop(200, r#"{"n":1}"#), hop(200, r#"{"n":2}"#)];
         let obs = vec![hop(200, r#"{"n":1}"#), hop(200, r#"{"n":3}"#)];
-        let failures = inbound_failures(&rec, &obs, &Redactions::default());
+        let failures = inbound_failures(&rec, &obs, &Redactions::default(), &[]);
         assert_eq!(failures.len(), 1, "{failures:?}");
         assert!(failures[0].contains("body.n"), "{}", failures[0]);
         let mut other = hop(200, "{}");
         other.path = "/refund".into();
-        let failures = inbound_failures(&rec, &[other], &Redactions::default());
+        let failures = inbound_failures(&rec, &[other], &Redactions::default(), &[]);
         assert!(
             failures[0].contains("recorded no such request"),
             "{failures:?}"

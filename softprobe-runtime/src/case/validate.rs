@@ -5,7 +5,7 @@
 //! the syntax, the schema, the case model's own reading, or a semantic check. The CLI's
 //! `validate` commands print a [`Report`]; the control API calls [`validate_json`].
 
-mod locate;
+pub(crate) mod locate;
 mod schemas;
 mod semantic;
 

@@ -77,7 +77,7 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     let case =
         Case::from_slice_named(&bytes, &source).map_err(|e| CliError::invalid(e.to_string()))?;
     let rows = inspect::rows(&inspect::ordered_exchanges(&case, &source)?);
-    let mut human = inspect::summary(&case, &rows);
+    let mut human = inspect::summary(&case, &rows, false);
     if timed_out {
         human.push_str(&format!(
             "\ndriver stopped after {}s (--timeout)",

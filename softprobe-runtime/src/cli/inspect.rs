@@ -1,5 +1,6 @@
 //! `softprobe inspect`: the hops of a case file as the Direction / Method / Status / URL table
-//! of the capture guide, and the state of a live session.
+//! of the capture guide, and the state of a live session. The table abbreviates URLs as the
+//! guide does (`https://api.stripe.com/…`) unless `--wide`; `--json` always has them whole.
 
 use std::path::Path;
 
@@ -66,8 +67,31 @@ pub(crate) fn ordered_exchanges(case: &Case, source: &str) -> Result<Vec<Exchang
     Ok(indexed.into_iter().map(|(_, _, ex)| ex).collect())
 }
 
-/// Draws the table.
-pub(crate) fn table(rows: &[Value]) -> String {
+/// The widest URL the abbreviated table shows whole, in characters.
+const URL_WIDTH: usize = 32;
+
+/// A URL as the abbreviated table shows it: without its query string; when still longer than
+/// [`URL_WIDTH`], cut to its origin (`https://api.stripe.com/…`), or, for a bare path or an
+/// origin that is itself too long, to its first characters and `…`.
+pub(crate) fn abbreviate(url: &str) -> String {
+    let no_query = url.split_once('?').map_or(url, |(u, _)| u);
+    if no_query.chars().count() <= URL_WIDTH {
+        return no_query.to_owned();
+    }
+    let origin_end = no_query
+        .find("://")
+        .and_then(|i| no_query[i + 3..].find('/').map(|j| i + 3 + j));
+    if let Some(end) = origin_end
+        && no_query[..end].chars().count() < URL_WIDTH
+    {
+        return format!("{}/…", &no_query[..end]);
+    }
+    let head: String = no_query.chars().take(URL_WIDTH - 1).collect();
+    format!("{head}…")
+}
+
+/// Draws the table; `wide` shows every URL whole.
+pub(crate) fn table(rows: &[Value], wide: bool) -> String {
     let mut table = Table::new();
     table
         .load_preset("││──├─┼┤│    ┬┴┌┐└┘")
@@ -87,29 +111,33 @@ pub(crate) fn table(rows: &[Value]) -> String {
             direction,
             row["method"].as_str().unwrap_or("?").to_owned(),
             status,
-            row["url"].as_str().unwrap_or("?").to_owned(),
+            match row["url"].as_str() {
+                Some(url) if wide => url.to_owned(),
+                Some(url) => abbreviate(url),
+                None => "?".to_owned(),
+            },
         ]);
     }
     table.to_string()
 }
 
-pub(crate) fn summary(case: &Case, rows: &[Value]) -> String {
+pub(crate) fn summary(case: &Case, rows: &[Value], wide: bool) -> String {
     format!(
         "Case: {}\nTraces: {}\n{}",
         case.case_id,
         case.traces.len(),
-        table(rows)
+        table(rows, wide)
     )
 }
 
-pub(crate) fn case(file: &Path) -> Result<Outcome, CliError> {
+pub(crate) fn case(file: &Path, wide: bool) -> Result<Outcome, CliError> {
     let bytes = read_file(file)?;
     let source = file.display().to_string();
     let case =
         Case::from_slice_named(&bytes, &source).map_err(|e| CliError::invalid(e.to_string()))?;
     let exchanges = ordered_exchanges(&case, &source)?;
     let rows = rows(&exchanges);
-    let human = summary(&case, &rows);
+    let human = summary(&case, &rows, wide);
     Ok(Outcome::ok(
         json!({
             "file": source,
@@ -161,4 +189,30 @@ pub(crate) fn session(ctx: &Ctx, session: &str) -> Result<Outcome, CliError> {
         }
     }
     Ok(Outcome::ok(state, Some(human)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abbreviate;
+
+    #[test]
+    fn urls_are_cut_like_the_guide_shows_them() {
+        assert_eq!(
+            abbreviate("https://api.stripe.com/v1/payment_intents"),
+            "https://api.stripe.com/…"
+        );
+        assert_eq!(
+            abbreviate("http://fragment/shipping?zip=94107"),
+            "http://fragment/shipping"
+        );
+        assert_eq!(abbreviate("/checkout"), "/checkout");
+        assert_eq!(
+            abbreviate("/v1/customers/cus_123/payment_methods/pm_456"),
+            "/v1/customers/cus_123/payment_m…"
+        );
+        let long_host = "https://a-very-long-host-name.internal.example.com/x/y";
+        let cut = abbreviate(long_host);
+        assert_eq!(cut.chars().count(), 32, "{cut}");
+        assert!(cut.ends_with('…') && long_host.starts_with(cut.trim_end_matches('…')));
+    }
 }

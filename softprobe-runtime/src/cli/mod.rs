@@ -8,6 +8,7 @@ mod capture;
 mod client;
 mod doctor;
 mod export;
+mod generate;
 mod inspect;
 pub mod output;
 mod replay;
@@ -79,6 +80,9 @@ pub enum Command {
     /// One-shot replay: load a case into a strict session, run a driver, report misses.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Generate files with a language model (OpenAI-compatible chat completions).
+    #[command(subcommand)]
+    Generate(GenerateCommand),
     /// Check that the runtime (and optionally the proxy) is reachable and healthy.
     Doctor(doctor::DoctorArgs),
     /// Run, validate and compare suites of cases.
@@ -133,6 +137,10 @@ pub enum InspectCommand {
     Case {
         /// The case file.
         file: PathBuf,
+        /// Show every URL whole (the table cuts long ones to their origin and drops query
+        /// strings; `--json` always has them whole).
+        #[arg(long)]
+        wide: bool,
     },
     /// The state of a live session.
     Session(SessionRef),
@@ -143,6 +151,14 @@ pub enum InspectCommand {
 pub enum ExportCommand {
     /// Send the traces of case files to an OTLP/HTTP collector.
     Otlp(export::OtlpArgs),
+}
+
+/// `softprobe generate ...`
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Ask a model for a case described in words, validate it (feeding the findings back
+    /// until it is valid), and write it.
+    Case(generate::CaseArgs),
 }
 
 /// `softprobe capture ...`
@@ -219,13 +235,14 @@ pub fn run(cli: Cli) -> u8 {
     };
     let result = match cli.command {
         Command::Session(cmd) => session::run(&ctx, cmd),
-        Command::Inspect(InspectCommand::Case { file }) => inspect::case(&file),
+        Command::Inspect(InspectCommand::Case { file, wide }) => inspect::case(&file, wide),
         Command::Inspect(InspectCommand::Session(s)) => inspect::session(&ctx, &s.session),
         Command::Validate(args) => validate::run(&args),
         Command::Scrub(args) => scrub::run(&args),
         Command::Export(ExportCommand::Otlp(args)) => export::otlp(&args),
         Command::Capture(CaptureCommand::Run(args)) => capture::run(&ctx, &args),
         Command::Replay(ReplayCommand::Run(args)) => replay::run(&ctx, &args),
+        Command::Generate(GenerateCommand::Case(args)) => generate::case(&args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Suite(cmd) => suite::run(&ctx, cmd),
         Command::Completion { shell } => {

@@ -1,5 +1,6 @@
 //! `softprobe scrub FILE...`: redact likely secrets in case files in place (atomic rewrite),
-//! or with `--check` only report them and exit 1, so CI can refuse a leaky case.
+//! or with `--check` only report them and exit 1, so CI can refuse a leaky case. `--rules`
+//! adds a project's own patterns, body fields and headers to the built-in ones.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use serde_json::json;
 
 use super::output::{CliError, ExitCode, Outcome};
 use crate::case::Case;
-use crate::scrub::scrub_case;
+use crate::scrub::{ScrubRules, scrub_case_with};
 
 /// `scrub`.
 #[derive(Debug, Args)]
@@ -19,9 +20,24 @@ pub struct ScrubArgs {
     /// Report likely secrets without changing the files; exit 1 when any is found.
     #[arg(long)]
     pub check: bool,
+    /// A scrub rules file (YAML or JSON: named regex patterns, body JSONPaths, header names)
+    /// applied on top of the built-in patterns. Repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
 }
 
 pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
+    let mut rules = ScrubRules::default();
+    for file in &args.rules {
+        let bytes = super::read_file(file)?;
+        let parsed = ScrubRules::parse(&bytes, &file.display().to_string()).map_err(|e| {
+            CliError::invalid(format!("invalid scrub rules: {e}"))
+                .with_field("file", json!(file.display().to_string()))
+                .with_field("line", json!(e.line))
+                .with_field("jsonPath", json!(e.json_path))
+        })?;
+        rules.extend(parsed);
+    }
     let mut report = Vec::new();
     let mut human = String::new();
     let mut total = 0;
@@ -30,10 +46,10 @@ pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
         let bytes = super::read_file(file)?;
         let mut case = Case::from_slice_named(&bytes, &source)
             .map_err(|e| CliError::invalid(e.to_string()))?;
-        let findings = scrub_case(&mut case);
+        let findings = scrub_case_with(&mut case, &rules);
         total += findings.len();
         for f in &findings {
-            human.push_str(&format!("{source}: {}: {}\n", f.json_path, f.kind.as_str()));
+            human.push_str(&format!("{source}: {}: {}\n", f.json_path, f.describe()));
         }
         if !args.check && !findings.is_empty() {
             case.write(file)
@@ -41,7 +57,7 @@ pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
         }
         report.push(json!({
             "file": source,
-            "findings": findings.iter().map(|f| json!({"jsonPath": f.json_path, "kind": f.kind.as_str()})).collect::<Vec<_>>(),
+            "findings": findings.iter().map(|f| json!({"jsonPath": f.json_path, "kind": f.kind.as_str(), "rule": f.rule})).collect::<Vec<_>>(),
         }));
     }
     human.push_str(&match (args.check, total) {
