@@ -60,13 +60,16 @@ pub mod attribute_reference {}
 pub mod __private;
 mod embedded;
 mod error;
+mod hooks;
 mod mode;
 mod run;
 mod session;
+mod suite_case;
 mod verify;
 
 pub use embedded::trust_upstream_ca;
 pub use error::{Error, Result};
+pub use hooks::{InboundRequest, MockResponse, OutboundCall, ResponseBody};
 pub use mode::Mode;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
