@@ -385,6 +385,57 @@ mod tests {
         assert_eq!(difference(&["a", "c"], &now), (vec![], vec![]));
     }
 
+    fn spec(dir: &Path) -> CaseSpec {
+        CaseSpec {
+            path: "cases/*.case.json",
+            manifest_dir: Box::leak(dir.display().to_string().into_boxed_str()),
+            package: "shop",
+            test_name: "shop::checkout::__case_files_current",
+            source_file: "tests/checkout.rs",
+            mode: Some("replay"),
+            strict: false,
+            redact: &[],
+        }
+    }
+
+    fn guard_message(spec: CaseSpec, files: CaseFiles, listed: &[&str]) -> Option<String> {
+        std::panic::catch_unwind(|| check_case_files(spec, files, listed))
+            .err()
+            .map(|p| p.downcast_ref::<String>().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn the_guard_names_new_and_gone_case_files_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cases")).unwrap();
+        let a = dir.path().join("cases/a.case.json");
+        let b = dir.path().join("cases/b.case.json");
+        std::fs::write(&a, "{}").unwrap();
+        let a_text = a.display().to_string();
+        let glob = CaseFiles::Glob("cases/*.case.json");
+        assert_eq!(guard_message(spec(dir.path()), glob, &[&a_text]), None);
+
+        std::fs::write(&b, "{}").unwrap();
+        std::fs::remove_file(&a).unwrap();
+        let msg = guard_message(spec(dir.path()), glob, &[&a_text]).unwrap();
+        assert!(msg.contains(&format!("added (no test yet): {}", b.display())), "{msg}");
+        assert!(msg.contains(&format!("removed (its test still runs): {a_text}")), "{msg}");
+        assert!(msg.contains("`touch tests/checkout.rs` (or `cargo clean -p shop`)"), "{msg}");
+
+        let suite = dir.path().join("s.suite.yaml");
+        std::fs::write(&suite, "name: s\ncases: cases/*.case.json\n").unwrap();
+        let suite_text: &'static str = Box::leak(suite.display().to_string().into_boxed_str());
+        let listed = [b.display().to_string()];
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        assert_eq!(
+            guard_message(spec(dir.path()), CaseFiles::Suite(suite_text), &listed),
+            None
+        );
+        std::fs::write(&a, "{}").unwrap();
+        let msg = guard_message(spec(dir.path()), CaseFiles::Suite(suite_text), &listed).unwrap();
+        assert!(msg.contains("added (no test yet)"), "{msg}");
+    }
+
     #[test]
     fn requests_from_the_suite_shape() {
         let mut m = Map::new();
