@@ -215,7 +215,10 @@ pub(crate) fn plan(text: &str, base: &Path) -> Result<Vec<PlannedCase>, PlanErro
         if files.is_empty() {
             return Err(at(
                 line,
-                format!("cases {:?} matches no file (looked for {shown})", e.pattern),
+                format!(
+                    "cases {:?} matches no file (globs are relative to the suite's directory)",
+                    e.pattern
+                ),
             ));
         }
         let single = files.len() == 1;

@@ -29,6 +29,10 @@
 //! `cargo test` and each in its own process under `cargo nextest`. Set
 //! `SOFTPROBE_RUNTIME_URL` to use a standalone `softprobe-runtime` instead.
 //!
+//! `#[softprobe::cases("suites/checkout.suite.yaml")]` runs a suite file (the one `softprobe
+//! suite run` reads) as one test per case, and [`Session::on_request`],
+//! [`Session::on_mock_response`] and [`Session::assert_body`] are the suite's hooks as closures.
+//!
 //! The attribute reference is in [`attribute_reference`]; [`Session`] lists what a test can do.
 
 /// Snapshot-asserts a response of the service with [insta](https://insta.rs): status,

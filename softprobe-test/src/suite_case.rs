@@ -418,9 +418,18 @@ mod tests {
         std::fs::write(&b, "{}").unwrap();
         std::fs::remove_file(&a).unwrap();
         let msg = guard_message(spec(dir.path()), glob, &[&a_text]).unwrap();
-        assert!(msg.contains(&format!("added (no test yet): {}", b.display())), "{msg}");
-        assert!(msg.contains(&format!("removed (its test still runs): {a_text}")), "{msg}");
-        assert!(msg.contains("`touch tests/checkout.rs` (or `cargo clean -p shop`)"), "{msg}");
+        assert!(
+            msg.contains(&format!("added (no test yet): {}", b.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("removed (its test still runs): {a_text}")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("`touch tests/checkout.rs` (or `cargo clean -p shop`)"),
+            "{msg}"
+        );
 
         let suite = dir.path().join("s.suite.yaml");
         std::fs::write(&suite, "name: s\ncases: cases/*.case.json\n").unwrap();
