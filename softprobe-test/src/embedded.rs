@@ -88,7 +88,10 @@ impl Observer {
         let Decision::Respond { response, .. } = decision else {
             return;
         };
-        if request.direction != Direction::Outbound {
+        // A remote runtime's strict miss is an answer too; it must reach the verdict intact.
+        if request.direction != Direction::Outbound
+            || (self.remote && crate::verify::remote_miss_text(response).is_some())
+        {
             return;
         }
         let hooks = match self.mock_hooks.lock() {
