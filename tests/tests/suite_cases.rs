@@ -31,6 +31,19 @@ async fn checkout_drift(sp: Session) -> String {
     checkout_service(&sp).await
 }
 
+// A body check added in Rust joins the suite's own: its message is part of each case's failure.
+#[softprobe::cases("suites/checkout-drift.suite.yaml")]
+#[should_panic(expected = "assert_body: total 1999 is over budget\n")]
+async fn checkout_budget(sp: Session) -> String {
+    sp.assert_body(|_recorded, actual| match actual.json() {
+        Some(body) if body["total"].as_i64().is_some_and(|t| t > 1500) => {
+            Err(format!("total {} is over budget", body["total"]))
+        }
+        _ => Ok(()),
+    });
+    checkout_service(&sp).await
+}
+
 #[test]
 fn every_suite_case_has_its_own_test() {
     // Names come from the suite (`name`, else the file stem), as `softprobe suite run` shows
@@ -53,6 +66,8 @@ fn every_suite_case_has_its_own_test() {
             "checkout::happy_path",
             "checkout::rejects_lowercase_currency",
             "checkout::slow_shipping",
+            "checkout_budget::__case_files_current",
+            "checkout_budget::dearer_shipping",
             "checkout_drift::__case_files_current",
             "checkout_drift::dearer_shipping",
         ]
