@@ -1,8 +1,10 @@
-//! `#[softprobe::cases("cases/checkout/*.case.json", ...)]`: one test per matching file.
+//! `#[softprobe::cases("cases/checkout/*.case.json", ...)]`: one test per matching file, or
+//! with a `*.suite.yaml`, one test per case of the suite.
 //!
-//! The glob is expanded here, at compile time, against the crate's directory (the only
-//! filesystem access of this crate: it lists names, it never reads the case format). Each
-//! file is also `include_bytes!`-ed so that editing a case rebuilds its test.
+//! The glob (or the suite's `cases`, see [`crate::suite_plan`]) is expanded here, at compile
+//! time, against the crate's directory: this crate lists names and reads a suite's `cases`
+//! only, never the case format. Each file is `include_bytes!`-ed so that editing it rebuilds
+//! the tests, and one more test re-lists the files at run time to catch files added since.
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +75,11 @@ fn test_ident(path: &Path) -> String {
         .strip_suffix(".case.json")
         .or_else(|| name.strip_suffix(".json"))
         .unwrap_or(name);
+    sanitize(stem)
+}
+
+/// A test identifier from any name: lowercase ASCII letters, digits and `_`.
+fn sanitize(stem: &str) -> String {
     let mut out: String = stem
         .chars()
         .map(|c| {
@@ -144,8 +151,46 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     i == p.len()
 }
 
+/// A compile error spanned on `at`, emitted with the function left in place (so the error
+/// is the only one).
+fn fail(at: &LitStr, message: String, func: &ItemFn) -> TokenStream {
+    let e = syn::Error::new_spanned(at, message).to_compile_error();
+    quote! { #e #[allow(dead_code)] #func }
+}
+
+fn is_suite(pattern: &str) -> bool {
+    pattern.ends_with(".suite.yaml") || pattern.ends_with(".suite.yml")
+}
+
+/// One generated test: its identifier, the case file, and for suites its place in the suite.
+struct Generated {
+    ident: Ident,
+    file: PathBuf,
+    name: String,
+    skip: Option<String>,
+}
+
+/// Identifiers from names, deduplicated with `_2`, `_3`...; `__case_files_current` is taken.
+fn idents(names: &[String]) -> Vec<Ident> {
+    let mut seen: Vec<String> = vec!["__case_files_current".into()];
+    names
+        .iter()
+        .map(|n| {
+            let base = sanitize(n);
+            let mut ident = base.clone();
+            let mut k = 1;
+            while seen.contains(&ident) {
+                k += 1;
+                ident = format!("{base}_{k}");
+            }
+            seen.push(ident.clone());
+            format_ident!("{}", ident)
+        })
+        .collect()
+}
+
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
+    let mut func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(_) => {
             let err = syn::Error::new_spanned(
@@ -171,27 +216,105 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         .to_compile_error();
         return quote! { #e #[allow(dead_code)] #func };
     }
+    // `#[should_panic]` on the function applies to every generated test.
+    let (forwarded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut func.attrs)
+        .into_iter()
+        .partition(|a| a.path().is_ident("should_panic"));
+    func.attrs = kept;
     let root = match std::env::var("CARGO_MANIFEST_DIR") {
         Ok(d) => PathBuf::from(d),
         Err(_) => PathBuf::from("."),
     };
-    let files = match matches(&root, &args.pattern.value()) {
-        Ok(f) if f.is_empty() => {
-            let e = syn::Error::new_spanned(
-                &args.pattern,
-                format!(
-                    "no case file matches {:?} (relative to the crate's directory)",
-                    args.pattern.value()
-                ),
-            )
-            .to_compile_error();
-            return quote! { #e #[allow(dead_code)] #func };
-        }
-        Ok(f) => f,
-        Err(msg) => {
-            let e = syn::Error::new_spanned(&args.pattern, msg).to_compile_error();
-            return quote! { #e #[allow(dead_code)] #func };
-        }
+    let pattern = args.pattern.value();
+    let suite = is_suite(&pattern);
+    if suite && !args.redact.is_empty() {
+        return fail(
+            &args.pattern,
+            "redact(...) does not apply to a suite: its assertions decide what is compared (use assertions.body.ignore in the suite)".into(),
+            &func,
+        );
+    }
+    let generated: Vec<Generated> = if suite {
+        let suite_path = root.join(&pattern);
+        let text = match std::fs::read_to_string(&suite_path) {
+            Ok(t) => t,
+            Err(e) => {
+                return fail(
+                    &args.pattern,
+                    format!("cannot read the suite {pattern}: {e}"),
+                    &func,
+                );
+            }
+        };
+        let base = suite_path.parent().unwrap_or(&root).to_owned();
+        let planned = crate::suite_plan::expand(&text, &|n| std::env::var(n).ok())
+            .and_then(|t| crate::suite_plan::plan(&t, &base));
+        let planned = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                return fail(
+                    &args.pattern,
+                    format!("{pattern}:{}: {}", e.line, e.message),
+                    &func,
+                );
+            }
+        };
+        let names: Vec<String> = planned.iter().map(|c| c.name.clone()).collect();
+        planned
+            .into_iter()
+            .zip(idents(&names))
+            .map(|(c, ident)| Generated {
+                ident,
+                file: c.path,
+                name: c.name,
+                skip: c.skip,
+            })
+            .collect()
+    } else {
+        let files = match matches(&root, &pattern) {
+            Ok(f) if f.is_empty() => {
+                return fail(
+                    &args.pattern,
+                    format!("no case file matches {pattern:?} (relative to the crate's directory)"),
+                    &func,
+                );
+            }
+            Ok(f) => f,
+            Err(msg) => return fail(&args.pattern, msg, &func),
+        };
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let idents = {
+            let mut seen = vec!["__case_files_current".to_owned()];
+            files
+                .iter()
+                .map(|file| {
+                    let mut ident = test_ident(file);
+                    while seen.contains(&ident) {
+                        ident.push('_');
+                    }
+                    seen.push(ident.clone());
+                    format_ident!("{}", ident)
+                })
+                .collect::<Vec<_>>()
+        };
+        files
+            .into_iter()
+            .zip(names)
+            .zip(idents)
+            .map(|((file, name), ident)| Generated {
+                ident,
+                file,
+                name,
+                skip: None,
+            })
+            .collect()
     };
     let krate = args
         .krate
@@ -200,40 +323,77 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         .unwrap_or_else(|| quote!(::softprobe));
     let name = &func.sig.ident;
     let redact = &args.redact;
-    let mut seen = Vec::new();
-    let tests = files.iter().map(|file| {
-        let mut ident = test_ident(file);
-        while seen.contains(&ident) {
-            ident.push('_');
-        }
-        seen.push(ident.clone());
-        let test = format_ident!("{}", ident);
-        let path = file.display().to_string();
+    let suite_file = root.join(&pattern).display().to_string();
+    let spec = |test: &Ident, path: &str| {
         quote! {
-            #[::core::prelude::v1::test]
-            fn #test() {
-                const _: &[u8] = ::core::include_bytes!(#path);
-                #krate::__private::run_inbound_replay(
-                    #krate::__private::CaseSpec {
-                        path: #path,
-                        manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
-                        package: ::core::env!("CARGO_PKG_NAME"),
-                        test_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#test)),
-                        source_file: ::core::file!(),
-                        mode: ::core::option::Option::Some("replay"),
-                        strict: false,
-                        redact: &[#(#redact),*],
+            #krate::__private::CaseSpec {
+                path: #path,
+                manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
+                package: ::core::env!("CARGO_PKG_NAME"),
+                test_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#test)),
+                source_file: ::core::file!(),
+                mode: ::core::option::Option::Some("replay"),
+                strict: false,
+                redact: &[#(#redact),*],
+            }
+        }
+    };
+    let tests = generated.iter().enumerate().map(|(index, g)| {
+        let test = &g.ident;
+        let path = g.file.display().to_string();
+        let spec = spec(test, &path);
+        let ignore = g.skip.as_ref().map(|r| quote!(#[ignore = #r]));
+        let body = if suite {
+            let case_name = &g.name;
+            quote! {
+                const _: &[u8] = ::core::include_bytes!(#suite_file);
+                #krate::__private::run_suite_case(
+                    #spec,
+                    #krate::__private::SuiteCase {
+                        suite: #suite_file,
+                        index: #index,
+                        name: #case_name,
                     },
                     super::#name,
                 )
             }
+        } else {
+            quote! {
+                #krate::__private::run_inbound_replay(#spec, super::#name)
+            }
+        };
+        quote! {
+            #[::core::prelude::v1::test]
+            #ignore
+            #(#forwarded)*
+            fn #test() {
+                const _: &[u8] = ::core::include_bytes!(#path);
+                #body
+            }
         }
     });
+    let listed: Vec<String> = generated
+        .iter()
+        .map(|g| g.file.display().to_string())
+        .collect();
+    let guard_ident = format_ident!("__case_files_current");
+    let guard_spec = spec(&guard_ident, &pattern);
+    let source = if suite {
+        quote!(#krate::__private::CaseFiles::Suite(#suite_file))
+    } else {
+        quote!(#krate::__private::CaseFiles::Glob(#pattern))
+    };
     quote! {
         #[allow(dead_code)]
         #func
         mod #name {
             #(#tests)*
+
+            /// Fails when case files were added or removed since these tests were generated.
+            #[::core::prelude::v1::test]
+            fn __case_files_current() {
+                #krate::__private::check_case_files(#guard_spec, #source, &[#(#listed),*])
+            }
         }
     }
 }
@@ -249,6 +409,11 @@ mod tests {
             "happy_path"
         );
         assert_eq!(test_ident(Path::new("2fa.case.json")), "case_2fa");
+        let names: Vec<String> = ["all/a", "All-A", "__case_files_current"]
+            .map(String::from)
+            .into();
+        let ids: Vec<String> = idents(&names).iter().map(|i| i.to_string()).collect();
+        assert_eq!(ids, ["all_a", "all_a_2", "__case_files_current_2"]);
         assert!(wildcard("*.case.json", "x.case.json"));
         assert!(wildcard("check?ut-*.json", "checkout-1.json"));
         assert!(!wildcard("*.case.json", "x.case.yaml"));

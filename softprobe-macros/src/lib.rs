@@ -6,6 +6,7 @@
 
 mod case_attr;
 mod cases_attr;
+mod suite_plan;
 
 use proc_macro::TokenStream;
 
@@ -15,7 +16,8 @@ pub fn case(args: TokenStream, item: TokenStream) -> TokenStream {
     case_attr::expand(args.into(), item.into()).into()
 }
 
-/// One replay test per case file matching a glob; see the `softprobe` crate.
+/// One replay test per case file matching a glob, or per case of a `*.suite.yaml`; see the
+/// `softprobe` crate.
 #[proc_macro_attribute]
 pub fn cases(args: TokenStream, item: TokenStream) -> TokenStream {
     cases_attr::expand(args.into(), item.into()).into()

@@ -20,7 +20,6 @@ pub mod rules;
 pub mod scrub;
 pub mod server;
 pub mod session;
-#[cfg(feature = "cli")]
 pub mod suite;
 
 #[cfg(feature = "cli")]

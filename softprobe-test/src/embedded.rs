@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use softprobe_runtime::case::Exchange;
+use softprobe_runtime::case::{Direction, Exchange};
 use softprobe_runtime::proxy::{
     BackendFuture, CertificateAuthority, EgressProxy, ProxyBackend, RemoteBackend, RunningEgress,
     StoreBackend,
@@ -17,6 +17,7 @@ use softprobe_runtime::replay::{Decision, Layer, Origin, Request};
 use softprobe_runtime::session::{InMemoryStore, SessionStore};
 
 use crate::error::Error;
+use crate::hooks::{MockHook, MockResponse, OutboundCall};
 
 /// What a test saw of its session: every hop the proxies finished, and every strict miss.
 #[derive(Debug, Default, Clone)]
@@ -38,6 +39,8 @@ pub(crate) struct Observer {
     /// strict misses are told by their status and header, and every answer looks like a rule.
     remote: bool,
     log: Mutex<HashMap<String, Observed>>,
+    /// `Session::on_mock_response` closures, per session.
+    mock_hooks: Mutex<HashMap<String, Vec<MockHook>>>,
 }
 
 impl Observer {
@@ -57,10 +60,54 @@ impl Observer {
     }
 
     pub(crate) fn take(&self, session_id: &str) -> Observed {
+        if let Ok(mut hooks) = self.mock_hooks.lock() {
+            hooks.remove(session_id);
+        }
         self.log
             .lock()
             .map(|mut log| log.remove(session_id).unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Registers a closure that rewrites the session's mocked and replayed answers.
+    pub(crate) fn add_mock_hook(&self, session_id: &str, hook: MockHook) {
+        if let Ok(mut hooks) = self.mock_hooks.lock() {
+            hooks.entry(session_id.to_owned()).or_default().push(hook);
+        }
+    }
+
+    /// The test judges the service's answers itself (a suite's assertions), so the default
+    /// comparison with the recording is skipped, as for a scenario changed on purpose.
+    pub(crate) fn skip_comparison(&self, session_id: &str) {
+        self.with(session_id, |o| o.altered = true);
+    }
+
+    /// Runs the session's `on_mock_response` closures over an answer to an outbound call; a
+    /// rewritten answer changes the scenario, so the recording is no longer the reference.
+    fn rewrite(&self, session_id: &str, request: &Request, decision: &mut Decision) {
+        let Decision::Respond { response, .. } = decision else {
+            return;
+        };
+        // A remote runtime's strict miss is an answer too; it must reach the verdict intact.
+        if request.direction != Direction::Outbound
+            || (self.remote && crate::verify::remote_miss_text(response).is_some())
+        {
+            return;
+        }
+        let hooks = match self.mock_hooks.lock() {
+            Ok(h) => h.get(session_id).cloned().unwrap_or_default(),
+            Err(_) => return,
+        };
+        if hooks.is_empty() {
+            return;
+        }
+        let call = OutboundCall::from_request(request);
+        let mut answer = MockResponse::from_response(response);
+        for hook in &hooks {
+            hook(&call, &mut answer);
+        }
+        answer.apply(response);
+        self.with(session_id, |o| o.altered = true);
     }
 
     fn with<T>(&self, session_id: &str, f: impl FnOnce(&mut Observed) -> T) -> Option<T> {
@@ -76,7 +123,8 @@ impl ProxyBackend for Observer {
         request: &'a Request,
     ) -> BackendFuture<'a, Decision> {
         Box::pin(async move {
-            let decision = self.inner.decide(session_id, request).await?;
+            let mut decision = self.inner.decide(session_id, request).await?;
+            self.rewrite(session_id, request, &mut decision);
             self.with(session_id, |o| {
                 o.decided += 1;
                 match &decision {
@@ -194,6 +242,7 @@ fn start() -> Result<Embedded, String> {
         remote: matches!(control, Control::Remote { .. }),
         inner,
         log: Mutex::new(HashMap::new()),
+        mock_hooks: Mutex::new(HashMap::new()),
     });
     let roots: Vec<String> = UPSTREAM_ROOTS.lock().map(|r| r.clone()).unwrap_or_default();
     let backend: Arc<dyn ProxyBackend> = observer.clone();

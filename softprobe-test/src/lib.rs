@@ -29,6 +29,10 @@
 //! `cargo test` and each in its own process under `cargo nextest`. Set
 //! `SOFTPROBE_RUNTIME_URL` to use a standalone `softprobe-runtime` instead.
 //!
+//! `#[softprobe::cases("suites/checkout.suite.yaml")]` runs a suite file (the one `softprobe
+//! suite run` reads) as one test per case, and [`Session::on_request`],
+//! [`Session::on_mock_response`] and [`Session::assert_body`] are the suite's hooks as closures.
+//!
 //! The attribute reference is in [`attribute_reference`]; [`Session`] lists what a test can do.
 
 /// Snapshot-asserts a response of the service with [insta](https://insta.rs): status, the
@@ -78,13 +82,16 @@ pub mod attribute_reference {}
 pub mod __private;
 mod embedded;
 mod error;
+mod hooks;
 mod mode;
 mod run;
 mod session;
+mod suite_case;
 mod verify;
 
 pub use embedded::trust_upstream_ca;
 pub use error::{Error, Result};
+pub use hooks::{InboundRequest, MockResponse, OutboundCall, ResponseBody};
 pub use mode::Mode;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};

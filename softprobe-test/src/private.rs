@@ -207,6 +207,9 @@ pub fn capture_snapshot(sp: &Session, text: &str, site: SnapshotSite<'_>) -> boo
     true
 }
 
+// `#[softprobe::cases("x.suite.yaml")]` and the case-files guard.
+pub use crate::suite_case::{CaseFiles, SuiteCase, check_case_files, run_suite_case};
+
 /// The text `softprobe::assert_response!` snapshots for a response.
 pub async fn response_snapshot(sp: &Session, resp: reqwest::Response) -> String {
     let status = resp.status().as_u16();
@@ -245,6 +248,7 @@ where
         let requests: Vec<_> = sp.case().inbound().into_iter().cloned().collect();
         let client = sp.client();
         for ex in requests {
+            let ex = sp.rewrite_inbound(&ex);
             crate::verify::resend(&client, &base, &ex).await;
         }
     })

@@ -353,6 +353,9 @@ fn finish_replay(
             &plan.headers,
         ));
     }
+    if let Some(view) = view {
+        failures.extend(session.inbound_body_failures(view.exchanges(), &observed.exchanges));
+    }
     if plan.strict
         && let Control::Local(store) = &inner.embedded.control
         && let Ok(s) = store.session(&inner.id)

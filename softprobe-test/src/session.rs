@@ -16,6 +16,9 @@ use softprobe_runtime::session::NewSession;
 use crate::Mode;
 use crate::embedded::{Control, Embedded, embedded};
 use crate::error::{Error, Result};
+use crate::hooks::{
+    BodyCheck, InboundRequest, MockResponse, OutboundCall, RequestHook, ResponseBody,
+};
 
 /// One test's view of softprobe.
 ///
@@ -38,6 +41,10 @@ pub(crate) struct Inner {
     pub(crate) redact: Vec<String>,
     rules: Mutex<Vec<Value>>,
     ca_file: Mutex<Option<tempfile::NamedTempFile>>,
+    request_hooks: Mutex<Vec<RequestHook>>,
+    body_checks: Mutex<Vec<BodyCheck>>,
+    /// A suite test runs the `assert_body` closures on each answer itself.
+    pub(crate) body_checked_inline: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -201,6 +208,9 @@ impl Session {
                 redact,
                 rules: Mutex::new(Vec::new()),
                 ca_file: Mutex::new(None),
+                request_hooks: Mutex::new(Vec::new()),
+                body_checks: Mutex::new(Vec::new()),
+                body_checked_inline: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -505,6 +515,172 @@ impl Session {
             .case
             .as_ref()
             .expect("Session::case: capture mode has no loaded case; check sp.mode() first")
+    }
+
+    /// Rewrites each recorded inbound request before `#[softprobe::cases]` sends it to the
+    /// service again (closures run in the order they were added). The answers are still
+    /// compared with the recording, matched by method and path, so a closure that changes
+    /// the path makes the comparison report the request as unknown.
+    ///
+    /// ```no_run
+    /// # fn demo(sp: softprobe::Session) {
+    /// sp.on_request(|req: &mut softprobe::InboundRequest| {
+    ///     req.set_header("authorization", "Bearer test-token");
+    /// });
+    /// # }
+    /// ```
+    pub fn on_request(&self, hook: impl Fn(&mut InboundRequest) + Send + Sync + 'static) {
+        if let Ok(mut hooks) = self.inner.request_hooks.lock() {
+            hooks.push(std::sync::Arc::new(hook));
+        }
+    }
+
+    /// Rewrites the answers the egress proxy gives the service's outbound calls in this
+    /// session (replayed from the case or mocked by a rule), before the service sees them.
+    /// Rewriting changes the scenario on purpose, so once a closure has run the service's
+    /// answers are no longer compared with the recording: assert on them in the test.
+    ///
+    /// ```no_run
+    /// # fn demo(sp: softprobe::Session) {
+    /// use softprobe::{MockResponse, OutboundCall};
+    /// sp.on_mock_response(|call: &OutboundCall, resp: &mut MockResponse| {
+    ///     if call.path == "/shipping" {
+    ///         resp.set_json(&serde_json::json!({"quote": 999, "carrier": "ups"}));
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on_mock_response(
+        &self,
+        hook: impl Fn(&OutboundCall, &mut MockResponse) + Send + Sync + 'static,
+    ) {
+        self.inner
+            .embedded
+            .observer
+            .add_mock_hook(&self.inner.id, std::sync::Arc::new(hook));
+    }
+
+    /// Adds a check of each answer's body against the recorded one: `(recorded, actual)`,
+    /// `Err(message)` fails the test with the message. It runs in addition to the default
+    /// comparison (and to a suite's `assertions.body`); to replace that, redact the body
+    /// (`redact(".body")`) or set `body.mode: ignore` in the suite.
+    ///
+    /// ```no_run
+    /// # fn demo(sp: softprobe::Session) {
+    /// sp.assert_body(|recorded, actual| {
+    ///     let (r, a) = (recorded.json().unwrap_or_default(), actual.json().unwrap_or_default());
+    ///     if a["total"].as_i64() >= r["total"].as_i64() { Ok(()) } else { Err(format!("total fell: {a}")) }
+    /// });
+    /// # }
+    /// ```
+    pub fn assert_body(
+        &self,
+        check: impl Fn(&ResponseBody, &ResponseBody) -> std::result::Result<(), String>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        if let Ok(mut checks) = self.inner.body_checks.lock() {
+            checks.push(std::sync::Arc::new(check));
+        }
+    }
+
+    /// Runs the `on_request` closures over a request.
+    pub(crate) fn rewrite_request(&self, request: &mut InboundRequest) {
+        let hooks = self
+            .inner
+            .request_hooks
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        for hook in hooks {
+            hook(request);
+        }
+    }
+
+    /// A recorded inbound hop with the `on_request` closures applied.
+    pub(crate) fn rewrite_inbound(&self, ex: &Exchange) -> Exchange {
+        let mut out = ex.clone();
+        if self
+            .inner
+            .request_hooks
+            .lock()
+            .map(|h| h.is_empty())
+            .unwrap_or(true)
+        {
+            return out;
+        }
+        let mut request = InboundRequest::from_exchange(ex);
+        self.rewrite_request(&mut request);
+        request.apply(&mut out);
+        out
+    }
+
+    /// What the `assert_body` closures say about one answer.
+    pub(crate) fn body_failures(&self, recorded: &[u8], actual: &[u8]) -> Vec<String> {
+        let checks = self
+            .inner
+            .body_checks
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        if checks.is_empty() {
+            return Vec::new();
+        }
+        let (recorded, actual) = (
+            ResponseBody::new(recorded.to_vec()),
+            ResponseBody::new(actual.to_vec()),
+        );
+        checks
+            .iter()
+            .filter_map(|check| check(&recorded, &actual).err())
+            .collect()
+    }
+
+    /// The `assert_body` verdicts over a whole test: each inbound answer the test saw, paired
+    /// in order with the recorded one of the same method and path.
+    pub(crate) fn inbound_body_failures(
+        &self,
+        recorded: &[Exchange],
+        observed: &[Exchange],
+    ) -> Vec<String> {
+        if self
+            .inner
+            .body_checked_inline
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Vec::new();
+        }
+        let mut used = vec![false; recorded.len()];
+        let mut out = Vec::new();
+        for actual in observed
+            .iter()
+            .filter(|e| e.direction == Direction::Inbound)
+        {
+            let found = recorded.iter().enumerate().position(|(i, r)| {
+                !used[i]
+                    && r.direction == Direction::Inbound
+                    && r.method.eq_ignore_ascii_case(&actual.method)
+                    && r.path == actual.path
+            });
+            let Some(i) = found else { continue };
+            used[i] = true;
+            let bytes = |b: &Option<softprobe_runtime::case::Body>| {
+                b.as_ref()
+                    .map(|b| b.as_bytes().to_vec())
+                    .unwrap_or_default()
+            };
+            for message in self.body_failures(
+                &bytes(&recorded[i].response_body),
+                &bytes(&actual.response_body),
+            ) {
+                out.push(format!(
+                    "assert_body: {} {}: {message}",
+                    actual.method, actual.path
+                ));
+            }
+        }
+        out
     }
 
     /// Runs a future to completion from a synchronous test body.

@@ -1,21 +1,26 @@
-//! Suites: hundreds of captured cases run as one regression sweep (`softprobe suite run`).
+//! Suites: hundreds of captured cases run as one regression sweep (`softprobe suite run`, or
+//! one Rust test per case with `#[softprobe::cases("x.suite.yaml")]`).
 //!
-//! [`model`] reads `*.suite.yaml` files, [`runner`] replays each case through a runtime and
-//! an application's ingress proxy, [`mod@assert`] compares what came back, [`hooks`] lets any
-//! executable rewrite requests and mocks or add checks, and [`report`] writes JUnit, HTML
-//! and JSON. [`diff`] compares the hops of two sets of cases.
+//! [`model`] reads `*.suite.yaml` files, [`steps`] turns one planned case into a request, mocks
+//! and checks, [`mod@assert`] compares what came back, [`hooks`] lets any executable rewrite
+//! requests and mocks or add checks, and [`report`] writes JUnit, HTML and JSON. [`diff`]
+//! compares the hops of two sets of cases. Only the CLI's runner (`runner`, with the `cli`
+//! feature) needs an HTTP client; the rest is what the Rust harness uses.
 
 pub mod assert;
 pub mod diff;
 pub mod hooks;
 pub mod model;
 pub mod report;
+#[cfg(feature = "cli")]
 pub mod runner;
+pub mod steps;
 
 use std::path::{Path, PathBuf};
 
 pub use model::{PlannedCase, Suite, SuiteFile, load, read_env_file};
 pub use report::{CaseResult, CaseStatus, Failure, SuiteReport};
+#[cfg(feature = "cli")]
 pub use runner::{CaseCallback, RunOptions, run};
 
 /// Why a suite could not be loaded.

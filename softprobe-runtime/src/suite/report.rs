@@ -287,8 +287,13 @@ impl SuiteReport {
 }
 
 fn failure_text(c: &CaseResult) -> String {
+    failures_text(&c.failures)
+}
+
+/// Failures as the reports print them: `kind: message` lines, each followed by its diff.
+pub fn failures_text(failures: &[Failure]) -> String {
     let mut t = String::new();
-    for f in &c.failures {
+    for f in failures {
         let _ = writeln!(t, "{}: {}", f.kind, f.message);
         if let Some(d) = &f.diff {
             t.push_str(d);

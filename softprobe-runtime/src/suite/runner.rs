@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::SuiteError;
-use super::assert::{self, Message};
+use super::assert::Message;
 use super::hooks::{self, HookKind};
-use super::model::{BodyMode, CaseSettings, MockSource, PlannedCase, Suite};
+use super::model::{PlannedCase, Suite};
 use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
-use crate::case::{Body, Case, Direction, Exchange};
+use super::steps::{self, Checks, fail};
+use crate::case::{Case, Direction, Exchange};
 
 /// Called with each case's result as it finishes (progress bars, live logs).
 pub type CaseCallback = Arc<dyn Fn(&CaseResult) + Send + Sync>;
@@ -204,14 +205,6 @@ fn skipped(case: &PlannedCase, reason: String) -> CaseResult {
     }
 }
 
-fn fail(kind: &str, message: impl Into<String>) -> Failure {
-    Failure {
-        kind: kind.into(),
-        message: message.into(),
-        diff: None,
-    }
-}
-
 async fn run_case(sh: &Shared, case: &PlannedCase) -> CaseResult {
     let started = Instant::now();
     let mut result = CaseResult {
@@ -265,7 +258,16 @@ async fn drive(
         ));
     }
     let settings = &case.settings;
-    let rules = mock_rules(sh, case, settings, &exchanges).await?;
+    let mut rules = Vec::new();
+    for pending in steps::plan_mocks(&case.path, settings, &exchanges)? {
+        let answer = match pending.hook() {
+            Some((hook, payload)) => {
+                Some(call_hook(sh, hook, HookKind::MockResponse, case, payload).await?)
+            }
+            None => None,
+        };
+        rules.push(pending.rule(answer.as_ref()));
+    }
 
     let created = control(sh, "/v1/sessions", json!({"mode": "replay"})).await?;
     let id = created["sessionId"]
@@ -286,25 +288,10 @@ async fn drive(
         control(sh, &format!("/v1/sessions/{id}/policy"), policy.clone()).await?;
     }
 
-    let assertions = settings.assertions.clone().unwrap_or_default();
-    let include: Vec<(String, regex::Regex)> = assertions
-        .headers
-        .as_ref()
-        .and_then(|h| h.include.as_ref())
-        .map(|m| {
-            m.iter()
-                // Regexes were compiled once when the suite was read.
-                .filter_map(|(k, v)| regex::Regex::new(v).ok().map(|r| (k.clone(), r)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let body = assertions.body.clone().unwrap_or_default();
-    let mode = body.mode.unwrap_or(BodyMode::JsonSubset);
-    let ignore = body.ignore.clone().unwrap_or_default();
-
+    let checks = Checks::new(settings);
     for (n, ex) in inbound.iter().enumerate() {
-        let mut request = captured_request(ex);
-        apply_request_overrides(&mut request, settings);
+        let mut request = steps::captured_request(ex);
+        steps::apply_request_overrides(&mut request, settings);
         if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
             let answer = call_hook(
                 sh,
@@ -314,144 +301,25 @@ async fn drive(
                 json!({"index": n, "request": request.clone()}),
             )
             .await?;
-            if let Some(Value::Object(changed)) = answer.get("request") {
-                for (k, v) in changed {
-                    request.insert(k.clone(), v.clone());
-                }
-            }
+            steps::apply_request_answer(&mut request, &answer);
         }
         let actual = send(sh, &id, &request).await?;
-        let expected = Message {
-            status: ex.status.unwrap_or(200),
-            headers: ex.response_headers.clone(),
-            body: ex
-                .response_body
-                .as_ref()
-                .map(|b| b.as_bytes().to_vec())
-                .unwrap_or_default(),
-        };
-        let label = |mut f: Failure| {
-            if inbound.len() > 1 {
-                f.message = format!("request #{n}: {}", f.message);
-            }
-            f
-        };
-        if let Some(f) =
-            assert::check_status(assertions.status.as_ref(), expected.status, actual.status)
-        {
-            result.failures.push(label(f));
-        }
-        for f in assert::check_headers(&include, &actual.headers) {
-            result.failures.push(label(f));
-        }
-        if let Some(f) = assert::check_body(mode, &ignore, &expected.body, &actual.body) {
-            result.failures.push(label(f));
-        }
-        let checks = [
-            (body.hook.as_ref(), HookKind::AssertBody),
-            (
-                assertions.headers.as_ref().and_then(|h| h.hook.as_ref()),
-                HookKind::AssertHeaders,
-            ),
-        ];
-        for (hook, kind) in checks {
-            let Some(hook) = hook else { continue };
-            let payload = json!({
-                "index": n,
-                "request": request.clone(),
-                "captured": expected.to_json(),
-                "actual": actual.to_json(),
-            });
+        let expected = steps::captured_response(ex);
+        result
+            .failures
+            .extend(checks.check(&expected, &actual, n, inbound.len()));
+        for (hook, kind) in checks.hooks() {
+            let payload = steps::check_payload(n, &request, &expected, &actual);
             let path = hooks::resolve(hook, sh.hooks_dir.as_deref(), &sh.suite_dir);
             let answer = call_hook(sh, hook, kind, case, payload).await?;
-            match hooks::verdict(&path, &answer) {
-                Ok(None) => {}
-                Ok(Some(message)) => result.failures.push(label(Failure {
-                    kind: kind.as_str().into(),
-                    message: format!("{}: {message}", path.display()),
-                    diff: answer
-                        .get("diff")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                })),
-                Err(e) => result.failures.push(label(fail("hook", e))),
+            if let Some(f) = steps::check_answer(&path, kind, &answer) {
+                result.failures.push(steps::label(f, n, inbound.len()));
             }
         }
         result.expected.push(expected.to_json());
         result.actual.push(actual.to_json());
     }
     Ok(())
-}
-
-/// The captured inbound request as `{method, path, headers, body}`; headers that belong to
-/// the hop (host, length, trace context, the session) or were redacted are left out.
-fn captured_request(ex: &Exchange) -> Map<String, Value> {
-    const SKIP: &[&str] = &[
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "traceparent",
-        "tracestate",
-        "x-softprobe-session-id",
-        "accept-encoding",
-    ];
-    let mut headers = Map::new();
-    for (k, v) in &ex.request_headers {
-        let lower = k.to_ascii_lowercase();
-        if lower.starts_with(':') || SKIP.contains(&lower.as_str()) || v == crate::rules::REDACTED {
-            continue;
-        }
-        headers.insert(lower, Value::String(v.clone()));
-    }
-    let path = match &ex.query {
-        Some(q) if !q.is_empty() => format!("{}?{q}", ex.path),
-        _ => ex.path.clone(),
-    };
-    let body = match &ex.request_body {
-        None => Value::String(String::new()),
-        Some(Body::Text(t)) => Value::String(t.clone()),
-        Some(Body::Binary(b)) => assert::body_value(b),
-    };
-    let mut m = Map::new();
-    m.insert("method".into(), Value::String(ex.method.clone()));
-    m.insert("path".into(), Value::String(path));
-    m.insert("headers".into(), Value::Object(headers));
-    m.insert("body".into(), body);
-    m
-}
-
-fn apply_request_overrides(request: &mut Map<String, Value>, settings: &CaseSettings) {
-    let Some(r) = &settings.request else { return };
-    if let Some(m) = &r.method {
-        request.insert("method".into(), Value::String(m.clone()));
-    }
-    if let Some(p) = &r.path {
-        request.insert("path".into(), Value::String(p.clone()));
-    }
-    if let Some(b) = &r.body {
-        request.insert("body".into(), b.clone());
-    }
-    if let Some(h) = &r.headers
-        && let Some(Value::Object(headers)) = request.get_mut("headers")
-    {
-        for (k, v) in h {
-            let k = k.to_ascii_lowercase();
-            match v {
-                Some(v) => headers.insert(k, Value::String(v.clone())),
-                None => headers.remove(&k),
-            };
-        }
-    }
-}
-
-fn body_bytes(body: &Value) -> Vec<u8> {
-    match body {
-        Value::Null => Vec::new(),
-        Value::String(s) => s.as_bytes().to_vec(),
-        other => other.to_string().into_bytes(),
-    }
 }
 
 async fn send(
@@ -476,7 +344,7 @@ async fn send(
         }
     }
     req = req.header("x-softprobe-session-id", session);
-    let body = body_bytes(request.get("body").unwrap_or(&Value::Null));
+    let body = steps::body_bytes(request.get("body").unwrap_or(&Value::Null));
     if !body.is_empty() {
         req = req.body(body);
     }
@@ -514,144 +382,15 @@ async fn send(
     })
 }
 
-/// Turns the suite's mocks into session rules; `source: case` mocks answer from the loaded
-/// case unless a hook rewrites the captured response, which then becomes an inline mock.
-async fn mock_rules(
-    sh: &Shared,
-    case: &PlannedCase,
-    settings: &CaseSettings,
-    exchanges: &[Exchange],
-) -> Result<Vec<Value>, Failure> {
-    let mut rules = Vec::new();
-    for m in settings.mocks.iter().flatten() {
-        let when = Value::Object(m.matcher.clone().unwrap_or_default());
-        let source = m.source.unwrap_or(if m.response.is_some() {
-            MockSource::Inline
-        } else {
-            MockSource::Case
-        });
-        let (captured_req, mut response) = match source {
-            MockSource::Inline => (Value::Null, m.response.clone()),
-            MockSource::Case => match exchanges.iter().find(|e| selects(&when, e)) {
-                Some(e) => (
-                    Value::Object(captured_request(e)),
-                    Some(
-                        Message {
-                            status: e.status.unwrap_or(200),
-                            headers: e.response_headers.clone(),
-                            body: e
-                                .response_body
-                                .as_ref()
-                                .map(|b| b.as_bytes().to_vec())
-                                .unwrap_or_default(),
-                        }
-                        .to_json(),
-                    ),
-                ),
-                None if m.hook.is_some() => {
-                    return Err(fail(
-                        "mock",
-                        format!(
-                            "mock {:?}: no captured hop of {} matches {when}",
-                            m.name,
-                            case.path.display()
-                        ),
-                    ));
-                }
-                None => (Value::Null, None),
-            },
-        };
-        if let Some(hook) = &m.hook {
-            let answer = call_hook(
-                sh,
-                hook,
-                HookKind::MockResponse,
-                case,
-                json!({"mock": m.name, "request": captured_req, "response": response}),
-            )
-            .await?;
-            if let Some(r) = answer.get("response") {
-                response = Some(r.clone());
-            }
-        }
-        let then = match (source, &m.hook, response) {
-            (MockSource::Case, None, _) => json!({"action": "replay"}),
-            (_, _, Some(r)) => json!({"action": "mock", "response": rule_response(&r)}),
-            (_, _, None) => json!({"action": "replay"}),
-        };
-        let mut rule = json!({
-            "name": m.name,
-            "priority": m.priority.unwrap_or(1000),
-            "when": when,
-            "then": then,
-        });
-        if let Some(c) = &m.consume {
-            rule["consume"] = json!(c);
-        }
-        if let Some(l) = m.latency_ms {
-            rule["latencyMs"] = json!(l);
-        }
-        rules.push(rule);
-    }
-    Ok(rules)
-}
-
-/// A `{status, headers, body}` as a rule response: headers as strings, the body as text or
-/// JSON (binary captured bodies keep their base64 form).
-fn rule_response(r: &Value) -> Value {
-    let mut out = json!({"status": r.get("status").cloned().unwrap_or(json!(200))});
-    if let Some(Value::Object(h)) = r.get("headers") {
-        let headers: Map<String, Value> = h
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.to_ascii_lowercase().as_str(),
-                    "content-length" | "transfer-encoding" | "connection"
-                )
-            })
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
-                )
-            })
-            .collect();
-        out["headers"] = Value::Object(headers);
-    }
-    match r.get("body") {
-        Some(Value::Object(o)) if o.len() == 1 && o.contains_key("base64") => {
-            out["bodyBase64"] = o["base64"].clone();
-        }
-        Some(b) if !b.is_null() => out["body"] = b.clone(),
-        _ => {}
-    }
-    out
-}
-
-/// Whether a mock's `match` selects a captured outbound hop (the fields that identify one).
-fn selects(when: &Value, e: &Exchange) -> bool {
-    if e.direction != Direction::Outbound {
-        return false;
-    }
-    let s = |k: &str| when.get(k).and_then(Value::as_str);
-    s("method").is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
-        && s("host").is_none_or(|h| crate::rules::host_matches(h, &e.host))
-        && s("path").is_none_or(|p| p == e.path)
-        && s("pathPrefix").is_none_or(|p| e.path.starts_with(p))
-        && s("direction").is_none_or(|d| d.eq_ignore_ascii_case("outbound"))
-}
-
 async fn call_hook(
     sh: &Shared,
     name: &str,
     kind: HookKind,
     case: &PlannedCase,
-    mut payload: Value,
+    payload: Value,
 ) -> Result<Value, Failure> {
     let path = hooks::resolve(name, sh.hooks_dir.as_deref(), &sh.suite_dir);
-    payload["kind"] = json!(kind.as_str());
-    payload["suite"] = json!(sh.suite_name);
-    payload["case"] = json!({"name": case.name, "path": case.path.display().to_string()});
+    let payload = steps::hook_envelope(payload, kind, &sh.suite_name, &case.name, &case.path);
     let timeout = sh.hook_timeout;
     let hook_path = path.clone();
     tokio::task::spawn_blocking(move || hooks::call(&hook_path, &payload, timeout))

@@ -1,0 +1,467 @@
+//! The tests `#[softprobe::cases("x.suite.yaml")]` generates: each runs one case of the suite
+//! with the suite's settings (request overrides, mocks, policy, assertions, executable hooks)
+//! read at run time by `softprobe-runtime`, so `cargo test` and `softprobe suite run` judge a
+//! case alike and fail with the same text. Also the guard test that notices case files added
+//! or removed since the tests were generated.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use softprobe_runtime::case::{Direction, Exchange};
+use softprobe_runtime::suite::assert::Message;
+use softprobe_runtime::suite::hooks::{self, HookKind};
+use softprobe_runtime::suite::report::{Failure, failures_text};
+use softprobe_runtime::suite::steps::{self, Checks, fail};
+use softprobe_runtime::suite::{PlannedCase, Suite};
+
+use crate::__private::CaseSpec;
+use crate::Session;
+use crate::hooks::InboundRequest;
+use crate::mode::{Mode, ModeSource};
+use crate::run::Plan;
+
+/// Which case of which suite a generated test runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SuiteCase {
+    /// The suite file, absolute.
+    pub suite: &'static str,
+    /// The case's position in the suite when the test was generated.
+    pub index: usize,
+    /// The case's name in the suite.
+    pub name: &'static str,
+}
+
+/// Where a `#[softprobe::cases]` attribute found its case files.
+#[derive(Debug, Clone, Copy)]
+pub enum CaseFiles {
+    /// A glob, relative to the crate's directory.
+    Glob(&'static str),
+    /// A suite file, absolute.
+    Suite(&'static str),
+}
+
+/// How long an executable hook named by a suite may run.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn load_suite(path: &str) -> Result<Suite, String> {
+    softprobe_runtime::suite::load(Path::new(path), &BTreeMap::new())
+        .map_err(|e| format!("softprobe: {e}"))
+}
+
+/// The planned case for `case`: at its index when the suite still lists it there, else by
+/// name and file.
+fn find(suite: &Suite, case: &SuiteCase, case_path: &str) -> Result<PlannedCase, String> {
+    let same = |c: &PlannedCase| c.name == case.name && c.path == Path::new(case_path);
+    suite
+        .cases
+        .get(case.index)
+        .filter(|c| same(c))
+        .or_else(|| suite.cases.iter().find(|c| same(c)))
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "softprobe: {} no longer has the case {:?} ({case_path}) this test was generated for; rebuild the tests (touch the test source file)",
+                case.suite, case.name
+            )
+        })
+}
+
+/// Runs one suite case: `app` starts the service and returns its base URL.
+#[track_caller]
+pub fn run_suite_case<F, Fut, U>(spec: CaseSpec, case: SuiteCase, app: F)
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = U>,
+    U: Into<String>,
+{
+    let planned = match load_suite(case.suite).and_then(|s| {
+        let p = find(&s, &case, spec.path)?;
+        Ok((s, p))
+    }) {
+        Ok(p) => p,
+        Err(msg) => panic!("{msg}\n  test: {}", spec.test_name),
+    };
+    let (suite, planned) = planned;
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let plan = Plan {
+        case_path: planned.path.clone(),
+        mode: Mode::Replay,
+        source: ModeSource::Attribute,
+        ci,
+        strict: false,
+        redact: Vec::new(),
+        test_name: spec.test_name.to_owned(),
+        record_command: format!(
+            "the #[softprobe::case] test or `softprobe capture` session that produced {} (suite cases only replay)",
+            planned.path.display()
+        ),
+    };
+    let result = crate::run::execute(&plan, move |sp: Session| async move {
+        if let Err(failures) = drive(&sp, &suite, &planned, app).await {
+            panic!(
+                "softprobe: suite {:?}, case {:?} ({}) failed:\n{}",
+                suite.file.name,
+                planned.name,
+                planned.path.display(),
+                failures_text(&failures)
+            );
+        }
+    });
+    if let Err(report) = result {
+        panic!("{report}");
+    }
+}
+
+async fn drive<F, Fut, U>(
+    sp: &Session,
+    suite: &Suite,
+    case: &PlannedCase,
+    app: F,
+) -> Result<(), Vec<Failure>>
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = U>,
+    U: Into<String>,
+{
+    // The suite's assertions judge the answers, not the default comparison.
+    sp.inner.embedded.observer.skip_comparison(sp.id());
+    sp.inner
+        .body_checked_inline
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let exchanges: Vec<Exchange> = sp.case().exchanges().to_vec();
+    let inbound: Vec<&Exchange> = exchanges
+        .iter()
+        .filter(|e| e.direction == Direction::Inbound)
+        .collect();
+    if inbound.is_empty() {
+        return Err(vec![fail(
+            "case",
+            format!("{} has no inbound request to replay", case.path.display()),
+        )]);
+    }
+    let hooks = Hooks {
+        suite,
+        case,
+        dir: std::env::var_os("SOFTPROBE_HOOKS_DIR").map(PathBuf::from),
+    };
+    let settings = &case.settings;
+    let mut rules = Vec::new();
+    for pending in steps::plan_mocks(&case.path, settings, &exchanges).map_err(|f| vec![f])? {
+        let answer = match pending.hook() {
+            Some((hook, payload)) => Some(
+                hooks
+                    .call(hook, HookKind::MockResponse, payload)
+                    .map_err(|f| vec![f])?,
+            ),
+            None => None,
+        };
+        rules.push(pending.rule(answer.as_ref()));
+    }
+    if !rules.is_empty() {
+        sp.rules(json!({"version": 1, "rules": rules}))
+            .map_err(|e| vec![fail("mock", format!("the suite's mocks: {e}"))])?;
+    }
+    if let Some(policy) = &settings.policy {
+        sp.policy(policy.clone())
+            .map_err(|e| vec![fail("policy", format!("the suite's policy: {e}"))])?;
+    }
+
+    let base: String = app(sp.clone()).await.into();
+    let client = sp.client();
+    let checks = Checks::new(settings);
+    let mut failures = Vec::new();
+    let of = inbound.len();
+    for (n, ex) in inbound.iter().enumerate() {
+        let mut request = steps::captured_request(ex);
+        steps::apply_request_overrides(&mut request, settings);
+        if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
+            let answer = hooks
+                .call(
+                    hook,
+                    HookKind::Request,
+                    json!({"index": n, "request": request.clone()}),
+                )
+                .map_err(|f| vec![f])?;
+            steps::apply_request_answer(&mut request, &answer);
+        }
+        let mut outgoing = inbound_request(&request);
+        sp.rewrite_request(&mut outgoing);
+        let actual = match send(&client, &base, &outgoing).await {
+            Ok(m) => m,
+            Err(f) => {
+                failures.push(steps::label(f, n, of));
+                continue;
+            }
+        };
+        let expected = steps::captured_response(ex);
+        failures.extend(checks.check(&expected, &actual, n, of));
+        for (hook, kind) in checks.hooks() {
+            let payload = steps::check_payload(n, &request, &expected, &actual);
+            match hooks.call(hook, kind, payload) {
+                Ok(answer) => {
+                    let path = hooks.resolve(hook);
+                    if let Some(f) = steps::check_answer(&path, kind, &answer) {
+                        failures.push(steps::label(f, n, of));
+                    }
+                }
+                Err(f) => failures.push(steps::label(f, n, of)),
+            }
+        }
+        for message in sp.body_failures(&expected.body, &actual.body) {
+            failures.push(steps::label(fail("assert_body", message), n, of));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    }
+}
+
+/// Executable hooks named by the suite: looked up in `SOFTPROBE_HOOKS_DIR` first, then next
+/// to the suite, as `softprobe suite run --hooks DIR` does.
+struct Hooks<'a> {
+    suite: &'a Suite,
+    case: &'a PlannedCase,
+    dir: Option<PathBuf>,
+}
+
+impl Hooks<'_> {
+    fn resolve(&self, name: &str) -> PathBuf {
+        hooks::resolve(name, self.dir.as_deref(), self.suite.base_dir())
+    }
+
+    fn call(&self, name: &str, kind: HookKind, payload: Value) -> Result<Value, Failure> {
+        let payload = steps::hook_envelope(
+            payload,
+            kind,
+            &self.suite.file.name,
+            &self.case.name,
+            &self.case.path,
+        );
+        hooks::call(&self.resolve(name), &payload, HOOK_TIMEOUT).map_err(|e| fail("hook", e))
+    }
+}
+
+/// The suite's `{method, path, headers, body}` as the request the closures rewrite.
+fn inbound_request(request: &Map<String, Value>) -> InboundRequest {
+    let text = |k: &str, default: &str| {
+        request
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let headers = match request.get("headers") {
+        Some(Value::Object(h)) => h
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    InboundRequest {
+        method: text("method", "GET"),
+        path: text("path", "/"),
+        headers,
+        body: steps::body_bytes(request.get("body").unwrap_or(&Value::Null)),
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    request: &InboundRequest,
+) -> Result<Message, Failure> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| fail("request", format!("bad method {:?}", request.method)))?;
+    let url = format!("{}{}", base.trim_end_matches('/'), request.path);
+    let mut req = client.request(method.clone(), &url);
+    for (k, v) in &request.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    if !request.body.is_empty() {
+        req = req.body(request.body.clone());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| fail("request", format!("{method} {url} failed: {e}")))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| fail("request", format!("{method} {url}: reading the body: {e}")))?
+        .to_vec();
+    Ok(Message {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The case files `files` names now.
+fn current_files(spec: &CaseSpec, files: CaseFiles) -> Result<BTreeSet<String>, String> {
+    match files {
+        CaseFiles::Suite(path) => Ok(load_suite(path)?
+            .cases
+            .into_iter()
+            .map(|c| c.path.display().to_string())
+            .collect()),
+        CaseFiles::Glob(pattern) => {
+            let full = Path::new(spec.manifest_dir).join(pattern);
+            let found = glob::glob(&full.to_string_lossy())
+                .map_err(|e| format!("softprobe: bad glob {pattern:?}: {e}"))?;
+            Ok(found
+                .filter_map(std::result::Result::ok)
+                .filter(|p| p.is_file())
+                .map(|p| p.display().to_string())
+                .collect())
+        }
+    }
+}
+
+/// The list of case files now against the one the tests were generated from.
+fn difference(listed: &[&str], now: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let then: BTreeSet<String> = listed.iter().map(|s| (*s).to_owned()).collect();
+    (
+        now.difference(&then).cloned().collect(),
+        then.difference(now).cloned().collect(),
+    )
+}
+
+/// The guard test generated next to the per-case tests: fails when the glob or suite now
+/// names other case files than when the tests were generated (a new file needs a rebuild to
+/// get its test).
+#[track_caller]
+pub fn check_case_files(spec: CaseSpec, files: CaseFiles, listed: &[&str]) {
+    let now = match current_files(&spec, files) {
+        Ok(n) => n,
+        Err(msg) => panic!("{msg}\n  test: {}", spec.test_name),
+    };
+    let (added, removed) = difference(listed, &now);
+    if added.is_empty() && removed.is_empty() {
+        return;
+    }
+    let source = match files {
+        CaseFiles::Glob(p) | CaseFiles::Suite(p) => p,
+    };
+    let mut text = format!(
+        "softprobe: the tests generated from {source:?} in {} are out of date: cargo built them before these case files changed.\n",
+        spec.source_file
+    );
+    for f in &added {
+        text.push_str(&format!("  added (no test yet): {f}\n"));
+    }
+    for f in &removed {
+        text.push_str(&format!("  removed (its test still runs): {f}\n"));
+    }
+    text.push_str(&format!(
+        "Rebuild the tests: `touch {}` (or `cargo clean -p {}`), then run the tests again.\n",
+        spec.source_file, spec.package
+    ));
+    panic!("{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_added_and_removed_files() {
+        let now: BTreeSet<String> = ["a", "c"].map(String::from).into();
+        let (added, removed) = difference(&["a", "b"], &now);
+        assert_eq!(added, ["c"]);
+        assert_eq!(removed, ["b"]);
+        assert_eq!(difference(&["a", "c"], &now), (vec![], vec![]));
+    }
+
+    fn spec(dir: &Path) -> CaseSpec {
+        CaseSpec {
+            path: "cases/*.case.json",
+            manifest_dir: Box::leak(dir.display().to_string().into_boxed_str()),
+            package: "shop",
+            test_name: "shop::checkout::__case_files_current",
+            source_file: "tests/checkout.rs",
+            mode: Some("replay"),
+            strict: false,
+            redact: &[],
+        }
+    }
+
+    fn guard_message(spec: CaseSpec, files: CaseFiles, listed: &[&str]) -> Option<String> {
+        std::panic::catch_unwind(|| check_case_files(spec, files, listed))
+            .err()
+            .map(|p| p.downcast_ref::<String>().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn the_guard_names_new_and_gone_case_files_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cases")).unwrap();
+        let a = dir.path().join("cases/a.case.json");
+        let b = dir.path().join("cases/b.case.json");
+        std::fs::write(&a, "{}").unwrap();
+        let a_text = a.display().to_string();
+        let glob = CaseFiles::Glob("cases/*.case.json");
+        assert_eq!(guard_message(spec(dir.path()), glob, &[&a_text]), None);
+
+        std::fs::write(&b, "{}").unwrap();
+        std::fs::remove_file(&a).unwrap();
+        let msg = guard_message(spec(dir.path()), glob, &[&a_text]).unwrap();
+        assert!(
+            msg.contains(&format!("added (no test yet): {}", b.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("removed (its test still runs): {a_text}")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("`touch tests/checkout.rs` (or `cargo clean -p shop`)"),
+            "{msg}"
+        );
+
+        let suite = dir.path().join("s.suite.yaml");
+        std::fs::write(&suite, "name: s\ncases: cases/*.case.json\n").unwrap();
+        let suite_text: &'static str = Box::leak(suite.display().to_string().into_boxed_str());
+        let listed = [b.display().to_string()];
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        assert_eq!(
+            guard_message(spec(dir.path()), CaseFiles::Suite(suite_text), &listed),
+            None
+        );
+        std::fs::write(&a, "{}").unwrap();
+        let msg = guard_message(spec(dir.path()), CaseFiles::Suite(suite_text), &listed).unwrap();
+        assert!(msg.contains("added (no test yet)"), "{msg}");
+    }
+
+    #[test]
+    fn requests_from_the_suite_shape() {
+        let mut m = Map::new();
+        m.insert("method".into(), json!("POST"));
+        m.insert("path".into(), json!("/checkout?x=1"));
+        m.insert(
+            "headers".into(),
+            json!({"content-type": "application/json"}),
+        );
+        m.insert("body".into(), json!({"amount": 1}));
+        let r = inbound_request(&m);
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/checkout?x=1");
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        assert_eq!(r.json(), Some(json!({"amount": 1})));
+    }
+}

@@ -1,0 +1,75 @@
+//! `#[softprobe::cases("suites/*.suite.yaml")]`: one generated test per case of a suite, each
+//! run with the suite's request overrides, mocks, executable hooks, policy and assertions
+//! against the checkout service, failing with the same text as `softprobe suite run`.
+
+use softprobe::Session;
+use softprobe_e2e::{Config, Variant, router, urls};
+
+async fn checkout_service(sp: &Session) -> String {
+    let (payments_url, shipping_url) = urls(47443, 47080);
+    sp.serve(router(Config {
+        http: sp.http_client(),
+        payments_url,
+        shipping_url,
+        variant: Variant::Recorded,
+    }))
+    .await
+}
+
+#[softprobe::cases("suites/checkout.suite.yaml")]
+async fn checkout(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
+// The suite mocks shipping at 999: the total drifts, and the failure shows the suite's diff.
+#[softprobe::cases("suites/checkout-drift.suite.yaml")]
+#[should_panic(
+    expected = "body: body differs from the captured one (json-subset, 2 difference(s))\n\
+- $.shipping: 499\n+ $.shipping: 999\n- $.total: 1499\n+ $.total: 1999\n"
+)]
+async fn checkout_drift(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
+// A body check added in Rust joins the suite's own: its message is part of each case's failure.
+#[softprobe::cases("suites/checkout-drift.suite.yaml")]
+#[should_panic(expected = "assert_body: total 1999 is over budget\n")]
+async fn checkout_budget(sp: Session) -> String {
+    sp.assert_body(|_recorded, actual| match actual.json() {
+        Some(body) if body["total"].as_i64().is_some_and(|t| t > 1500) => {
+            Err(format!("total {} is over budget", body["total"]))
+        }
+        _ => Ok(()),
+    });
+    checkout_service(&sp).await
+}
+
+#[test]
+fn every_suite_case_has_its_own_test() {
+    // Names come from the suite (`name`, else the file stem), as `softprobe suite run` shows
+    // them; the list is what libtest (and nextest) see in this very binary.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--list", "--format", "terse", "checkout"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "checkout::__case_files_current",
+            "checkout::fedex_by_hook",
+            "checkout::happy_path",
+            "checkout::rejects_lowercase_currency",
+            "checkout::slow_shipping",
+            "checkout_budget::__case_files_current",
+            "checkout_budget::dearer_shipping",
+            "checkout_drift::__case_files_current",
+            "checkout_drift::dearer_shipping",
+        ]
+    );
+}
