@@ -7,8 +7,8 @@
 //! found next to this test's own executable (which honours `CARGO_TARGET_DIR` and the
 //! profile). `cargo test --workspace` has just built them; when one is missing (this test
 //! run alone on a fresh target dir) it is built with `cargo build` of those binaries only.
-//! Run alone after changing them, build them first:
-//! `cargo build -p checkout-example --bin stack -p softprobe-runtime --bin softprobe`.
+//! A binary older than any source file of those two packages is rebuilt the same way, so a
+//! stale build is never what gets tested.
 //! Building unconditionally would be simpler but compiles a second feature set of the
 //! TLS stack, since a two-package build unifies features differently from the workspace.
 
@@ -35,7 +35,7 @@ fn bin_dir() -> &'static Path {
         let target = dir.parent().expect("target/<profile> has a parent");
         if ["stack", "softprobe"]
             .iter()
-            .all(|bin| dir.join(bin).is_file())
+            .all(|bin| is_current(&dir.join(bin)))
         {
             return dir;
         }
@@ -58,6 +58,33 @@ fn bin_dir() -> &'static Path {
         );
         dir
     })
+}
+
+/// Whether a binary exists and is newer than every source file it is built from, so a
+/// binary left from before an edit is rebuilt rather than tested.
+fn is_current(binary: &Path) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    ["softprobe-runtime/src", "examples/checkout/src"]
+        .iter()
+        .all(|dir| newest_file(&root.join(dir)).is_none_or(|newest| newest <= built))
+}
+
+/// The latest modification time of the files below `dir`.
+fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(time);
+    }
+    newest
 }
 
 /// A stack process, stopped with SIGTERM (as Ctrl-C would) when dropped.
