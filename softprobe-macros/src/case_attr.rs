@@ -133,7 +133,7 @@ impl Parse for Opt {
 }
 
 /// `headers("x-total-count", ...)`: non-empty, each a header name, none volatile, none twice.
-fn parse_headers(key: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
+pub(crate) fn parse_headers(key: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
     const USAGE: &str =
         "`headers` takes header names to compare: headers(\"x-total-count\", \"etag\")";
     if !input.peek(syn::token::Paren) {

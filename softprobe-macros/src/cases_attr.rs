@@ -17,6 +17,7 @@ use syn::{Ident, ItemFn, LitStr, Token};
 struct CasesArgs {
     pattern: LitStr,
     redact: Vec<LitStr>,
+    headers: Vec<LitStr>,
     krate: Option<syn::Path>,
 }
 
@@ -32,6 +33,7 @@ impl Parse for CasesArgs {
         let mut args = CasesArgs {
             pattern,
             redact: Vec::new(),
+            headers: Vec::new(),
             krate: None,
         };
         if input.is_empty() {
@@ -48,6 +50,9 @@ impl Parse for CasesArgs {
                         .into_iter()
                         .collect();
                 }
+                "headers" => {
+                    args.headers = crate::case_attr::parse_headers(&key, input)?;
+                }
                 "crate" => {
                     input.parse::<Token![=]>()?;
                     let lit: LitStr = input.parse()?;
@@ -56,7 +61,9 @@ impl Parse for CasesArgs {
                 other => {
                     return Err(syn::Error::new_spanned(
                         &key,
-                        format!("unknown option `{other}`; expected one of `redact`, `crate`"),
+                        format!(
+                            "unknown option `{other}`; expected one of `redact`, `headers`, `crate`"
+                        ),
                     ));
                 }
             }
@@ -227,6 +234,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let pattern = args.pattern.value();
     let suite = is_suite(&pattern);
+    if suite && !args.headers.is_empty() {
+        return fail(
+            &args.pattern,
+            "headers(...) does not apply to a suite: its assertions decide what is compared (use assertions.headers.include in the suite)".into(),
+            &func,
+        );
+    }
     if suite && !args.redact.is_empty() {
         return fail(
             &args.pattern,
@@ -323,6 +337,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         .unwrap_or_else(|| quote!(::softprobe));
     let name = &func.sig.ident;
     let redact = &args.redact;
+    let headers: Vec<String> = args
+        .headers
+        .iter()
+        .map(|h| h.value().to_ascii_lowercase())
+        .collect();
     let suite_file = root.join(&pattern).display().to_string();
     let spec = |test: &Ident, path: &str| {
         quote! {
@@ -359,7 +378,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         } else {
             quote! {
-                #krate::__private::run_inbound_replay(#spec, super::#name)
+                #krate::__private::run_inbound_replay_with(
+                    #spec,
+                    #krate::__private::CaseOptions { headers: &[#(#headers),*] },
+                    super::#name,
+                )
             }
         };
         quote! {

@@ -243,7 +243,18 @@ where
     Fut: Future<Output = U>,
     U: Into<String>,
 {
-    run_case(spec, move |sp: Session| async move {
+    run_inbound_replay_with(spec, CaseOptions::default(), app)
+}
+
+/// [`run_inbound_replay`] with the options the attribute gives beyond [`CaseSpec`].
+#[track_caller]
+pub fn run_inbound_replay_with<F, Fut, U>(spec: CaseSpec, options: CaseOptions, app: F)
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = U>,
+    U: Into<String>,
+{
+    run_case_with(spec, options, move |sp: Session| async move {
         let base: String = app(sp.clone()).await.into();
         let requests: Vec<_> = sp.case().inbound().into_iter().cloned().collect();
         let client = sp.client();

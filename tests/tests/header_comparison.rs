@@ -146,3 +146,19 @@ fn default_headers_drift_added_ones_on_request_volatile_ones_never() {
         "{failure}"
     );
 }
+
+/// `#[softprobe::cases]` resends the recorded request and compares the added header too.
+#[softprobe::cases("cases/headers/*.case.json", headers("x-total-count"))]
+async fn listing_cases(sp: Session) -> String {
+    sp.serve(listing(RECORDED)).await
+}
+
+#[softprobe::cases("cases/headers/*.case.json", headers("x-total-count"))]
+#[should_panic(expected = "header:x-total-count:\n      - recorded: 3\n      + actual:   5")]
+async fn listing_cases_with_a_drifting_total(sp: Session) -> String {
+    sp.serve(listing(Listing {
+        total: 5,
+        ..RECORDED
+    }))
+    .await
+}
