@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::backend::SharedBackend;
 use super::{
@@ -37,6 +38,11 @@ pub struct ProxyConfig {
     pub require_session: bool,
     /// Service name recorded on hops.
     pub service: Option<String>,
+    /// Time a client gets to send a request head (default 10 s).
+    pub header_read_timeout: Option<Duration>,
+    /// Allow non-loopback listen addresses (refused otherwise: the proxies would be an open
+    /// relay for anyone who can reach them).
+    pub allow_remote: bool,
 }
 
 /// The proxies a [`ProxyConfig`] started.
@@ -95,6 +101,35 @@ impl ProxyConfig {
                 "--ca-cert and --ca-key go together: give both or neither".into(),
             ));
         }
+        let ingress_listen = self
+            .ingress_listen
+            .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN));
+        let egress_listen = self
+            .egress_listen
+            .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN));
+        let listens = [
+            (self.runs_ingress(), "ingress", ingress_listen),
+            (self.runs_egress(), "egress", egress_listen),
+        ];
+        for (_, which, addr) in listens
+            .iter()
+            .filter(|(runs, _, addr)| *runs && !addr.ip().is_loopback())
+        {
+            if !self.allow_remote {
+                return Err(ProxyError::Config(format!(
+                    "refusing to run the {which} proxy on {addr}: it is not a loopback address, \
+                     so anyone who can reach it could relay traffic through it; pass \
+                     --allow-remote (SOFTPROBE_ALLOW_REMOTE=true) to do it on purpose"
+                )));
+            }
+            tracing::warn!(
+                "the {which} proxy listens on {addr}, which is not a loopback address: every \
+                 machine that can reach it can send traffic through it"
+            );
+        }
+        let header_read_timeout = self
+            .header_read_timeout
+            .unwrap_or(crate::server::DEFAULT_HEADER_READ_TIMEOUT);
         let mut running = RunningProxies::default();
         if self.runs_egress() {
             let ca = match (&self.ca_cert, &self.ca_key) {
@@ -105,10 +140,8 @@ impl ProxyConfig {
                 ca.write_cert(out)?;
             }
             let mut egress = EgressProxy::builder()
-                .listen(
-                    self.egress_listen
-                        .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN)),
-                )
+                .listen(egress_listen)
+                .header_read_timeout(header_read_timeout)
                 .shared_ca(Arc::new(ca))
                 .backend(backend.clone())
                 .require_session(self.require_session);
@@ -122,10 +155,8 @@ impl ProxyConfig {
         }
         if let Some(upstream) = &self.ingress_upstream {
             let mut ingress = IngressProxy::builder()
-                .listen(
-                    self.ingress_listen
-                        .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN)),
-                )
+                .listen(ingress_listen)
+                .header_read_timeout(header_read_timeout)
                 .upstream(upstream.clone())
                 .backend(backend)
                 .require_session(self.require_session);
