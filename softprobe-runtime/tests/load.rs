@@ -226,7 +226,7 @@ async fn concurrent_capture_sessions_lose_nothing_and_replay_without_misses() {
 
     // Replay: every case at once, strict, with the upstream gone.
     upstream.stop().await;
-    let replay_started = Instant::now();
+    let setup_started = Instant::now();
     let mut replays = Vec::new();
     for file in &files {
         let replay = create_session(&rt, "replay").await;
@@ -240,6 +240,8 @@ async fn concurrent_capture_sessions_lose_nothing_and_replay_without_misses() {
         .await;
         replays.push(replay);
     }
+    let setup_time = setup_started.elapsed();
+    let replay_started = Instant::now();
     let mut tasks = Vec::new();
     for (s, session) in replays.iter().cloned().enumerate() {
         let (http, ingress_url) = (http.clone(), ingress_url.clone());
@@ -264,7 +266,8 @@ async fn concurrent_capture_sessions_lose_nothing_and_replay_without_misses() {
     assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
     eprintln!(
         "load: {n} sessions x {r} requests: capture {capture_time:?}, {total_spans} spans in \
-         {n} cases, replay {replay_time:?}, {misses} misses"
+         {n} cases, replay set-up (create, load-case, policy) {setup_time:?}, replay \
+         {replay_time:?}, {misses} misses"
     );
     drop(app);
 }
