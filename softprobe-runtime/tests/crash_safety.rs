@@ -153,6 +153,13 @@ fn temporaries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Whether the process `pid` has a temporary file in `dir` (write_atomic names them
+/// `.{file}.{pid}.{random}.tmp`).
+fn has_temporary_of(dir: &Path, pid: u32) -> bool {
+    let marker = format!(".{pid}.");
+    temporaries(dir).iter().any(|name| name.contains(&marker))
+}
+
 /// A small xorshift generator: the kill moments need spread, not cryptographic quality.
 struct Moments(u64);
 
@@ -208,11 +215,12 @@ fn kill_9_during_case_writes_leaves_the_old_file_or_the_new_one() {
         | 1;
     let mut moments = Moments(seed);
     // Most of a close is building the document in memory; the file is written at its end.
-    // Kills land from half-way through to a little after the close would have ended.
+    // Kills land from a third of the way through to the moment the close would have ended.
     let close_us = close_time.as_micros() as u64;
-    let (earliest_us, window_us) = (close_us / 2, close_us * 7 / 10 + 1);
-    let (mut old, mut new, mut most_temporaries) = (0, 0, 0);
+    let (earliest_us, window_us) = (close_us / 3, close_us * 2 / 3 + 1);
+    let (mut old, mut new, mut most_temporaries, mut killed_mid_write) = (0, 0, 0, 0);
     let mut last_complete = 0;
+    let mut aimed = 0;
     for run in 1..=runs {
         let before = std::fs::read(&target).unwrap();
         let mut rt = start(&[]);
@@ -226,9 +234,20 @@ fn kill_9_during_case_writes_leaves_the_old_file_or_the_new_one() {
             let http = http.clone();
             std::thread::spawn(move || http.post(url).json(&json!({})).send().is_ok())
         };
-        std::thread::sleep(Duration::from_micros(
-            earliest_us + moments.next_below(window_us),
-        ));
+        if run % 2 == 0 {
+            // Aimed at the write itself: as soon as the temporary file appears, plus up to
+            // 2 ms, so the kill lands while it is written, flushed or renamed.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !has_temporary_of(dir.path(), rt.child.id()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            aimed += 1;
+            std::thread::sleep(Duration::from_micros(moments.next_below(2000)));
+        } else {
+            std::thread::sleep(Duration::from_micros(
+                earliest_us + moments.next_below(window_us),
+            ));
+        }
         kill9(&rt.child);
         let _ = rt.child.wait();
         let _ = closer.join();
@@ -245,6 +264,9 @@ fn kill_9_during_case_writes_leaves_the_old_file_or_the_new_one() {
             });
             new += 1;
             last_complete = run;
+        }
+        if has_temporary_of(dir.path(), rt.child.id()) {
+            killed_mid_write += 1;
         }
         most_temporaries = most_temporaries.max(temporaries(dir.path()).len());
     }
@@ -270,7 +292,8 @@ fn kill_9_during_case_writes_leaves_the_old_file_or_the_new_one() {
     );
     eprintln!(
         "crash: {runs} kill -9 during writes of a {} KiB case (close takes {close_time:?}): \
-         {old} old, {new} new, 0 partial; at most {most_temporaries} temporaries, 0 after the \
+         {old} old, {new} new, 0 partial; {aimed} kills aimed at the temporary file, \
+         {killed_mid_write} left one behind (at most {most_temporaries} at once), 0 after the \
          next write (seed {seed})",
         std::fs::metadata(&target).unwrap().len() / 1024
     );
