@@ -219,6 +219,8 @@ fn the_binary_refuses_non_loopback_binds_without_allow_remote() {
             stderr.contains(&format!("refusing to run the {which} proxy on 0.0.0.0:0")),
             "{stderr}"
         );
+        // Refused before anything listens.
+        assert!(!stderr.contains("listening on"), "{stderr}");
     }
 }
 

@@ -133,6 +133,10 @@ async fn run(flags: Flags) -> ExitCode {
         return run_proxies_only(&url, flags).await;
     }
     let proxy_config = flags.config_for_proxies();
+    if let Err(err) = proxy_config.check_listen() {
+        eprintln!("softprobe-runtime: {err}");
+        return ExitCode::FAILURE;
+    }
     let server = match Server::builder()
         .listen(flags.listen)
         .token(flags.api_token)

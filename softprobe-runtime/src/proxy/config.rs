@@ -89,27 +89,13 @@ impl ProxyConfig {
         self.egress_listen.is_some() || self.egress_upstream.is_some()
     }
 
-    /// Starts the configured proxies over `backend`.
-    pub async fn start(self, backend: SharedBackend) -> Result<RunningProxies, ProxyError> {
-        if self.ingress_listen.is_some() && self.ingress_upstream.is_none() {
-            return Err(ProxyError::Config(
-                "--ingress-listen needs --ingress-upstream (the application's URL)".into(),
-            ));
-        }
-        if self.ca_cert.is_some() != self.ca_key.is_some() {
-            return Err(ProxyError::Config(
-                "--ca-cert and --ca-key go together: give both or neither".into(),
-            ));
-        }
-        let ingress_listen = self
-            .ingress_listen
-            .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN));
-        let egress_listen = self
-            .egress_listen
-            .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN));
+    /// Refuses a non-loopback listen address of a configured proxy unless
+    /// [`ProxyConfig::allow_remote`] is set (then warns). [`ProxyConfig::start`] checks it too;
+    /// call it first to fail before starting anything else.
+    pub fn check_listen(&self) -> Result<(), ProxyError> {
         let listens = [
-            (self.runs_ingress(), "ingress", ingress_listen),
-            (self.runs_egress(), "egress", egress_listen),
+            (self.runs_ingress(), "ingress", self.ingress_listen_addr()),
+            (self.runs_egress(), "egress", self.egress_listen_addr()),
         ];
         for (_, which, addr) in listens
             .iter()
@@ -122,10 +108,45 @@ impl ProxyConfig {
                      --allow-remote (SOFTPROBE_ALLOW_REMOTE=true) to do it on purpose"
                 )));
             }
-            tracing::warn!(
-                "the {which} proxy listens on {addr}, which is not a loopback address: every \
-                 machine that can reach it can send traffic through it"
-            );
+        }
+        Ok(())
+    }
+
+    fn ingress_listen_addr(&self) -> SocketAddr {
+        self.ingress_listen
+            .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN))
+    }
+
+    fn egress_listen_addr(&self) -> SocketAddr {
+        self.egress_listen
+            .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN))
+    }
+
+    /// Starts the configured proxies over `backend`.
+    pub async fn start(self, backend: SharedBackend) -> Result<RunningProxies, ProxyError> {
+        if self.ingress_listen.is_some() && self.ingress_upstream.is_none() {
+            return Err(ProxyError::Config(
+                "--ingress-listen needs --ingress-upstream (the application's URL)".into(),
+            ));
+        }
+        if self.ca_cert.is_some() != self.ca_key.is_some() {
+            return Err(ProxyError::Config(
+                "--ca-cert and --ca-key go together: give both or neither".into(),
+            ));
+        }
+        self.check_listen()?;
+        let ingress_listen = self.ingress_listen_addr();
+        let egress_listen = self.egress_listen_addr();
+        for (runs, which, addr) in [
+            (self.runs_ingress(), "ingress", ingress_listen),
+            (self.runs_egress(), "egress", egress_listen),
+        ] {
+            if runs && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "the {which} proxy listens on {addr}, which is not a loopback address: \
+                     every machine that can reach it can send traffic through it"
+                );
+            }
         }
         let header_read_timeout = self
             .header_read_timeout
