@@ -57,6 +57,40 @@ pub enum Error {
         #[source]
         source: Box<CaseError>,
     },
+    /// Creating a session would exceed the configured number of open sessions.
+    #[error(
+        "cannot create a session: {limit} sessions are open, the most this runtime allows \
+         (--max-sessions / SOFTPROBE_MAX_SESSIONS); close the sessions you no longer need"
+    )]
+    TooManySessions {
+        /// The configured maximum.
+        limit: usize,
+    },
+    /// Recording spans would exceed the configured number of captured spans per session;
+    /// the spans already captured are kept.
+    #[error(
+        "session `{session_id}` already holds {limit} captured spans, the most this runtime \
+         allows (--max-spans-per-session / SOFTPROBE_MAX_SPANS_PER_SESSION): {refused} span(s) \
+         were not recorded; the spans captured before are kept and close still writes them"
+    )]
+    SpanLimit {
+        /// The session.
+        session_id: String,
+        /// The configured maximum.
+        limit: usize,
+        /// How many spans of the request were refused.
+        refused: usize,
+    },
+    /// A listener was asked to bind a non-loopback address without the explicit opt-in.
+    #[error(
+        "refusing to listen on {addr}: it is not a loopback address, so anyone who can reach \
+         it could drive sessions; pass --allow-remote (SOFTPROBE_ALLOW_REMOTE=true) to do it on \
+         purpose, and set SOFTPROBE_API_TOKEN"
+    )]
+    RemoteBindRefused {
+        /// The address that was asked for.
+        addr: SocketAddr,
+    },
 }
 
 impl From<CaseError> for Error {
@@ -82,6 +116,9 @@ impl Error {
             Error::UnknownSession { .. } => "unknown_session",
             Error::InvalidRequest { .. } | Error::Case(_) => "invalid_request",
             Error::Bind { .. } | Error::Io { .. } | Error::CaptureWrite { .. } => "internal_error",
+            Error::TooManySessions { .. } => "too_many_sessions",
+            Error::SpanLimit { .. } => "span_limit_exceeded",
+            Error::RemoteBindRefused { .. } => "remote_bind_refused",
         }
     }
 
@@ -91,6 +128,9 @@ impl Error {
             Error::UnknownSession { .. } => 404,
             Error::InvalidRequest { .. } | Error::Case(_) => 400,
             Error::Bind { .. } | Error::Io { .. } | Error::CaptureWrite { .. } => 500,
+            Error::TooManySessions { .. } => 429,
+            Error::SpanLimit { .. } => 413,
+            Error::RemoteBindRefused { .. } => 500,
         }
     }
 }

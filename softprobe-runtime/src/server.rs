@@ -35,18 +35,32 @@
 //!   `e2e/captured.case.json`.
 //! - [`ServerBuilder::body_limit`]: request body cap (413 above it), 16 MiB by default.
 //! - [`ServerBuilder::store`]: share a store with other components (the proxy); by
-//!   default a fresh [`InMemoryStore`].
+//!   default a fresh [`InMemoryStore`] with [`ServerBuilder::limits`].
+//! - [`ServerBuilder::limits`]: most open sessions (429 `too_many_sessions` above it) and
+//!   most captured spans per session (413 `span_limit_exceeded`); see [`SessionLimits`].
+//! - [`ServerBuilder::idle_timeout`]: a session nobody touched for this long is closed; a
+//!   capture session is first written to its case path, like on SIGTERM. Off by default.
+//! - [`ServerBuilder::header_read_timeout`]: a connection that has not sent a whole request
+//!   head in this time is closed, so slow clients cannot pin connections (10 s).
+//! - [`ServerBuilder::allow_remote`]: binding a non-loopback address is refused unless set.
 //!
 //! [`ServerBuilder::start`] returns once the port accepts connections. Dropping the
 //! [`RunningServer`] stops accepting too; [`RunningServer::shutdown`] also waits for
 //! in-flight requests. [`RunningServer::flush_captures`] writes every open capture session
 //! to its case file, which the binary does on SIGINT/SIGTERM before it exits.
 
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -54,7 +68,13 @@ use crate::Mode;
 use crate::capture;
 use crate::control::{self, AppState, DEFAULT_BODY_LIMIT};
 use crate::error::{Error, Result};
-use crate::session::{InMemoryStore, SessionStore};
+use crate::session::{InMemoryStore, Session, SessionLimits, SessionStore};
+
+/// Default time a client gets to send a whole request head, on every listener.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long in-flight requests get to finish after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default listen address of the control API.
 pub const DEFAULT_LISTEN_ADDR: SocketAddr =
@@ -81,6 +101,10 @@ pub struct ServerBuilder {
     capture_path: Option<String>,
     body_limit: usize,
     store: Option<Arc<dyn SessionStore>>,
+    limits: SessionLimits,
+    idle_timeout: Option<Duration>,
+    header_read_timeout: Duration,
+    allow_remote: bool,
 }
 
 impl Default for ServerBuilder {
@@ -91,6 +115,10 @@ impl Default for ServerBuilder {
             capture_path: None,
             body_limit: DEFAULT_BODY_LIMIT,
             store: None,
+            limits: SessionLimits::default(),
+            idle_timeout: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            allow_remote: false,
         }
     }
 }
@@ -120,17 +148,51 @@ impl ServerBuilder {
         self
     }
 
-    /// The session store to serve (shared with an in-process proxy, for example).
+    /// The session store to serve (shared with an in-process proxy, for example). A given
+    /// store enforces its own limits ([`InMemoryStore::with_limits`]); [`Self::limits`]
+    /// applies only to the store the builder makes.
     pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Most open sessions and most captured spans per session (default
+    /// [`SessionLimits::default`]: 1024 sessions, 100 000 spans).
+    pub fn limits(mut self, limits: SessionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Closes sessions left untouched for this long (`None`, the default: never). A capture
+    /// session is written to its case path first (the configured template, else the
+    /// default path); if that write fails it stays open and is tried again after another
+    /// idle period.
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_timeout = idle.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// How long a client gets to send a whole request head before its connection is
+    /// closed (default [`DEFAULT_HEADER_READ_TIMEOUT`]).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Allows a non-loopback listen address (refused otherwise, with
+    /// [`Error::RemoteBindRefused`]); a warning is logged either way.
+    pub fn allow_remote(mut self, allow: bool) -> Self {
+        self.allow_remote = allow;
         self
     }
 
     /// The handler state this builder describes, for driving [`control::app`] without a
     /// socket.
     pub fn build_state(self) -> AppState {
+        let limits = self.limits;
         AppState::with_config(
-            self.store.unwrap_or_else(InMemoryStore::shared),
+            self.store
+                .unwrap_or_else(|| Arc::new(InMemoryStore::with_limits(limits))),
             self.token,
             self.capture_path,
             self.body_limit,
@@ -140,8 +202,19 @@ impl ServerBuilder {
     /// Binds the address and starts serving; returns once the port accepts connections.
     pub async fn start(self) -> Result<RunningServer> {
         let listen = self.listen;
+        if !listen.ip().is_loopback() {
+            if !self.allow_remote {
+                return Err(Error::RemoteBindRefused { addr: listen });
+            }
+            tracing::warn!(
+                "listening on {listen}, which is not a loopback address: every machine that \
+                 can reach it can reach the control API"
+            );
+        }
+        let idle_timeout = self.idle_timeout;
+        let header_read_timeout = self.header_read_timeout;
         let state = self.build_state();
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| Error::Bind {
                 addr: listen,
@@ -153,15 +226,11 @@ impl ServerBuilder {
         })?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let router = control::app(state.clone());
+        let expiry = idle_timeout.map(|idle| tokio::spawn(expire_loop(state.clone(), idle)));
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    // Either an explicit shutdown or the handle being dropped stops accepting.
-                    let _ = stop_rx.await;
-                })
-                .await;
-            if let Err(err) = served {
-                tracing::error!("runtime server stopped: {err}");
+            serve_router(listener, router, header_read_timeout, stop_rx).await;
+            if let Some(expiry) = expiry {
+                expiry.abort();
             }
         });
         tracing::info!("softprobe-runtime listening on http://{addr}");
@@ -247,6 +316,136 @@ impl Drop for RunningServer {
     }
 }
 
+/// Serves `router` on `listener` until `stop` fires (or its sender is dropped), with a
+/// header read timeout on every HTTP/1 connection, then gives in-flight requests
+/// [`DRAIN_TIMEOUT`] to finish.
+async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let router = router.clone();
+                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let mut router = router.clone();
+                    async move {
+                        // The router is always ready; its errors are answers already.
+                        Ok::<_, Infallible>(
+                            match tower::Service::call(&mut router, req).await {
+                                Ok(resp) => resp,
+                                Err(never) => match never {},
+                            },
+                        )
+                    }
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(err) = conn.await {
+                        tracing::debug!(%err, "control connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown were dropped");
+    }
+}
+
+/// Every `idle / 4` (between 50 ms and 5 s), closes the sessions idle for `idle`.
+async fn expire_loop(state: AppState, idle: Duration) {
+    let tick = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let state = state.clone();
+        // Capture writes are file I/O.
+        let expired = tokio::task::spawn_blocking(move || expire_idle(&state, idle)).await;
+        let Ok(expired) = expired else { continue };
+        for flushed in expired {
+            match &flushed.result {
+                Ok(()) => tracing::info!(
+                    sessionId = %flushed.session_id,
+                    path = %flushed.path.display(),
+                    "idle capture session expired: wrote its case"
+                ),
+                Err(err) => tracing::error!(
+                    sessionId = %flushed.session_id,
+                    "idle capture session kept open: {err}"
+                ),
+            }
+        }
+    }
+}
+
+/// Closes every session untouched for at least `idle`: capture sessions are written to
+/// their case path first (and kept open, their idle clock restarted, when that fails).
+/// Returns the capture writes it tried.
+pub fn expire_idle(state: &AppState, idle: Duration) -> Vec<FlushedCapture> {
+    let store = state.store();
+    let mut flushed = Vec::new();
+    for session in store.list() {
+        if session.idle_for() < idle {
+            continue;
+        }
+        if session.mode() != Mode::Capture {
+            store.remove(session.id());
+            tracing::info!(sessionId = %session.id(), "idle session expired");
+            continue;
+        }
+        let path = default_capture_path(state, &session);
+        let result = store.close(session.id(), Some(&path)).map(|_| ());
+        if result.is_err() {
+            // Retry after another idle period rather than on every tick.
+            session.touch();
+        }
+        flushed.push(FlushedCapture {
+            session_id: session.id().to_owned(),
+            path,
+            result,
+        });
+    }
+    flushed
+}
+
+fn default_capture_path(state: &AppState, session: &Session) -> PathBuf {
+    capture::resolve_path(
+        None,
+        state.capture_path(),
+        session.id(),
+        &session.mode().to_string(),
+        SystemTime::now(),
+    )
+}
+
 /// [`RunningServer::flush_captures`] for any state.
 pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
     let store = state.store();
@@ -255,13 +454,7 @@ pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
         if session.mode() != Mode::Capture {
             continue;
         }
-        let path = capture::resolve_path(
-            None,
-            state.capture_path(),
-            session.id(),
-            &session.mode().to_string(),
-            SystemTime::now(),
-        );
+        let path = default_capture_path(state, &session);
         if let Some(earlier) = flushed.iter().find(|f| f.path == path) {
             tracing::warn!(
                 "capture of session {} replaces the one of session {} at {}: put {{sessionId}} \

@@ -1,7 +1,9 @@
 //! `softprobe-runtime`: the session store, JSON control API and proxy OTLP API on one port.
 //!
 //! Flags mirror the environment (`SOFTPROBE_LISTEN_ADDR`, `SOFTPROBE_CAPTURE_CASE_PATH`,
-//! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`); the work is [`softprobe_runtime::Server`].
+//! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`, the limits `SOFTPROBE_MAX_*`,
+//! `SOFTPROBE_IDLE_TIMEOUT`, `SOFTPROBE_HEADER_READ_TIMEOUT`); the work is
+//! [`softprobe_runtime::Server`].
 //! SIGINT/SIGTERM flush open capture sessions to their case files, then exit 0.
 
 use std::io::IsTerminal as _;
@@ -10,11 +12,13 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use softprobe_runtime::Server;
 use softprobe_runtime::control::DEFAULT_BODY_LIMIT;
 use softprobe_runtime::proxy::{ProxyConfig, RemoteBackend, StoreBackend};
+use softprobe_runtime::session::SessionLimits;
 
 /// Every flag of the binary, in one place.
 #[derive(Debug, Parser)]
@@ -42,12 +46,55 @@ struct Flags {
     #[arg(long, env = "SOFTPROBE_LOG", default_value = "info")]
     log: String,
 
-    /// Request body limit in bytes.
-    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+    /// Request body limit in bytes (413 above it).
+    #[arg(long, env = "SOFTPROBE_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+
+    /// Most sessions open at once; creating one more answers 429 (0: no limit).
+    #[arg(long, env = "SOFTPROBE_MAX_SESSIONS", default_value_t = SessionLimits::DEFAULT_MAX_SESSIONS)]
+    max_sessions: usize,
+
+    /// Most spans one capture session holds; more answer 413 and the spans already held
+    /// are kept (0: no limit).
+    #[arg(
+        long,
+        env = "SOFTPROBE_MAX_SPANS_PER_SESSION",
+        default_value_t = SessionLimits::DEFAULT_MAX_SPANS_PER_SESSION
+    )]
+    max_spans_per_session: usize,
+
+    /// Close sessions nobody touched for this long, e.g. `30m` (a capture session is
+    /// written to its case path first); `0` never expires them.
+    #[arg(long, env = "SOFTPROBE_IDLE_TIMEOUT", default_value = "0", value_parser = parse_duration)]
+    idle_timeout: Duration,
+
+    /// Time a client gets to send a whole request head on every listener (control API,
+    /// ingress, egress) before its connection is closed, e.g. `10s`.
+    #[arg(
+        long,
+        env = "SOFTPROBE_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    header_read_timeout: Duration,
+
+    /// Allow listening on non-loopback addresses (control API and proxies); refused
+    /// otherwise. Set a token too.
+    #[arg(long, env = "SOFTPROBE_ALLOW_REMOTE")]
+    allow_remote: bool,
 
     #[command(flatten)]
     proxy: ProxyFlags,
+}
+
+/// `10s`, `1m30s`, `500ms`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{err} (expected a duration such as 10s, 5m or 500ms)"))
 }
 
 fn main() -> ExitCode {
@@ -85,12 +132,23 @@ async fn run(flags: Flags) -> ExitCode {
     if let Some(url) = flags.proxy.runtime_url.clone() {
         return run_proxies_only(&url, flags).await;
     }
-    let proxy_config = flags.proxy.config();
+    let proxy_config = flags.config_for_proxies();
+    if let Err(err) = proxy_config.check_listen() {
+        eprintln!("softprobe-runtime: {err}");
+        return ExitCode::FAILURE;
+    }
     let server = match Server::builder()
         .listen(flags.listen)
         .token(flags.api_token)
         .capture_path(flags.capture_case_path)
         .body_limit(flags.body_limit)
+        .limits(SessionLimits {
+            max_sessions: Some(flags.max_sessions).filter(|n| *n > 0),
+            max_spans_per_session: Some(flags.max_spans_per_session).filter(|n| *n > 0),
+        })
+        .idle_timeout(Some(flags.idle_timeout))
+        .header_read_timeout(flags.header_read_timeout)
+        .allow_remote(flags.allow_remote)
         .start()
         .await
     {
@@ -214,13 +272,25 @@ impl ProxyFlags {
             ca_out: self.ca_out.clone(),
             require_session: self.require_session,
             service: self.service_name.clone(),
+            header_read_timeout: None,
+            allow_remote: false,
         }
+    }
+}
+
+impl Flags {
+    /// The proxy settings with the listener-wide ones (timeouts, remote binds) applied.
+    fn config_for_proxies(&self) -> ProxyConfig {
+        let mut config = self.proxy.config();
+        config.header_read_timeout = Some(self.header_read_timeout);
+        config.allow_remote = self.allow_remote;
+        config
     }
 }
 
 /// `--runtime-url`: the proxies alone, in front of a runtime elsewhere.
 async fn run_proxies_only(url: &str, flags: Flags) -> ExitCode {
-    let config = flags.proxy.config();
+    let config = flags.config_for_proxies();
     if !config.is_enabled() {
         eprintln!(
             "softprobe-runtime: --runtime-url runs only the proxies; give --ingress-upstream \

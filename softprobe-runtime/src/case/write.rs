@@ -1,6 +1,7 @@
 //! Atomic file writes: a temporary file beside the target, flushed to disk, renamed over it,
 //! then the directory flushed. A crash at any point leaves the old file or the new one,
-//! never a mix.
+//! never a mix. The temporary file's name carries the writer's process id, so a later
+//! write to the same path removes the ones left by writers that were killed mid-write.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -25,8 +26,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "case".to_owned());
+    remove_orphaned_temporaries(dir, &file_name);
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
+        .prefix(&format!(".{file_name}.{}.", std::process::id()))
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io("cannot create a temporary file beside it"))?;
@@ -42,6 +44,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Removes `.{file_name}.{pid}.*.tmp` files beside the target whose writer process no longer
+/// runs (it was killed between creating and renaming them). Linux only: elsewhere there is no
+/// cheap way to ask whether a process id is alive, and nothing is removed.
+fn remove_orphaned_temporaries(dir: &Path, file_name: &str) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{file_name}.");
+    let own = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name
+            .strip_prefix(&prefix)
+            .filter(|_| name.ends_with(".tmp"))
+        else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once('.') else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || pid == own {
+            continue;
+        }
+        if !proc.join(pid).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +96,28 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.case.json");
+        // No process has pid 0 in /proc; the running test process is alive.
+        let dead = dir.path().join(".out.case.json.0.abc123.tmp");
+        let alive = dir
+            .path()
+            .join(format!(".out.case.json.{}.abc123.tmp", std::process::id()));
+        let other_file = dir.path().join(".other.case.json.0.abc123.tmp");
+        for p in [&dead, &alive, &other_file] {
+            std::fs::write(p, "partial").unwrap();
+        }
+        write_atomic(&path, b"new\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists(), "the dead writer's temporary is still there");
+        }
+        assert!(alive.exists(), "a live writer's temporary was removed");
+        assert!(other_file.exists(), "another file's temporary was removed");
     }
 
     #[cfg(unix)]

@@ -230,25 +230,48 @@ pub(crate) async fn traces(
         );
     }
     let store = state.store();
+    let mut refused = None;
     for (session_id, exchanges) in by_session {
         tracing::info!(
             "handling POST /v1/traces spans={} sessionId={session_id}",
             exchanges.len()
         );
-        if store.get(&session_id).is_none() {
+        let Some(session) = store.get(&session_id) else {
             tracing::warn!(
                 sessionId = %session_id,
                 spans = exchanges.len(),
                 "spans for an unknown or closed session were not recorded"
             );
             continue;
+        };
+        // A batch that does not fit is refused whole, so a session never holds half of one.
+        if let Err(err) = session.check_span_room(exchanges.len()) {
+            tracing::warn!(sessionId = %session_id, "{err}");
+            refused.get_or_insert(err);
+            continue;
         }
-        for exchange in exchanges {
-            // Closed between the lookup and now: the rest of its spans go nowhere.
-            if store.record(&session_id, exchange).is_err() {
-                break;
+        let total = exchanges.len();
+        for (index, exchange) in exchanges.into_iter().enumerate() {
+            match store.record(&session_id, exchange) {
+                Ok(_) => {}
+                Err(crate::error::Error::SpanLimit { limit, .. }) => {
+                    // Another request filled the session since the check above.
+                    let err = crate::error::Error::SpanLimit {
+                        session_id: session_id.clone(),
+                        limit,
+                        refused: total - index,
+                    };
+                    tracing::warn!(sessionId = %session_id, "{err}");
+                    refused.get_or_insert(err);
+                    break;
+                }
+                // Closed between the lookup and now: the rest of its spans go nowhere.
+                Err(_) => break,
             }
         }
+    }
+    if let Some(err) = refused {
+        return Err(err.into());
     }
     Ok(StatusCode::NO_CONTENT)
 }

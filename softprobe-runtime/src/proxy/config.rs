@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::backend::SharedBackend;
 use super::{
@@ -37,6 +38,11 @@ pub struct ProxyConfig {
     pub require_session: bool,
     /// Service name recorded on hops.
     pub service: Option<String>,
+    /// Time a client gets to send a request head (default 10 s).
+    pub header_read_timeout: Option<Duration>,
+    /// Allow non-loopback listen addresses (refused otherwise: the proxies would be an open
+    /// relay for anyone who can reach them).
+    pub allow_remote: bool,
 }
 
 /// The proxies a [`ProxyConfig`] started.
@@ -83,6 +89,39 @@ impl ProxyConfig {
         self.egress_listen.is_some() || self.egress_upstream.is_some()
     }
 
+    /// Refuses a non-loopback listen address of a configured proxy unless
+    /// [`ProxyConfig::allow_remote`] is set (then warns). [`ProxyConfig::start`] checks it too;
+    /// call it first to fail before starting anything else.
+    pub fn check_listen(&self) -> Result<(), ProxyError> {
+        let listens = [
+            (self.runs_ingress(), "ingress", self.ingress_listen_addr()),
+            (self.runs_egress(), "egress", self.egress_listen_addr()),
+        ];
+        for (_, which, addr) in listens
+            .iter()
+            .filter(|(runs, _, addr)| *runs && !addr.ip().is_loopback())
+        {
+            if !self.allow_remote {
+                return Err(ProxyError::Config(format!(
+                    "refusing to run the {which} proxy on {addr}: it is not a loopback address, \
+                     so anyone who can reach it could relay traffic through it; pass \
+                     --allow-remote (SOFTPROBE_ALLOW_REMOTE=true) to do it on purpose"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn ingress_listen_addr(&self) -> SocketAddr {
+        self.ingress_listen
+            .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN))
+    }
+
+    fn egress_listen_addr(&self) -> SocketAddr {
+        self.egress_listen
+            .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN))
+    }
+
     /// Starts the configured proxies over `backend`.
     pub async fn start(self, backend: SharedBackend) -> Result<RunningProxies, ProxyError> {
         if self.ingress_listen.is_some() && self.ingress_upstream.is_none() {
@@ -95,6 +134,23 @@ impl ProxyConfig {
                 "--ca-cert and --ca-key go together: give both or neither".into(),
             ));
         }
+        self.check_listen()?;
+        let ingress_listen = self.ingress_listen_addr();
+        let egress_listen = self.egress_listen_addr();
+        for (runs, which, addr) in [
+            (self.runs_ingress(), "ingress", ingress_listen),
+            (self.runs_egress(), "egress", egress_listen),
+        ] {
+            if runs && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "the {which} proxy listens on {addr}, which is not a loopback address: \
+                     every machine that can reach it can send traffic through it"
+                );
+            }
+        }
+        let header_read_timeout = self
+            .header_read_timeout
+            .unwrap_or(crate::server::DEFAULT_HEADER_READ_TIMEOUT);
         let mut running = RunningProxies::default();
         if self.runs_egress() {
             let ca = match (&self.ca_cert, &self.ca_key) {
@@ -105,10 +161,8 @@ impl ProxyConfig {
                 ca.write_cert(out)?;
             }
             let mut egress = EgressProxy::builder()
-                .listen(
-                    self.egress_listen
-                        .unwrap_or_else(|| default_addr(DEFAULT_EGRESS_LISTEN)),
-                )
+                .listen(egress_listen)
+                .header_read_timeout(header_read_timeout)
                 .shared_ca(Arc::new(ca))
                 .backend(backend.clone())
                 .require_session(self.require_session);
@@ -122,10 +176,8 @@ impl ProxyConfig {
         }
         if let Some(upstream) = &self.ingress_upstream {
             let mut ingress = IngressProxy::builder()
-                .listen(
-                    self.ingress_listen
-                        .unwrap_or_else(|| default_addr(DEFAULT_INGRESS_LISTEN)),
-                )
+                .listen(ingress_listen)
+                .header_read_timeout(header_read_timeout)
                 .upstream(upstream.clone())
                 .backend(backend)
                 .require_session(self.require_session);

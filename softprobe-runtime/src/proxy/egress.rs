@@ -115,6 +115,13 @@ impl EgressBuilder {
         self
     }
 
+    /// Time a client gets to send a whole request head before its connection is closed
+    /// (default 10 s), so slow clients cannot pin connections.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.header_read_timeout = timeout;
+        self
+    }
+
     /// Largest request body accepted, and largest response body recorded (default 16 MiB).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.settings.body_limit = bytes;
@@ -163,6 +170,7 @@ impl EgressBuilder {
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let header_read_timeout = self.settings.header_read_timeout;
         let core = Core::new(backend, self.settings)?;
         let listener = bind(self.listen).await?;
         let (stop, _) = watch::channel(false);
@@ -178,7 +186,7 @@ impl EgressBuilder {
             let shared = handler_shared.clone();
             Box::pin(async move { handle(&shared, None, req).await })
         });
-        let proxy = serve(listener, handler, stop)?;
+        let proxy = serve(listener, handler, stop, header_read_timeout)?;
         tracing::info!(addr = %proxy.addr(), "egress proxy listening");
         Ok(RunningEgress { proxy, shared })
     }
@@ -352,7 +360,11 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });
         let mut stop = shared.stop.clone();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(shared.core.settings.header_read_timeout);
         let result = if is_tls {
             let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
             let tls = match acceptor.accept(io).await {

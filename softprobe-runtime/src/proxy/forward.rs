@@ -62,6 +62,7 @@ pub(crate) struct Settings {
     pub(crate) service: Option<String>,
     pub(crate) redact_headers: Vec<String>,
     pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    pub(crate) header_read_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -77,6 +78,7 @@ impl Default for Settings {
                 .map(|s| (*s).to_owned())
                 .collect(),
             extra_roots: Vec::new(),
+            header_read_timeout: crate::server::DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }

@@ -80,6 +80,13 @@ impl IngressBuilder {
         self
     }
 
+    /// Time a client gets to send a whole request head before its connection is closed
+    /// (default 10 s), so slow clients cannot pin connections.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.header_read_timeout = timeout;
+        self
+    }
+
     /// Largest request body accepted, and largest response body recorded (default 16 MiB).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.settings.body_limit = bytes;
@@ -126,6 +133,7 @@ impl IngressBuilder {
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let header_read_timeout = self.settings.header_read_timeout;
         let core = Core::new(backend, self.settings)?;
         let listener = bind(self.listen).await?;
         let (stop, _) = tokio::sync::watch::channel(false);
@@ -135,7 +143,7 @@ impl IngressBuilder {
             let upstream = upstream.clone();
             Box::pin(async move { handle(&core, &upstream, req).await })
         });
-        let running = serve(listener, handler, stop)?;
+        let running = serve(listener, handler, stop, header_read_timeout)?;
         tracing::info!(addr = %running.addr(), "ingress proxy listening");
         Ok(running)
     }

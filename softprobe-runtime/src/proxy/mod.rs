@@ -158,6 +158,7 @@ fn serve(
     listener: TcpListener,
     handler: Handler,
     stop: watch::Sender<bool>,
+    header_read_timeout: Duration,
 ) -> Result<RunningProxy, ProxyError> {
     let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
         addr: DEFAULT_LISTEN,
@@ -166,7 +167,12 @@ fn serve(
     let mut stopped = stop.subscribe();
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Without a timer hyper enforces no header read timeout at all.
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
         loop {
             tokio::select! {
                 accepted = listener.accept() => {

@@ -15,4 +15,4 @@ pub use state::{
     CaseSummary, Cookie, Fixtures, MAX_STRICT_MISSES, NewSession, Session, SessionState,
     StatsSnapshot,
 };
-pub use store::{InMemoryStore, SessionStore};
+pub use store::{InMemoryStore, SessionLimits, SessionStore};

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -203,6 +203,10 @@ pub struct Session {
     stats: Stats,
     misses: Mutex<VecDeque<Value>>,
     captured: Mutex<Vec<Exchange>>,
+    span_limit: Option<usize>,
+    born: Instant,
+    /// Milliseconds after `born` of the last lookup, for idle expiry.
+    touched_ms: AtomicU64,
 }
 
 impl Session {
@@ -226,7 +230,56 @@ impl Session {
             stats: Stats::default(),
             misses: Mutex::new(VecDeque::new()),
             captured: Mutex::new(Vec::new()),
+            span_limit: None,
+            born: Instant::now(),
+            touched_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Caps the capture buffer at `limit` spans (`None`: no cap); [`Session::record`]
+    /// refuses spans beyond it.
+    #[must_use]
+    pub fn with_span_limit(mut self, limit: Option<usize>) -> Self {
+        self.span_limit = limit;
+        self
+    }
+
+    /// The cap on captured spans, if any.
+    pub fn span_limit(&self) -> Option<usize> {
+        self.span_limit
+    }
+
+    /// Marks the session as used now (the store does it on every lookup), which restarts
+    /// its idle clock.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.touched_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the session was last used (created, looked up, or given traffic).
+    pub fn idle_for(&self) -> Duration {
+        let touched = Duration::from_millis(self.touched_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(touched)
+    }
+
+    /// Whether `more` spans fit under the span cap next to those already captured; the
+    /// error names the session, the cap and how many would be refused.
+    pub fn check_span_room(&self, more: usize) -> Result<()> {
+        let Some(limit) = self.span_limit else {
+            return Ok(());
+        };
+        if self.mode != Mode::Capture || more == 0 {
+            return Ok(());
+        }
+        let held = self.captured_len();
+        if held.saturating_add(more) > limit {
+            return Err(Error::SpanLimit {
+                session_id: self.id.clone(),
+                limit,
+                refused: more,
+            });
+        }
+        Ok(())
     }
 
     /// The session id.
@@ -328,11 +381,12 @@ impl Session {
     }
 
     /// Records an extracted hop: counted always, buffered (after redaction) only in capture
-    /// sessions. Returns whether it was buffered.
-    pub fn record(&self, mut exchange: Exchange) -> bool {
+    /// sessions. Returns whether it was buffered; [`Error::SpanLimit`] when the buffer is at
+    /// the session's span cap (the buffer is left as it was).
+    pub fn record(&self, mut exchange: Exchange) -> Result<bool> {
         self.stats.extracted_spans.fetch_add(1, Ordering::Relaxed);
         if self.mode != Mode::Capture {
-            return false;
+            return Ok(false);
         }
         let request = Request::from_exchange(&exchange);
         let mut redaction = self.read().engine.capture_redaction(&request);
@@ -349,8 +403,18 @@ impl Session {
         if exchange.session_id.is_none() {
             exchange.session_id = Some(self.id.clone());
         }
-        lock(&self.captured).push(exchange);
-        true
+        let mut captured = lock(&self.captured);
+        if let Some(limit) = self.span_limit
+            && captured.len() >= limit
+        {
+            return Err(Error::SpanLimit {
+                session_id: self.id.clone(),
+                limit,
+                refused: 1,
+            });
+        }
+        captured.push(exchange);
+        Ok(true)
     }
 
     /// How many hops the capture buffer holds.

@@ -107,50 +107,114 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     fn record(&self, session_id: &str, exchange: Exchange) -> Result<bool> {
         let session = self.session(session_id)?;
         self.metrics().record_extracted(1);
-        Ok(session.record(exchange))
+        session.record(exchange)
+    }
+}
+
+/// The bounds an [`InMemoryStore`] enforces. [`SessionLimits::default`] is what the
+/// runtime server uses; [`SessionLimits::UNLIMITED`] is what [`InMemoryStore::new`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Most sessions open at once; creating one more answers
+    /// [`Error::TooManySessions`] (429).
+    pub max_sessions: Option<usize>,
+    /// Most spans a capture session buffers; more answer [`Error::SpanLimit`] (413) and
+    /// the spans already held are kept.
+    pub max_spans_per_session: Option<usize>,
+}
+
+impl SessionLimits {
+    /// The server's default number of open sessions.
+    pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+    /// The server's default number of captured spans per session.
+    pub const DEFAULT_MAX_SPANS_PER_SESSION: usize = 100_000;
+    /// No bound at all.
+    pub const UNLIMITED: SessionLimits = SessionLimits {
+        max_sessions: None,
+        max_spans_per_session: None,
+    };
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_sessions: Some(Self::DEFAULT_MAX_SESSIONS),
+            max_spans_per_session: Some(Self::DEFAULT_MAX_SPANS_PER_SESSION),
+        }
     }
 }
 
 /// The in-memory store: a map behind a `RwLock`, each session behind its own locks, so
 /// traffic on one session never waits for another.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InMemoryStore {
     sessions: RwLock<HashMap<String, (u64, Arc<Session>)>>,
     next_seq: AtomicU64,
     metrics: Metrics,
+    limits: SessionLimits,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self::with_limits(SessionLimits::UNLIMITED)
+    }
 }
 
 impl InMemoryStore {
-    /// An empty store.
+    /// An empty store without limits.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty store, ready to share.
+    /// An empty store that enforces `limits`.
+    pub fn with_limits(limits: SessionLimits) -> Self {
+        InMemoryStore {
+            sessions: RwLock::new(HashMap::new()),
+            next_seq: AtomicU64::new(0),
+            metrics: Metrics::default(),
+            limits,
+        }
+    }
+
+    /// An empty store without limits, ready to share.
     pub fn shared() -> Arc<dyn SessionStore> {
         Arc::new(Self::new())
+    }
+
+    /// The limits this store enforces.
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
     }
 }
 
 impl SessionStore for InMemoryStore {
     fn create(&self, new: NewSession) -> Result<Arc<Session>> {
         let id = new_session_id()?;
-        let session = Arc::new(Session::new(id.clone(), new));
+        let session = Arc::new(
+            Session::new(id.clone(), new).with_span_limit(self.limits.max_spans_per_session),
+        );
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, (seq, Arc::clone(&session)));
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(limit) = self.limits.max_sessions
+            && sessions.len() >= limit
+        {
+            return Err(Error::TooManySessions { limit });
+        }
+        sessions.insert(id, (seq, Arc::clone(&session)));
+        drop(sessions);
         self.metrics.record_session_created();
         Ok(session)
     }
 
     fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions
+        let session = self
+            .sessions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .map(|(_, s)| Arc::clone(s))
+            .map(|(_, s)| Arc::clone(s))?;
+        session.touch();
+        Some(session)
     }
 
     fn remove(&self, id: &str) -> Option<Arc<Session>> {
