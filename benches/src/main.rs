@@ -11,6 +11,7 @@ mod ingress;
 mod memory;
 mod overhead;
 mod parse;
+mod suite;
 mod support;
 
 use std::fmt::Write as _;
@@ -29,6 +30,7 @@ struct Counts {
     capture_rounds: usize,
     parse: usize,
     sessions: usize,
+    suite_cases: usize,
 }
 
 const FULL: Counts = Counts {
@@ -40,6 +42,7 @@ const FULL: Counts = Counts {
     capture_rounds: 3,
     parse: 30,
     sessions: 1000,
+    suite_cases: 1000,
 };
 
 const SMOKE: Counts = Counts {
@@ -51,6 +54,7 @@ const SMOKE: Counts = Counts {
     capture_rounds: 1,
     parse: 2,
     sessions: 20,
+    suite_cases: 10,
 };
 
 /// One line of the results table.
@@ -83,16 +87,19 @@ struct Args {
     smoke: bool,
     out: Option<PathBuf>,
     only: Option<Vec<String>>,
+    /// Overrides the per-side count of rows 1-3 (tests, calls), e.g. for a profile.
+    count: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: softprobe-bench [--smoke] [--out FILE] [--only 1,2,...]\n\
+        "usage: softprobe-bench [--smoke] [--out FILE] [--only 1,2,...] [--count N]\n\
          \n\
          Runs the benchmark rows and prints a Markdown table of ratios to their peers.\n\
          --smoke   tiny counts, no targets judged (for CI)\n\
          --out     also write the table to FILE\n\
-         --only    run only these rows (1-8)"
+         --only    run only these rows (1, 1b, 2-8)\n\
+         --count   tests or calls per side in rows 1-3 (to profile them)"
     );
     std::process::exit(2)
 }
@@ -102,6 +109,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Args {
         smoke: false,
         out: None,
         only: None,
+        count: None,
     };
     while let Some(a) = argv.next() {
         match a.as_str() {
@@ -110,6 +118,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Args {
             "--only" => {
                 let list = argv.next().unwrap_or_else(|| usage());
                 args.only = Some(list.split(',').map(|s| s.trim().to_owned()).collect());
+            }
+            "--count" => {
+                let n = argv.next().unwrap_or_else(|| usage());
+                args.count = Some(n.parse().unwrap_or_else(|_| usage()));
             }
             "-h" | "--help" => usage(),
             other => {
@@ -160,7 +172,11 @@ fn judge(smoke: bool, ok: bool) -> Option<bool> {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let counts = if args.smoke { SMOKE } else { FULL };
+    let mut counts = if args.smoke { SMOKE } else { FULL };
+    if let Some(n) = args.count {
+        counts.overhead = n;
+        counts.calls = n;
+    }
     let wanted = |id: &str| args.only.as_ref().is_none_or(|o| o.iter().any(|x| x == id));
     let smoke = args.smoke;
     let mut rows: Vec<Row> = Vec::new();
@@ -173,7 +189,7 @@ fn run(args: &Args) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let price = support::price_case();
 
-    if wanted("1") {
+    if wanted("1") || wanted("1b") {
         let path = dir.path().join("price.case.json");
         price
             .write(&path)
@@ -190,6 +206,9 @@ fn run(args: &Args) -> Result<(), String> {
                 "per-test overhead, clients built without the system roots",
             ),
         ] {
+            if !wanted(id) {
+                continue;
+            }
             eprintln!(
                 "row {id}: per-test overhead ({} tests per side)",
                 counts.overhead
@@ -396,15 +415,29 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     if wanted("8") {
+        eprintln!("row 8: suite of {} cases, 16 in flight", counts.suite_cases);
+        let res = rt.block_on(suite::run(counts.suite_cases))?;
         rows.push(Row {
             id: "8",
-            what: "suite throughput".into(),
-            ours: "not measured: the suite runner has not landed".into(),
+            what: format!(
+                "suite throughput: {} checkout cases through ingress and egress",
+                res.cases
+            ),
+            ours: format!(
+                "{:.0} cases/s ({} passed, {} failed)",
+                res.cases_per_second, res.passed, res.failed
+            ),
             peer: "-".into(),
             ratio: "-".into(),
             target: "≥ 1,000 cases/s",
-            met: None,
+            met: judge(
+                smoke,
+                res.failed == 0 && res.passed == res.cases && res.cases_per_second >= 1000.0,
+            ),
         });
+        notes.push(
+            "row 8: the suite runner's library API (`softprobe suite run` without the process start), the runtime's control API, both proxies and the app in this process".into(),
+        );
     }
 
     let mut table = String::from(

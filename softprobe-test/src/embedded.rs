@@ -34,6 +34,8 @@ pub(crate) struct Observed {
 
 /// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
 pub(crate) struct Observer {
+    /// Woken whenever a hop is recorded, so [`Observer::settle`] waits for exactly that.
+    recorded: tokio::sync::Notify,
     inner: Arc<dyn ProxyBackend>,
     /// A remote runtime answers over HTTP, so decisions arrive without their origin: its
     /// strict misses are told by their status and header, and every answer looks like a rule.
@@ -48,14 +50,17 @@ impl Observer {
     /// recorded: a response body the test never read finishes streaming after it returns.
     pub(crate) async fn settle(&self, session_id: &str) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
-        while tokio::time::Instant::now() < deadline {
+        loop {
+            // Registered before the check, so a hop recorded in between still wakes us.
+            let recorded = self.recorded.notified();
+            let mut recorded = std::pin::pin!(recorded);
+            recorded.as_mut().enable();
             let pending = self
                 .with(session_id, |o| o.decided > o.exchanges.len())
                 .unwrap_or(false);
-            if !pending {
+            if !pending || tokio::time::timeout_at(deadline, recorded).await.is_err() {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
 
@@ -152,6 +157,7 @@ impl ProxyBackend for Observer {
     fn record<'a>(&'a self, session_id: &'a str, exchange: Exchange) -> BackendFuture<'a, ()> {
         Box::pin(async move {
             self.with(session_id, |o| o.exchanges.push(exchange.clone()));
+            self.recorded.notify_waiters();
             self.inner.record(session_id, exchange).await
         })
     }
@@ -239,6 +245,7 @@ fn start() -> Result<Embedded, String> {
         }
     };
     let observer = Arc::new(Observer {
+        recorded: tokio::sync::Notify::new(),
         remote: matches!(control, Control::Remote { .. }),
         inner,
         log: Mutex::new(HashMap::new()),

@@ -2,7 +2,9 @@
 //!
 //! Case files written by hand and by this crate carry lowercase hex ids (32 chars for a trace,
 //! 16 for a span); protobuf-JSON encoders (and the original runtime) write the raw bytes as
-//! base64. Both spellings are read; hex is always written.
+//! base64. Both spellings are read; hex is always written. Fresh ids ([`TraceId::random`],
+//! [`SpanId::random`]) come from the operating system's generator, drawn in blocks per thread
+//! so a proxy does not make a system call for every hop.
 
 use std::fmt;
 
@@ -80,6 +82,17 @@ macro_rules! id_type {
             pub fn is_zero(&self) -> bool {
                 self.0.iter().all(|b| *b == 0)
             }
+
+            /// A fresh, non-zero, unguessable id: bytes of the operating system's
+            /// generator, drawn in blocks per thread.
+            pub fn random() -> Self {
+                loop {
+                    let id = Self(random_bytes::<$len>());
+                    if !id.is_zero() {
+                        return id;
+                    }
+                }
+            }
         }
 
         impl fmt::Display for $name {
@@ -131,6 +144,47 @@ id_type!(
     "span"
 );
 
+/// Bytes drawn from the operating system generator per refill: 64 span ids or 32 trace ids.
+const POOL_BYTES: usize = 512;
+
+/// A thread's unused bytes of the operating system generator.
+struct Pool {
+    bytes: [u8; POOL_BYTES],
+    /// Bytes before this index are spent.
+    next: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = const {
+        std::cell::RefCell::new(Pool { bytes: [0; POOL_BYTES], next: POOL_BYTES })
+    };
+}
+
+/// `N` bytes of the operating system's generator (`getrandom`), served from a per-thread
+/// block refilled every `POOL_BYTES` bytes: one system call per 64 span ids instead of one
+/// each. Every byte is handed out once and wiped, so ids stay as unguessable as the
+/// generator itself. (A forked child that kept running Rust code would share the parent's
+/// unspent block; this crate only forks to `exec`.)
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    const { assert!(N <= POOL_BYTES) };
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.next + N > POOL_BYTES {
+            // The generator failing means the machine cannot produce ids at all; nothing
+            // sensible can continue without them.
+            getrandom::fill(&mut pool.bytes)
+                .expect("the operating system random number generator failed");
+            pool.next = 0;
+        }
+        let start = pool.next;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&pool.bytes[start..start + N]);
+        pool.bytes[start..start + N].fill(0);
+        pool.next = start + N;
+        out
+    })
+}
+
 /// Reads an optional span id where OTLP encoders write `""` for "no parent".
 pub(crate) fn deserialize_opt_span_id<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -167,5 +221,37 @@ mod tests {
         );
         assert!(SpanId::parse("5b8efff798038103d269b633813fc60c").is_err());
         assert!(SpanId::parse("zzzzzzzzzzzzzzzz").is_err());
+    }
+
+    #[test]
+    fn random_ids_are_non_zero_and_distinct_across_refills() {
+        // Several pool refills on this thread and one on another: no id repeats.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..(3 * POOL_BYTES / 8) {
+            let id = SpanId::random();
+            assert!(!id.is_zero());
+            assert!(seen.insert(id.to_string()), "span id {id} drawn twice");
+        }
+        let other = std::thread::spawn(|| (0..100).map(|_| SpanId::random()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
+        for id in other {
+            assert!(
+                seen.insert(id.to_string()),
+                "span id {id} drawn on two threads"
+            );
+        }
+        let (a, b) = (TraceId::random(), TraceId::random());
+        assert!(!a.is_zero() && a != b);
+        assert_eq!(a.to_string().len(), 32);
+    }
+
+    #[test]
+    fn random_bytes_are_wiped_once_handed_out() {
+        let _ = random_bytes::<8>();
+        POOL.with(|pool| {
+            let pool = pool.borrow();
+            assert!(pool.bytes[..pool.next].iter().all(|b| *b == 0));
+        });
     }
 }

@@ -24,7 +24,6 @@ use crate::replay::{Decision, Layer, Origin, Request, Response};
 use crate::session::SessionStore;
 
 use super::http::collect_limited;
-use super::trace_context::{random_span_id, random_trace_id};
 
 /// The future every backend method returns.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
@@ -344,8 +343,8 @@ pub fn inject_span(session_id: &str, request: &Request) -> Span {
         }
     }
     Span {
-        trace_id: random_trace_id(),
-        span_id: random_span_id(),
+        trace_id: crate::case::TraceId::random(),
+        span_id: crate::case::SpanId::random(),
         name: format!("HTTP {}", request.method),
         kind: request.direction.span_kind(),
         attributes: a,

@@ -28,9 +28,8 @@ use super::http::{
 };
 use super::ingress::{Base, parse_base};
 use super::tls::CertificateAuthority;
-use super::trace_context::{random_span_id, random_trace_id};
 use super::{DEFAULT_LISTEN, Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve};
-use crate::case::Direction;
+use crate::case::{Direction, SpanId, TraceId};
 
 /// The egress proxy. Start one with [`EgressProxy::builder`].
 #[derive(Debug)]
@@ -464,7 +463,7 @@ async fn outbound(
     let tags = trace_tags(&state, &parts.headers);
     let (trace_id, parent_span_id) = match trace_parent(&parts.headers) {
         Some(tp) => (tp.trace_id, Some(tp.parent_id)),
-        None => (random_trace_id(), None),
+        None => (TraceId::random(), None),
     };
     remove_session_headers(&mut parts.headers);
     remove_hop_by_hop(&mut parts.headers);
@@ -490,7 +489,7 @@ async fn outbound(
         body,
         upstream: upstream_uri,
         trace_id,
-        span_id: random_span_id(),
+        span_id: SpanId::random(),
         parent_span_id,
         started,
     };

@@ -4,7 +4,9 @@
 //! Ingress and egress differ only in how they find the session, the target and the trace
 //! ids; they describe the request as a [`Hop`] and hand it to [`Core::handle`].
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -91,21 +93,23 @@ pub(crate) struct Core {
     /// This proxy's `Via` pseudonym: unique per instance, so a request that comes back to
     /// the proxy that sent it is recognised (a loop) while chained proxies are not.
     via: String,
+    /// The `Via` entry this proxy appends, built once.
+    via_value: http::HeaderValue,
 }
 
 impl Core {
     pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
         let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
         let client = upstream_client(tls, settings.connect_timeout);
-        let via = format!(
-            "softprobe-{}",
-            &super::trace_context::random_span_id().to_string()[..8]
-        );
+        let via = format!("softprobe-{}", &SpanId::random().to_string()[..8]);
+        let via_value = http::HeaderValue::from_str(&format!("1.1 {via}"))
+            .expect("a pseudonym of hex digits is a valid header value");
         Ok(Arc::new(Core {
             backend,
             client,
             settings,
             via,
+            via_value,
         }))
     }
 }
@@ -153,10 +157,6 @@ pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
 }
 
 impl Hop {
-    fn recorded_headers(&self, redact: &[String]) -> Vec<(String, String)> {
-        pairs_for_record(&self.headers, redact)
-    }
-
     pub(crate) fn decision_request(&self, service: Option<&str>) -> Request {
         Request {
             direction: self.direction,
@@ -178,20 +178,21 @@ fn body_of(bytes: &Bytes) -> Option<Body> {
 }
 
 fn pairs_for_record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, String)> {
-    super::http::header_pairs(headers)
-        .into_iter()
-        .filter(|(k, _)| {
-            !NOT_RECORDED.contains(&k.as_str())
-                && !super::http::SESSION_HEADERS.contains(&k.as_str())
-        })
-        .map(|(k, v)| {
-            if redact.iter().any(|r| r.eq_ignore_ascii_case(&k)) {
-                (k, "[REDACTED]".to_owned())
-            } else {
-                (k, v)
-            }
-        })
-        .collect()
+    recorded_pairs(super::http::header_pairs(headers), redact)
+}
+
+/// Lowercase header pairs as a recording keeps them: without the session and correlation
+/// headers, sensitive values redacted.
+fn recorded_pairs(mut pairs: Vec<(String, String)>, redact: &[String]) -> Vec<(String, String)> {
+    pairs.retain(|(k, _)| {
+        !NOT_RECORDED.contains(&k.as_str()) && !super::http::SESSION_HEADERS.contains(&k.as_str())
+    });
+    for (k, v) in &mut pairs {
+        if redact.iter().any(|r| r.eq_ignore_ascii_case(k)) {
+            *v = "[REDACTED]".to_owned();
+        }
+    }
+    pairs
 }
 
 /// The finished parts of a hop's answer that a recording needs.
@@ -223,7 +224,8 @@ impl Core {
             return self.forward(hop, None).await;
         };
         let request = hop.decision_request(self.settings.service.as_deref());
-        let decision = match self.backend.decide(&session_id, &request).await {
+        let decided = self.backend.decide(&session_id, &request).await;
+        let decision = match decided {
             Ok(d) => d,
             Err(BackendError::UnknownSession { .. }) => {
                 if self.settings.require_session {
@@ -241,7 +243,7 @@ impl Core {
             }
             Err(err) => {
                 tracing::warn!(%err, session_id, "backend decision failed; forwarding upstream");
-                return self.forward(hop, Some(session_id)).await;
+                return self.forward(hop, Some((session_id, request))).await;
             }
         };
         match decision {
@@ -259,17 +261,15 @@ impl Core {
                     status = response.status,
                     "answered locally"
                 );
+                let reply = local_response(&response);
                 let answer = Answer {
                     status: response.status,
-                    headers: pairs_for_record(
-                        &header_map(&response.headers),
-                        &self.settings.redact_headers,
-                    ),
-                    body: response.body.clone(),
+                    headers: recorded_pairs(response.headers, &self.settings.redact_headers),
+                    body: response.body,
                     extra: Vec::new(),
                 };
-                self.spawn_record(&hop, &session_id, answer);
-                local_response(&response)
+                self.record(&hop, request, &session_id, answer);
+                reply
             }
             Decision::StrictMiss(report) => {
                 tracing::info!(
@@ -281,7 +281,7 @@ impl Core {
                 );
                 local_response(&report.to_response(&session_id))
             }
-            Decision::Passthrough { .. } => self.forward(hop, Some(session_id)).await,
+            Decision::Passthrough { .. } => self.forward(hop, Some((session_id, request))).await,
         }
     }
 
@@ -294,30 +294,49 @@ impl Core {
             .any(|entry| entry.split_whitespace().nth(1) == Some(self.via.as_str()))
     }
 
-    fn spawn_record(self: &Arc<Self>, hop: &Hop, session_id: &str, answer: Answer) {
-        let exchange = self.exchange(hop, session_id, answer);
+    /// Hands a finished hop to the backend. An in-process backend stores it on the first
+    /// poll, so it is done here, on the connection's task: a task per hop would wake another
+    /// worker thread for a few hundred nanoseconds of work. A backend that has to wait (a
+    /// remote runtime) finishes on a task of its own.
+    fn record(self: &Arc<Self>, hop: &Hop, request: Request, session_id: &str, answer: Answer) {
+        // A hop finishing after the runtime is gone is not recorded: nobody is left to
+        // store it, and the backend's futures may need the runtime.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let exchange = self.exchange(hop, request, session_id, answer);
         let core = Arc::clone(self);
         let session_id = session_id.to_owned();
-        spawn(async move {
+        let mut recording = Box::pin(async move {
             if let Err(err) = core.backend.record(&session_id, exchange).await {
                 tracing::warn!(%err, session_id, "recording a hop failed");
             }
         });
+        // Futures keep the waker of their latest poll, so one still pending here is woken
+        // through the task it moves to.
+        if recording
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+        {
+            handle.spawn(recording);
+        }
     }
 
-    fn exchange(&self, hop: &Hop, session_id: &str, answer: Answer) -> Exchange {
+    fn exchange(&self, hop: &Hop, request: Request, session_id: &str, answer: Answer) -> Exchange {
+        // The decision request already holds the hop's parts as owned values: move them.
         Exchange {
             direction: hop.direction,
-            service: self.settings.service.clone(),
+            service: request.service,
             session_id: Some(session_id.to_owned()),
             span_type: Some("extract".to_owned()),
-            method: hop.method.as_str().to_owned(),
-            scheme: Some(hop.scheme.clone()),
-            host: hop.host.clone(),
-            path: hop.path.clone(),
-            query: hop.query.clone(),
-            request_headers: hop.recorded_headers(&self.settings.redact_headers),
-            request_body: body_of(&hop.body),
+            method: request.method,
+            scheme: request.scheme,
+            host: request.host,
+            path: request.path,
+            query: request.query,
+            request_headers: recorded_pairs(request.headers, &self.settings.redact_headers),
+            request_body: request.body,
             status: Some(answer.status),
             response_headers: answer.headers,
             response_body: answer.body.filter(|b| !b.is_empty()),
@@ -331,28 +350,28 @@ impl Core {
         }
     }
 
-    /// Sends the hop upstream and streams the answer back, recording it for `session_id`
-    /// once the body has been passed on.
+    /// Sends the hop upstream and streams the answer back, recording it for the session
+    /// (with its decision request) once the body has been passed on.
     async fn forward(
         self: &Arc<Self>,
-        hop: Hop,
-        session_id: Option<String>,
+        mut hop: Hop,
+        session: Option<(String, Request)>,
     ) -> Response<ProxyBody> {
         let mut builder = http::Request::builder()
             .method(hop.method.clone())
             .uri(hop.upstream.clone())
             .version(Version::HTTP_11);
         if let Some(headers) = builder.headers_mut() {
-            *headers = hop.headers.clone();
+            // A recording takes the request headers from the decision request, so the hop's
+            // own map moves into the upstream request.
+            *headers = std::mem::take(&mut hop.headers);
             // The client writes Host (HTTP/1.1) or :authority (HTTP/2) from the URI.
             headers.remove(header::HOST);
             // The body is already buffered, so the upstream never needs to ask for it.
             headers.remove(header::EXPECT);
             headers.remove(header::CONTENT_LENGTH);
             // RFC 9110 §7.6.3: a proxy adds itself to Via.
-            if let Ok(v) = http::HeaderValue::from_str(&format!("1.1 {}", self.via)) {
-                headers.append(header::VIA, v);
-            }
+            headers.append(header::VIA, self.via_value.clone());
         }
         let req = match builder.body(Full::new(hop.body.clone())) {
             Ok(r) => r,
@@ -397,14 +416,14 @@ impl Core {
             };
         let (mut parts, body) = resp.into_parts();
         tracing::debug!(
-            session_id = session_id.as_deref().unwrap_or("-"),
+            session_id = session.as_ref().map_or("-", |(id, _)| id.as_str()),
             method = %hop.method,
             upstream = %hop.upstream,
             status = parts.status.as_u16(),
             "forwarded"
         );
         remove_hop_by_hop(&mut parts.headers);
-        let Some(session_id) = session_id else {
+        let Some((session_id, request)) = session else {
             return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
         };
         let status = parts.status.as_u16();
@@ -428,10 +447,10 @@ impl Core {
             let answer = Answer {
                 status,
                 headers: response_headers,
-                body: recorded.body.map(|b| Body::from_bytes(b.to_vec())),
+                body: recorded.body.map(|b| Body::from_bytes(Vec::from(b))),
                 extra,
             };
-            core.spawn_record(&hop, &session_id, answer);
+            core.record(&hop, request, &session_id, answer);
         });
         Response::from_parts(parts, recording.boxed_unsync())
     }
@@ -472,14 +491,6 @@ fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
     *resp.status_mut() = StatusCode::from_u16(decided.status).unwrap_or(StatusCode::OK);
     *resp.headers_mut() = headers;
     resp
-}
-
-/// Runs a future on the current runtime; a hop finishing after the runtime is gone is not
-/// recorded (there is nobody left to store it).
-fn spawn(fut: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(fut);
-    }
 }
 
 /// Marks a request body over the cap: used by both proxies before they build a hop.

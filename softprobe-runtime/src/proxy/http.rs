@@ -179,18 +179,69 @@ where
     if body.size_hint().lower() > limit as u64 {
         return Err(CollectError::TooLarge { limit });
     }
+    // Most requests (GET, HEAD) have no body: nothing to read or allocate.
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
     let mut body = std::pin::pin!(body);
-    let mut buf = BytesMut::new();
+    let mut buf = Collected::default();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| CollectError::Read(e.into()))?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 return Err(CollectError::TooLarge { limit });
             }
-            buf.extend_from_slice(&data);
+            buf.push(data);
         }
     }
     Ok(buf.freeze())
+}
+
+/// Bytes gathered from a body's frames. A body of one frame (the usual case for small
+/// bodies) is kept as that frame's `Bytes`, so it is never copied; more frames are joined.
+#[derive(Debug, Default)]
+enum Collected {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Collected {
+    fn len(&self) -> usize {
+        match self {
+            Collected::Empty => 0,
+            Collected::One(b) => b.len(),
+            Collected::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Collected::Empty => Collected::One(data),
+            Collected::One(first) => {
+                let mut joined = BytesMut::with_capacity(first.len() + data.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&data);
+                Collected::Many(joined)
+            }
+            Collected::Many(mut joined) => {
+                joined.extend_from_slice(&data);
+                Collected::Many(joined)
+            }
+        };
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Collected::Empty => Bytes::new(),
+            Collected::One(b) => b,
+            Collected::Many(b) => b.freeze(),
+        }
+    }
 }
 
 /// The 413 answer for a body over the cap.
@@ -219,7 +270,7 @@ type OnDone = Box<dyn FnOnce(Recorded) + Send>;
 /// the copy to a callback when the stream ends or the body is dropped.
 pub struct RecordingBody<B> {
     inner: B,
-    buf: BytesMut,
+    buf: Collected,
     limit: usize,
     truncated: bool,
     on_done: Option<OnDone>,
@@ -230,7 +281,7 @@ impl<B> RecordingBody<B> {
     pub fn new(inner: B, limit: usize, on_done: impl FnOnce(Recorded) + Send + 'static) -> Self {
         RecordingBody {
             inner,
-            buf: BytesMut::new(),
+            buf: Collected::default(),
             limit,
             truncated: false,
             on_done: Some(Box::new(on_done)),
@@ -284,9 +335,10 @@ where
                 {
                     if this.buf.len() + data.len() > this.limit {
                         this.truncated = true;
-                        this.buf = BytesMut::new();
+                        this.buf = Collected::default();
                     } else {
-                        this.buf.extend_from_slice(data);
+                        // A clone of `Bytes` shares the frame, it does not copy it.
+                        this.buf.push(data.clone());
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -358,6 +410,62 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, CollectError::TooLarge { limit: 5 }));
+    }
+
+    /// A body of the given data frames, served one per poll.
+    struct Frames(std::collections::VecDeque<Bytes>);
+
+    impl Frames {
+        fn new(parts: &[&'static str]) -> Self {
+            Frames(
+                parts
+                    .iter()
+                    .map(|p| Bytes::from_static(p.as_bytes()))
+                    .collect(),
+            )
+        }
+    }
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn collect_limited_joins_frames_and_reads_empty_bodies() {
+        let parts = ["ab", "", "cde", "f"];
+        let whole = collect_limited(Frames::new(&parts), 6).await.unwrap();
+        assert_eq!(&whole[..], b"abcdef");
+        assert!(matches!(
+            collect_limited(Frames::new(&parts), 5).await,
+            Err(CollectError::TooLarge { limit: 5 })
+        ));
+        let one = collect_limited(Frames::new(&["only"]), 4).await.unwrap();
+        assert_eq!(&one[..], b"only");
+        let empty = collect_limited(http_body_util::Empty::<Bytes>::new(), 0)
+            .await
+            .unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[tokio::test]
+    async fn recording_body_keeps_every_frame_of_a_streamed_answer() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let body = RecordingBody::new(Frames::new(&["he", "l", "lo"]), 10, move |r| {
+            tx.send(r).unwrap();
+        });
+        let out = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&out[..], b"hello");
+        let rec = rx.recv().unwrap();
+        assert!(rec.complete && !rec.truncated);
+        assert_eq!(rec.body.as_deref(), Some(&b"hello"[..]));
     }
 
     #[tokio::test]

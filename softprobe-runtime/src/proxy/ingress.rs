@@ -15,9 +15,9 @@ use super::forward::{Core, Hop, Settings, normalize_host, trace_parent, trace_st
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
-use super::trace_context::{TraceParent, random_span_id};
+use super::trace_context::TraceParent;
 use super::{DEFAULT_LISTEN, Handler, ProxyError, RunningProxy, bind, serve};
-use crate::case::Direction;
+use crate::case::{Direction, SpanId, TraceId};
 
 /// The ingress proxy. Start one with [`IngressProxy::builder`].
 #[derive(Debug)]
@@ -211,12 +211,10 @@ async fn handle(
     let incoming = trace_parent(&parts.headers);
     let (trace_id, parent_span_id, flags) = match incoming {
         Some(tp) => (tp.trace_id, Some(tp.parent_id), tp.flags),
-        None => {
-            let fresh = TraceParent::random();
-            (fresh.trace_id, None, fresh.flags)
-        }
+        // A new trace, sampled.
+        None => (TraceId::random(), None, 0x01),
     };
-    let span_id = random_span_id();
+    let span_id = SpanId::random();
     let host = parts
         .headers
         .get(header::HOST)
