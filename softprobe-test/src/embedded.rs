@@ -25,7 +25,8 @@ pub(crate) struct Observed {
     pub(crate) exchanges: Vec<Exchange>,
     /// Strict misses, as text for the report.
     pub(crate) misses: Vec<String>,
-    /// Hops decided; each is recorded once its response has been streamed.
+    /// Hops decided that will be recorded (all but strict misses), each once its response
+    /// has been streamed.
     pub(crate) decided: usize,
     /// A rule of the test itself answered a hop: the scenario differs from the recording on
     /// purpose, so the service's answers are not compared with it.
@@ -131,7 +132,11 @@ impl ProxyBackend for Observer {
             let mut decision = self.inner.decide(session_id, request).await?;
             self.rewrite(session_id, request, &mut decision);
             self.with(session_id, |o| {
-                o.decided += 1;
+                // The proxy records every hop it answers except a strict miss, so a miss
+                // must not leave the verdict waiting for a recording that never comes.
+                if !matches!(decision, Decision::StrictMiss(_)) {
+                    o.decided += 1;
+                }
                 match &decision {
                     Decision::StrictMiss(report) => o.misses.push(report.render_text()),
                     Decision::Respond { response, .. } if self.remote => {

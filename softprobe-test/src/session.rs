@@ -138,11 +138,13 @@ impl Session {
                     .create(new)
                     .map_err(|e| Error::Runtime(e.to_string()))?;
                 let id = session.id().to_owned();
-                if let Some((case, _)) = &case {
-                    let case = (**case).clone();
+                if let Some((shared, _)) = &case {
+                    // One copy of the case for the session (the store calls this once).
+                    let mut copy = Some((**shared).clone());
                     store
                         .update(&id, &mut |state| {
-                            state.load_case(case.clone(), &source).map(|_| ())?;
+                            let case = copy.take().unwrap_or_else(|| (**shared).clone());
+                            state.load_case(case, &source).map(|_| ())?;
                             state.set_policy(strict_policy());
                             Ok(())
                         })
@@ -690,8 +692,14 @@ impl Session {
 }
 
 fn strict_policy() -> softprobe_runtime::policy::Policy {
-    softprobe_runtime::policy::parse_policy(br#"{"externalHttp": "strict"}"#, "softprobe")
-        .expect("the built-in strict policy parses")
+    static STRICT: std::sync::OnceLock<softprobe_runtime::policy::Policy> =
+        std::sync::OnceLock::new();
+    STRICT
+        .get_or_init(|| {
+            softprobe_runtime::policy::parse_policy(br#"{"externalHttp": "strict"}"#, "softprobe")
+                .expect("the built-in strict policy parses")
+        })
+        .clone()
 }
 
 /// The loaded case with lookups that fail loudly on zero or ambiguous matches.
