@@ -58,6 +58,12 @@ const INVALID: &[(&str, usize, &str)] = &[
         7,
         "body.ignore \"orderId\"",
     ),
+    // A non-ASCII first character used to panic (slicing at byte 1).
+    (
+        "non-ascii-status-range.suite.yaml",
+        5,
+        "status range \"é2\"",
+    ),
 ];
 
 #[test]
