@@ -409,3 +409,25 @@ async fn oversize_documents_are_refused_with_413_and_change_nothing() {
     );
     assert_eq!(after, before);
 }
+
+/// Inputs the fuzzers found (`fixtures/fuzz-crashes/`), against the entry point that broke.
+#[tokio::test]
+async fn inputs_found_by_fuzzing_are_refused_cleanly() {
+    let server = start(None, None).await;
+    let base = server.uri();
+    let id = capture_with_one_hop(&base).await;
+    let before = observed(&base, &id).await;
+
+    // Protobuf allowed any span kind, JSON only 0-5: a hop taken from protobuf with kind 39
+    // was written to a case file that could not be read back.
+    let bytes = fixture("fuzz-crashes/otlp-protobuf-span-kind-39.pb");
+    for route in ["/v1/traces", "/v1/inject"] {
+        let (status, body) = post_raw(&base, route, "application/x-protobuf", bytes.clone()).await;
+        let message = expect_error(status, &body, 400, "invalid_request");
+        assert!(
+            message.contains("$.resourceSpans[0].scopeSpans[0].spans[2].kind: span kind 39"),
+            "{route}: {message}"
+        );
+    }
+    assert_eq!(observed(&base, &id).await, before);
+}
