@@ -30,13 +30,15 @@ for t in "${targets[@]}"; do
     >"logs/$t.log" 2>&1
   rc=$?
   took=$(($(date +%s) - start))
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$')
+  # libFuzzer's own time, without the build that `cargo fuzz run` may do first.
+  fuzzed=$(grep -o 'runs in [0-9]* second' "logs/$t.log" | grep -o '[0-9]*' | tail -1)
   last=$(grep -E '^#[0-9]+' "logs/$t.log" | grep -E 'cov: ' | tail -1)
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*')
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*')
   corp=$(grep -o 'corp: [0-9]*' <<<"$last" | grep -o '[0-9]*')
   result=ok
   ((rc != 0)) && result="crash (exit $rc, see fuzz/logs/$t.log)"
-  echo "| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $took | $result |"
+  echo "| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | ${fuzzed:-$took} | $result |"
 done
