@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let path = Path::new("fuzz.suite.yaml");
     let lookup = |name: &str| (name == "CASES_DIR").then(|| "../cases".to_owned());
-    let lines = text.lines().count().max(1);
+    let lines = yaml_lines(text);
     let expanded = match expand(text, path, &lookup) {
         Ok(expanded) => expanded,
         Err(e) => {
@@ -22,9 +22,18 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     if let Err(e) = parse(&expanded, path) {
-        check_line(e.line(), expanded.lines().count().max(1), &e.to_string());
+        check_line(e.line(), yaml_lines(&expanded), &e.to_string());
     }
 });
+
+/// Lines as YAML counts them: a lone `\r` breaks a line too (old Mac files), so
+/// `str::lines` would undercount and flag correct line numbers.
+fn yaml_lines(text: &str) -> usize {
+    text.replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .count()
+        .max(1)
+}
 
 fn check_line(line: Option<usize>, lines: usize, message: &str) {
     if let Some(line) = line {

@@ -431,3 +431,27 @@ async fn inputs_found_by_fuzzing_are_refused_cleanly() {
     }
     assert_eq!(observed(&base, &id).await, before);
 }
+
+/// NaN and infinite doubles (OTLP JSON spells them `"NaN"`, `"Infinity"`, `"-Infinity"`) were
+/// read, then written back as `null`, which no reader takes: a rewritten case (scrub, capture
+/// from protobuf) became unreadable. Found by running the `case` fuzz target on this input.
+#[test]
+fn non_finite_doubles_survive_a_canonical_rewrite() {
+    use softprobe_runtime::case::Case;
+    let case = Case::from_slice(&fixture("fuzz-crashes/non-finite-doubles.case.json")).unwrap();
+    let written = case.to_json_bytes();
+    let again = Case::from_slice(&written).unwrap_or_else(|e| {
+        panic!(
+            "the rewrite does not read back: {e}\n{}",
+            String::from_utf8_lossy(&written)
+        )
+    });
+    assert_eq!(again.to_json_bytes(), written);
+    let text = String::from_utf8(written).unwrap();
+    for spelled in ["\"NaN\"", "\"Infinity\"", "\"-Infinity\""] {
+        assert!(
+            text.contains(&format!("\"doubleValue\": {spelled}")),
+            "{spelled} in:\n{text}"
+        );
+    }
+}
