@@ -41,6 +41,29 @@ const INVALID: &[(&str, usize, &str)] = &[
     ("bad-regex.suite.yaml", 7, "bad regex"),
     ("bad-body-mode.suite.yaml", 6, "fuzzy"),
     ("no-cases-match.suite.yaml", 4, "matches no file"),
+    (
+        "inline-mock-without-response.suite.yaml",
+        5,
+        "needs a response",
+    ),
+    (
+        "reversed-status-range.suite.yaml",
+        5,
+        "status range \"599-200\"",
+    ),
+    ("bad-consume.suite.yaml", 8, "not \"twice\""),
+    ("bad-request-source.suite.yaml", 5, "the only source is"),
+    (
+        "override-bad-ignore-path.suite.yaml",
+        7,
+        "body.ignore \"orderId\"",
+    ),
+    // A non-ASCII first character used to panic (slicing at byte 1).
+    (
+        "non-ascii-status-range.suite.yaml",
+        5,
+        "status range \"é2\"",
+    ),
 ];
 
 #[test]

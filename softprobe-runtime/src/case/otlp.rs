@@ -253,7 +253,20 @@ impl Serialize for AnyValue {
             AnyValue::String(s) => single(serializer, "stringValue", s),
             AnyValue::Bool(b) => single(serializer, "boolValue", b),
             AnyValue::Int(i) => single(serializer, "intValue", &i.to_string()),
-            AnyValue::Double(d) => single(serializer, "doubleValue", d),
+            AnyValue::Double(d) if d.is_finite() => single(serializer, "doubleValue", d),
+            // JSON has no NaN or infinity (serde_json would write `null`); OTLP JSON spells
+            // them as strings, which the reader takes back.
+            AnyValue::Double(d) => single(
+                serializer,
+                "doubleValue",
+                if d.is_nan() {
+                    "NaN"
+                } else if d.is_sign_positive() {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                },
+            ),
             AnyValue::Bytes(b) => single(serializer, "bytesValue", &b64.encode(b)),
             AnyValue::Array(values) => single(serializer, "arrayValue", &ValuesRef::Array(values)),
             AnyValue::KvList(values) => {

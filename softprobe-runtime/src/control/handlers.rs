@@ -143,6 +143,21 @@ pub(crate) async fn load_case(
     }
     let case = Case::from_slice_named(&body.bytes, BODY).map_err(crate::error::Error::from)?;
     check_schema(SchemaKind::LoadCaseRequest, &body.bytes)?;
+    // What the schema cannot say (an outbound hop without a host, zero ids) would otherwise be
+    // loaded and only fail, or silently miss, at replay time.
+    let report = crate::case::validate::validate_case(&body.bytes, BODY);
+    if !report.is_valid() {
+        let errors: Vec<String> = report
+            .errors()
+            .map(|f| {
+                format!(
+                    "{}: {} (line {}, column {})",
+                    f.json_path, f.message, f.line, f.column
+                )
+            })
+            .collect();
+        return Err(ApiError::invalid(format!("{BODY}: {}", errors.join("; "))));
+    }
     let (revision, summary) = session.update(|state| state.load_case(case, BODY))?;
     tracing::info!(
         sessionId = session.id(),

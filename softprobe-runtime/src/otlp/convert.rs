@@ -93,6 +93,13 @@ fn id_bytes<const N: usize>(bytes: &[u8], path: &str, field: &str) -> Result<[u8
 }
 
 fn span_from_proto(span: pt::Span, path: &str) -> Result<Span> {
+    // JSON readers refuse other kinds; a span taken here must also read back from a case file.
+    if !(0..=5).contains(&span.kind) {
+        return Err(Error::invalid(format!(
+            "{path}.kind: span kind {} is not between 0 and 5",
+            span.kind
+        )));
+    }
     let trace_id = TraceId(id_bytes(&span.trace_id, path, "traceId")?);
     let span_id = SpanId(id_bytes(&span.span_id, path, "spanId")?);
     let parent_span_id = if span.parent_span_id.is_empty() {

@@ -177,7 +177,11 @@ impl StatusSpec {
 fn parse_range(text: &str) -> Result<(u16, u16), String> {
     let t = text.trim();
     let bad = || format!("status range {text:?}: write \"2xx\" or \"200-299\"");
-    if t.len() == 3 && t[1..].eq_ignore_ascii_case("xx") {
+    // `get`, not indexing: a non-ASCII first character has no boundary at byte 1.
+    if t.len() == 3
+        && let Some(tail) = t.get(1..)
+        && tail.eq_ignore_ascii_case("xx")
+    {
         let d = t[..1].parse::<u16>().map_err(|_| bad())?;
         if !(1..=5).contains(&d) {
             return Err(bad());
