@@ -139,12 +139,12 @@ impl Session {
                     .map_err(|e| Error::Runtime(e.to_string()))?;
                 let id = session.id().to_owned();
                 if let Some((shared, _)) = &case {
-                    // One copy of the case for the session (the store calls this once).
-                    let mut copy = Some((**shared).clone());
+                    // The session shares the harness's parsed case: no copy per test.
                     store
                         .update(&id, &mut |state| {
-                            let case = copy.take().unwrap_or_else(|| (**shared).clone());
-                            state.load_case(case, &source).map(|_| ())?;
+                            state
+                                .load_shared_case(Arc::clone(shared), &source)
+                                .map(|_| ())?;
                             state.set_policy(strict_policy());
                             Ok(())
                         })

@@ -140,6 +140,12 @@ impl SessionState {
     /// Loads a case (validated first: every span must be a readable hop and its embedded
     /// rules must parse); replaces a previous case.
     pub fn load_case(&mut self, case: Case, source_name: &str) -> Result<CaseSummary> {
+        self.load_shared_case(Arc::new(case), source_name)
+    }
+
+    /// [`SessionState::load_case`] for a case already shared, e.g. by a test harness that
+    /// keeps the parsed case for its own lookups: the session holds the same allocation.
+    pub fn load_shared_case(&mut self, case: Arc<Case>, source_name: &str) -> Result<CaseSummary> {
         let exchanges = case.exchanges_named(source_name)?;
         if let Some(values) = &case.rules {
             rules::rules_from_values(values, source_name, "$.rules")
@@ -158,7 +164,6 @@ impl SessionState {
                 .filter(|e| e.direction == Direction::Outbound)
                 .count(),
         };
-        let case = Arc::new(case);
         self.engine
             .load_case(Arc::clone(&case), source_name)
             .map_err(|e| Error::invalid(e.to_string()))?;
