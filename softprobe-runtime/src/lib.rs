@@ -10,6 +10,7 @@ pub mod capture;
 pub mod case;
 pub mod control;
 pub mod error;
+mod listener;
 pub mod metrics;
 pub mod mode;
 pub mod otlp;

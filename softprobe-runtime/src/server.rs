@@ -57,9 +57,6 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -72,9 +69,6 @@ use crate::session::{InMemoryStore, Session, SessionLimits, SessionStore};
 
 /// Default time a client gets to send a whole request head, on every listener.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long in-flight requests get to finish after shutdown starts.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default listen address of the control API.
 pub const DEFAULT_LISTEN_ADDR: SocketAddr =
@@ -316,67 +310,27 @@ impl Drop for RunningServer {
     }
 }
 
-/// Serves `router` on `listener` until `stop` fires (or its sender is dropped), with a
-/// header read timeout on every HTTP/1 connection, then gives in-flight requests
-/// [`DRAIN_TIMEOUT`] to finish.
+/// Serves `router` on `listener` until `stop` fires (or its sender is dropped).
 async fn serve_router(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
-    mut stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let router = router.clone();
-                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let mut router = router.clone();
-                    async move {
-                        // The router is always ready; its errors are answers already.
-                        Ok::<_, Infallible>(
-                            match tower::Service::call(&mut router, req).await {
-                                Ok(resp) => resp,
-                                Err(never) => match never {},
-                            },
-                        )
-                    }
-                });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(err) = conn.await {
-                        tracing::debug!(%err, "control connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut stop => break,
+    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut router = router.clone();
+        async move {
+            // The router is always ready; its errors are answers already.
+            Ok::<_, Infallible>(match tower::Service::call(&mut router, req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            })
         }
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown were dropped");
-    }
+    });
+    let stop = async move {
+        let _ = stop.await;
+    };
+    crate::listener::accept_loop(listener, svc, header_read_timeout, stop, "control").await;
 }
 
 /// Every `idle / 4` (between 50 ms and 5 s), closes the sessions idle for `idle`.

@@ -56,9 +56,6 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -104,9 +101,6 @@ pub const DEFAULT_LISTEN: SocketAddr =
 
 type HandlerFuture = Pin<Box<dyn Future<Output = ::http::Response<ProxyBody>> + Send>>;
 type Handler = Arc<dyn Fn(::http::Request<Incoming>) -> HandlerFuture + Send + Sync>;
-
-/// How long open connections get to finish after shutdown starts.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A proxy that is accepting connections. Dropping it stops accepting; [`shutdown`]
 /// also waits for open connections to finish (up to five seconds).
@@ -165,48 +159,20 @@ fn serve(
         source,
     })?;
     let mut stopped = stop.subscribe();
-    let task = tokio::spawn(async move {
-        let graceful = GracefulShutdown::new();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // Without a timer hyper enforces no header read timeout at all.
-        builder
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let stream = match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(err) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            tracing::warn!(%err, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let handler = handler.clone();
-                    let svc = service_fn(move |req| {
-                        let fut = handler(req);
-                        async move { Ok::<_, Infallible>(fut.await) }
-                    });
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .into_owned();
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(err) = conn.await {
-                            tracing::debug!(err = %err, "connection ended with an error");
-                        }
-                    });
-                }
-                _ = stopped.changed() => break,
-            }
-        }
-        drop(listener);
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    let svc = service_fn(move |req| {
+        let fut = handler(req);
+        async move { Ok::<_, Infallible>(fut.await) }
     });
+    let stopped = async move {
+        let _ = stopped.changed().await;
+    };
+    let task = tokio::spawn(crate::listener::accept_loop(
+        listener,
+        svc,
+        header_read_timeout,
+        stopped,
+        "proxy",
+    ));
     Ok(RunningProxy {
         addr,
         stop,
