@@ -3,7 +3,11 @@
 //! this through `__private::run_case`; [`Run`] is the same thing for code that computes its
 //! case paths or wants the verdict as a value.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use softprobe_runtime::case::Case;
 
 use crate::__private::TestFn;
 use crate::Session;
@@ -219,6 +223,9 @@ fn load_case(
             ));
         }
     };
+    if let Some(case) = already_read(case_path, &bytes) {
+        return Ok((case, bytes));
+    }
     let source_name = case_path.display().to_string();
     // The reader alone accepts files the runtime later refuses span by span (no status, no
     // host) or never checks (version, ids); the validator names file, line and path of each.
@@ -230,11 +237,43 @@ fn load_case(
         ));
     }
     match softprobe_runtime::case::Case::from_slice_named(&bytes, &source_name) {
-        Ok(case) => Ok((std::sync::Arc::new(case), bytes)),
+        Ok(case) => {
+            let case = std::sync::Arc::new(case);
+            remember_read(case_path, &bytes, &case);
+            Ok((case, bytes))
+        }
         Err(e) => Err(format!(
             "softprobe: {e}\n\nFix the file, or record it again with:\n  {}\n",
             plan.record_command
         )),
+    }
+}
+
+/// Case files this process has validated and parsed, by path, with the bytes they had.
+/// Tests sharing a case (a replay and its drift and miss variants) validate and parse it
+/// once; the bytes are compared on every use, so an edited or re-recorded file is read anew.
+type ReadCases = HashMap<PathBuf, (Vec<u8>, Arc<Case>)>;
+
+/// Bounds the memory [`ReadCases`] holds in a process that replays many distinct cases.
+const READ_CASES_MAX: usize = 64;
+
+fn read_cases() -> &'static Mutex<ReadCases> {
+    static READ: OnceLock<Mutex<ReadCases>> = OnceLock::new();
+    READ.get_or_init(Mutex::default)
+}
+
+fn already_read(path: &Path, bytes: &[u8]) -> Option<Arc<Case>> {
+    let read = read_cases().lock().ok()?;
+    let (seen, case) = read.get(path)?;
+    (seen.as_slice() == bytes).then(|| Arc::clone(case))
+}
+
+fn remember_read(path: &Path, bytes: &[u8], case: &Arc<Case>) {
+    if let Ok(mut read) = read_cases().lock() {
+        if read.len() >= READ_CASES_MAX && !read.contains_key(path) {
+            read.clear();
+        }
+        read.insert(path.to_owned(), (bytes.to_vec(), Arc::clone(case)));
     }
 }
 
@@ -401,4 +440,31 @@ fn finish_replay(
         plan.record_command
     ));
     Err(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/cases/minimal.case.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_case_read_before_is_reused_only_while_its_bytes_are_the_same() {
+        let path = Path::new("/nonexistent/reuse-test.case.json");
+        let bytes = minimal();
+        let case = Arc::new(Case::from_slice_named(&bytes, "minimal").unwrap());
+        assert!(already_read(path, &bytes).is_none());
+        remember_read(path, &bytes, &case);
+        let again = already_read(path, &bytes).expect("same bytes reuse the parsed case");
+        assert!(Arc::ptr_eq(&again, &case));
+        let mut edited = bytes.clone();
+        edited.push(b'\n');
+        assert!(already_read(path, &edited).is_none(), "an edited file is read anew");
+    }
 }
