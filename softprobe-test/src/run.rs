@@ -465,6 +465,9 @@ mod tests {
         assert!(Arc::ptr_eq(&again, &case));
         let mut edited = bytes.clone();
         edited.push(b'\n');
-        assert!(already_read(path, &edited).is_none(), "an edited file is read anew");
+        assert!(
+            already_read(path, &edited).is_none(),
+            "an edited file is read anew"
+        );
     }
 }
