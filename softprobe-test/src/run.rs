@@ -229,21 +229,14 @@ fn load_case(
     let source_name = case_path.display().to_string();
     // The reader alone accepts files the runtime later refuses span by span (no status, no
     // host) or never checks (version, ids); the validator names file, line and path of each.
-    let report = softprobe_runtime::case::validate::validate_case(&bytes, &source_name);
-    if !report.is_valid() {
-        return Err(format!(
-            "softprobe: {source_name} is not a valid case file:\n{report}\nFix the file, or record it again with:\n  {}\n",
-            plan.record_command
-        ));
-    }
-    match softprobe_runtime::case::Case::from_slice_named(&bytes, &source_name) {
+    match softprobe_runtime::case::validate::read_valid_case(&bytes, &source_name) {
         Ok(case) => {
-            let case = std::sync::Arc::new(case);
+            let case = Arc::new(case);
             remember_read(case_path, &bytes, &case);
             Ok((case, bytes))
         }
-        Err(e) => Err(format!(
-            "softprobe: {e}\n\nFix the file, or record it again with:\n  {}\n",
+        Err(report) => Err(format!(
+            "softprobe: {source_name} is not a valid case file:\n{report}\nFix the file, or record it again with:\n  {}\n",
             plan.record_command
         )),
     }

@@ -114,13 +114,27 @@ impl fmt::Display for Report {
 /// and the semantic checks (readable HTTP hops, ids, legacy spellings, size guidance, embedded
 /// rules).
 pub fn validate_case(bytes: &[u8], source_name: &str) -> Report {
+    check_case(bytes, source_name).0
+}
+
+/// Validates a case file like [`validate_case`] and, when it is valid, returns the case the
+/// validation read, so a caller that needs both reads the file once.
+pub fn read_valid_case(bytes: &[u8], source_name: &str) -> Result<Case, Report> {
+    match check_case(bytes, source_name) {
+        (report, Some(case)) if report.is_valid() => Ok(case),
+        (report, _) => Err(report),
+    }
+}
+
+/// The report of [`validate_case`], with the case when the model could read it.
+fn check_case(bytes: &[u8], source_name: &str) -> (Report, Option<Case>) {
     let mut report = ReportBuilder::new(source_name);
     let Some(doc) = report.load(bytes, Format::Json) else {
-        return report.finish();
+        return (report.finish(), None);
     };
     let schema_issues = report.schema(SchemaKind::Case, &doc);
     let mut issues = Vec::new();
-    match Case::from_slice_named(bytes, source_name) {
+    let case = match Case::from_slice_named(bytes, source_name) {
         Ok(case) => {
             let mut tally = semantic::Tally::default();
             for (t, trace) in case.traces.iter().enumerate() {
@@ -132,12 +146,16 @@ pub fn validate_case(bytes: &[u8], source_name: &str) -> Report {
             if let Some(rules) = &case.rules {
                 semantic::rules("$.rules", rules, &mut issues);
             }
+            Some(case)
         }
-        Err(err) => issues.extend(model_issue(err, &schema_issues)),
-    }
+        Err(err) => {
+            issues.extend(model_issue(err, &schema_issues));
+            None
+        }
+    };
     report.add(&doc.locator, schema_issues);
     report.add(&doc.locator, issues);
-    report.finish()
+    (report.finish(), case)
 }
 
 /// Validates one OTLP trace document (the body of `/v1/traces` or `/v1/inject`, or one entry
