@@ -110,8 +110,14 @@ pub(crate) fn serve_ingress(upstream: &str) -> ! {
                 state.load_case(case.clone(), "bench-price").map(|_| ())
             })
             .expect("the case loads");
+        // As the standalone runtime serves it: one thread of its own per CPU.
+        let threads = std::env::var("SOFTPROBE_INGRESS_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let ingress = IngressProxy::builder()
             .upstream(upstream)
+            .threads(threads)
             .backend(Arc::new(StoreBackend::new(store.clone())))
             .start()
             .await
@@ -126,46 +132,145 @@ pub(crate) fn serve_ingress(upstream: &str) -> ! {
 /// through hyper-util's pooled client, stream the answer back), to show how much of the
 /// ingress's cost is the stack it is built on.
 pub(crate) fn serve_hyper_proxy(upstream: &str) -> ! {
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-
     let authority: http::uri::Authority = upstream
         .trim_start_matches("http://")
         .parse()
         .expect("an upstream host:port");
-    let rt = runtime();
-    rt.block_on(async move {
-        let client: Client<_, hyper::body::Incoming> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("binding the proxy");
-        println!("READY {}", listener.local_addr().expect("an address"));
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+    serve_sharded(move |listener| pooled_loop(listener, authority.clone()))
+}
+
+async fn pooled_loop(listener: tokio::net::TcpListener, authority: http::uri::Authority) {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let client: Client<_, hyper::body::Incoming> =
+        Client::builder(TokioExecutor::new()).build_http();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (client, authority) = (client.clone(), authority.clone());
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    let (client, authority) = (client.clone(), authority.clone());
+                    async move {
+                        let mut parts = req.uri().clone().into_parts();
+                        parts.scheme = Some(http::uri::Scheme::HTTP);
+                        parts.authority = Some(authority);
+                        *req.uri_mut() = http::Uri::from_parts(parts).expect("a valid URI");
+                        client.request(req).await
+                    }
+                });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// `serve-affine-proxy <upstream>`: a bare hyper reverse proxy where each client connection
+/// owns one upstream HTTP/1 connection, driven on the same task (no pool, no cross-task
+/// hand-off), to show what the stack can do without hyper-util's pooled client.
+pub(crate) fn serve_affine_proxy(upstream: &str) -> ! {
+    let addr: std::net::SocketAddr = upstream
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an upstream ip:port");
+    serve_sharded(move |listener| affine_loop(listener, addr))
+}
+
+/// Runs `serve` on one multi-thread runtime, or with `SOFTPROBE_BENCH_SHARDS=N` on N
+/// current-thread runtimes, each with its own `SO_REUSEPORT` listener on the same port.
+fn serve_sharded<F, Fut>(serve: F) -> !
+where
+    F: Fn(tokio::net::TcpListener) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let shards: usize = std::env::var("SOFTPROBE_BENCH_SHARDS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
+    if shards == 0 {
+        let rt = runtime();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .expect("binding the proxy");
+            println!("READY {}", listener.local_addr().expect("an address"));
+            serve(listener).await
+        });
+        std::process::exit(0)
+    }
+    let first = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port");
+    let port = first.local_addr().expect("an address").port();
+    drop(first);
+    let mut threads = Vec::new();
+    for _ in 0..shards {
+        let serve = serve.clone();
+        threads.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async move {
+                let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+                socket.set_reuseport(true).expect("reuseport");
+                socket
+                    .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                    .expect("bind");
+                serve(socket.listen(1024).expect("listen")).await
+            })
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    println!("READY 127.0.0.1:{port}");
+    for t in threads {
+        let _ = t.join();
+    }
+    std::process::exit(0)
+}
+
+async fn affine_loop(listener: tokio::net::TcpListener, addr: std::net::SocketAddr) {
+    use hyper_util::rt::TokioIo;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let Ok(up) = tokio::net::TcpStream::connect(addr).await else {
+                return;
             };
-            let _ = stream.set_nodelay(true);
-            let (client, authority) = (client.clone(), authority.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |mut req: http::Request<hyper::body::Incoming>| {
-                        let (client, authority) = (client.clone(), authority.clone());
-                        async move {
-                            let mut parts = req.uri().clone().into_parts();
-                            parts.scheme = Some(http::uri::Scheme::HTTP);
-                            parts.authority = Some(authority);
-                            *req.uri_mut() = http::Uri::from_parts(parts).expect("a valid URI");
-                            client.request(req).await
-                        }
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    })
+            let _ = up.set_nodelay(true);
+            let writev = std::env::var_os("SOFTPROBE_BENCH_NOWRITEV").is_none();
+            let Ok((sender, conn)) = hyper::client::conn::http1::Builder::new()
+                .writev(writev)
+                .handshake::<_, hyper::body::Incoming>(TokioIo::new(up))
+                .await
+            else {
+                return;
+            };
+            let sender = std::sync::Arc::new(tokio::sync::Mutex::new(sender));
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let sender = sender.clone();
+                    async move {
+                        let mut s = sender.lock().await;
+                        s.ready().await?;
+                        s.send_request(req).await
+                    }
+                });
+            let server = hyper::server::conn::http1::Builder::new()
+                .writev(writev)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = server => {}
+                _ = conn => {}
+            }
+        });
+    }
 }
 
 fn free_port() -> Result<u16, String> {

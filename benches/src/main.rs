@@ -141,6 +141,10 @@ fn main() {
             let upstream = argv.get(1).unwrap_or_else(|| usage());
             ingress::serve_hyper_proxy(upstream)
         }
+        Some("serve-affine-proxy") => {
+            let upstream = argv.get(1).unwrap_or_else(|| usage());
+            ingress::serve_affine_proxy(upstream)
+        }
         Some("serve-ingress") => {
             let upstream = argv.get(1).unwrap_or_else(|| usage());
             ingress::serve_ingress(upstream)

@@ -2,6 +2,13 @@
 //! the egress proxy. Each connection gets `TCP_NODELAY`, HTTP/1 or HTTP/2 with upgrades, and
 //! a header read timeout (a client that dribbles its request head cannot pin a connection);
 //! on stop, open connections get [`DRAIN_TIMEOUT`] to finish.
+//!
+//! A listener is served either on the runtime that started it ([`accept_loop`]) or by
+//! [`Shards`]: threads that each run a current-thread runtime and serve the connections the
+//! accept loop deals them in turn ([`accept_into_shards`]). A connection and everything it
+//! starts (the upstream connections of a proxy) then stay on one thread, with no wake-ups
+//! across threads — the model of nginx's worker processes, and what a proxy under many
+//! connections needs on a machine with few cores.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,10 +19,88 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 
 /// How long open connections get to finish after a listener stops.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves connections with one service and tracks them for a graceful drain.
+struct Connections<S> {
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+    service: S,
+    role: &'static str,
+}
+
+impl<S, B> Connections<S>
+where
+    S: Service<hyper::Request<Incoming>, Response = hyper::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn new(service: S, header_read_timeout: Duration, role: &'static str) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Without a timer hyper enforces no header read timeout at all.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        Connections {
+            builder,
+            graceful: GracefulShutdown::new(),
+            service,
+            role,
+        }
+    }
+
+    /// Serves one connection on a task of the current runtime.
+    fn serve(&self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), self.service.clone())
+            .into_owned();
+        let conn = self.graceful.watch(conn);
+        let role = self.role;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%err, role, "connection ended with an error");
+            }
+        });
+    }
+
+    /// Lets open connections finish, up to [`DRAIN_TIMEOUT`].
+    async fn drain(self) {
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                role = self.role,
+                "requests still running {DRAIN_TIMEOUT:?} after shutdown were dropped"
+            );
+        }
+    }
+}
+
+/// Accepts the next connection; on errors such as running out of file descriptors it backs
+/// off and returns `None`, so the loop keeps serving.
+async fn accept(listener: &TcpListener, role: &'static str) -> Option<TcpStream> {
+    match listener.accept().await {
+        Ok((stream, _)) => Some(stream),
+        Err(err) => {
+            tracing::warn!(%err, role, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
 
 /// Serves `service` on `listener` until `stop` completes, then drains open connections.
 /// `role` names the listener in logs.
@@ -35,48 +120,123 @@ pub(crate) async fn accept_loop<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Without a timer hyper enforces no header read timeout at all.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+    let connections = Connections::new(service, header_read_timeout, role);
     let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(%err, role, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(err) = conn.await {
-                        tracing::debug!(%err, role, "connection ended with an error");
-                    }
-                });
+            accepted = accept(&listener, role) => {
+                if let Some(stream) = accepted {
+                    connections.serve(stream);
+                }
             }
             () = &mut stop => break,
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
+    connections.drain().await;
+}
+
+/// Threads serving connections dealt to them, each on its own current-thread runtime.
+pub(crate) struct Shards {
+    senders: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+    done: Vec<oneshot::Receiver<()>>,
+}
+
+impl Shards {
+    /// Starts `count` (at least one) threads named `<name>/<n>` (`ingress:8082/0`: short
+    /// enough for the 15 bytes `top -H` shows). Each builds its own service with
+    /// `make_service`, on its own thread, so what the service creates (connection pools,
+    /// their tasks) lives there too.
+    pub(crate) fn start<F, S, B>(
+        count: usize,
+        name: &str,
+        make_service: F,
+        header_read_timeout: Duration,
+        role: &'static str,
+    ) -> std::io::Result<Shards>
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+        S: Service<hyper::Request<Incoming>, Response = hyper::Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        tracing::warn!(
-            role,
-            "requests still running {DRAIN_TIMEOUT:?} after shutdown were dropped"
-        );
+        let make_service = std::sync::Arc::new(make_service);
+        let mut shards = Shards {
+            senders: Vec::new(),
+            done: Vec::new(),
+        };
+        for n in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (tx, mut rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+            let (done_tx, done_rx) = oneshot::channel();
+            let make_service = make_service.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}/{n}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let connections =
+                            Connections::new(make_service(), header_read_timeout, role);
+                        // The channel closes when the accept loop stops.
+                        while let Some(stream) = rx.recv().await {
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => connections.serve(stream),
+                                Err(err) => {
+                                    tracing::warn!(%err, role, "cannot adopt a connection");
+                                }
+                            }
+                        }
+                        connections.drain().await;
+                    });
+                    let _ = done_tx.send(());
+                })?;
+            shards.senders.push(tx);
+            shards.done.push(done_rx);
+        }
+        Ok(shards)
+    }
+}
+
+/// Accepts on `listener` and deals the connections to `shards` in turn until `stop`
+/// completes; then the shards drain their connections and this returns when they have.
+pub(crate) async fn accept_into_shards(
+    listener: TcpListener,
+    shards: Shards,
+    stop: impl Future<Output = ()>,
+    role: &'static str,
+) {
+    let Shards { senders, done } = shards;
+    let mut stop = std::pin::pin!(stop);
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            accepted = accept(&listener, role) => {
+                let Some(stream) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(err) => {
+                        tracing::warn!(%err, role, "cannot hand a connection to a shard");
+                        continue;
+                    }
+                };
+                if senders[next % senders.len()].send(stream).is_err() {
+                    tracing::warn!(role, "a shard thread is gone; its connection was closed");
+                }
+                next = next.wrapping_add(1);
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    drop(senders);
+    for shard in done {
+        let _ = shard.await;
     }
 }

@@ -255,6 +255,10 @@ struct ProxyFlags {
     /// Service name recorded on proxied hops.
     #[arg(long, env = "SOFTPROBE_SERVICE_NAME")]
     service_name: Option<String>,
+    /// Threads serving the ingress proxy's connections, each with its own event loop and
+    /// upstream pool [default: one per CPU]; 0 serves them on the runtime's shared workers.
+    #[arg(long, env = "SOFTPROBE_INGRESS_THREADS")]
+    ingress_threads: Option<usize>,
     /// Run only the proxies, asking the runtime at this URL (its /v1/inject and /v1/traces).
     #[arg(long, env = "SOFTPROBE_RUNTIME_URL")]
     runtime_url: Option<String>,
@@ -272,6 +276,7 @@ impl ProxyFlags {
             ca_out: self.ca_out.clone(),
             require_session: self.require_session,
             service: self.service_name.clone(),
+            ingress_threads: self.ingress_threads,
             header_read_timeout: None,
             allow_remote: false,
         }

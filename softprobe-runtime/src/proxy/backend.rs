@@ -69,6 +69,15 @@ pub trait ProxyBackend: Send + Sync + 'static {
     fn record<'a>(&'a self, session_id: &'a str, exchange: Exchange) -> BackendFuture<'a, ()>;
     /// Whether the session is open.
     fn session_exists<'a>(&'a self, session_id: &'a str) -> BackendFuture<'a, bool>;
+    /// Called when a hop of the session is finished, before its recording is built: a
+    /// backend that would only count the hop (the in-process store keeps the hops of
+    /// capture sessions and counts the others') counts it here and returns `true`, and the
+    /// proxy then neither buffers the answer for a recording nor calls
+    /// [`record`](Self::record). The default keeps every hop.
+    fn count_unkept(&self, session_id: &str) -> bool {
+        let _ = session_id;
+        false
+    }
 }
 
 /// A backend with no runtime: no session exists, every hop is forwarded, nothing is
@@ -142,6 +151,10 @@ impl ProxyBackend for StoreBackend {
 
     fn session_exists<'a>(&'a self, session_id: &'a str) -> BackendFuture<'a, bool> {
         Box::pin(async move { Ok(self.store.get(session_id).is_some()) })
+    }
+
+    fn count_unkept(&self, session_id: &str) -> bool {
+        self.store.count_unkept(session_id).unwrap_or(false)
     }
 }
 

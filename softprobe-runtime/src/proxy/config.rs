@@ -38,6 +38,9 @@ pub struct ProxyConfig {
     pub require_session: bool,
     /// Service name recorded on hops.
     pub service: Option<String>,
+    /// Threads serving the ingress's connections (see [`super::IngressBuilder::threads`]):
+    /// `None` is one per CPU, `Some(0)` serves them on the runtime that starts the proxies.
+    pub ingress_threads: Option<usize>,
     /// Time a client gets to send a request head (default 10 s).
     pub header_read_timeout: Option<Duration>,
     /// Allow non-loopback listen addresses (refused otherwise: the proxies would be an open
@@ -175,8 +178,12 @@ impl ProxyConfig {
             running.egress = Some(egress.start().await?);
         }
         if let Some(upstream) = &self.ingress_upstream {
+            let threads = self.ingress_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
             let mut ingress = IngressProxy::builder()
                 .listen(ingress_listen)
+                .threads(threads)
                 .header_read_timeout(header_read_timeout)
                 .upstream(upstream.clone())
                 .backend(backend)

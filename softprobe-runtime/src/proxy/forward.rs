@@ -95,12 +95,14 @@ pub(crate) struct Core {
     via: String,
     /// The `Via` entry this proxy appends, built once.
     via_value: http::HeaderValue,
+    /// The upstream TLS set-up, kept for the clients of [`Core::with_own_client`].
+    tls: rustls::ClientConfig,
 }
 
 impl Core {
     pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
         let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
-        let client = upstream_client(tls, settings.connect_timeout);
+        let client = upstream_client(tls.clone(), settings.connect_timeout);
         let via = format!("softprobe-{}", &SpanId::random().to_string()[..8]);
         let via_value = http::HeaderValue::from_str(&format!("1.1 {via}"))
             .expect("a pseudonym of hex digits is a valid header value");
@@ -110,7 +112,22 @@ impl Core {
             settings,
             via,
             via_value,
+            tls,
         }))
+    }
+
+    /// The same proxy (backend, settings, `Via` pseudonym, so loops through any of its
+    /// threads are still caught) with a connection pool of its own, for a thread that
+    /// serves connections by itself.
+    pub(crate) fn with_own_client(&self) -> Arc<Self> {
+        Arc::new(Core {
+            backend: self.backend.clone(),
+            client: upstream_client(self.tls.clone(), self.settings.connect_timeout),
+            settings: self.settings.clone(),
+            via: self.via.clone(),
+            via_value: self.via_value.clone(),
+            tls: self.tls.clone(),
+        })
     }
 }
 
@@ -262,6 +279,9 @@ impl Core {
                     "answered locally"
                 );
                 let reply = local_response(&response);
+                if self.backend.count_unkept(&session_id) {
+                    return reply;
+                }
                 let answer = Answer {
                     status: response.status,
                     headers: recorded_pairs(response.headers, &self.settings.redact_headers),
@@ -423,7 +443,9 @@ impl Core {
             "forwarded"
         );
         remove_hop_by_hop(&mut parts.headers);
+        let session = session.filter(|(id, _)| !self.backend.count_unkept(id));
         let Some((session_id, request)) = session else {
+            // Nothing to record: the answer streams through untouched.
             return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
         };
         let status = parts.status.as_u16();

@@ -179,3 +179,46 @@ fn serve(
         task: Some(task),
     })
 }
+
+/// Like [`serve`], with the connections served by `threads` threads of their own (see
+/// [`crate::listener::Shards`]), named `<role>:<port>/<n>`; each builds its handler with
+/// `make_handler`.
+fn serve_sharded(
+    listener: TcpListener,
+    role: &str,
+    threads: usize,
+    make_handler: impl Fn() -> Handler + Send + Sync + 'static,
+    stop: watch::Sender<bool>,
+    header_read_timeout: Duration,
+) -> Result<RunningProxy, ProxyError> {
+    let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+        addr: DEFAULT_LISTEN,
+        source,
+    })?;
+    let shards = crate::listener::Shards::start(
+        threads,
+        &format!("{role}:{}", addr.port()),
+        move || {
+            let handler = make_handler();
+            service_fn(move |req| {
+                let fut = handler(req);
+                async move { Ok::<_, Infallible>(fut.await) }
+            })
+        },
+        header_read_timeout,
+        "proxy",
+    )
+    .map_err(|e| ProxyError::Config(format!("cannot start the proxy's threads: {e}")))?;
+    let mut stopped = stop.subscribe();
+    let stopped = async move {
+        let _ = stopped.changed().await;
+    };
+    let task = tokio::spawn(crate::listener::accept_into_shards(
+        listener, shards, stopped, "proxy",
+    ));
+    Ok(RunningProxy {
+        addr,
+        stop,
+        task: Some(task),
+    })
+}

@@ -385,6 +385,17 @@ impl Session {
         decision
     }
 
+    /// Counts an extracted hop and returns `true` when the session does not keep hops (not
+    /// a capture session); returns `false`, counting nothing, for a capture session, whose
+    /// hops go through [`Session::record`].
+    pub fn count_unkept(&self) -> bool {
+        if self.mode == Mode::Capture {
+            return false;
+        }
+        self.stats.extracted_spans.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// Records an extracted hop: counted always, buffered (after redaction) only in capture
     /// sessions. Returns whether it was buffered; [`Error::SpanLimit`] when the buffer is at
     /// the session's span cap (the buffer is left as it was).

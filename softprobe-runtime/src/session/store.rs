@@ -102,6 +102,20 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         Ok(Some(written))
     }
 
+    /// Counts an extracted hop of a session that does not keep hops (every session but a
+    /// capture one) and returns `true`, exactly as [`SessionStore::record`] would have
+    /// counted it; returns `false`, counting nothing, for a capture session, whose hops
+    /// have to go through `record`. Proxies call it first, so they do not build a recording
+    /// that would only be counted.
+    fn count_unkept(&self, session_id: &str) -> Result<bool> {
+        let session = self.session(session_id)?;
+        if !session.count_unkept() {
+            return Ok(false);
+        }
+        self.metrics().record_extracted(1);
+        Ok(true)
+    }
+
     /// Records an extracted hop for a session (buffered for capture sessions, counted for
     /// all); returns whether it was buffered.
     fn record(&self, session_id: &str, exchange: Exchange) -> Result<bool> {
