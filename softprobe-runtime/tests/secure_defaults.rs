@@ -73,8 +73,17 @@ fn routes_in_spec() -> BTreeSet<(String, String)> {
 #[tokio::test]
 async fn every_v1_route_requires_the_token() {
     ensure_provider();
+    // The capture session below is still open when the server stops, which writes it:
+    // into a temp dir, not the source tree.
+    let out = tempfile::tempdir().unwrap();
     let server = Server::builder()
         .listen(localhost())
+        .capture_path(Some(
+            out.path()
+                .join("{sessionId}.case.json")
+                .display()
+                .to_string(),
+        ))
         .token(Some("s3cret-token".into()))
         .start()
         .await
@@ -452,6 +461,8 @@ async fn the_ca_private_key_never_appears_in_the_logs() {
             .env("SOFTPROBE_LOG", "trace")
             .env("RUST_LOG", "trace")
             .env("SOFTPROBE_UPSTREAM_CA_FILE", &upstream_ca_file)
+            // The capture open at SIGTERM is written relative to here, not into the crate.
+            .current_dir(dir.path())
             .env_remove("SOFTPROBE_API_TOKEN")
             .env_remove("SOFTPROBE_RUNTIME_URL")
             .stdout(Stdio::piped())
