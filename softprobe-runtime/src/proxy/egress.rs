@@ -412,6 +412,7 @@ async fn outbound(
             scheme: t.scheme.to_owned(),
             authority: t.authority.as_str().to_owned(),
             prefix: String::new(),
+            parsed: None,
         }
     } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority())
     {
@@ -426,6 +427,7 @@ async fn outbound(
             scheme: scheme.to_owned(),
             authority: authority.as_str().to_owned(),
             prefix: String::new(),
+            parsed: None,
         }
     } else if let Some(up) = &shared.upstream {
         up.clone()

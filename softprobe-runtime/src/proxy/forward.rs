@@ -174,18 +174,21 @@ pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
 }
 
 impl Hop {
-    pub(crate) fn decision_request(&self, service: Option<&str>) -> Request {
+    /// The request the backend decides on. The parts only a decision and a recording read
+    /// (scheme, host, path, query, trace tags) move into it; the hop keeps what forwarding
+    /// needs.
+    pub(crate) fn decision_request(&mut self, service: Option<&str>) -> Request {
         Request {
             direction: self.direction,
             service: service.map(str::to_owned),
             method: self.method.as_str().to_owned(),
-            scheme: Some(self.scheme.clone()),
-            host: self.host.clone(),
-            path: self.path.clone(),
-            query: self.query.clone(),
+            scheme: Some(std::mem::take(&mut self.scheme)),
+            host: std::mem::take(&mut self.host),
+            path: std::mem::take(&mut self.path),
+            query: self.query.take(),
             headers: super::http::header_pairs(&self.headers),
             body: body_of(&self.body),
-            trace_tags: self.trace_tags.clone(),
+            trace_tags: std::mem::take(&mut self.trace_tags),
         }
     }
 }
@@ -222,7 +225,7 @@ struct Answer {
 
 impl Core {
     /// Decides, answers or forwards, and records one hop.
-    pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
+    pub(crate) async fn handle(self: &Arc<Self>, mut hop: Hop) -> Response<ProxyBody> {
         if self.is_loop(&hop.headers) {
             return json_error(
                 StatusCode::LOOP_DETECTED,
@@ -273,8 +276,8 @@ impl Core {
                 tracing::debug!(
                     session_id,
                     method = %hop.method,
-                    host = %hop.host,
-                    path = %hop.path,
+                    host = %request.host,
+                    path = %request.path,
                     status = response.status,
                     "answered locally"
                 );
@@ -295,8 +298,8 @@ impl Core {
                 tracing::info!(
                     session_id,
                     method = %hop.method,
-                    host = %hop.host,
-                    path = %hop.path,
+                    host = %request.host,
+                    path = %request.path,
                     "strict miss"
                 );
                 local_response(&report.to_response(&session_id))
@@ -404,36 +407,38 @@ impl Core {
             }
         };
         let target = upstream_name(&hop.upstream);
-        let resp =
-            match tokio::time::timeout(self.settings.upstream_timeout, self.client.request(req))
-                .await
-            {
-                Err(_) => {
-                    return json_error(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "upstream_timeout",
-                        format!(
-                            "upstream {target} did not answer within {:?}",
-                            self.settings.upstream_timeout
-                        ),
-                    );
-                }
-                Ok(Err(err)) => {
-                    let cause = error_chain(&err);
-                    let (status, what) = if err.is_connect() {
-                        if cause.contains("timed out") || cause.contains("timeout") {
-                            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
-                        } else {
-                            (StatusCode::BAD_GATEWAY, "upstream_unreachable")
-                        }
+        let resp = match crate::listener::coarse_timeout(
+            self.settings.upstream_timeout,
+            self.client.request(req),
+        )
+        .await
+        {
+            None => {
+                return json_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!(
+                        "upstream {target} did not answer within {:?}",
+                        self.settings.upstream_timeout
+                    ),
+                );
+            }
+            Some(Err(err)) => {
+                let cause = error_chain(&err);
+                let (status, what) = if err.is_connect() {
+                    if cause.contains("timed out") || cause.contains("timeout") {
+                        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
                     } else {
-                        (StatusCode::BAD_GATEWAY, "upstream_error")
-                    };
-                    tracing::debug!(upstream = %target, cause, "upstream failed");
-                    return json_error(status, what, format!("upstream {target}: {cause}"));
-                }
-                Ok(Ok(resp)) => resp,
-            };
+                        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+                    }
+                } else {
+                    (StatusCode::BAD_GATEWAY, "upstream_error")
+                };
+                tracing::debug!(upstream = %target, cause, "upstream failed");
+                return json_error(status, what, format!("upstream {target}: {cause}"));
+            }
+            Some(Ok(resp)) => resp,
+        };
         let (mut parts, body) = resp.into_parts();
         tracing::debug!(
             session_id = session.as_ref().map_or("-", |(id, _)| id.as_str()),

@@ -182,9 +182,29 @@ pub(crate) struct Base {
     pub(crate) scheme: String,
     pub(crate) authority: String,
     pub(crate) prefix: String,
+    /// The scheme and authority parsed once, when the base came from [`parse_base`].
+    pub(crate) parsed: Option<(http::uri::Scheme, http::uri::Authority)>,
 }
 
 impl Base {
+    /// Like [`Base::join`] for a request's own path and query: without a path prefix the
+    /// parsed parts are put together, with no formatting and parsing per request.
+    pub(crate) fn join_parsed(
+        &self,
+        path_and_query: Option<&http::uri::PathAndQuery>,
+    ) -> Result<Uri, http::Error> {
+        match (&self.parsed, path_and_query) {
+            (Some((scheme, authority)), Some(pq)) if self.prefix.is_empty() => {
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = Some(scheme.clone());
+                parts.authority = Some(authority.clone());
+                parts.path_and_query = Some(pq.clone());
+                Ok(Uri::from_parts(parts)?)
+            }
+            _ => self.join(path_and_query.map_or("/", |pq| pq.as_str())),
+        }
+    }
+
     pub(crate) fn join(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         Ok(format!(
             "{}://{}{}{}",
@@ -210,10 +230,12 @@ pub(crate) fn parse_base(url: &str) -> Result<Base, ProxyError> {
         return Err(bad("must not contain credentials"));
     }
     let prefix = uri.path().trim_end_matches('/').to_owned();
+    let parsed = uri.scheme().cloned().zip(uri.authority().cloned());
     Ok(Base {
         scheme,
         authority,
         prefix,
+        parsed,
     })
 }
 
@@ -257,7 +279,7 @@ async fn handle(
         parent_id: span_id,
         flags,
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded.to_header()) {
+    if let Ok(v) = HeaderValue::from_bytes(&forwarded.header_bytes()) {
         parts.headers.insert("traceparent", v);
     }
     let new_state = match &session_id {
@@ -277,14 +299,10 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return super::forward::body_error(e, limit),
     };
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    let upstream_uri = match upstream.join(path_and_query) {
+    let upstream_uri = match upstream.join_parsed(parts.uri.path_and_query()) {
         Ok(u) => u,
         Err(e) => {
+            let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
             return json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",

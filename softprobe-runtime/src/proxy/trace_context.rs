@@ -69,7 +69,28 @@ impl TraceParent {
 
     /// The header value, version 00.
     pub fn to_header(&self) -> String {
-        format!("00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags)
+        String::from_utf8(self.header_bytes().to_vec()).expect("hex digits and dashes")
+    }
+
+    /// The header value as the bytes of a `traceparent` header, without the formatting
+    /// machinery: the ingress writes one per request.
+    pub fn header_bytes(&self) -> [u8; 55] {
+        // 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        hex_into(&mut out[3..35], self.trace_id.as_bytes());
+        hex_into(&mut out[36..52], self.parent_id.as_bytes());
+        hex_into(&mut out[53..55], &[self.flags]);
+        out
+    }
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
     }
 }
 
@@ -297,6 +318,21 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_bytes_are_the_formatted_header() {
+        for _ in 0..200 {
+            let tp = TraceParent {
+                trace_id: crate::case::TraceId::random(),
+                parent_id: crate::case::SpanId::random(),
+                flags: (crate::case::SpanId::random().as_bytes()[0]),
+            };
+            let formatted = format!("00-{}-{}-{:02x}", tp.trace_id, tp.parent_id, tp.flags);
+            assert_eq!(tp.to_header(), formatted);
+            assert_eq!(&tp.header_bytes()[..], formatted.as_bytes());
+            assert_eq!(TraceParent::parse(&formatted), Some(tp));
+        }
+    }
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

@@ -16,11 +16,17 @@ use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+
+mod coarse_timer;
+mod drain;
+
+use coarse_timer::CoarseTimer;
+pub(crate) use coarse_timer::timeout as coarse_timeout;
+use drain::Drain;
 
 /// How long open connections get to finish after a listener stops.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,7 +34,7 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serves connections with one service and tracks them for a graceful drain.
 struct Connections<S> {
     builder: auto::Builder<TokioExecutor>,
-    graceful: GracefulShutdown,
+    drain: Drain,
     service: S,
     role: &'static str,
 }
@@ -49,11 +55,11 @@ where
         // Without a timer hyper enforces no header read timeout at all.
         builder
             .http1()
-            .timer(TokioTimer::new())
+            .timer(CoarseTimer)
             .header_read_timeout(header_read_timeout);
         Connections {
             builder,
-            graceful: GracefulShutdown::new(),
+            drain: Drain::default(),
             service,
             role,
         }
@@ -66,7 +72,7 @@ where
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), self.service.clone())
             .into_owned();
-        let conn = self.graceful.watch(conn);
+        let conn = self.drain.watch(conn);
         let role = self.role;
         tokio::spawn(async move {
             if let Err(err) = conn.await {
@@ -77,7 +83,7 @@ where
 
     /// Lets open connections finish, up to [`DRAIN_TIMEOUT`].
     async fn drain(self) {
-        if tokio::time::timeout(DRAIN_TIMEOUT, self.graceful.shutdown())
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.drain.shutdown())
             .await
             .is_err()
         {
