@@ -9,7 +9,9 @@ use softprobe_runtime::session::{InMemoryStore, NewSession, SessionStore};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{PRICE_PATH, RECORDED_HOST, Samples, price_body, serve_bytes, timed};
+use crate::support::{
+    PRICE_PATH, RECORDED_HOST, Samples, price_body, serve_bytes_on_own_thread, timed,
+};
 
 /// Latencies of the three sides.
 pub(crate) struct EgressResult {
@@ -37,7 +39,7 @@ async fn series(client: &reqwest::Client, url: &str, n: usize, out: &mut Samples
     }
 }
 
-/// Runs `iterations` calls per side (after a warm-up), interleaved in rounds.
+/// Runs `iterations` calls per side (after a warm-up), interleaved call by call.
 pub(crate) async fn run(case: &Case, iterations: usize) -> EgressResult {
     let store: Arc<dyn SessionStore> = Arc::new(InMemoryStore::new());
     let session = store
@@ -49,7 +51,10 @@ pub(crate) async fn run(case: &Case, iterations: usize) -> EgressResult {
             state.load_case(case.clone(), "bench-price").map(|_| ())
         })
         .expect("the bench case loads");
+    // The egress on a thread of its own, as the harness runs it; the direct hyper server
+    // and wiremock each run on one too.
     let egress = EgressProxy::builder()
+        .threads(1)
         .ca(CertificateAuthority::generate().expect("a CA"))
         .backend(Arc::new(StoreBackend::new(store.clone())))
         .start()
@@ -63,7 +68,7 @@ pub(crate) async fn run(case: &Case, iterations: usize) -> EgressResult {
         .no_proxy()
         .build()
         .expect("a plain client");
-    let hyper_addr = serve_bytes(price_body()).await;
+    let hyper_addr = serve_bytes_on_own_thread(price_body());
     let mock = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(PRICE_PATH))
@@ -87,12 +92,16 @@ pub(crate) async fn run(case: &Case, iterations: usize) -> EgressResult {
         hyper: Samples::default(),
         wiremock: Samples::default(),
     };
-    let rounds = 5;
-    let per_round = iterations.div_ceil(rounds);
-    for _ in 0..rounds {
-        series(&proxied, &replay_url, per_round, &mut result.replay).await;
-        series(&direct, &hyper_url, per_round, &mut result.hyper).await;
-        series(&direct, &mock_url, per_round, &mut result.wiremock).await;
+    // One call per side in turn, the order rotating, so a slow moment of the machine (this
+    // VM's idle vCPUs wake slowly) lands on every side alike instead of on one block.
+    for i in 0..iterations {
+        for k in 0..3 {
+            match (i + k) % 3 {
+                0 => series(&proxied, &replay_url, 1, &mut result.replay).await,
+                1 => series(&direct, &hyper_url, 1, &mut result.hyper).await,
+                _ => series(&direct, &mock_url, 1, &mut result.wiremock).await,
+            }
+        }
     }
     egress.shutdown().await;
     result

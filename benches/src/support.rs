@@ -105,6 +105,33 @@ pub(crate) async fn serve_bytes(body: Bytes) -> SocketAddr {
     addr
 }
 
+/// Like [`serve_bytes`], on a thread of its own with a current-thread runtime: how
+/// wiremock runs each mock server, and how row 2 runs our egress proxy, so the direct
+/// server is measured under the same scheduling. Runs until the process ends.
+pub(crate) fn serve_bytes_on_own_thread(body: Bytes) -> SocketAddr {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .expect("binding 127.0.0.1:0 for the bench server");
+    let addr = listener.local_addr().expect("a bound address");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    std::thread::Builder::new()
+        .name("bench-hyper".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime");
+            rt.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("adopting the listener");
+                accept_loop(listener, body).await;
+            });
+        })
+        .expect("starting the bench server thread");
+    addr
+}
+
 /// Serves `body` on an already bound listener.
 pub(crate) async fn accept_loop(listener: tokio::net::TcpListener, body: Bytes) {
     loop {

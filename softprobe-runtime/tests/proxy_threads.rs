@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use softprobe_runtime::proxy::{IngressProxy, StoreBackend};
+use softprobe_runtime::proxy::{EgressProxy, IngressProxy, StoreBackend};
 
 use proxy_support::*;
 
@@ -171,4 +171,53 @@ async fn shutdown_lets_a_request_in_flight_finish_then_refuses_connections() {
         .send()
         .await;
     assert!(refused.is_err(), "answered after shutdown: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threaded_egress_intercepts_https_and_shares_its_bound_session() {
+    let (upstream_ca, upstream_tls) = upstream_tls();
+    let upstream = serve(echo_handler(), Some(upstream_tls)).await;
+    let plain = echo().await;
+    let runtime = runtime().await;
+    let rt = runtime.uri();
+    let capture = create_session(&rt, "capture").await;
+    let egress = EgressProxy::builder()
+        .backend(Arc::new(StoreBackend::new(runtime.store())))
+        .upstream_root(upstream_ca.cert_der().clone())
+        .threads(2)
+        .start()
+        .await
+        .unwrap();
+    let target = format!("localhost:{}", upstream.addr.port());
+    // Several tunnels, so both threads serve some.
+    for i in 0..6 {
+        let path = format!("/secure/{i}");
+        let (status, _, body) =
+            https_via_connect(egress.addr(), &target, &path, Some(&capture), egress.ca()).await;
+        assert_eq!(status, 200, "{body:?}");
+        let echoed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(echoed["path"], path);
+    }
+    wait_extracted(&rt, &capture, 6).await;
+
+    // A session bound after start reaches every thread.
+    egress.bind_session(Some(capture.clone()));
+    let proxied = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(egress.uri()).unwrap())
+        .build()
+        .unwrap();
+    for i in 0..6 {
+        // A fresh connection each time: `Connection: close`.
+        let resp = proxied
+            .get(format!("{}/bound/{i}", plain.url()))
+            .header("connection", "close")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    wait_extracted(&rt, &capture, 12).await;
+    let held = runtime.store().get(&capture).unwrap().captured();
+    assert_eq!(held.len(), 12, "every hop of both kinds is in the capture");
+    egress.shutdown().await;
 }

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 mod coarse_timer;
 mod drain;
 
-use coarse_timer::CoarseTimer;
+pub(crate) use coarse_timer::CoarseTimer;
 pub(crate) use coarse_timer::timeout as coarse_timeout;
 use drain::Drain;
 

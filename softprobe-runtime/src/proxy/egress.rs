@@ -28,7 +28,9 @@ use super::http::{
 };
 use super::ingress::{Base, parse_base};
 use super::tls::CertificateAuthority;
-use super::{DEFAULT_LISTEN, Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve};
+use super::{
+    DEFAULT_LISTEN, Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve, serve_sharded,
+};
 use crate::case::{Direction, SpanId, TraceId};
 
 /// The egress proxy. Start one with [`EgressProxy::builder`].
@@ -46,6 +48,7 @@ impl EgressProxy {
             ca: None,
             bound_session: None,
             settings: Settings::default(),
+            threads: 0,
         }
     }
 }
@@ -59,6 +62,7 @@ pub struct EgressBuilder {
     ca: Option<Arc<CertificateAuthority>>,
     bound_session: Option<String>,
     settings: Settings,
+    threads: usize,
 }
 
 impl std::fmt::Debug for EgressBuilder {
@@ -159,6 +163,16 @@ impl EgressBuilder {
         self
     }
 
+    /// Serve connections on `n` threads of the proxy's own, each running a single-threaded
+    /// tokio runtime with its own upstream connection pool, instead of on the runtime that
+    /// calls [`start`](Self::start) (`0`, the default). A connection, its tunnels and its
+    /// upstream calls then stay on one thread, as with the ingress's
+    /// [`threads`](super::IngressBuilder::threads).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
     /// Binds and starts serving; returns once the port accepts connections.
     pub async fn start(self) -> Result<RunningEgress, ProxyError> {
         let upstream = self.upstream.as_deref().map(parse_base).transpose()?;
@@ -177,15 +191,34 @@ impl EgressBuilder {
             core,
             upstream,
             ca: ca.clone(),
-            bound: RwLock::new(self.bound_session),
+            bound: Arc::new(RwLock::new(self.bound_session)),
             stop: stop.subscribe(),
         });
-        let handler_shared = shared.clone();
-        let handler: Handler = Arc::new(move |req| {
-            let shared = handler_shared.clone();
-            Box::pin(async move { handle(&shared, None, req).await })
-        });
-        let proxy = serve(listener, handler, stop, header_read_timeout)?;
+        let handler_for = |shared: Arc<Shared>| -> Handler {
+            Arc::new(move |req| {
+                let shared = shared.clone();
+                Box::pin(async move { handle(&shared, None, req).await })
+            })
+        };
+        let proxy = if self.threads == 0 {
+            serve(
+                listener,
+                handler_for(shared.clone()),
+                stop,
+                header_read_timeout,
+            )?
+        } else {
+            let main = shared.clone();
+            let make_handler = move || handler_for(main.with_own_client());
+            serve_sharded(
+                listener,
+                "egress",
+                self.threads,
+                make_handler,
+                stop,
+                header_read_timeout,
+            )?
+        };
         tracing::info!(addr = %proxy.addr(), "egress proxy listening");
         Ok(RunningEgress { proxy, shared })
     }
@@ -195,11 +228,23 @@ struct Shared {
     core: Arc<Core>,
     upstream: Option<Base>,
     ca: Arc<CertificateAuthority>,
-    bound: RwLock<Option<String>>,
+    /// Shared by every thread of the proxy: [`RunningEgress::bind_session`] sets it once.
+    bound: Arc<RwLock<Option<String>>>,
     stop: watch::Receiver<bool>,
 }
 
 impl Shared {
+    /// The same proxy with an upstream pool of its own, for one of its threads.
+    fn with_own_client(&self) -> Arc<Shared> {
+        Arc::new(Shared {
+            core: self.core.with_own_client(),
+            upstream: self.upstream.clone(),
+            ca: self.ca.clone(),
+            bound: self.bound.clone(),
+            stop: self.stop.clone(),
+        })
+    }
+
     fn bound_session(&self) -> Option<String> {
         self.bound.read().map(|b| b.clone()).unwrap_or(None)
     }
@@ -362,7 +407,7 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
+            .timer(crate::listener::CoarseTimer)
             .header_read_timeout(shared.core.settings.header_read_timeout);
         let result = if is_tls {
             let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
