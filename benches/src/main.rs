@@ -2,8 +2,10 @@
 //! ratio to a peer measured in the same run on the same machine. `--smoke` runs every row
 //! with tiny counts and no targets (CI); `scripts/bench.sh` runs the full set in release.
 //!
-//! Internal subcommands (`serve-app`, `serve-ingress`, `serve-hyper-proxy`, `mem`) are the child processes of
-//! rows 4 and 7.
+//! Internal subcommands (`serve-app`, `serve-ingress`, `serve-hyper-proxy`, `mem`) are the
+//! child processes of rows 4 and 7; `serve-affine-proxy` (a bare proxy with one upstream
+//! connection per client connection) and `SOFTPROBE_BENCH_SHARDS=N` (the bare proxies on N
+//! current-thread runtimes) are there to measure the stack by hand.
 
 mod capture;
 mod egress;
