@@ -31,6 +31,48 @@ use drain::Drain;
 /// How long open connections get to finish after a listener stops.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a listener serves: a cloneable hyper service whose futures can move between
+/// threads, answering with a [`ResponseBody`].
+pub(crate) trait HttpService:
+    Service<
+        hyper::Request<Incoming>,
+        Response = hyper::Response<Self::Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its answers.
+    type Body: ResponseBody;
+}
+
+impl<S, B> HttpService for S
+where
+    S: Service<
+            hyper::Request<Incoming>,
+            Response = hyper::Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static,
+    B: ResponseBody,
+{
+    type Body = B;
+}
+
+/// A response body hyper can write from any thread.
+pub(crate) trait ResponseBody:
+    Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
 /// Serves connections with one service and tracks them for a graceful drain.
 struct Connections<S> {
     builder: auto::Builder<TokioExecutor>,
@@ -39,17 +81,7 @@ struct Connections<S> {
     role: &'static str,
 }
 
-impl<S, B> Connections<S>
-where
-    S: Service<hyper::Request<Incoming>, Response = hyper::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<S: HttpService> Connections<S> {
     fn new(service: S, header_read_timeout: Duration, role: &'static str) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // Without a timer hyper enforces no header read timeout at all.
@@ -110,22 +142,13 @@ async fn accept(listener: &TcpListener, role: &'static str) -> Option<TcpStream>
 
 /// Serves `service` on `listener` until `stop` completes, then drains open connections.
 /// `role` names the listener in logs.
-pub(crate) async fn accept_loop<S, B>(
+pub(crate) async fn accept_loop<S: HttpService>(
     listener: TcpListener,
     service: S,
     header_read_timeout: Duration,
     stop: impl Future<Output = ()>,
     role: &'static str,
-) where
-    S: Service<hyper::Request<Incoming>, Response = hyper::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let connections = Connections::new(service, header_read_timeout, role);
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -153,7 +176,7 @@ impl Shards {
     /// enough for the 15 bytes `top -H` shows). Each builds its own service with
     /// `make_service`, on its own thread, so what the service creates (connection pools,
     /// their tasks) lives there too.
-    pub(crate) fn start<F, S, B>(
+    pub(crate) fn start<F, S>(
         count: usize,
         name: &str,
         make_service: F,
@@ -162,14 +185,7 @@ impl Shards {
     ) -> std::io::Result<Shards>
     where
         F: Fn() -> S + Send + Sync + 'static,
-        S: Service<hyper::Request<Incoming>, Response = hyper::Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService,
     {
         let make_service = std::sync::Arc::new(make_service);
         let mut shards = Shards {

@@ -154,23 +154,12 @@ fn serve(
     stop: watch::Sender<bool>,
     header_read_timeout: Duration,
 ) -> Result<RunningProxy, ProxyError> {
-    let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
-        addr: DEFAULT_LISTEN,
-        source,
-    })?;
-    let mut stopped = stop.subscribe();
-    let svc = service_fn(move |req| {
-        let fut = handler(req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    });
-    let stopped = async move {
-        let _ = stopped.changed().await;
-    };
+    let addr = bound_addr(&listener)?;
     let task = tokio::spawn(crate::listener::accept_loop(
         listener,
-        svc,
+        service_of(handler),
         header_read_timeout,
-        stopped,
+        stopped(&stop),
         "proxy",
     ));
     Ok(RunningProxy {
@@ -191,34 +180,47 @@ fn serve_sharded(
     stop: watch::Sender<bool>,
     header_read_timeout: Duration,
 ) -> Result<RunningProxy, ProxyError> {
-    let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
-        addr: DEFAULT_LISTEN,
-        source,
-    })?;
+    let addr = bound_addr(&listener)?;
     let shards = crate::listener::Shards::start(
         threads,
         &format!("{role}:{}", addr.port()),
-        move || {
-            let handler = make_handler();
-            service_fn(move |req| {
-                let fut = handler(req);
-                async move { Ok::<_, Infallible>(fut.await) }
-            })
-        },
+        move || service_of(make_handler()),
         header_read_timeout,
         "proxy",
     )
     .map_err(|e| ProxyError::Config(format!("cannot start the proxy's threads: {e}")))?;
-    let mut stopped = stop.subscribe();
-    let stopped = async move {
-        let _ = stopped.changed().await;
-    };
     let task = tokio::spawn(crate::listener::accept_into_shards(
-        listener, shards, stopped, "proxy",
+        listener,
+        shards,
+        stopped(&stop),
+        "proxy",
     ));
     Ok(RunningProxy {
         addr,
         stop,
         task: Some(task),
     })
+}
+
+fn bound_addr(listener: &TcpListener) -> Result<SocketAddr, ProxyError> {
+    listener.local_addr().map_err(|source| ProxyError::Bind {
+        addr: DEFAULT_LISTEN,
+        source,
+    })
+}
+
+/// A proxy handler as the hyper service a listener serves.
+fn service_of(handler: Handler) -> impl crate::listener::HttpService<Body = ProxyBody> {
+    service_fn(move |req| {
+        let fut = handler(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    })
+}
+
+/// Completes when `stop` is sent (or dropped).
+fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stopped = stop.subscribe();
+    async move {
+        let _ = stopped.changed().await;
+    }
 }
