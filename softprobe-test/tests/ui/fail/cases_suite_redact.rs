@@ -1,5 +1,5 @@
-// trybuild builds this from target/tests/trybuild/softprobe-test: four levels below the workspace.
-#[softprobe::cases("../../../../softprobe-test/tests/ui/suites/no-match.suite.yaml", redact(".body.id"))]
+// tests/ui.rs copies tests/ui/suites/ into trybuild's project, where this path resolves.
+#[softprobe::cases("tests/ui/suites/no-match.suite.yaml", redact(".body.id"))]
 async fn app(sp: softprobe::Session) -> String {
     let _ = sp;
     String::new()
