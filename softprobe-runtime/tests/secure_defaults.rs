@@ -170,6 +170,8 @@ fn spawn(args: &[&str], log: &str, stderr: Stdio) -> Binary {
         .env_remove("SOFTPROBE_RUNTIME_URL")
         .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
         .env_remove("SOFTPROBE_ALLOW_REMOTE")
+        // Tests close into their temporary directories.
+        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -239,7 +241,7 @@ async fn allow_remote_binds_everywhere_and_warns() {
     let port = free_addr().rsplit(':').next().unwrap().to_owned();
     let listen = format!("0.0.0.0:{port}");
     let mut bin = spawn(
-        &["--listen", &listen, "--allow-remote"],
+        &["--listen", &listen, "--allow-remote", "--insecure-no-token"],
         "info",
         Stdio::piped(),
     );

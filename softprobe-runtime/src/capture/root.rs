@@ -112,10 +112,11 @@ fn template_dir(template: &str) -> PathBuf {
 
 /// `path` (absolute) with `.` dropped and, for every prefix that exists, symbolic links and
 /// `..` resolved as the OS would; the parts that do not exist yet are appended as written,
-/// a `..` among them removing the part before it. Returns whether a link was followed.
+/// a `..` among them removing the part before it (every prefix is looked at, so a link
+/// reached again through such a `..` is still resolved). Returns whether a link was
+/// followed.
 fn resolve(path: &Path) -> (PathBuf, bool) {
     let mut resolved = PathBuf::new();
-    let mut exists = true;
     let mut followed = false;
     for component in path.components() {
         match component {
@@ -126,19 +127,12 @@ fn resolve(path: &Path) -> (PathBuf, bool) {
             }
             Component::Normal(name) => {
                 resolved.push(name);
-                if !exists {
-                    continue;
-                }
-                match std::fs::symlink_metadata(&resolved) {
-                    Ok(meta) if meta.file_type().is_symlink() => {
-                        if let Ok(target) = std::fs::canonicalize(&resolved) {
-                            resolved = target;
-                            followed = true;
-                        }
-                        // A dangling link stays as it is; `confine` refuses it.
-                    }
-                    Ok(_) => {}
-                    Err(_) => exists = false,
+                let is_link = std::fs::symlink_metadata(&resolved)
+                    .is_ok_and(|meta| meta.file_type().is_symlink());
+                // A dangling link stays as it is; `confine` refuses it.
+                if is_link && let Ok(target) = std::fs::canonicalize(&resolved) {
+                    resolved = target;
+                    followed = true;
                 }
             }
         }
