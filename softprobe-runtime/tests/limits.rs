@@ -32,6 +32,8 @@ async fn server_with(limits: SessionLimits, idle: Option<Duration>, dir: &Path) 
             "{}/{{sessionId}}.case.json",
             dir.to_string_lossy()
         )))
+        // Tests close into their temporary directories.
+        .capture_root(Some(std::env::temp_dir()))
         .start()
         .await
         .expect("the server starts")
