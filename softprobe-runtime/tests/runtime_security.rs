@@ -683,3 +683,55 @@ fn a_shutdown_keeps_every_real_capture_and_writes_nothing_for_empty_sessions() {
         );
     }
 }
+
+#[test]
+fn with_a_token_the_egress_proxy_requires_it_as_proxy_credentials() {
+    let work = tempfile::tempdir().unwrap();
+    let egress = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let mut cmd = command(
+        work.path(),
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--egress-listen",
+            &egress,
+        ],
+    );
+    cmd.env("SOFTPROBE_API_TOKEN", "s3cret");
+    let rt = Runtime {
+        child: cmd.spawn().unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client().get(format!("{}/health", rt.base)).send().is_err() {
+        assert!(Instant::now() < deadline, "never came up");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // The upstream behind the proxy: the runtime's own /health.
+    let through = |proxy: &str| {
+        let client = Client::builder()
+            .proxy(reqwest::Proxy::http(proxy).unwrap())
+            .build()
+            .unwrap();
+        answer(client.get(format!("{}/health", rt.base)))
+    };
+    for proxy in [
+        format!("http://{egress}"),
+        format!("http://sess_x:wrong@{egress}"),
+    ] {
+        let (status, body, headers) = through(&proxy);
+        assert_eq!(status, 407, "{proxy}: {body}");
+        assert_eq!(body["error"]["code"], "proxy_auth_required", "{body}");
+        assert!(
+            headers["proxy-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic"),
+            "{headers:?}"
+        );
+    }
+    let (status, body, _) = through(&format!("http://:s3cret@{egress}"));
+    assert_eq!((status, &body["status"]), (200, &json!("ok")), "{body}");
+}

@@ -338,6 +338,7 @@ impl ProxyFlags {
             ingress_threads: self.ingress_threads,
             header_read_timeout: None,
             allow_remote: false,
+            token: None,
         }
     }
 }
@@ -348,6 +349,7 @@ impl Flags {
         let mut config = self.proxy.config();
         config.header_read_timeout = Some(self.header_read_timeout);
         config.allow_remote = self.allow_remote;
+        config.token = self.api_token.clone().filter(|t| !t.is_empty());
         config
     }
 }
