@@ -1,9 +1,8 @@
 //! Turning a capture session's buffered hops into a case file: where the file goes
 //! (`?out=` > `SOFTPROBE_CAPTURE_CASE_PATH` > `e2e/captured.case.json`, with placeholders)
 //! and what it contains. The session module owns the buffer; writing is the case model's
-//! atomic, deterministic [`Case::write`]. Every path is confined to the [`CaptureRoot`]
-//! ([`root`]), and two sessions of one process never write the same file
-//! ([`WrittenCaptures`]).
+//! atomic, deterministic [`Case::write`]. Every path is confined to the [`CaptureRoot`],
+//! and two sessions of one process never write the same file ([`WrittenCaptures`]).
 
 mod root;
 
