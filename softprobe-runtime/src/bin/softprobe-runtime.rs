@@ -4,7 +4,8 @@
 //! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`, the limits `SOFTPROBE_MAX_*`,
 //! `SOFTPROBE_IDLE_TIMEOUT`, `SOFTPROBE_HEADER_READ_TIMEOUT`); the work is
 //! [`softprobe_runtime::Server`].
-//! SIGINT/SIGTERM flush open capture sessions to their case files, then exit 0.
+//! SIGINT/SIGTERM flush open capture sessions that captured something to their case files
+//! (never over another session's capture), then exit 0.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
