@@ -91,6 +91,40 @@ pub enum Error {
         /// The address that was asked for.
         addr: SocketAddr,
     },
+    /// A capture path (`?out=`, or the configured template once its placeholders are
+    /// replaced) leaves the capture root; nothing was written.
+    #[error(
+        "capture path {} is outside the capture root {}: it escapes it ({reason}); write \
+         under the root, choose another root with --capture-root (SOFTPROBE_CAPTURE_ROOT), or \
+         let captures go anywhere the runtime's user can write with \
+         --allow-capture-outside-root",
+        path.display(),
+        root.display()
+    )]
+    CaptureOutsideRoot {
+        /// The path as asked for, placeholders replaced.
+        path: PathBuf,
+        /// The capture root.
+        root: PathBuf,
+        /// How it leaves the root (`..`, an absolute path, a symbolic link).
+        reason: String,
+    },
+    /// A non-loopback listener was asked for with no token to protect it.
+    #[error(
+        "refusing to listen on {addr} without a token: anyone who can reach it could drive \
+         sessions and write files; set SOFTPROBE_API_TOKEN (or --api-token), or pass \
+         --insecure-no-token (SOFTPROBE_INSECURE_NO_TOKEN=true) to run unprotected on purpose"
+    )]
+    RemoteWithoutToken {
+        /// The address that was asked for.
+        addr: SocketAddr,
+    },
+    /// The TLS certificate or key of the control API cannot be used.
+    #[error("TLS for the control API: {message}")]
+    Tls {
+        /// What is wrong, naming the file.
+        message: String,
+    },
 }
 
 impl From<CaseError> for Error {
@@ -119,6 +153,9 @@ impl Error {
             Error::TooManySessions { .. } => "too_many_sessions",
             Error::SpanLimit { .. } => "span_limit_exceeded",
             Error::RemoteBindRefused { .. } => "remote_bind_refused",
+            Error::RemoteWithoutToken { .. } => "remote_without_token",
+            Error::Tls { .. } => "tls_config",
+            Error::CaptureOutsideRoot { .. } => "capture_path_outside_root",
         }
     }
 
@@ -130,7 +167,10 @@ impl Error {
             Error::Bind { .. } | Error::Io { .. } | Error::CaptureWrite { .. } => 500,
             Error::TooManySessions { .. } => 429,
             Error::SpanLimit { .. } => 413,
-            Error::RemoteBindRefused { .. } => 500,
+            Error::RemoteBindRefused { .. }
+            | Error::RemoteWithoutToken { .. }
+            | Error::Tls { .. } => 500,
+            Error::CaptureOutsideRoot { .. } => 400,
         }
     }
 }

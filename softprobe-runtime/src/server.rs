@@ -42,7 +42,13 @@
 //!   capture session is first written to its case path, like on SIGTERM. Off by default.
 //! - [`ServerBuilder::header_read_timeout`]: a connection that has not sent a whole request
 //!   head in this time is closed, so slow clients cannot pin connections (10 s).
-//! - [`ServerBuilder::allow_remote`]: binding a non-loopback address is refused unless set.
+//! - [`ServerBuilder::allow_remote`]: binding a non-loopback address is refused unless set,
+//!   and then refused without a token unless [`ServerBuilder::insecure_no_token`] says so.
+//! - [`ServerBuilder::public_hosts`], [`ServerBuilder::allowed_origins`]: the `Host` names
+//!   and browser origins accepted besides loopback ones ([`crate::control::guard`]).
+//! - [`ServerBuilder::capture_root`], [`ServerBuilder::allow_capture_outside_root`]: where
+//!   captures may be written ([`crate::capture::CaptureRoot`]).
+//! - [`ServerBuilder::tls`]: serve HTTPS with this certificate chain and key (PEM files).
 //!
 //! [`ServerBuilder::start`] returns once the port accepts connections. Dropping the
 //! [`RunningServer`] stops accepting too; [`RunningServer::shutdown`] also waits for
@@ -51,7 +57,7 @@
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -62,8 +68,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::Mode;
-use crate::capture;
-use crate::control::{self, AppState, DEFAULT_BODY_LIMIT};
+use crate::capture::CaptureRoot;
+use crate::control::{self, Access, AppState, DEFAULT_BODY_LIMIT};
 use crate::error::{Error, Result};
 use crate::session::{InMemoryStore, Session, SessionLimits, SessionStore};
 
@@ -99,6 +105,12 @@ pub struct ServerBuilder {
     idle_timeout: Option<Duration>,
     header_read_timeout: Duration,
     allow_remote: bool,
+    insecure_no_token: bool,
+    public_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+    capture_root: Option<PathBuf>,
+    capture_anywhere: bool,
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServerBuilder {
@@ -113,6 +125,12 @@ impl Default for ServerBuilder {
             idle_timeout: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             allow_remote: false,
+            insecure_no_token: false,
+            public_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            capture_root: None,
+            capture_anywhere: false,
+            tls: None,
         }
     }
 }
@@ -180,16 +198,78 @@ impl ServerBuilder {
         self
     }
 
+    /// With [`Self::allow_remote`], also allows running without a token: anyone who can
+    /// reach the address can then drive sessions. Off by default.
+    pub fn insecure_no_token(mut self, yes: bool) -> Self {
+        self.insecure_no_token = yes;
+        self
+    }
+
+    /// Host names (as clients behind a load balancer or in other containers write them in
+    /// `Host`) accepted besides `localhost`, loopback addresses and the bound address.
+    pub fn public_hosts(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.public_hosts = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Browser origins (`https://ui.example:8443`) allowed to call the runtime; they get
+    /// CORS headers. None by default: no CORS headers at all.
+    pub fn allowed_origins(mut self, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The directory captures must be written under (default: the directory of the
+    /// capture path template, else the working directory).
+    pub fn capture_root(mut self, dir: Option<PathBuf>) -> Self {
+        self.capture_root = dir;
+        self
+    }
+
+    /// Lets `?out=` and the capture path template write anywhere the runtime's user can
+    /// write, outside the capture root too. Off by default.
+    pub fn allow_capture_outside_root(mut self, yes: bool) -> Self {
+        self.capture_anywhere = yes;
+        self
+    }
+
+    /// Serves HTTPS with the certificate chain and private key in these PEM files.
+    pub fn tls(mut self, cert_and_key: Option<(PathBuf, PathBuf)>) -> Self {
+        self.tls = cert_and_key;
+        self
+    }
+
+    fn root(&self) -> Result<CaptureRoot> {
+        if self.capture_anywhere {
+            return Ok(CaptureRoot::Anywhere);
+        }
+        CaptureRoot::for_config(self.capture_root.as_deref(), self.capture_path.as_deref())
+    }
+
     /// The handler state this builder describes, for driving [`control::app`] without a
     /// socket.
     pub fn build_state(self) -> AppState {
+        let root = self
+            .root()
+            .unwrap_or_else(|_| CaptureRoot::Under(PathBuf::from("/")));
+        self.state_with_root(root)
+    }
+
+    fn state_with_root(self, root: CaptureRoot) -> AppState {
         let limits = self.limits;
-        AppState::with_config(
+        let access = Access {
+            public_hosts: self.public_hosts,
+            allowed_origins: self.allowed_origins,
+            bound: Some(self.listen),
+        };
+        AppState::with_security(
             self.store
                 .unwrap_or_else(|| Arc::new(InMemoryStore::with_limits(limits))),
             self.token,
             self.capture_path,
             self.body_limit,
+            access,
+            root,
         )
     }
 
@@ -200,14 +280,23 @@ impl ServerBuilder {
             if !self.allow_remote {
                 return Err(Error::RemoteBindRefused { addr: listen });
             }
+            if self.token.as_deref().is_none_or(str::is_empty) && !self.insecure_no_token {
+                return Err(Error::RemoteWithoutToken { addr: listen });
+            }
             tracing::warn!(
                 "listening on {listen}, which is not a loopback address: every machine that \
                  can reach it can reach the control API"
             );
         }
+        let root = self.root()?;
+        check_template(&root, self.capture_path.as_deref())?;
+        let tls = match &self.tls {
+            Some((cert, key)) => Some(load_tls(cert, key)?),
+            None => None,
+        };
         let idle_timeout = self.idle_timeout;
         let header_read_timeout = self.header_read_timeout;
-        let state = self.build_state();
+        let state = self.state_with_root(root);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| Error::Bind {
@@ -221,13 +310,14 @@ impl ServerBuilder {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let router = control::app(state.clone());
         let expiry = idle_timeout.map(|idle| tokio::spawn(expire_loop(state.clone(), idle)));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
-            serve_router(listener, router, header_read_timeout, stop_rx).await;
+            serve_router(listener, router, header_read_timeout, tls, stop_rx).await;
             if let Some(expiry) = expiry {
                 expiry.abort();
             }
         });
-        tracing::info!("softprobe-runtime listening on http://{addr}");
+        tracing::info!("softprobe-runtime listening on {scheme}://{addr}");
         if !addr.ip().is_loopback() && state.token().is_none() {
             tracing::warn!(
                 "listening on {addr} without a token: anyone who can reach this address can \
@@ -236,6 +326,7 @@ impl ServerBuilder {
         }
         Ok(RunningServer {
             addr,
+            scheme,
             state,
             stop: Some(stop_tx),
             task: Some(task),
@@ -248,6 +339,7 @@ impl ServerBuilder {
 #[must_use = "dropping the handle stops the server"]
 pub struct RunningServer {
     addr: SocketAddr,
+    scheme: &'static str,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -270,9 +362,9 @@ impl RunningServer {
         self.addr
     }
 
-    /// The base URI, e.g. `http://127.0.0.1:8080`.
+    /// The base URI, e.g. `http://127.0.0.1:8080` (`https://` with [`ServerBuilder::tls`]).
     pub fn uri(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The session store this server serves.
@@ -285,8 +377,10 @@ impl RunningServer {
         &self.state
     }
 
-    /// Writes every open capture session to its case file (the configured template, else
-    /// the default path) and removes the ones written. Used on SIGINT/SIGTERM.
+    /// Writes every open capture session that captured something to its case file (the
+    /// configured template, else the default path, a session-suffixed name when another
+    /// session of this process wrote that file) and removes the ones written; sessions
+    /// that captured nothing are removed without a file. Used on SIGINT/SIGTERM.
     pub fn flush_captures(&self) -> Vec<FlushedCapture> {
         flush_captures(&self.state)
     }
@@ -315,6 +409,7 @@ async fn serve_router(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: oneshot::Receiver<()>,
 ) {
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -330,7 +425,77 @@ async fn serve_router(
     let stop = async move {
         let _ = stop.await;
     };
-    crate::listener::accept_loop(listener, svc, header_read_timeout, stop, "control").await;
+    match tls {
+        Some(tls) => {
+            crate::listener::accept_loop_tls(
+                listener,
+                tls,
+                svc,
+                header_read_timeout,
+                stop,
+                "control",
+            )
+            .await;
+        }
+        None => {
+            crate::listener::accept_loop(listener, svc, header_read_timeout, stop, "control").await;
+        }
+    }
+}
+
+/// Refuses, at start, a capture path template that resolves outside the capture root.
+fn check_template(root: &CaptureRoot, template: Option<&str>) -> Result<()> {
+    let Some(template) = template.filter(|t| !t.trim().is_empty()) else {
+        return Ok(());
+    };
+    let sample = crate::capture::resolve_path(
+        None,
+        Some(template),
+        "sess_placeholder",
+        "capture",
+        SystemTime::now(),
+    );
+    root.confine(&sample).map(|_| ())
+}
+
+/// The TLS configuration of the control API from PEM files: the certificate chain (leaf
+/// first) and its private key.
+fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_err = |message: String| Error::Tls { message };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<std::result::Result<_, _>>())
+        .map_err(|e| {
+            tls_err(format!(
+                "cannot read certificates from {}: {e}",
+                cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(tls_err(format!(
+            "{} holds no PEM certificate",
+            cert.display()
+        )));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        tls_err(format!(
+            "cannot read a private key from {}: {e}",
+            key.display()
+        ))
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::proxy::tls::provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
+        .map_err(|e| {
+            tls_err(format!(
+                "{} and {} do not make a usable certificate: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Every `idle / 4` (between 50 ms and 5 s), closes the sessions idle for `idle`.
@@ -375,55 +540,55 @@ pub fn expire_idle(state: &AppState, idle: Duration) -> Vec<FlushedCapture> {
             tracing::info!(sessionId = %session.id(), "idle session expired");
             continue;
         }
-        let path = default_capture_path(state, &session);
-        let result = store.close(session.id(), Some(&path)).map(|_| ());
-        if result.is_err() {
+        let Some(result) = write_open_capture(state, &session) else {
+            continue;
+        };
+        if result.result.is_err() {
             // Retry after another idle period rather than on every tick.
             session.touch();
         }
-        flushed.push(FlushedCapture {
-            session_id: session.id().to_owned(),
-            path,
-            result,
-        });
+        flushed.push(result);
     }
     flushed
 }
 
-fn default_capture_path(state: &AppState, session: &Session) -> PathBuf {
-    capture::resolve_path(
-        None,
-        state.capture_path(),
-        session.id(),
-        &session.mode().to_string(),
-        SystemTime::now(),
-    )
-}
-
-/// [`RunningServer::flush_captures`] for any state.
-pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
+/// Closes an open capture session into its default case path (the configured template,
+/// else the default), confined to the capture root and never over another session's
+/// capture. A session that captured no hop is closed without writing anything (`None`),
+/// so a shutdown cannot replace a real capture with an empty one.
+fn write_open_capture(state: &AppState, session: &Session) -> Option<FlushedCapture> {
     let store = state.store();
-    let mut flushed: Vec<FlushedCapture> = Vec::new();
-    for session in store.list() {
-        if session.mode() != Mode::Capture {
-            continue;
-        }
-        let path = default_capture_path(state, &session);
-        if let Some(earlier) = flushed.iter().find(|f| f.path == path) {
-            tracing::warn!(
-                "capture of session {} replaces the one of session {} at {}: put {{sessionId}} \
-                 in SOFTPROBE_CAPTURE_CASE_PATH to keep both",
-                session.id(),
-                earlier.session_id,
-                path.display()
-            );
-        }
-        let result = store.close(session.id(), Some(&path)).map(|_| ());
-        flushed.push(FlushedCapture {
-            session_id: session.id().to_owned(),
-            path,
-            result,
-        });
+    if session.captured_len() == 0 {
+        store.remove(session.id());
+        tracing::info!(
+            sessionId = %session.id(),
+            "capture session captured no hop: closed it without writing a case"
+        );
+        return None;
     }
-    flushed
+    let (path, result) = match state.capture_target(None, session) {
+        Ok(target) => {
+            let result = store.close(session.id(), Some(&target.file)).map(|_| ());
+            (target.file, result)
+        }
+        Err(err) => (PathBuf::new(), Err(err)),
+    };
+    Some(FlushedCapture {
+        session_id: session.id().to_owned(),
+        path,
+        result,
+    })
+}
+
+/// [`RunningServer::flush_captures`] for any state. Sessions that captured nothing are
+/// closed without a file (and logged); two sessions whose path is the same file both keep
+/// their capture ([`crate::capture::WrittenCaptures`]).
+pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
+    state
+        .store()
+        .list()
+        .iter()
+        .filter(|session| session.mode() == Mode::Capture)
+        .filter_map(|session| write_open_capture(state, session))
+        .collect()
 }

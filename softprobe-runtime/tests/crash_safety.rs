@@ -61,6 +61,8 @@ fn start(wrapper: &[&str]) -> Runtime {
         .env("SOFTPROBE_LOG", "warn")
         .env_remove("SOFTPROBE_API_TOKEN")
         .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
+        // Tests close into their temporary directories.
+        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let child = cmd.spawn().expect("the binary starts");

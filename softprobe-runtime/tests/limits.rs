@@ -32,6 +32,8 @@ async fn server_with(limits: SessionLimits, idle: Option<Duration>, dir: &Path) 
             "{}/{{sessionId}}.case.json",
             dir.to_string_lossy()
         )))
+        // Tests close into their temporary directories.
+        .capture_root(Some(std::env::temp_dir()))
         .start()
         .await
         .expect("the server starts")
@@ -323,9 +325,18 @@ async fn a_non_loopback_bind_needs_allow_remote() {
         .unwrap_err();
     assert!(matches!(err, Error::RemoteBindRefused { .. }), "{err}");
     assert!(err.to_string().contains("--allow-remote"), "{err}");
+    let err = Server::builder()
+        .listen("0.0.0.0:0".parse().unwrap())
+        .allow_remote(true)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RemoteWithoutToken { .. }), "{err}");
+    assert!(err.to_string().contains("--insecure-no-token"), "{err}");
     let server = Server::builder()
         .listen("0.0.0.0:0".parse().unwrap())
         .allow_remote(true)
+        .token(Some("s3cret".to_owned()))
         .start()
         .await
         .expect("allowed on purpose");

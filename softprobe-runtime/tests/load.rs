@@ -104,6 +104,8 @@ async fn runtime_for(sessions: usize) -> RunningServer {
             max_sessions: Some(sessions * 2),
             ..SessionLimits::default()
         })
+        // Tests close into their temporary directories.
+        .capture_root(Some(std::env::temp_dir()))
         .start()
         .await
         .unwrap()

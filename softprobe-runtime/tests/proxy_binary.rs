@@ -34,6 +34,8 @@ fn spawn(args: &[&str]) -> Binary {
         .env_remove("SOFTPROBE_API_TOKEN")
         .env_remove("SOFTPROBE_RUNTIME_URL")
         .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
+        // Tests close into their temporary directories.
+        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,5 +1,5 @@
 //! Secure defaults: every `/v1` route (as the router source and the spec list them) is
-//! behind the token; the binary refuses non-loopback binds without `--allow-remote`,
+//! behind the token, and every route behind the browser checks (Host, Origin, content-type); the binary refuses non-loopback binds without `--allow-remote`,
 //! refuses anonymous proxy traffic with `--require-session`, never writes credentials to a
 //! case file, and never logs the CA private key.
 
@@ -145,6 +145,78 @@ async fn every_v1_route_requires_the_token() {
     }
 }
 
+/// The browser checks wrap every route, the open ones (`/health`, `/metrics`) and any
+/// route added to the router later included: a forged `Host` answers 421, a foreign
+/// `Origin` 403, a `text/plain` POST 415, before any handler changes anything.
+#[tokio::test]
+async fn every_route_refuses_a_foreign_host_origin_and_simple_content_type() {
+    ensure_provider();
+    let out = tempfile::tempdir().unwrap();
+    let server = Server::builder()
+        .listen(localhost())
+        .capture_path(Some(
+            out.path()
+                .join("{sessionId}.case.json")
+                .display()
+                .to_string(),
+        ))
+        .start()
+        .await
+        .unwrap();
+    let base = server.uri();
+    let session = create_session(&base, "capture").await;
+    let mut routes = routes_in_router_source();
+    routes.insert(("GET".into(), "/health".into()));
+    routes.insert(("GET".into(), "/metrics".into()));
+    for (method, path) in &routes {
+        let url = format!("{base}{}", path.replace("{id}", &session));
+        let method: reqwest::Method = method.parse().unwrap();
+        let attempts: [(&str, &str, &str, u16, &str); 3] = [
+            (
+                "host",
+                "rebound.attacker.example",
+                "application/json",
+                421,
+                "host_not_allowed",
+            ),
+            (
+                "origin",
+                "https://attacker.example",
+                "application/json",
+                403,
+                "origin_not_allowed",
+            ),
+            ("x-none", "-", "text/plain", 415, "unsupported_media_type"),
+        ];
+        for (header, value, content_type, want, code) in attempts {
+            if want == 415 && method == reqwest::Method::GET {
+                continue;
+            }
+            let req = client()
+                .request(method.clone(), &url)
+                .header(header, value)
+                .header("content-type", content_type)
+                .body("{}");
+            let (status, body) = json_of(req.send().await.unwrap()).await;
+            assert_eq!(
+                status, want,
+                "{method} {path} with {header}: {value}: {body}"
+            );
+            assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        }
+    }
+    let (status, state) = json_of(
+        client()
+            .get(format!("{base}/v1/sessions/{session}/state"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(state["sessionRevision"], 0, "{state}");
+}
+
 struct Binary {
     child: Child,
 }
@@ -170,6 +242,8 @@ fn spawn(args: &[&str], log: &str, stderr: Stdio) -> Binary {
         .env_remove("SOFTPROBE_RUNTIME_URL")
         .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
         .env_remove("SOFTPROBE_ALLOW_REMOTE")
+        // Tests close into their temporary directories.
+        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -239,7 +313,7 @@ async fn allow_remote_binds_everywhere_and_warns() {
     let port = free_addr().rsplit(':').next().unwrap().to_owned();
     let listen = format!("0.0.0.0:{port}");
     let mut bin = spawn(
-        &["--listen", &listen, "--allow-remote"],
+        &["--listen", &listen, "--allow-remote", "--insecure-no-token"],
         "info",
         Stdio::piped(),
     );

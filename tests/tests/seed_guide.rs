@@ -530,3 +530,82 @@ rules:
     );
     replay.stop();
 }
+
+/// The guide's step 1 shows three ways to start a session, so a reader following it leaves
+/// several capture sessions open; one gets the traffic and is closed with raw curl into the
+/// default `e2e/captured.case.json`. Ctrl-C on the stack then closes the others: the ones
+/// that captured nothing write nothing, so the real capture is still there afterwards.
+#[test]
+fn ctrl_c_on_the_stack_with_sessions_left_open_keeps_the_real_capture() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut stack = Stack::start(
+        dir,
+        &["--payments", "127.0.0.1:0", "--shipping", "127.0.0.1:0"],
+    );
+    let runtime = stack.url("runtime");
+    let ingress = stack.url("ingress");
+    let base = [
+        ("RUNTIME", runtime.as_str()),
+        ("INGRESS", ingress.as_str()),
+        ("SOFTPROBE_RUNTIME_URL", runtime.as_str()),
+        ("ORDER", ORDER),
+    ];
+    step(dir, &base, "softprobe session start --mode capture --json");
+    step(
+        dir,
+        &base,
+        r#"eval "$(softprobe session start --mode capture --shell)""#,
+    );
+    let session = step(
+        dir,
+        &base,
+        r#"curl -s -X POST "$RUNTIME/v1/sessions" -H 'Content-Type: application/json' \
+             -d '{"mode":"capture"}' | jq -r .sessionId"#,
+    )
+    .trim()
+    .to_owned();
+    let env: Vec<(&str, &str)> = base
+        .iter()
+        .copied()
+        .chain([("SESSION_ID", session.as_str())])
+        .collect();
+    step(
+        dir,
+        &env,
+        r#"curl -s -f -H "x-softprobe-session-id: $SESSION_ID" "$INGRESS/checkout" \
+             -d "$ORDER" -H 'content-type: application/json'"#,
+    );
+    stats_once_settled(dir, &env, 3);
+    step(
+        dir,
+        &env,
+        r#"curl -s -X POST "$RUNTIME/v1/sessions/$SESSION_ID/close""#,
+    );
+    let spans =
+        r#"jq '[.traces[].resourceSpans[].scopeSpans[].spans[]] | length' e2e/captured.case.json"#;
+    assert_eq!(step(dir, &base, spans).trim(), "3");
+
+    // Ctrl-C.
+    let status = Command::new("kill")
+        .args(["-INT", &stack.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = stack.child.try_wait().expect("wait on the stack") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the stack ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "the stack stopped with {exit}");
+    assert_eq!(
+        step(dir, &base, spans).trim(),
+        "3",
+        "Ctrl-C replaced the capture with the sessions left open"
+    );
+    let written = step(dir, &base, "ls e2e");
+    assert_eq!(written.trim(), "captured.case.json", "{written}");
+}

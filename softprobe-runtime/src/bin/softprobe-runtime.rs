@@ -4,7 +4,8 @@
 //! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`, the limits `SOFTPROBE_MAX_*`,
 //! `SOFTPROBE_IDLE_TIMEOUT`, `SOFTPROBE_HEADER_READ_TIMEOUT`); the work is
 //! [`softprobe_runtime::Server`].
-//! SIGINT/SIGTERM flush open capture sessions to their case files, then exit 0.
+//! SIGINT/SIGTERM flush open capture sessions that captured something to their case files
+//! (never over another session's capture), then exit 0.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -83,6 +84,48 @@ struct Flags {
     #[arg(long, env = "SOFTPROBE_ALLOW_REMOTE")]
     allow_remote: bool,
 
+    /// With --allow-remote, run without a token: anyone who can reach the address can drive
+    /// sessions and write captures. Refused otherwise.
+    #[arg(long, env = "SOFTPROBE_INSECURE_NO_TOKEN")]
+    insecure_no_token: bool,
+
+    /// A host name clients use to reach the runtime (behind a load balancer, from other
+    /// containers); requests with any other `Host` than localhost, a loopback address or
+    /// the bound address get 421. Repeat or separate with commas.
+    #[arg(
+        long = "public-host",
+        env = "SOFTPROBE_PUBLIC_HOSTS",
+        value_delimiter = ','
+    )]
+    public_hosts: Vec<String>,
+
+    /// A browser origin (`https://ui.example`) allowed to call the runtime, with CORS
+    /// headers; other origins get 403. Repeat or separate with commas.
+    #[arg(
+        long = "allow-origin",
+        env = "SOFTPROBE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+
+    /// Directory captures must be written under (`?out=` and the capture path)
+    /// [default: the capture path's directory, else the working directory].
+    #[arg(long, env = "SOFTPROBE_CAPTURE_ROOT")]
+    capture_root: Option<PathBuf>,
+
+    /// Let `?out=` and the capture path write anywhere this process's user can write,
+    /// outside the capture root too.
+    #[arg(long, env = "SOFTPROBE_ALLOW_CAPTURE_OUTSIDE_ROOT")]
+    allow_capture_outside_root: bool,
+
+    /// Serve the control API over HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "SOFTPROBE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SOFTPROBE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     #[command(flatten)]
     proxy: ProxyFlags,
 }
@@ -129,6 +172,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> ExitCode {
+    if flags.allow_remote
+        && flags.api_token.as_deref().is_none_or(str::is_empty)
+        && !flags.insecure_no_token
+    {
+        eprintln!(
+            "softprobe-runtime: --allow-remote without a token: anyone who can reach this \
+             runtime could drive sessions and write captures; set SOFTPROBE_API_TOKEN, or pass \
+             --insecure-no-token (SOFTPROBE_INSECURE_NO_TOKEN=true) to run unprotected on purpose"
+        );
+        return ExitCode::from(2);
+    }
     if let Some(url) = flags.proxy.runtime_url.clone() {
         return run_proxies_only(&url, flags).await;
     }
@@ -149,6 +203,12 @@ async fn run(flags: Flags) -> ExitCode {
         .idle_timeout(Some(flags.idle_timeout))
         .header_read_timeout(flags.header_read_timeout)
         .allow_remote(flags.allow_remote)
+        .insecure_no_token(flags.insecure_no_token)
+        .public_hosts(flags.public_hosts)
+        .allowed_origins(flags.allowed_origins)
+        .capture_root(flags.capture_root)
+        .allow_capture_outside_root(flags.allow_capture_outside_root)
+        .tls(flags.tls_cert.zip(flags.tls_key))
         .start()
         .await
     {
@@ -279,6 +339,7 @@ impl ProxyFlags {
             ingress_threads: self.ingress_threads,
             header_read_timeout: None,
             allow_remote: false,
+            token: None,
         }
     }
 }
@@ -289,6 +350,7 @@ impl Flags {
         let mut config = self.proxy.config();
         config.header_read_timeout = Some(self.header_read_timeout);
         config.allow_remote = self.allow_remote;
+        config.token = self.api_token.clone().filter(|t| !t.is_empty());
         config
     }
 }

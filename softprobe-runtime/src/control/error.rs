@@ -95,6 +95,62 @@ impl ApiError {
         )
     }
 
+    /// 421 `host_not_allowed`: the `Host` header names neither this runtime's loopback
+    /// address nor a name given with `--public-host` (a DNS-rebinding page, or a client
+    /// that needs the flag).
+    pub fn host_not_allowed(host: &str) -> Self {
+        Self::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            format!(
+                "Host `{host}` is not a name of this runtime: it answers to localhost and \
+                 loopback addresses; add other names with {}",
+                super::guard::PUBLIC_HOST_FLAG
+            ),
+        )
+    }
+
+    /// 403 `origin_not_allowed`: a browser request from another site.
+    pub fn origin_not_allowed(origin: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!(
+                "Origin `{origin}` may not call this runtime: only its own origin may; allow \
+                 a web page's origin with {}",
+                super::guard::ALLOW_ORIGIN_FLAG
+            ),
+        )
+    }
+
+    /// 415 `unsupported_media_type` for a content-type browsers send cross-site unasked.
+    pub fn simple_content_type(found: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content-type `{found}` is refused on requests that change state (any web page \
+                 can send it cross-site); send content-type: application/json (an empty body \
+                 is fine){}",
+                if found.starts_with("application/x-www-form-urlencoded") {
+                    " (with curl: -H 'content-type: application/json')"
+                } else {
+                    ""
+                }
+            ),
+        )
+    }
+
+    /// 415 `unsupported_media_type` for a body sent without a content-type.
+    pub fn missing_content_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request that changes state and carries a body must say what it is: send \
+             content-type: application/json",
+        )
+    }
+
     /// 500 `internal_error`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)

@@ -3,7 +3,6 @@
 //! request leaves the stored state and its revision untouched.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -18,7 +17,6 @@ use super::AppState;
 use super::body::{RawBody, Syntax, check_schema};
 use super::error::ApiError;
 use crate::Mode;
-use crate::capture;
 use crate::case::Case;
 use crate::case::validate::SchemaKind;
 use crate::policy;
@@ -272,31 +270,27 @@ pub(crate) async fn close(
     if !body.is_blank() {
         let _: CloseBody = body.json(SchemaKind::CloseRequest, "{}")?;
     }
-    let path = (session.mode() == Mode::Capture).then(|| {
-        capture::resolve_path(
-            query.out.as_deref(),
-            state.capture_path(),
-            session.id(),
-            &session.mode().to_string(),
-            SystemTime::now(),
-        )
-    });
+    let target = if session.mode() == Mode::Capture {
+        Some(state.capture_target(query.out.as_deref(), &session)?)
+    } else {
+        None
+    };
     let store = Arc::clone(state.store());
     let id = session.id().to_owned();
-    let target = path.clone();
-    let written = tokio::task::spawn_blocking(move || store.close(&id, target.as_deref()))
+    let file = target.as_ref().map(|t| t.file.clone());
+    let written = tokio::task::spawn_blocking(move || store.close(&id, file.as_deref()))
         .await
         .map_err(|e| ApiError::internal(format!("capture writer failed: {e}")))??;
-    if let (Some(path), Some(hops)) = (&path, written) {
+    if let (Some(target), Some(hops)) = (&target, written) {
         tracing::info!(
             sessionId = session.id(),
             spans = hops,
-            path = %path.display(),
+            path = %target.file.display(),
             "wrote capture"
         );
     }
     tracing::info!(sessionId = session.id(), "closed session");
-    let case_path = path.map(|p| p.to_string_lossy().into_owned());
+    let case_path = target.map(|t| t.shown.to_string_lossy().into_owned());
     Ok(Json(json!({
         "sessionId": session.id(),
         "closed": true,

@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 mod error;
+pub mod guard;
 mod handlers;
 
 use std::sync::{Arc, RwLock};
@@ -18,7 +19,9 @@ use axum::routing::{get, post};
 
 pub(crate) use body::RawBody;
 pub use error::ApiError;
+pub use guard::Access;
 
+use crate::capture::{CaptureRoot, WrittenCaptures};
 use crate::session::SessionStore;
 
 /// Default request body limit: 16 MiB, well above the case-file size guidance.
@@ -37,6 +40,9 @@ struct Inner {
     capture_path: Option<String>,
     body_limit: usize,
     proxy_ca_pem: RwLock<Option<String>>,
+    access: Access,
+    capture_root: CaptureRoot,
+    written: WrittenCaptures,
 }
 
 impl AppState {
@@ -45,12 +51,36 @@ impl AppState {
         Self::with_config(store, None, None, DEFAULT_BODY_LIMIT)
     }
 
-    /// State with every setting given. An empty token counts as none.
+    /// State with every setting given, loopback access only and the capture root of the
+    /// working directory and `capture_path` ([`CaptureRoot::for_config`]). An empty token
+    /// counts as none.
     pub fn with_config(
         store: Arc<dyn SessionStore>,
         token: Option<String>,
         capture_path: Option<String>,
         body_limit: usize,
+    ) -> Self {
+        let root = CaptureRoot::for_config(None, capture_path.as_deref())
+            .unwrap_or_else(|_| CaptureRoot::Under(std::path::PathBuf::from("/")));
+        Self::with_security(
+            store,
+            token,
+            capture_path,
+            body_limit,
+            Access::default(),
+            root,
+        )
+    }
+
+    /// [`Self::with_config`] with who may call ([`Access`]) and where captures may go
+    /// ([`CaptureRoot`]) given too.
+    pub fn with_security(
+        store: Arc<dyn SessionStore>,
+        token: Option<String>,
+        capture_path: Option<String>,
+        body_limit: usize,
+        access: Access,
+        capture_root: CaptureRoot,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -59,8 +89,39 @@ impl AppState {
                 capture_path: capture_path.filter(|p| !p.is_empty()),
                 body_limit,
                 proxy_ca_pem: RwLock::new(None),
+                access,
+                capture_root,
+                written: WrittenCaptures::default(),
             }),
         }
+    }
+
+    /// Which hosts and browser origins may call.
+    pub fn access(&self) -> &Access {
+        &self.inner.access
+    }
+
+    /// Where captures may be written.
+    pub fn capture_root(&self) -> &CaptureRoot {
+        &self.inner.capture_root
+    }
+
+    /// Where the capture of `session` goes ([`crate::capture::target`]): `out` (a close
+    /// call's `?out=`) or the configured template, confined to the capture root.
+    pub fn capture_target(
+        &self,
+        out: Option<&str>,
+        session: &crate::session::Session,
+    ) -> crate::Result<crate::capture::CaptureTarget> {
+        crate::capture::target(
+            out,
+            self.capture_path(),
+            &self.inner.capture_root,
+            &self.inner.written,
+            session.id(),
+            &session.mode().to_string(),
+            std::time::SystemTime::now(),
+        )
     }
 
     /// The session store.
@@ -103,9 +164,10 @@ impl AppState {
 }
 
 /// The router of every runtime route, with auth, the body limit and JSON errors for unknown
-/// routes and wrong methods.
+/// routes and wrong methods. The [`guard`] (Host, Origin, content-type) and CORS layers are
+/// applied last so that they wrap every route: add new routes above them.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics))
         .route("/v1/meta", get(handlers::meta))
@@ -132,6 +194,15 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
-        .layer(DefaultBodyLimit::max(state.body_limit()))
+        .layer(DefaultBodyLimit::max(state.body_limit()));
+    let router = match guard::cors(state.access()) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_local,
+        ))
         .with_state(state)
 }

@@ -100,9 +100,17 @@ impl<S: HttpService> Connections<S> {
     /// Serves one connection on a task of the current runtime.
     fn serve(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        self.serve_io(stream);
+    }
+
+    /// Serves one connection over any byte stream (a TLS session, for one).
+    fn serve_io<I>(&self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), self.service.clone())
+            .serve_connection_with_upgrades(TokioIo::new(io), self.service.clone())
             .into_owned();
         let conn = self.drain.watch(conn);
         let role = self.role;
@@ -114,7 +122,7 @@ impl<S: HttpService> Connections<S> {
     }
 
     /// Lets open connections finish, up to [`DRAIN_TIMEOUT`].
-    async fn drain(self) {
+    async fn drain(&self) {
         if tokio::time::timeout(DRAIN_TIMEOUT, self.drain.shutdown())
             .await
             .is_err()
@@ -157,6 +165,41 @@ pub(crate) async fn accept_loop<S: HttpService>(
                 if let Some(stream) = accepted {
                     connections.serve(stream);
                 }
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    connections.drain().await;
+}
+
+/// [`accept_loop`] over TLS: each connection's handshake runs on a task of its own, bounded
+/// by `header_read_timeout` like a request head, then the connection is served as usual.
+pub(crate) async fn accept_loop_tls<S: HttpService + Sync>(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    service: S,
+    header_read_timeout: Duration,
+    stop: impl Future<Output = ()>,
+    role: &'static str,
+) {
+    let connections = std::sync::Arc::new(Connections::new(service, header_read_timeout, role));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = accept(&listener, role) => {
+                let Some(stream) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let connections = connections.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connections.serve_io(tls),
+                        Ok(Err(err)) => tracing::debug!(%err, role, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(role, "TLS handshake timed out"),
+                    }
+                });
             }
             () = &mut stop => break,
         }

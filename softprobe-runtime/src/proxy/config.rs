@@ -46,6 +46,9 @@ pub struct ProxyConfig {
     /// Allow non-loopback listen addresses (refused otherwise: the proxies would be an open
     /// relay for anyone who can reach them).
     pub allow_remote: bool,
+    /// The runtime's API token: when set, the egress proxy requires it as the password of
+    /// its proxy credentials ([`super::EgressBuilder::proxy_token`]).
+    pub token: Option<String>,
 }
 
 /// The proxies a [`ProxyConfig`] started.
@@ -168,7 +171,8 @@ impl ProxyConfig {
                 .header_read_timeout(header_read_timeout)
                 .shared_ca(Arc::new(ca))
                 .backend(backend.clone())
-                .require_session(self.require_session);
+                .require_session(self.require_session)
+                .proxy_token(self.token.clone());
             if let Some(up) = &self.egress_upstream {
                 egress = egress.upstream(up.clone());
             }

@@ -49,6 +49,7 @@ impl EgressProxy {
             bound_session: None,
             settings: Settings::default(),
             threads: 0,
+            token: None,
         }
     }
 }
@@ -63,6 +64,7 @@ pub struct EgressBuilder {
     bound_session: Option<String>,
     settings: Settings,
     threads: usize,
+    token: Option<String>,
 }
 
 impl std::fmt::Debug for EgressBuilder {
@@ -150,6 +152,16 @@ impl EgressBuilder {
         self
     }
 
+    /// Requires proxy credentials carrying this token as their password on every request
+    /// (`Proxy-Authorization: Basic`, i.e. `HTTP_PROXY=http://<sessionId>:<token>@host:port`,
+    /// or `http://:<token>@host:port` without a session); others get 407. The runtime
+    /// binary sets its API token here, so a neighbour on the network can neither record
+    /// into nor replay from someone's session, nor relay through the proxy.
+    pub fn proxy_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
     /// The service name recorded on hops and matched by `when.service`.
     pub fn service(mut self, name: impl Into<String>) -> Self {
         self.settings.service = Some(name.into());
@@ -190,6 +202,7 @@ impl EgressBuilder {
         let shared = Arc::new(Shared {
             core,
             upstream,
+            token: self.token,
             ca: ca.clone(),
             bound: Arc::new(RwLock::new(self.bound_session)),
             stop: stop.subscribe(),
@@ -227,6 +240,8 @@ impl EgressBuilder {
 struct Shared {
     core: Arc<Core>,
     upstream: Option<Base>,
+    /// [`EgressBuilder::proxy_token`].
+    token: Option<String>,
     ca: Arc<CertificateAuthority>,
     /// Shared by every thread of the proxy: [`RunningEgress::bind_session`] sets it once.
     bound: Arc<RwLock<Option<String>>>,
@@ -239,6 +254,7 @@ impl Shared {
         Arc::new(Shared {
             core: self.core.with_own_client(),
             upstream: self.upstream.clone(),
+            token: self.token.clone(),
             ca: self.ca.clone(),
             bound: self.bound.clone(),
             stop: self.stop.clone(),
@@ -276,9 +292,13 @@ impl RunningEgress {
         self.proxy.uri()
     }
 
-    /// The proxy URL carrying a session as its user name: `http://<sessionId>@<addr>`.
+    /// The proxy URL carrying a session as its user name: `http://<sessionId>@<addr>`, and
+    /// the token as its password when the proxy requires one.
     pub fn uri_for_session(&self, session_id: &str) -> String {
-        format!("http://{session_id}@{}", self.proxy.addr())
+        match &self.shared.token {
+            Some(token) => format!("http://{session_id}:{token}@{}", self.proxy.addr()),
+            None => format!("http://{session_id}@{}", self.proxy.addr()),
+        }
     }
 
     /// The CA clients must trust for HTTPS through this proxy.
@@ -313,6 +333,48 @@ struct Tunnel {
     session: Option<String>,
 }
 
+/// Whether `Proxy-Authorization: Basic` carries `token` as its password (compared in
+/// constant time).
+fn proxy_auth_ok(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let Some(value) = headers
+        .get(header::PROXY_AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, creds)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(creds.trim()) else {
+        return false;
+    };
+    let password = match decoded.iter().position(|b| *b == b':') {
+        Some(colon) => &decoded[colon + 1..],
+        None => return false,
+    };
+    bool::from(password.ct_eq(token.as_bytes()))
+}
+
+/// The 407 answer to a request without the proxy credentials.
+fn proxy_auth_required() -> http::Response<ProxyBody> {
+    let mut resp = json_error(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "proxy_auth_required",
+        "this egress proxy requires credentials: use it as \
+         http://<sessionId>:<SOFTPROBE_API_TOKEN>@host:port (HTTP_PROXY / HTTPS_PROXY), or \
+         http://:<token>@host:port without a session",
+    );
+    resp.headers_mut().insert(
+        header::PROXY_AUTHENTICATE,
+        http::HeaderValue::from_static("Basic realm=\"softprobe\""),
+    );
+    resp
+}
+
 /// The session named by `Proxy-Authorization: Basic` (the user name is the session id).
 fn session_from_proxy_auth(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
@@ -335,6 +397,13 @@ fn handle(
 ) -> HandlerFuture {
     let shared = shared.clone();
     Box::pin(async move {
+        // Requests inside a tunnel were authorized with its CONNECT.
+        if tunnel.is_none()
+            && let Some(token) = &shared.token
+            && !proxy_auth_ok(req.headers(), token)
+        {
+            return proxy_auth_required();
+        }
         if req.method() == Method::CONNECT {
             if tunnel.is_some() {
                 return json_error(

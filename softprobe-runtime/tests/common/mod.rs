@@ -16,6 +16,8 @@ pub async fn start(token: Option<&str>, capture_path: Option<String>) -> Running
         .listen("127.0.0.1:0".parse().unwrap())
         .token(token.map(str::to_owned))
         .capture_path(capture_path)
+        // Tests close into their temporary directories.
+        .capture_root(Some(std::env::temp_dir()))
         .body_limit(64 * 1024)
         .start()
         .await

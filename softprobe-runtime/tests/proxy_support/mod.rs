@@ -36,6 +36,8 @@ pub async fn runtime() -> RunningServer {
     ensure_provider();
     Server::builder()
         .listen(localhost())
+        // Tests close into their temporary directories.
+        .capture_root(Some(std::env::temp_dir()))
         .start()
         .await
         .expect("the runtime starts")

@@ -72,6 +72,8 @@ pub fn spawn_runtime(envs: &[(&str, &str)], how: Spawn) -> Runtime {
         .env("SOFTPROBE_LOG", how.log)
         .env_remove("SOFTPROBE_API_TOKEN")
         .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
+        // Tests close into their temporary directories.
+        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(if how.keep_stderr {
             Stdio::piped()
