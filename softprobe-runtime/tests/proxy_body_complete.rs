@@ -128,13 +128,25 @@ async fn only_bodies_that_really_ended_early_are_marked_incomplete() {
         assert_eq!(&body[..], expected, "{path}");
     }
     // Shorter than its content-length, then a clean close: the client sees an error.
-    let short = proxied.get(format!("{upstream}/short")).send().await.unwrap();
+    let short = proxied
+        .get(format!("{upstream}/short"))
+        .send()
+        .await
+        .unwrap();
     assert!(short.bytes().await.is_err(), "a short body is an error");
     // Reset by the upstream after half the body.
-    let reset = proxied.get(format!("{upstream}/reset")).send().await.unwrap();
+    let reset = proxied
+        .get(format!("{upstream}/reset"))
+        .send()
+        .await
+        .unwrap();
     assert!(reset.bytes().await.is_err(), "a reset body is an error");
     // The client reads the first bytes and goes away.
-    let mut slow = proxied.get(format!("{upstream}/slow")).send().await.unwrap();
+    let mut slow = proxied
+        .get(format!("{upstream}/slow"))
+        .send()
+        .await
+        .unwrap();
     let first = slow.chunk().await.unwrap().unwrap();
     assert_eq!(&first[..], b"hello");
     drop(slow);
@@ -178,4 +190,59 @@ async fn only_bodies_that_really_ended_early_are_marked_incomplete() {
         );
     }
     egress.shutdown().await;
+}
+
+/// Case files under `dir` (recursively), skipping build output and dependencies.
+fn case_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() {
+            if !matches!(name.as_ref(), "target" | ".git" | "node_modules") {
+                case_files(&path, out);
+            }
+        } else if name.ends_with(".json") {
+            out.push(path);
+        }
+    }
+}
+
+/// A committed recording may say its body was cut short only when it is a fixture about
+/// exactly that (its file name says `incomplete`): anything else is a capture that lied.
+#[test]
+fn no_committed_case_claims_a_cut_short_body_without_being_about_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let mut files = Vec::new();
+    case_files(&root, &mut files);
+    assert!(
+        files.len() > 10,
+        "found only {} JSON files under {}",
+        files.len(),
+        root.display()
+    );
+    let liars: Vec<String> = files
+        .iter()
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("incomplete"))
+        })
+        .filter(|p| {
+            std::fs::read_to_string(p).is_ok_and(|text| text.contains(&format!("\"{INCOMPLETE}\"")))
+        })
+        .map(|p| p.strip_prefix(&root).unwrap_or(p).display().to_string())
+        .collect();
+    assert!(
+        liars.is_empty(),
+        "these committed cases mark a response body as cut short ({INCOMPLETE}) but are not \
+         fixtures about it (their name does not say `incomplete`); capture them again or \
+         remove the attribute if the body was whole:\n  {}",
+        liars.join("\n  ")
+    );
 }

@@ -525,7 +525,10 @@ mod tests {
             tx.send(r).unwrap();
         });
         drop(body);
-        assert!(rx.recv().unwrap().complete, "an empty body is never cut short");
+        assert!(
+            rx.recv().unwrap().complete,
+            "an empty body is never cut short"
+        );
     }
 
     #[tokio::test]
