@@ -328,7 +328,7 @@ fn finish_capture(
     if !problems.is_empty() {
         let _ = close(session, None);
         let mut text = format!(
-            "softprobe: capture of {} not written: the test did not record what it ran; the previous file (if any) is unchanged\n",
+            "softprobe: capture of {} not written: some of what the test ran could not be recorded; the previous file (if any) is unchanged\n",
             path.display()
         );
         for (i, f) in problems.iter().enumerate() {
