@@ -69,7 +69,7 @@ async fn raw_upstream() -> String {
                         let _ = stream.flush().await;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         // SO_LINGER 0: closing sends RST instead of FIN.
-                        let _ = stream.set_linger(Some(Duration::ZERO));
+                        let _ = stream.set_zero_linger();
                         drop(stream);
                     }
                     "/slow" => {

@@ -141,11 +141,10 @@ impl Observer {
         self.with(session_id, |o| o.altered = true);
     }
 
-    /// Refuses a call that named no session while no test could be told to own it, and puts
-    /// the refusal in the verdict of each test that may have made it.
-    fn refuse_unattributed(&self, request: &Request) -> Decision {
-        let (text, suspects) = crate::proxy_env::refusal(&request.method, &request.url());
-        for id in &suspects {
+    /// Refuses a call that cannot be given to the test that made it, and puts the refusal in
+    /// the verdict of each test that may have made it.
+    fn refuse(&self, text: String, suspects: &[String]) -> Decision {
+        for id in suspects {
             self.with(id, |o| o.problems.push(text.clone()));
         }
         let body = serde_json::json!({"error": {"code": "session_ambiguous", "message": text}});
@@ -181,7 +180,18 @@ impl ProxyBackend for Observer {
     ) -> BackendFuture<'a, Decision> {
         Box::pin(async move {
             if session_id == crate::proxy_env::UNATTRIBUTED {
-                return Ok(self.refuse_unattributed(request));
+                let (text, suspects) = crate::proxy_env::refusal(&request.method, &request.url());
+                return Ok(self.refuse(text, &suspects));
+            }
+            if let Some(embedded) = EMBEDDED.get().and_then(|e| e.as_ref().ok())
+                && let Some((text, suspects)) = crate::proxy_env::misattributed(
+                    embedded,
+                    session_id,
+                    &request.method,
+                    &request.url(),
+                )
+            {
+                return Ok(self.refuse(text, &suspects));
             }
             let mut decision = self.inner.decide(session_id, request).await?;
             self.rewrite(session_id, request, &mut decision);

@@ -306,8 +306,10 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
             app.abort();
         }
     });
-    let observed = embedded.observer.take(&inner.id);
-    crate::proxy_env::closed(embedded, &inner.id);
+    let mut observed = embedded.observer.take(&inner.id);
+    observed
+        .problems
+        .extend(crate::proxy_env::closed(embedded, &inner.id));
     verify::forget_headers(&inner.id);
     match inner.mode {
         Mode::Capture => finish_capture(plan, session, passed, &observed),

@@ -264,7 +264,15 @@ impl Session {
     /// The egress proxy URL with this session in its credentials
     /// (`http://sess_...@127.0.0.1:PORT`), for `HTTP_PROXY`/`HTTPS_PROXY` or any client's
     /// proxy setting.
+    ///
+    /// The process environment is shared by every test of the process: for a service that
+    /// builds its client from `HTTP_PROXY`, use [`Session::proxy_env`] instead.
     pub fn egress_proxy_url(&self) -> String {
+        crate::proxy_env::took_raw_url(&self.inner.id);
+        self.session_proxy_url()
+    }
+
+    fn session_proxy_url(&self) -> String {
         self.inner.embedded.egress.uri_for_session(&self.inner.id)
     }
 
@@ -299,7 +307,7 @@ impl Session {
     /// The builder behind [`Session::http_client`], to add timeouts or default headers.
     pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
         crate::proxy_env::names_its_session(&self.inner.id);
-        let proxy = reqwest::Proxy::all(self.egress_proxy_url())
+        let proxy = reqwest::Proxy::all(self.session_proxy_url())
             .expect("the egress proxy URL is a valid proxy URL");
         let ca = self.proxy_ca();
         // Every HTTPS call goes through the proxy, which presents certificates of its own CA:
@@ -429,7 +437,7 @@ impl Session {
 
     fn command_env(&self) -> Vec<(&'static str, String)> {
         crate::proxy_env::names_its_session(&self.inner.id);
-        let proxy = self.egress_proxy_url();
+        let proxy = self.session_proxy_url();
         let ca_path = self.ca_file_path();
         vec![
             ("HTTP_PROXY", proxy.clone()),
