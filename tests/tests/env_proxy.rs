@@ -291,12 +291,41 @@ fn parent() {
     println!("alone: the only open test got its call");
 }
 
+/// Speaks enough of libtest's command line for `cargo test -- FILTER` and nextest: `--list`
+/// names the one test, a filter that does not match it runs nothing, and the closing line is
+/// libtest's.
 fn main() {
-    match std::env::var(ROLE) {
-        Ok(role) => child(&role),
-        Err(_) => {
-            parent();
-            println!("env_proxy: ok");
-        }
+    if let Ok(role) = std::env::var(ROLE) {
+        child(&role);
+        return;
     }
+    const NAME: &str = "env_proxy";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("{NAME}: test");
+        }
+        return;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let selected = filters.is_empty()
+        || filters.iter().any(|f| {
+            if exact {
+                f.as_str() == NAME
+            } else {
+                NAME.contains(f.as_str())
+            }
+        });
+    if !selected {
+        println!(
+            "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out\n"
+        );
+        return;
+    }
+    println!("\nrunning 1 test");
+    parent();
+    println!(
+        "test {NAME} ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n"
+    );
 }
