@@ -199,3 +199,48 @@ fn a_failed_replay_of_a_service_that_bypasses_the_proxy_lists_the_calls() {
     );
     assert!(report.contains("sp.http_client()"), "{report}");
 }
+
+const QUIET_CAPTURE: &str = "a_capture_whose_service_calls_nothing_through_the_proxy_says_so";
+
+#[test]
+fn a_capture_whose_service_calls_nothing_through_the_proxy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("quiet.case.json");
+    softprobe::Run::new(&case)
+        .mode(softprobe::Mode::Capture)
+        .name(format!("scenario_runs::{QUIET_CAPTURE}"))
+        .run(|sp: Session| async move {
+            let app = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+            let base = sp.serve(app).await;
+            let resp = sp
+                .client()
+                .get(format!("{base}/ping"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.text().await.unwrap(), "pong");
+        })
+        .expect("a capture with no outbound call is still a capture");
+    assert!(case.exists());
+    // The summary goes to the test's output: read it from a run of this test in a process
+    // of its own.
+    if std::env::var_os("SOFTPROBE_SCENARIO_CHILD").is_none() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([QUIET_CAPTURE, "--exact", "--nocapture"])
+            .env("SOFTPROBE_SCENARIO_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("softprobe: captured 1 hop(s) into"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(
+                "softprobe: note: no outbound call of the service reached the egress proxy, so the case records none"
+            ),
+            "{stdout}"
+        );
+    }
+}
