@@ -1,7 +1,7 @@
 //! `#[softprobe::case("path", options...)]`: parsing, validation and expansion.
 //!
 //! The generated code fits on a screen: a `#[test]` function that hands the user's function,
-//! untouched, to `::softprobe::__private::run_case` along with the call-site facts (path,
+//! untouched, to `::softprobe::__private::run_case_with` along with the call-site facts (path,
 //! manifest dir, test name). Which signatures are accepted is decided by trait bounds in
 //! `softprobe`, so type errors read as ordinary ones.
 
@@ -11,7 +11,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, ItemFn, LitStr, Path, Token};
 
-const OPTIONS: &str = "`mode`, `strict`, `redact`, `headers`, `crate`";
+const OPTIONS: &str = "`mode`, `strict`, `partial`, `redact`, `headers`, `crate`";
 /// Headers that change on every run or belong to the connection; the same list as
 /// `softprobe`'s comparison, which rejects them at run time for `Run::headers`.
 const VOLATILE_HEADERS: &[&str] = &[
@@ -37,6 +37,7 @@ struct CaseArgs {
     path: LitStr,
     mode: Option<LitStr>,
     strict: bool,
+    partial: bool,
     redact: Vec<LitStr>,
     headers: Vec<LitStr>,
     krate: Option<Path>,
@@ -46,6 +47,7 @@ struct CaseArgs {
 enum Opt {
     Mode(Ident, LitStr),
     Strict(Ident),
+    Partial(Ident),
     Redact(Ident, Vec<LitStr>),
     Headers(Ident, Vec<LitStr>),
     Crate(Ident, LitStr),
@@ -56,6 +58,7 @@ impl Opt {
         match self {
             Opt::Mode(k, _)
             | Opt::Strict(k)
+            | Opt::Partial(k)
             | Opt::Redact(k, _)
             | Opt::Headers(k, _)
             | Opt::Crate(k, _) => k,
@@ -92,6 +95,16 @@ impl Parse for Opt {
                     ));
                 }
                 Ok(Opt::Strict(key))
+            }
+            "partial" => {
+                if input.peek(Token![=]) || input.peek(syn::token::Paren) {
+                    return Err(syn::Error::new_spanned(
+                        &key,
+                        "`partial` is a flag and takes no value: write `partial` when the test \
+                         sends only some of the recorded inbound requests",
+                    ));
+                }
+                Ok(Opt::Partial(key))
             }
             "redact" => {
                 let content;
@@ -213,6 +226,7 @@ impl Parse for CaseArgs {
             path,
             mode: None,
             strict: false,
+            partial: false,
             redact: Vec::new(),
             headers: Vec::new(),
             krate: None,
@@ -238,6 +252,7 @@ impl Parse for CaseArgs {
             match opt {
                 Opt::Mode(_, v) => args.mode = Some(v),
                 Opt::Strict(_) => args.strict = true,
+                Opt::Partial(_) => args.partial = true,
                 Opt::Redact(_, v) => args.redact = v,
                 Opt::Headers(_, v) => args.headers = v,
                 Opt::Crate(_, v) => args.krate = Some(v.parse()?),
@@ -392,6 +407,7 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let strict = args.strict;
+    let partial = args.partial;
     let redact = &args.redact;
     let span = func.sig.ident.span();
     let headers: Vec<String> = args
@@ -419,6 +435,7 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
             };
             let __softprobe_options = #krate::__private::CaseOptions {
                 headers: &[#(#headers),*],
+                partial: #partial,
             };
             #call
         }

@@ -380,7 +380,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             quote! {
                 #krate::__private::run_inbound_replay_with(
                     #spec,
-                    #krate::__private::CaseOptions { headers: &[#(#headers),*] },
+                    #krate::__private::CaseOptions {
+                        headers: &[#(#headers),*],
+                        partial: false,
+                    },
                     super::#name,
                 )
             }

@@ -2,7 +2,7 @@
 //!
 //! They parse, validate and expand only: every behaviour (modes, the embedded runtime,
 //! snapshots, miss reports) lives in the `softprobe` crate behind
-//! `softprobe::__private::run_case`. Use them through `softprobe`, not directly.
+//! `softprobe::__private::run_case_with`. Use them through `softprobe`, not directly.
 
 mod case_attr;
 mod cases_attr;

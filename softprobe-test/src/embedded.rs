@@ -31,6 +31,11 @@ pub(crate) struct Observed {
     /// A rule of the test itself answered a hop: the scenario differs from the recording on
     /// purpose, so the service's answers are not compared with it.
     pub(crate) altered: bool,
+    /// Outbound calls decided (answered, forwarded or refused) so far.
+    pub(crate) outbound_decided: usize,
+    /// What the harness could not do for the test: calls without a session refused while it
+    /// may have made them ([`crate::proxy_env`]), closures that could not run.
+    pub(crate) problems: Vec<String>,
 }
 
 /// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
@@ -69,17 +74,28 @@ impl Observer {
         if let Ok(mut hooks) = self.mock_hooks.lock() {
             hooks.remove(session_id);
         }
+        // Each change to the log is one push or increment, so a panic elsewhere cannot leave
+        // it half-done: a poisoned log is read, never skipped.
         self.log
             .lock()
-            .map(|mut log| log.remove(session_id).unwrap_or_default())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(session_id)
             .unwrap_or_default()
     }
 
     /// Registers a closure that rewrites the session's mocked and replayed answers.
-    pub(crate) fn add_mock_hook(&self, session_id: &str, hook: MockHook) {
-        if let Ok(mut hooks) = self.mock_hooks.lock() {
-            hooks.entry(session_id.to_owned()).or_default().push(hook);
-        }
+    pub(crate) fn add_mock_hook(&self, session_id: &str, hook: MockHook) -> Result<(), String> {
+        let mut hooks = self.mock_hooks.lock().map_err(|_| {
+            "the list of on_mock_response closures was poisoned by a panic in another test"
+                .to_owned()
+        })?;
+        hooks.entry(session_id.to_owned()).or_default().push(hook);
+        Ok(())
+    }
+
+    /// How many outbound calls of the session have been decided so far.
+    pub(crate) fn outbound_answered(&self, session_id: &str) -> usize {
+        self.with(session_id, |o| o.outbound_decided).unwrap_or(0)
     }
 
     /// The test judges the service's answers itself (a suite's assertions), so the default
@@ -102,7 +118,16 @@ impl Observer {
         }
         let hooks = match self.mock_hooks.lock() {
             Ok(h) => h.get(session_id).cloned().unwrap_or_default(),
-            Err(_) => return,
+            Err(_) => {
+                self.with(session_id, |o| {
+                    o.problems.push(
+                        "on_mock_response: the list of closures was poisoned by a panic in \
+                         another test, so none rewrote this answer"
+                            .to_owned(),
+                    )
+                });
+                return;
+            }
         };
         if hooks.is_empty() {
             return;
@@ -116,8 +141,33 @@ impl Observer {
         self.with(session_id, |o| o.altered = true);
     }
 
+    /// Refuses a call that cannot be given to the test that made it, and puts the refusal in
+    /// the verdict of each test that may have made it.
+    fn refuse(&self, text: String, suspects: &[String]) -> Decision {
+        for id in suspects {
+            self.with(id, |o| o.problems.push(text.clone()));
+        }
+        let body = serde_json::json!({"error": {"code": "session_ambiguous", "message": text}});
+        Decision::Respond {
+            response: softprobe_runtime::replay::Response {
+                status: 421,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: Some(softprobe_runtime::case::Body::Text(body.to_string())),
+            },
+            latency: None,
+            origin: Origin::Rule {
+                layer: Layer::Policy,
+                name: Some("softprobe-unattributed".into()),
+            },
+            injected_error: true,
+        }
+    }
+
     fn with<T>(&self, session_id: &str, f: impl FnOnce(&mut Observed) -> T) -> Option<T> {
-        let mut log = self.log.lock().ok()?;
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Some(f(log.entry(session_id.to_owned()).or_default()))
     }
 }
@@ -129,6 +179,20 @@ impl ProxyBackend for Observer {
         request: &'a Request,
     ) -> BackendFuture<'a, Decision> {
         Box::pin(async move {
+            if session_id == crate::proxy_env::UNATTRIBUTED {
+                let (text, suspects) = crate::proxy_env::refusal(&request.method, &request.url());
+                return Ok(self.refuse(text, &suspects));
+            }
+            if let Some(embedded) = EMBEDDED.get().and_then(|e| e.as_ref().ok())
+                && let Some((text, suspects)) = crate::proxy_env::misattributed(
+                    embedded,
+                    session_id,
+                    &request.method,
+                    &request.url(),
+                )
+            {
+                return Ok(self.refuse(text, &suspects));
+            }
             let mut decision = self.inner.decide(session_id, request).await?;
             self.rewrite(session_id, request, &mut decision);
             self.with(session_id, |o| {
@@ -136,6 +200,9 @@ impl ProxyBackend for Observer {
                 // must not leave the verdict waiting for a recording that never comes.
                 if !matches!(decision, Decision::StrictMiss(_)) {
                     o.decided += 1;
+                }
+                if request.direction == Direction::Outbound {
+                    o.outbound_decided += 1;
                 }
                 match &decision {
                     Decision::StrictMiss(report) => o.misses.push(report.render_text()),
@@ -161,6 +228,9 @@ impl ProxyBackend for Observer {
 
     fn record<'a>(&'a self, session_id: &'a str, exchange: Exchange) -> BackendFuture<'a, ()> {
         Box::pin(async move {
+            if session_id == crate::proxy_env::UNATTRIBUTED {
+                return Ok(());
+            }
             self.with(session_id, |o| o.exchanges.push(exchange.clone()));
             self.recorded.notify_waiters();
             self.inner.record(session_id, exchange).await
@@ -258,9 +328,10 @@ fn start() -> Result<Embedded, String> {
     });
     let roots: Vec<String> = UPSTREAM_ROOTS.lock().map(|r| r.clone()).unwrap_or_default();
     let backend: Arc<dyn ProxyBackend> = observer.clone();
+    let listen = egress_addr()?;
     let egress = rt.block_on(async move {
         let mut builder = EgressProxy::builder()
-            .listen(([127, 0, 0, 1], 0).into())
+            .listen(listen)
             .ca(CertificateAuthority::generate().map_err(|e| e.to_string())?)
             .backend(backend)
             .service("softprobe-test");
@@ -280,6 +351,27 @@ fn start() -> Result<Embedded, String> {
         observer,
         egress,
     })
+}
+
+/// Where the egress proxy listens: `127.0.0.1:0`, or the loopback address
+/// `SOFTPROBE_EGRESS_ADDR` names, so that a process can be started with `HTTP_PROXY` already
+/// naming it ([`crate::ProxyEnv`]).
+fn egress_addr() -> Result<std::net::SocketAddr, String> {
+    let Some(value) = std::env::var("SOFTPROBE_EGRESS_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(([127, 0, 0, 1], 0).into());
+    };
+    let addr: std::net::SocketAddr = value.trim().parse().map_err(|e| {
+        format!("SOFTPROBE_EGRESS_ADDR={value:?} is not an address such as 127.0.0.1:18080: {e}")
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "SOFTPROBE_EGRESS_ADDR={value:?}: the embedded egress proxy listens on loopback only"
+        ));
+    }
+    Ok(addr)
 }
 
 fn rustls_pemfile_certs(

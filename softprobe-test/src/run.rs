@@ -13,6 +13,7 @@ use crate::__private::TestFn;
 use crate::Session;
 use crate::embedded::Control;
 use crate::mode::{Mode, ModeSource};
+use crate::scenario;
 use crate::session::on_shared;
 use crate::verify;
 
@@ -24,6 +25,8 @@ pub(crate) struct Plan {
     pub(crate) source: ModeSource,
     pub(crate) ci: bool,
     pub(crate) strict: bool,
+    /// The test sends only some of the recorded inbound requests on purpose.
+    pub(crate) partial: bool,
     pub(crate) redact: Vec<String>,
     pub(crate) headers: Vec<String>,
     pub(crate) test_name: String,
@@ -84,6 +87,7 @@ impl Run {
                 source: ModeSource::Attribute,
                 ci: false,
                 strict: false,
+                partial: false,
                 redact: Vec::new(),
                 headers: Vec::new(),
                 test_name: "softprobe::Run".to_owned(),
@@ -100,6 +104,13 @@ impl Run {
     /// Fail when the case recorded calls the run never made.
     pub fn strict(mut self, strict: bool) -> Self {
         self.plan.strict = strict;
+        self
+    }
+
+    /// The test sends only some of the recorded inbound requests, on purpose: the ones it
+    /// never sends do not fail it (by default each recorded inbound request must be sent).
+    pub fn partial(mut self, partial: bool) -> Self {
+        self.plan.partial = partial;
         self
     }
 
@@ -295,10 +306,13 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
             app.abort();
         }
     });
-    let observed = embedded.observer.take(&inner.id);
+    let mut observed = embedded.observer.take(&inner.id);
+    observed
+        .problems
+        .extend(crate::proxy_env::closed(embedded, &inner.id));
     verify::forget_headers(&inner.id);
     match inner.mode {
-        Mode::Capture => finish_capture(plan, session, passed, &observed.exchanges),
+        Mode::Capture => finish_capture(plan, session, passed, &observed),
         Mode::Replay => finish_replay(plan, session, &observed),
     }
 }
@@ -307,11 +321,24 @@ fn finish_capture(
     plan: &Plan,
     session: &Session,
     passed: bool,
-    observed: &[softprobe_runtime::case::Exchange],
+    observed: &crate::embedded::Observed,
 ) -> Result<(), String> {
     let inner = &session.inner;
     let path = inner.case_path.clone();
     let snapshots = verify::take_snapshots(&inner.id);
+    let problems = scenario::findings(session, None, observed, plan.partial, false);
+    if !problems.is_empty() {
+        let _ = close(session, None);
+        let mut text = format!(
+            "softprobe: capture of {} not written: some of what the test ran could not be recorded; the previous file (if any) is unchanged\n",
+            path.display()
+        );
+        for (i, f) in problems.iter().enumerate() {
+            text.push_str(&format!("\n{}. {}\n", i + 1, f));
+        }
+        return Err(text);
+    }
+    let observed = &observed.exchanges;
     if !passed {
         let _ = close(session, None);
         return Err(format!(
@@ -335,6 +362,9 @@ fn finish_capture(
         path.display(),
         verify::summary(observed)
     );
+    if let Some(note) = scenario::no_outbound_note(observed) {
+        println!("{note}");
+    }
     for snap in &snapshots {
         verify::write_snapshot(snap).map_err(|e| {
             format!(
@@ -409,6 +439,17 @@ fn finish_replay(
             ));
         }
     }
+    failures.extend(
+        scenario::findings(
+            session,
+            view.map(|v| v.exchanges()),
+            observed,
+            plan.partial,
+            !failures.is_empty(),
+        )
+        .into_iter()
+        .map(|f| f.text),
+    );
     let _ = close(session, None);
     if failures.is_empty() {
         return Ok(());

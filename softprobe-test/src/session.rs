@@ -6,7 +6,8 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Case, Direction, Exchange};
@@ -19,6 +20,19 @@ use crate::error::{Error, Result};
 use crate::hooks::{
     BodyCheck, InboundRequest, MockResponse, OutboundCall, RequestHook, ResponseBody,
 };
+use crate::proxy_env::ProxyEnv;
+use crate::scenario::HookProblems;
+
+/// Takes a hook list for registering; a list poisoned by a panic elsewhere fails the test
+/// here, naming the closure that could not be registered, instead of dropping it.
+fn hooks_for<'a, T>(list: &'a Mutex<T>, what: &str) -> MutexGuard<'a, T> {
+    list.lock().unwrap_or_else(|_| {
+        panic!(
+            "softprobe: {what}: the session's list of {what} closures was poisoned by a panic \
+             in another thread of this test; the closure cannot be registered"
+        )
+    })
+}
 
 /// One test's view of softprobe.
 ///
@@ -45,6 +59,12 @@ pub(crate) struct Inner {
     body_checks: Mutex<Vec<BodyCheck>>,
     /// A suite test runs the `assert_body` closures on each answer itself.
     pub(crate) body_checked_inline: std::sync::atomic::AtomicBool,
+    /// Requests the `on_request` closures have been given a chance to rewrite.
+    requests_rewritten: AtomicUsize,
+    /// Answers the `assert_body` closures have been given a chance to check.
+    bodies_checked: AtomicUsize,
+    /// Closures that could not take effect, for the verdict.
+    pub(crate) hook_problems: HookProblems,
 }
 
 impl std::fmt::Debug for Session {
@@ -197,6 +217,7 @@ impl Session {
             Some((case, _)) => Some(CaseView::new(case, &source)?),
             None => None,
         };
+        crate::proxy_env::opened(embedded, &id, test_name);
         Ok(Session {
             inner: Arc::new(Inner {
                 id,
@@ -213,6 +234,9 @@ impl Session {
                 request_hooks: Mutex::new(Vec::new()),
                 body_checks: Mutex::new(Vec::new()),
                 body_checked_inline: std::sync::atomic::AtomicBool::new(false),
+                requests_rewritten: AtomicUsize::new(0),
+                bodies_checked: AtomicUsize::new(0),
+                hook_problems: HookProblems::default(),
             }),
         })
     }
@@ -240,7 +264,15 @@ impl Session {
     /// The egress proxy URL with this session in its credentials
     /// (`http://sess_...@127.0.0.1:PORT`), for `HTTP_PROXY`/`HTTPS_PROXY` or any client's
     /// proxy setting.
+    ///
+    /// The process environment is shared by every test of the process: for a service that
+    /// builds its client from `HTTP_PROXY`, use [`Session::proxy_env`] instead.
     pub fn egress_proxy_url(&self) -> String {
+        crate::proxy_env::took_raw_url(&self.inner.id);
+        self.session_proxy_url()
+    }
+
+    fn session_proxy_url(&self) -> String {
         self.inner.embedded.egress.uri_for_session(&self.inner.id)
     }
 
@@ -274,7 +306,8 @@ impl Session {
 
     /// The builder behind [`Session::http_client`], to add timeouts or default headers.
     pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
-        let proxy = reqwest::Proxy::all(self.egress_proxy_url())
+        crate::proxy_env::names_its_session(&self.inner.id);
+        let proxy = reqwest::Proxy::all(self.session_proxy_url())
             .expect("the egress proxy URL is a valid proxy URL");
         let ca = self.proxy_ca();
         // Every HTTPS call goes through the proxy, which presents certificates of its own CA:
@@ -403,7 +436,8 @@ impl Session {
     }
 
     fn command_env(&self) -> Vec<(&'static str, String)> {
-        let proxy = self.egress_proxy_url();
+        crate::proxy_env::names_its_session(&self.inner.id);
+        let proxy = self.session_proxy_url();
         let ca_path = self.ca_file_path();
         vec![
             ("HTTP_PROXY", proxy.clone()),
@@ -418,7 +452,16 @@ impl Session {
         ]
     }
 
-    fn ca_file_path(&self) -> String {
+    /// Makes the calls of the service that reach the egress proxy without naming a session
+    /// (a client it builds from `HTTP_PROXY` / `HTTPS_PROXY` set to the session-less
+    /// [`ProxyEnv::proxy_url`]) this test's, until the guard is dropped or the test ends. Other
+    /// tests of the process that ask for it wait meanwhile, so such tests run one at a time
+    /// while every other test keeps running in parallel. See [`ProxyEnv`].
+    pub fn proxy_env(&self) -> ProxyEnv {
+        ProxyEnv::acquire(self)
+    }
+
+    pub(crate) fn ca_file_path(&self) -> String {
         let mut slot = self.inner.ca_file.lock().expect("the CA file lock");
         if slot.is_none() {
             let mut file = tempfile::Builder::new()
@@ -531,10 +574,21 @@ impl Session {
     /// });
     /// # }
     /// ```
+    ///
+    /// A closure registered after the first recorded request was sent, or one that never gets
+    /// a request to rewrite (a `#[softprobe::case]` test sends its own requests), fails the
+    /// test: it would otherwise be skipped without a word.
     pub fn on_request(&self, hook: impl Fn(&mut InboundRequest) + Send + Sync + 'static) {
-        if let Ok(mut hooks) = self.inner.request_hooks.lock() {
-            hooks.push(std::sync::Arc::new(hook));
+        let mut hooks = hooks_for(&self.inner.request_hooks, "on_request");
+        let sent = self.inner.requests_rewritten.load(Ordering::SeqCst);
+        if sent > 0 {
+            self.inner.hook_problems.push(format!(
+                "on_request: a closure was registered after {sent} recorded request(s) had \
+                 already been sent, so it rewrote none of them; register it before returning \
+                 the service's URL"
+            ));
         }
+        hooks.push(std::sync::Arc::new(hook));
     }
 
     /// Rewrites the answers the egress proxy gives the service's outbound calls in this
@@ -552,14 +606,25 @@ impl Session {
     /// });
     /// # }
     /// ```
+    ///
+    /// A closure registered after the session already answered outbound calls fails the test
+    /// (those answers were not rewritten): register it before the service starts calling out.
     pub fn on_mock_response(
         &self,
         hook: impl Fn(&OutboundCall, &mut MockResponse) + Send + Sync + 'static,
     ) {
-        self.inner
-            .embedded
-            .observer
-            .add_mock_hook(&self.inner.id, std::sync::Arc::new(hook));
+        let observer = &self.inner.embedded.observer;
+        let answered = observer.outbound_answered(&self.inner.id);
+        if answered > 0 {
+            self.inner.hook_problems.push(format!(
+                "on_mock_response: a closure was registered after the session had already \
+                 answered {answered} outbound call(s), which it did not rewrite; register it \
+                 before the service starts calling out"
+            ));
+        }
+        if let Err(why) = observer.add_mock_hook(&self.inner.id, std::sync::Arc::new(hook)) {
+            panic!("softprobe: on_mock_response: {why}; the closure cannot be registered");
+        }
     }
 
     /// Adds a check of each answer's body against the recorded one: `(recorded, actual)`,
@@ -582,19 +647,21 @@ impl Session {
         + Sync
         + 'static,
     ) {
-        if let Ok(mut checks) = self.inner.body_checks.lock() {
-            checks.push(std::sync::Arc::new(check));
+        let mut checks = hooks_for(&self.inner.body_checks, "assert_body");
+        let checked = self.inner.bodies_checked.load(Ordering::SeqCst);
+        if checked > 0 {
+            self.inner.hook_problems.push(format!(
+                "assert_body: a closure was registered after {checked} answer(s) had already \
+                 been checked, so it checked none of them; register it before sending requests"
+            ));
         }
+        checks.push(std::sync::Arc::new(check));
     }
 
     /// Runs the `on_request` closures over a request.
     pub(crate) fn rewrite_request(&self, request: &mut InboundRequest) {
-        let hooks = self
-            .inner
-            .request_hooks
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_default();
+        self.inner.requests_rewritten.fetch_add(1, Ordering::SeqCst);
+        let hooks = hooks_for(&self.inner.request_hooks, "on_request").clone();
         for hook in hooks {
             hook(request);
         }
@@ -603,13 +670,8 @@ impl Session {
     /// A recorded inbound hop with the `on_request` closures applied.
     pub(crate) fn rewrite_inbound(&self, ex: &Exchange) -> Exchange {
         let mut out = ex.clone();
-        if self
-            .inner
-            .request_hooks
-            .lock()
-            .map(|h| h.is_empty())
-            .unwrap_or(true)
-        {
+        if hooks_for(&self.inner.request_hooks, "on_request").is_empty() {
+            self.inner.requests_rewritten.fetch_add(1, Ordering::SeqCst);
             return out;
         }
         let mut request = InboundRequest::from_exchange(ex);
@@ -620,12 +682,17 @@ impl Session {
 
     /// What the `assert_body` closures say about one answer.
     pub(crate) fn body_failures(&self, recorded: &[u8], actual: &[u8]) -> Vec<String> {
-        let checks = self
-            .inner
-            .body_checks
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default();
+        self.inner.bodies_checked.fetch_add(1, Ordering::SeqCst);
+        let checks = match self.inner.body_checks.lock() {
+            Ok(c) => c.clone(),
+            Err(_) => {
+                return vec![
+                    "the session's list of assert_body closures was poisoned by a panic in \
+                     another thread of this test, so none of them could run"
+                        .to_owned(),
+                ];
+            }
+        };
         if checks.is_empty() {
             return Vec::new();
         }
@@ -683,6 +750,31 @@ impl Session {
             }
         }
         out
+    }
+
+    /// The closures that never ran although the test is over: `on_request` with no request
+    /// sent through it, `assert_body` with no answer to check.
+    pub(crate) fn idle_hooks(&self) {
+        fn registered<T>(list: &Mutex<Vec<T>>) -> usize {
+            list.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        }
+        let requests = registered(&self.inner.request_hooks);
+        if requests > 0 && self.inner.requests_rewritten.load(Ordering::SeqCst) == 0 {
+            self.inner.hook_problems.push(format!(
+                "on_request: {requests} closure(s) never ran: they rewrite the recorded requests \
+                 that #[softprobe::cases] (or a suite) sends again, and this test sent none that \
+                 way; a #[softprobe::case] test sets what it needs on the requests it sends"
+            ));
+        }
+        let checks = registered(&self.inner.body_checks);
+        if checks > 0 && self.inner.bodies_checked.load(Ordering::SeqCst) == 0 {
+            self.inner.hook_problems.push(format!(
+                "assert_body: {checks} closure(s) never ran: no answer of the service was paired \
+                 with a recorded one (same method and path) to check"
+            ));
+        }
     }
 
     /// Runs a future to completion from a synchronous test body.

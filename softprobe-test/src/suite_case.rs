@@ -92,6 +92,7 @@ where
         source: ModeSource::Attribute,
         ci,
         strict: false,
+        partial: false,
         redact: Vec::new(),
         headers: Vec::new(),
         test_name: spec.test_name.to_owned(),

@@ -56,7 +56,8 @@ async fn checkout_happy_path(sp: Session) {
     );
 }
 
-#[softprobe::case("cases/checkout-happy-path.case.json", mode = "replay")]
+// Looks at the case without running it: `partial` says the unsent request is on purpose.
+#[softprobe::case("cases/checkout-happy-path.case.json", mode = "replay", partial)]
 fn the_loaded_case_is_there_to_look_at(sp: Session) -> Result<(), softprobe::Error> {
     let payment = sp.case().find("POST", "/v1/payment_intents")?;
     assert_eq!(payment.status, Some(200));

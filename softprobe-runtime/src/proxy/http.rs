@@ -268,18 +268,27 @@ type OnDone = Box<dyn FnOnce(Recorded) + Send>;
 
 /// A body that passes frames through untouched while keeping a copy (up to a cap) and hands
 /// the copy to a callback when the stream ends or the body is dropped.
+///
+/// The copy is complete when the inner body says it has reached its end: after its last
+/// frame (a sized body whose bytes have all arrived reports so at once, and hyper then drops
+/// it without polling again), on `None`, or at drop when nothing was left to read. It is
+/// incomplete when the inner body fails (an upstream reset, fewer bytes than its
+/// content-length) or is dropped before its end (the client went away).
 pub struct RecordingBody<B> {
     inner: B,
     buf: Collected,
     limit: usize,
     truncated: bool,
+    /// The inner body said it has no more frames (checked after each frame).
+    ended: bool,
     on_done: Option<OnDone>,
 }
 
-impl<B> RecordingBody<B> {
+impl<B: HttpBody> RecordingBody<B> {
     /// Wraps `inner`; `on_done` runs exactly once.
     pub fn new(inner: B, limit: usize, on_done: impl FnOnce(Recorded) + Send + 'static) -> Self {
         RecordingBody {
+            ended: inner.is_end_stream(),
             inner,
             buf: Collected::default(),
             limit,
@@ -287,7 +296,9 @@ impl<B> RecordingBody<B> {
             on_done: Some(Box::new(on_done)),
         }
     }
+}
 
+impl<B> RecordingBody<B> {
     fn finish(&mut self, complete: bool) {
         if let Some(done) = self.on_done.take() {
             let body = (!self.truncated).then(|| std::mem::take(&mut self.buf).freeze());
@@ -302,7 +313,7 @@ impl<B> RecordingBody<B> {
 
 impl<B> Drop for RecordingBody<B> {
     fn drop(&mut self) {
-        self.finish(false);
+        self.finish(self.ended);
     }
 }
 
@@ -340,6 +351,10 @@ where
                         // A clone of `Bytes` shares the frame, it does not copy it.
                         this.buf.push(data.clone());
                     }
+                }
+                if this.inner.is_end_stream() {
+                    this.ended = true;
+                    this.finish(true);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -488,5 +503,43 @@ mod tests {
         assert_eq!(&out[..], b"hello", "the client still gets every byte");
         let rec = rx.recv().unwrap();
         assert!(rec.truncated && rec.body.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sized_body_dropped_after_its_last_frame_is_complete() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut body = RecordingBody::new(Full::new(Bytes::from_static(b"hello")), 10, move |r| {
+            tx.send(r).unwrap();
+        });
+        // What hyper does: one frame, then `is_end_stream` says done, then drop.
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.data_ref().map(|b| &b[..]), Some(&b"hello"[..]));
+        assert!(body.is_end_stream());
+        drop(body);
+        let rec = rx.recv().unwrap();
+        assert!(rec.complete, "every byte arrived");
+        assert_eq!(rec.body.as_deref(), Some(&b"hello"[..]));
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let body = RecordingBody::new(http_body_util::Empty::<Bytes>::new(), 10, move |r| {
+            tx.send(r).unwrap();
+        });
+        drop(body);
+        assert!(
+            rx.recv().unwrap().complete,
+            "an empty body is never cut short"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_is_incomplete() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut body = RecordingBody::new(Frames::new(&["he", "llo"]), 10, move |r| {
+            tx.send(r).unwrap();
+        });
+        let _first = body.frame().await.unwrap().unwrap();
+        drop(body);
+        let rec = rx.recv().unwrap();
+        assert!(!rec.complete, "the reader went away after the first frame");
     }
 }

@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json", partial("/checkout"))]
+async fn checkout() {}
+
+fn main() {}

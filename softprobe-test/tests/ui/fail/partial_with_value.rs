@@ -1,0 +1,4 @@
+#[softprobe::case("cases/checkout.case.json", partial = true)]
+async fn checkout() {}
+
+fn main() {}
