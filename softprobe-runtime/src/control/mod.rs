@@ -9,6 +9,7 @@ mod auth;
 mod body;
 mod error;
 mod handlers;
+mod ui;
 
 use std::sync::{Arc, RwLock};
 
@@ -126,6 +127,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/inject", post(crate::otlp::handlers::inject))
         .route("/v1/traces", post(crate::otlp::handlers::traces))
         .route("/v1/proxy/ca.pem", get(handlers::proxy_ca))
+        .route("/ui", get(ui::page))
+        .route("/ui/", get(ui::page))
+        .route("/ui/view.css", get(ui::css))
+        .route("/ui/view.js", get(ui::js))
+        .route("/ui/api/sessions", get(ui::sessions))
+        .route("/ui/api/sessions/{id}", get(ui::session))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
