@@ -67,11 +67,11 @@ async function getJson(path) {
   const t = mode === "live" ? token() : null;
   if (t) headers.authorization = "Bearer " + t;
   const resp = await fetch(base + path, { headers, cache: "no-store" });
-  if (resp.status === 401) {
-    $("token-form").hidden = false;
-    throw new Error("the runtime wants its bearer token");
-  }
   const data = await resp.json();
+  if (resp.status === 401 || resp.status === 403) {
+    $("token-form").hidden = false;
+    throw new Error((data.error && data.error.message) || "the runtime wants its bearer token");
+  }
   if (!resp.ok) throw new Error(data.error && data.error.message ? data.error.message : (data.error || resp.statusText));
   return data;
 }
@@ -169,7 +169,9 @@ function renderHops() {
     (!dir || h.direction === dir) && (!host || (h.host || "(inbound)") === host) &&
     statusMatches(h, st) && (!q || hopText(h).includes(q)));
   const end = Math.max(1e-6, ...state.hops.map((h) => h.startMs + h.durationMs));
-  $("axis").replaceChildren(el("span", {}, "0 ms"), el("span", {}, ms(end / 2)), el("span", {}, ms(end)));
+  $("axis").replaceChildren(el("span", {}, "direction"), el("span", {}, "method"), el("span", {}, "status"),
+    el("span", {}, "url"), el("span", { class: "ticks" }, el("span", {}, "0 ms"), el("span", {}, ms(end / 2)),
+      el("span", {}, ms(end))), el("span", {}, "takes"));
   const list = $("hops");
   list.replaceChildren(...state.visible.map((h, pos) => {
     const left = (100 * h.startMs) / end;
@@ -186,7 +188,7 @@ function renderHops() {
     el("span", { class: "method" }, h.method),
     el("span", { class: "status " + statusClass(h.status) }, h.status || "—"),
     el("span", { class: "url", title: h.url }, h.kind !== "http" ? el("span", { class: "kind" }, h.kind) : null, h.url),
-    el("span", { class: "track" }, bar, el("span", { class: "ms" }, ms(h.durationMs))));
+    el("span", { class: "track" }, bar), el("span", { class: "ms" }, ms(h.durationMs)));
   }));
   $("hops-empty").hidden = state.visible.length > 0;
   $("count").textContent = state.visible.length + " of " + state.hops.length + " hops";
@@ -240,7 +242,7 @@ function showValue(v) {
 function renderDrift() {
   const pane = $("drift-pane");
   const d = state.drift;
-  if (!d) { pane.replaceChildren(); return; }
+  if (!d) { pane.replaceChildren(); $("tab-drift").hidden = true; return; }
   const counts = { same: 0, changed: 0, added: 0, removed: 0 };
   for (const h of d.hops) counts[h.change]++;
   const rows = [];
@@ -373,6 +375,12 @@ $("tab-drift").addEventListener("click", () => setTab("drift"));
 $("token-save").addEventListener("click", () => {
   try { sessionStorage.setItem("softprobe-token", $("token-input").value); } catch (_) { /* */ }
   pollLive();
+});
+
+window.addEventListener("hashchange", () => {
+  const m = /^#hop=(\d+)/.exec(location.hash);
+  if (m) { setTab("hops"); openHop(Number(m[1])); }
+  else if (location.hash === "#drift") setTab("drift");
 });
 
 if (mode === "live") {
