@@ -81,6 +81,7 @@ fn view_shows_every_hop_with_timing_and_opens_one() {
     assert_eq!(hops.len(), 3);
     let viewer = view(&["examples/checkout/cases/checkout-happy-path.case.json"]);
     let mut b = Browser::start();
+    b.size(1280, 800);
     b.goto(&viewer.url);
     b.wait_for("document.body.dataset.loaded === 'true'", "the loaded case");
     let urls = texts(&mut b, "#hops > li.hop .url");
@@ -243,6 +244,7 @@ fn the_runtime_ui_shows_hops_as_they_are_recorded() {
     post_hop(&rt.base, token, &session, "/v1/first", "00000000000000a1");
 
     let mut b = Browser::start();
+    b.size(1280, 800);
     b.goto(&format!("{}/ui#token={token}", rt.base));
     b.wait_for(
         &format!("document.querySelector('#session-list li[data-session=\"{session}\"]')"),
