@@ -46,7 +46,10 @@ fn rerecorded(path: &Path) {
 fn drifted(path: &Path, total: u32) {
     let mut hops = Case::read(example()).unwrap().exchanges().unwrap();
     hops.retain(|h| !h.path.starts_with("/shipping"));
-    let inbound = hops.iter_mut().find(|h| h.direction == Direction::Inbound).unwrap();
+    let inbound = hops
+        .iter_mut()
+        .find(|h| h.direction == Direction::Inbound)
+        .unwrap();
     let body = inbound.response_body.as_ref().unwrap().as_text().unwrap();
     inbound.response_body = Some(Body::Text(
         body.replace("\"total\":1499", &format!("\"total\":{total}")),
@@ -62,21 +65,34 @@ fn diff_ignores_ids_and_timestamps_and_names_changed_fields() {
     let a = example();
     let again = dir.path().join("again.case.json");
     rerecorded(&again);
-    let (code, out, err) = softprobe(dir.path(), &["diff", a.to_str().unwrap(), "again.case.json"]);
+    let (code, out, err) = softprobe(
+        dir.path(),
+        &["diff", a.to_str().unwrap(), "again.case.json"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("hold the same 3 hop(s)"), "{out}");
 
     let changed = dir.path().join("changed.case.json");
     drifted(&changed, 1549);
-    let (code, out, err) =
-        softprobe(dir.path(), &["diff", a.to_str().unwrap(), "changed.case.json"]);
+    let (code, out, err) = softprobe(
+        dir.path(),
+        &["diff", a.to_str().unwrap(), "changed.case.json"],
+    );
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        out.contains("~ changed inbound POST /checkout\n    body.total:\n      - 1499\n      + 1549\n"),
+        out.contains(
+            "~ changed inbound POST /checkout\n    body.total:\n      - 1499\n      + 1549\n"
+        ),
         "{out}"
     );
-    assert!(out.contains("- removed outbound GET http://127.0.0.1:47180/shipping"), "{out}");
-    assert!(out.contains("1 same, 1 changed, 0 added, 1 removed"), "{out}");
+    assert!(
+        out.contains("- removed outbound GET http://127.0.0.1:47180/shipping"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 same, 1 changed, 0 added, 1 removed"),
+        "{out}"
+    );
     assert!(!out.contains("traceId") && !out.contains("spanId"), "{out}");
 
     let (code, out, _) = softprobe(
@@ -121,17 +137,26 @@ fn review_without_a_terminal_refuses_to_ask_and_flags_decide() {
     let pending = three_pending(dir.path());
     let (code, out, err) = softprobe(dir.path(), &["review"]);
     assert_eq!(code, 2, "{out}{err}");
-    assert!(err.contains("not a terminal") && err.contains("--accept-all"), "{err}");
+    assert!(
+        err.contains("not a terminal") && err.contains("--accept-all"),
+        "{err}"
+    );
     assert!(pending.iter().all(|(_, n)| n.exists()), "nothing changed");
 
     let (code, out, _) = softprobe(dir.path(), &["review", "--json"]);
     assert_eq!(code, 0);
     let v = support::json_of(&out);
     assert_eq!(v["pending"].as_array().unwrap().len(), 3, "{v}");
-    assert_eq!(v["pending"][0]["hops"][0]["fields"][0]["field"], "body.total");
+    assert_eq!(
+        v["pending"][0]["hops"][0]["fields"][0]["field"],
+        "body.total"
+    );
     assert!(pending.iter().all(|(_, n)| n.exists()), "--json only lists");
 
-    let (code, out, _) = softprobe(dir.path(), &["review", "--reject-all", "beta.case.json.new"]);
+    let (code, out, _) = softprobe(
+        dir.path(),
+        &["review", "--reject-all", "beta.case.json.new"],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("rejected 1"), "{out}");
     assert!(!pending[1].1.exists());
@@ -176,7 +201,10 @@ impl Tmux {
             if pane.contains(text) {
                 return pane;
             }
-            assert!(Instant::now() < deadline, "the terminal never showed {text:?}:\n{pane}");
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {text:?}:\n{pane}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -218,27 +246,51 @@ fn review_in_a_terminal_accepts_rejects_and_skips() {
     );
     let started = tmux
         .cmd()
-        .args(["new-session", "-d", "-s", "review", "-x", "160", "-y", "60", &script])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "review",
+            "-x",
+            "160",
+            "-y",
+            "60",
+            &script,
+        ])
         .status()
         .unwrap();
     assert!(started.success());
 
     let screen = tmux.wait_for("[1/3] a accept");
     assert!(screen.contains("alpha.case.json.new → "), "{screen}");
-    assert!(screen.contains("body.total:"), "the diff is shown before asking:\n{screen}");
+    assert!(
+        screen.contains("body.total:"),
+        "the diff is shown before asking:\n{screen}"
+    );
     tmux.keys(&["a", "Enter"]);
     tmux.wait_for("[2/3] a accept");
     tmux.keys(&["r", "Enter"]);
     tmux.wait_for("[3/3] a accept");
     tmux.keys(&["s", "Enter"]);
     let screen = tmux.wait_for("review exited");
-    assert!(screen.contains("accepted 1, rejected 1, skipped 1"), "{screen}");
+    assert!(
+        screen.contains("accepted 1, rejected 1, skipped 1"),
+        "{screen}"
+    );
     assert!(screen.contains("review exited 0"), "{screen}");
 
-    assert_eq!(std::fs::read(&pending[0].0).unwrap(), new_alpha, "alpha accepted");
+    assert_eq!(
+        std::fs::read(&pending[0].0).unwrap(),
+        new_alpha,
+        "alpha accepted"
+    );
     assert!(!pending[0].1.exists());
     assert_eq!(std::fs::read(&pending[1].0).unwrap(), original, "beta kept");
     assert!(!pending[1].1.exists(), "beta's .new rejected");
-    assert_eq!(std::fs::read(&pending[2].0).unwrap(), original, "gamma kept");
+    assert_eq!(
+        std::fs::read(&pending[2].0).unwrap(),
+        original,
+        "gamma kept"
+    );
     assert!(pending[2].1.exists(), "gamma skipped");
 }

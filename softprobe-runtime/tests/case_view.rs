@@ -43,8 +43,15 @@ fn view(args: &[&str]) -> Viewer {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = line.split_whitespace().next().unwrap_or_default().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "view prints its URL first: {line:?}");
+    let url = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "view prints its URL first: {line:?}"
+    );
     Viewer { child, url }
 }
 
@@ -57,7 +64,10 @@ fn save_screenshot(b: &mut Browser, name: &str) {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     b.screenshot(&out);
     let png = std::fs::read(&out).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name} is a real picture");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{name} is a real picture"
+    );
     if std::env::var_os("SOFTPROBE_UPDATE_SCREENSHOTS").is_some() {
         let docs = support::root().join("docs/images").join(name);
         std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
@@ -104,36 +114,63 @@ fn view_shows_every_hop_with_timing_and_opens_one() {
     .unwrap();
     assert_eq!(bars[0].0, 0.0);
     assert!(bars[1].0 > 0.0 && bars[2].0 > bars[1].0, "{bars:?}");
-    assert!(bars.iter().all(|(l, w)| *w > 0.0 && l + w <= 100.01), "{bars:?}");
+    assert!(
+        bars.iter().all(|(l, w)| *w > 0.0 && l + w <= 100.01),
+        "{bars:?}"
+    );
     assert_eq!(texts(&mut b, "#hops > li.hop .ms").len(), 3);
 
     // Open the payment call with the keyboard: down once from the top, Enter.
     b.key("j");
     b.key("j");
     b.key("Enter");
-    b.wait_for("document.getElementById('detail').dataset.hop === '1'", "hop 1 opened");
-    let detail = b.eval("document.getElementById('detail').innerText").as_str().unwrap().to_owned();
+    b.wait_for(
+        "document.getElementById('detail').dataset.hop === '1'",
+        "hop 1 opened",
+    );
+    let detail = b
+        .eval("document.getElementById('detail').innerText")
+        .as_str()
+        .unwrap()
+        .to_owned();
     let pay = &hops[1];
     assert!(detail.contains(&pay.trace_id.to_string()), "{detail}");
     assert!(detail.contains(&pay.span_id.to_string()), "{detail}");
-    assert!(detail.contains("\"pi_de61f4595b54b30d\""), "the response body is shown: {detail}");
-    assert!(detail.contains("content-type"), "headers are shown: {detail}");
+    assert!(
+        detail.contains("\"pi_de61f4595b54b30d\""),
+        "the response body is shown: {detail}"
+    );
+    assert!(
+        detail.contains("content-type"),
+        "headers are shown: {detail}"
+    );
     save_screenshot(&mut b, "case-view.png");
 
     // Search and filters narrow the list; Escape closes the detail.
     b.eval("(() => { const s = document.getElementById('search'); s.value = 'quoteId'; s.dispatchEvent(new Event('input')); })()");
-    assert_eq!(texts(&mut b, "#hops > li.hop .url").len(), 1, "a body search finds the shipping quote");
+    assert_eq!(
+        texts(&mut b, "#hops > li.hop .url").len(),
+        1,
+        "a body search finds the shipping quote"
+    );
     b.eval("(() => { const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); const d = document.getElementById('filter-direction'); d.value = 'outbound'; d.dispatchEvent(new Event('input')); })()");
     assert_eq!(texts(&mut b, "#hops > li.hop .url").len(), 2);
     b.key("Escape");
-    b.wait_for("document.getElementById('detail').hidden", "the detail closed");
+    b.wait_for(
+        "document.getElementById('detail').hidden",
+        "the detail closed",
+    );
 
     // Narrow window: still every hop, no horizontal scrolling of the page.
     b.size(420, 800);
     b.goto("about:blank");
     b.goto(&format!("{}#hop=0", viewer.url));
-    b.wait_for("document.getElementById('detail').dataset.hop === '0'", "hop 0 opened from the URL");
-    let overflow = b.eval("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+    b.wait_for(
+        "document.getElementById('detail').dataset.hop === '0'",
+        "hop 0 opened from the URL",
+    );
+    let overflow =
+        b.eval("document.documentElement.scrollWidth - document.documentElement.clientWidth");
     assert_eq!(overflow, json!(0), "no sideways scrolling at 420 px");
     save_screenshot(&mut b, "case-view-narrow.png");
 }
@@ -145,7 +182,10 @@ fn drifted_copy(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::copy(example(), &case_path).unwrap();
     let mut hops = Case::read(&case_path).unwrap().exchanges().unwrap();
     hops.retain(|h| !h.path.starts_with("/shipping"));
-    let inbound = hops.iter_mut().find(|h| h.direction == Direction::Inbound).unwrap();
+    let inbound = hops
+        .iter_mut()
+        .find(|h| h.direction == Direction::Inbound)
+        .unwrap();
     let body = inbound.response_body.as_ref().unwrap().as_text().unwrap();
     assert!(body.contains("\"total\":1499"), "{body}");
     inbound.response_body = Some(Body::Text(body.replace("\"total\":1499", "\"total\":1549")));
@@ -165,7 +205,10 @@ fn drift_against_a_new_is_highlighted() {
     b.size(1280, 800);
     b.goto(&viewer.url);
     b.wait_for("document.body.dataset.loaded === 'true'", "the loaded case");
-    b.wait_for("!document.getElementById('drift-pane').hidden", "the drift tab, opened first");
+    b.wait_for(
+        "!document.getElementById('drift-pane').hidden",
+        "the drift tab, opened first",
+    );
     let rows: Vec<(String, String)> = serde_json::from_value(b.eval(
         "[...document.querySelectorAll('tr.drift-row')].map(r => [r.dataset.change, r.querySelector('.hop-label').textContent])",
     ))
@@ -187,8 +230,14 @@ fn drift_against_a_new_is_highlighted() {
     std::fs::remove_file(dir.path().join("checkout-happy-path.case.json.new")).unwrap();
     b.goto("about:blank");
     b.goto(&format!("{}#hop=0", viewer.url));
-    b.wait_for("document.getElementById('detail').dataset.hop === '0'", "hop 0");
-    assert_eq!(b.eval("document.getElementById('tab-drift').hidden"), json!(true));
+    b.wait_for(
+        "document.getElementById('detail').dataset.hop === '0'",
+        "hop 0",
+    );
+    assert_eq!(
+        b.eval("document.getElementById('tab-drift').hidden"),
+        json!(true)
+    );
 }
 
 #[test]
@@ -205,7 +254,11 @@ fn a_missing_case_is_refused_with_its_name() {
 fn post_hop(base: &str, token: &str, session: &str, path: &str, span_id: &str) {
     let hop = common::Hop {
         span_id,
-        response: Some((200, vec![("content-type", "application/json")], r#"{"ok":true}"#)),
+        response: Some((
+            200,
+            vec![("content-type", "application/json")],
+            r#"{"ok":true}"#,
+        )),
         ..common::Hop::outbound(session, "GET", "api.example.com", path)
     };
     common::install_crypto_provider();
@@ -226,9 +279,15 @@ fn the_runtime_ui_shows_hops_as_they_are_recorded() {
     let token = "ui-test-token";
     let rt = support::spawn_runtime(&[("SOFTPROBE_API_TOKEN", token)], Default::default());
     common::install_crypto_provider();
-    let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     // The data is behind the token; the page itself holds none.
-    let denied = client.get(format!("{}/ui/api/sessions", rt.base)).send().unwrap();
+    let denied = client
+        .get(format!("{}/ui/api/sessions", rt.base))
+        .send()
+        .unwrap();
     assert_eq!(denied.status().as_u16(), 401);
     let page = client.get(format!("{}/ui", rt.base)).send().unwrap();
     assert_eq!(page.status().as_u16(), 200);
@@ -250,14 +309,23 @@ fn the_runtime_ui_shows_hops_as_they_are_recorded() {
         &format!("document.querySelector('#session-list li[data-session=\"{session}\"]')"),
         "the capture session",
     );
-    b.wait_for("document.querySelectorAll('#hops > li.hop').length === 1", "the first hop");
+    b.wait_for(
+        "document.querySelectorAll('#hops > li.hop').length === 1",
+        "the first hop",
+    );
     let mode = b.eval("document.querySelector('#session-list li .muted').textContent");
-    assert!(mode.as_str().unwrap().starts_with("capture · 1 hops"), "{mode}");
+    assert!(
+        mode.as_str().unwrap().starts_with("capture · 1 hops"),
+        "{mode}"
+    );
 
     // Recorded after the page was opened: it arrives without a reload.
     b.eval("window.__same_page = true");
     post_hop(&rt.base, token, &session, "/v1/second", "00000000000000a2");
-    b.wait_for("document.querySelectorAll('#hops > li.hop').length === 2", "the second hop");
+    b.wait_for(
+        "document.querySelectorAll('#hops > li.hop').length === 2",
+        "the second hop",
+    );
     assert_eq!(b.eval("window.__same_page"), json!(true), "no reload");
     let urls = texts(&mut b, "#hops > li.hop .url");
     assert!(urls.iter().any(|u| u.ends_with("/v1/second")), "{urls:?}");
@@ -266,6 +334,12 @@ fn the_runtime_ui_shows_hops_as_they_are_recorded() {
     // A wrong token is asked again instead of showing anything.
     let mut other = Browser::start();
     other.goto(&format!("{}/ui#token=wrong", rt.base));
-    other.wait_for("!document.getElementById('token-form').hidden", "the token form");
-    assert_eq!(other.eval("document.querySelectorAll('#hops > li.hop').length"), json!(0));
+    other.wait_for(
+        "!document.getElementById('token-form').hidden",
+        "the token form",
+    );
+    assert_eq!(
+        other.eval("document.querySelectorAll('#hops > li.hop').length"),
+        json!(0)
+    );
 }

@@ -141,10 +141,18 @@ fn capture_then_replay_offline_then_fail_with_evidence() {
     let review = |args: &[&str]| {
         let mut argv = vec!["softprobe", "review"];
         argv.extend_from_slice(args);
-        softprobe_runtime::cli::run(<softprobe_runtime::cli::Cli as clap::Parser>::parse_from(argv))
+        softprobe_runtime::cli::run(<softprobe_runtime::cli::Cli as clap::Parser>::parse_from(
+            argv,
+        ))
     };
-    assert_eq!(review(&["--accept-all", evidence_path.to_str().unwrap()]), 0);
-    assert!(!evidence_path.exists(), "accepted evidence moves over the case");
+    assert_eq!(
+        review(&["--accept-all", evidence_path.to_str().unwrap()]),
+        0
+    );
+    assert!(
+        !evidence_path.exists(),
+        "accepted evidence moves over the case"
+    );
     replay(&path, Variant::ExtraFee, ports).expect("the accepted case replays the new total");
     // The other test's evidence is stale once it passes.
     let other = Run::new(&path)
@@ -155,7 +163,10 @@ fn capture_then_replay_offline_then_fail_with_evidence() {
             let _ = checkout(&sp, Variant::ExtraFee, ports).await;
         });
     assert!(other.is_ok(), "{other:?}");
-    assert!(!other_evidence.exists(), "a passing test removes its evidence");
+    assert!(
+        !other_evidence.exists(),
+        "a passing test removes its evidence"
+    );
 
     // A call the case never saw names the nearest recording and what differed.
     let failure = replay(&path, Variant::OtherZip, ports).expect_err("a miss must fail");

@@ -222,15 +222,39 @@ pub fn fields(a: &Exchange, b: &Exchange) -> Vec<FieldDiff> {
         })
     };
     if a.query != b.query {
-        push("query".into(), a.query.clone().into(), b.query.clone().into());
+        push(
+            "query".into(),
+            a.query.clone().into(),
+            b.query.clone().into(),
+        );
     }
-    headers("request.header:", &a.request_headers, &b.request_headers, &mut push);
-    body_fields("request.body", a.request_body.as_ref(), b.request_body.as_ref(), &mut push);
+    headers(
+        "request.header:",
+        &a.request_headers,
+        &b.request_headers,
+        &mut push,
+    );
+    body_fields(
+        "request.body",
+        a.request_body.as_ref(),
+        b.request_body.as_ref(),
+        &mut push,
+    );
     if a.status != b.status {
         push("status".into(), a.status.into(), b.status.into());
     }
-    headers("header:", &a.response_headers, &b.response_headers, &mut push);
-    body_fields("body", a.response_body.as_ref(), b.response_body.as_ref(), &mut push);
+    headers(
+        "header:",
+        &a.response_headers,
+        &b.response_headers,
+        &mut push,
+    );
+    body_fields(
+        "body",
+        a.response_body.as_ref(),
+        b.response_body.as_ref(),
+        &mut push,
+    );
     out
 }
 
@@ -373,8 +397,20 @@ mod tests {
 
     #[test]
     fn ids_timestamps_and_volatile_headers_are_not_differences() {
-        let a = vec![hop(Direction::Inbound, "/checkout", 200, r#"{"total":1}"#, 1)];
-        let b = vec![hop(Direction::Inbound, "/checkout", 200, r#"{"total":1}"#, 99)];
+        let a = vec![hop(
+            Direction::Inbound,
+            "/checkout",
+            200,
+            r#"{"total":1}"#,
+            1,
+        )];
+        let b = vec![hop(
+            Direction::Inbound,
+            "/checkout",
+            200,
+            r#"{"total":1}"#,
+            99,
+        )];
         let diff = compare(&a, &b);
         assert!(diff.is_equal(), "{diff:?}");
         assert_eq!(diff.count(Change::Same), 1);
@@ -383,36 +419,72 @@ mod tests {
     #[test]
     fn changed_fields_added_and_removed_hops_are_named() {
         let a = vec![
-            hop(Direction::Inbound, "/checkout", 200, r#"{"total":1499,"id":"x"}"#, 1),
+            hop(
+                Direction::Inbound,
+                "/checkout",
+                200,
+                r#"{"total":1499,"id":"x"}"#,
+                1,
+            ),
             hop(Direction::Outbound, "/v1/charges", 200, "ok", 2),
             hop(Direction::Outbound, "/v1/old", 200, "", 3),
         ];
         let mut b = vec![
-            hop(Direction::Inbound, "/checkout", 201, r#"{"total":1549,"id":"x"}"#, 1),
+            hop(
+                Direction::Inbound,
+                "/checkout",
+                201,
+                r#"{"total":1549,"id":"x"}"#,
+                1,
+            ),
             hop(Direction::Outbound, "/v1/fraud", 200, "", 2),
             hop(Direction::Outbound, "/v1/charges", 200, "ok", 3),
         ];
         b[0].response_headers[0].1 = "text/plain".into();
         let diff = compare(&a, &b);
         assert!(!diff.is_equal());
-        let changes: Vec<(Change, &str)> =
-            diff.hops.iter().map(|h| (h.change, h.hop.as_str())).collect();
+        let changes: Vec<(Change, &str)> = diff
+            .hops
+            .iter()
+            .map(|h| (h.change, h.hop.as_str()))
+            .collect();
         assert_eq!(
             changes,
             vec![
                 (Change::Changed, "inbound POST /checkout"),
-                (Change::Added, "outbound POST http://api.example.com/v1/fraud"),
-                (Change::Same, "outbound POST http://api.example.com/v1/charges"),
-                (Change::Removed, "outbound POST http://api.example.com/v1/old"),
+                (
+                    Change::Added,
+                    "outbound POST http://api.example.com/v1/fraud"
+                ),
+                (
+                    Change::Same,
+                    "outbound POST http://api.example.com/v1/charges"
+                ),
+                (
+                    Change::Removed,
+                    "outbound POST http://api.example.com/v1/old"
+                ),
             ]
         );
-        let fields: Vec<&str> = diff.hops[0].fields.iter().map(|f| f.field.as_str()).collect();
+        let fields: Vec<&str> = diff.hops[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
         assert_eq!(fields, vec!["status", "header:content-type", "body.total"]);
         assert_eq!(diff.hops[0].fields[2].expected, json!(1499));
         assert_eq!(diff.hops[0].fields[2].actual, json!(1549));
         let text = diff.render_text();
-        assert!(text.contains("~ changed inbound POST /checkout\n    status:\n      - 200\n      + 201\n"), "{text}");
-        assert!(text.ends_with("1 same, 1 changed, 1 added, 1 removed\n"), "{text}");
+        assert!(
+            text.contains(
+                "~ changed inbound POST /checkout\n    status:\n      - 200\n      + 201\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("1 same, 1 changed, 1 added, 1 removed\n"),
+            "{text}"
+        );
     }
 
     #[test]

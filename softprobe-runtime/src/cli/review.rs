@@ -67,7 +67,11 @@ pub(crate) fn pending_of(new: &Path) -> Option<Pending> {
 pub(crate) fn find(paths: &[PathBuf]) -> Result<Vec<Pending>, CliError> {
     let mut out = Vec::new();
     let default = [PathBuf::from(".")];
-    let roots = if paths.is_empty() { &default[..] } else { paths };
+    let roots = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     for root in roots {
         if root.is_file() {
             match pending_of(root) {
@@ -82,7 +86,10 @@ pub(crate) fn find(paths: &[PathBuf]) -> Result<Vec<Pending>, CliError> {
         } else if root.is_dir() {
             walk(root, &mut out);
         } else {
-            return Err(CliError::invalid(format!("{}: no such file or directory", root.display())));
+            return Err(CliError::invalid(format!(
+                "{}: no such file or directory",
+                root.display()
+            )));
         }
     }
     out.sort_by(|a, b| a.new.cmp(&b.new));
@@ -141,7 +148,11 @@ fn accept(p: &Pending) -> Result<(), CliError> {
         CliError::new(
             ExitCode::Failure,
             "io",
-            format!("cannot move {} over {}: {e}", p.new.display(), p.case.display()),
+            format!(
+                "cannot move {} over {}: {e}",
+                p.new.display(),
+                p.case.display()
+            ),
         )
     })
 }
@@ -283,7 +294,11 @@ pub(crate) fn view(ctx: &Ctx, args: &ReviewArgs) -> u8 {
     let sources = pending
         .into_iter()
         .map(|p| CaseSource {
-            case: if p.case.exists() { p.case } else { p.new.clone() },
+            case: if p.case.exists() {
+                p.case
+            } else {
+                p.new.clone()
+            },
             against: Some(p.new),
             key: random_key(),
         })

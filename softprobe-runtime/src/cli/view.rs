@@ -55,7 +55,11 @@ pub(crate) fn serve(ctx: &Ctx, sources: Vec<CaseSource>, port: u16, open: bool) 
         Err(e) => {
             return output::emit(
                 ctx.style,
-                Err(CliError::new(ExitCode::Failure, "io", format!("cannot start: {e}"))),
+                Err(CliError::new(
+                    ExitCode::Failure,
+                    "io",
+                    format!("cannot start: {e}"),
+                )),
             );
         }
     };

@@ -285,7 +285,10 @@ pub fn case_router(source: CaseSource) -> Router {
 }
 
 async fn case_page(State(source): State<Arc<CaseSource>>) -> Response {
-    asset("text/html; charset=utf-8", page_html(&source.base(), "case"))
+    asset(
+        "text/html; charset=utf-8",
+        page_html(&source.base(), "case"),
+    )
 }
 
 async fn case_data(State(source): State<Arc<CaseSource>>) -> Response {
@@ -337,9 +340,15 @@ mod tests {
     #[test]
     fn bodies_are_json_text_or_digest_and_redaction_is_marked() {
         let j = body_json(Some(&Body::Text(r#"{"card":"[REDACTED]"}"#.into())));
-        assert_eq!((j["kind"].as_str(), j["redacted"].as_bool()), (Some("json"), Some(true)));
+        assert_eq!(
+            (j["kind"].as_str(), j["redacted"].as_bool()),
+            (Some("json"), Some(true))
+        );
         let t = body_json(Some(&Body::Text("plain".into())));
-        assert_eq!((t["kind"].as_str(), t["redacted"].as_bool()), (Some("text"), Some(false)));
+        assert_eq!(
+            (t["kind"].as_str(), t["redacted"].as_bool()),
+            (Some("text"), Some(false))
+        );
         let b = body_json(Some(&Body::Binary(vec![0, 159, 146, 150])));
         assert_eq!(b["kind"], "binary");
         assert_eq!(b["bytes"], 4);

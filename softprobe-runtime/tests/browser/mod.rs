@@ -79,7 +79,10 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = loop {
             if let Ok(text) = std::fs::read_to_string(&port_file)
-                && let Some(port) = text.lines().next().and_then(|l| l.trim().parse::<u16>().ok())
+                && let Some(port) = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u16>().ok())
             {
                 break port;
             }
@@ -165,7 +168,8 @@ impl Browser {
     pub fn wait_for(&mut self, expr: &str, what: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let wrapped = format!("(() => {{ try {{ return {expr}; }} catch (_) {{ return null; }} }})()");
+            let wrapped =
+                format!("(() => {{ try {{ return {expr}; }} catch (_) {{ return null; }} }})()");
             let v = self.eval(&wrapped);
             let truthy = match &v {
                 Value::Null => false,
