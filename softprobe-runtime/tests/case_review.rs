@@ -294,3 +294,49 @@ fn review_in_a_terminal_accepts_rejects_and_skips() {
     );
     assert!(pending[2].1.exists(), "gamma skipped");
 }
+
+#[test]
+fn review_view_serves_the_drift_page_of_each_pending_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let pending = three_pending(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_softprobe"))
+        .args(["review", "--view", "--json"])
+        .current_dir(dir.path())
+        // No browser to open here: the pages are still served and printed.
+        .env("PATH", "")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let announced: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let pages = announced["pages"].as_array().unwrap().clone();
+    let client = {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::blocking::Client::builder().no_proxy().build().unwrap()
+    };
+    let mut totals = Vec::new();
+    for page in &pages {
+        let url = page["url"].as_str().unwrap();
+        let data: serde_json::Value = client
+            .get(format!("{url}case.json"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let field = &data["drift"]["hops"][0]["fields"][0];
+        assert_eq!(field["field"], "body.total", "{data}");
+        totals.push(field["actual"].clone());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(pages.len(), 3);
+    assert_eq!(totals, vec![1500, 1501, 1502]);
+    assert!(pending.iter().all(|(_, n)| n.exists()), "--view changes nothing");
+}
