@@ -319,7 +319,10 @@ fn review_view_serves_the_drift_page_of_each_pending_case() {
     let pages = announced["pages"].as_array().unwrap().clone();
     let client = {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::blocking::Client::builder().no_proxy().build().unwrap()
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
     };
     let mut totals = Vec::new();
     for page in &pages {
@@ -338,5 +341,8 @@ fn review_view_serves_the_drift_page_of_each_pending_case() {
     let _ = child.wait();
     assert_eq!(pages.len(), 3);
     assert_eq!(totals, vec![1500, 1501, 1502]);
-    assert!(pending.iter().all(|(_, n)| n.exists()), "--view changes nothing");
+    assert!(
+        pending.iter().all(|(_, n)| n.exists()),
+        "--view changes nothing"
+    );
 }

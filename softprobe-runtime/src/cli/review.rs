@@ -106,10 +106,8 @@ fn walk(dir: &Path, out: &mut Vec<Pending>) {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         match entry.file_type() {
-            Ok(t) if t.is_dir() => {
-                if !matches!(name.as_ref(), "target" | ".git" | "node_modules") {
-                    walk(&path, out);
-                }
+            Ok(t) if t.is_dir() && !matches!(name.as_ref(), "target" | ".git" | "node_modules") => {
+                walk(&path, out);
             }
             Ok(t) if t.is_file() && name.ends_with(".new") => out.extend(pending_of(&path)),
             _ => {}
