@@ -1,6 +1,7 @@
 //! The HTTP surface of the runtime: the JSON control API (`/health`, `/v1/meta`,
 //! `/v1/sessions/...`, `/metrics`) and, mounted on the same router, the proxy OTLP API
-//! (`/v1/inject`, `/v1/traces`, in [`crate::otlp`]).
+//! (`/v1/inject`, `/v1/traces`, in [`crate::otlp`]) and the live sessions page (`/ui`, the
+//! page of [`crate::view`]).
 //!
 //! [`app`] builds the router from an [`AppState`]; tests drive it with `oneshot`, the
 //! [`crate::server`] serves it on a socket.
