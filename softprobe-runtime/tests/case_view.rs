@@ -161,6 +161,16 @@ fn view_shows_every_hop_with_timing_and_opens_one() {
         "the detail closed",
     );
 
+    // `t` switches between light and dark.
+    let light = b.eval("getComputedStyle(document.body).backgroundColor");
+    b.key("t");
+    let dark = b.eval("getComputedStyle(document.body).backgroundColor");
+    assert_eq!(
+        (light.as_str(), dark.as_str()),
+        (Some("rgb(255, 255, 255)"), Some("rgb(20, 23, 29)"))
+    );
+    b.key("t");
+
     // Narrow window: still every hop, no horizontal scrolling of the page.
     b.size(420, 800);
     b.goto("about:blank");
