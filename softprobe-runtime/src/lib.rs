@@ -22,6 +22,7 @@ pub mod scrub;
 pub mod server;
 pub mod session;
 pub mod suite;
+pub mod view;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -39,8 +39,10 @@
 /// compared headers it carries (`content-type`, `location`, `cache-control`... and the test's
 /// `headers(...)`; cookie names only for `set-cookie`) and body (pretty JSON with the test's
 /// `redact(...)` paths replaced).
-/// In replay mode `cargo insta review` and `INSTA_UPDATE` work as usual and the snapshot lives
-/// next to the test (in `snapshots/`, or where the bound insta `Settings` say). In capture mode
+/// The snapshot lives where insta keeps it, next to the test: `snapshots/<module>__<name>.snap`
+/// in the test file's directory (or where the bound insta `Settings` say), never beside the
+/// case; its header names the assertion (`expression: assert_response!(sp, "checkout", resp)`).
+/// In replay mode `cargo insta review` and `INSTA_UPDATE` work as usual. In capture mode
 /// (`SOFTPROBE_MODE=capture`) the snapshot is written, over any older one, when the test
 /// passes: a recording run records the answers along with the case.
 ///
@@ -60,15 +62,30 @@ macro_rules! assert_response {
         let __softprobe_name: &str = ::core::convert::AsRef::<str>::as_ref(&__softprobe_name);
         let __softprobe_text = $crate::__private::response_snapshot(__softprobe_sp, $resp).await;
         let __softprobe_workspace = $crate::__private::insta::_get_workspace_root!();
+        // What the snapshot header names: the assertion as written.
+        let __softprobe_expression = ::core::concat!(
+            "assert_response!(",
+            ::core::stringify!($sp),
+            ", ",
+            ::core::stringify!($name),
+            ", ",
+            ::core::stringify!($resp),
+            ")"
+        );
         let __softprobe_site = $crate::__private::SnapshotSite {
             workspace: __softprobe_workspace.as_path(),
             module_path: ::core::module_path!(),
             file: ::core::file!(),
             name: __softprobe_name,
+            expression: __softprobe_expression,
         };
         if !$crate::__private::capture_snapshot(__softprobe_sp, &__softprobe_text, __softprobe_site)
         {
-            $crate::__private::insta::assert_snapshot!(__softprobe_name, __softprobe_text);
+            $crate::__private::insta::assert_snapshot!(
+                __softprobe_name,
+                __softprobe_text,
+                __softprobe_expression
+            );
         }
     }};
 }

@@ -188,6 +188,9 @@ pub struct SnapshotSite<'a> {
     pub file: &'a str,
     /// The snapshot name the test gave.
     pub name: &'a str,
+    /// The assertion as written (`assert_response!(sp, "checkout", resp)`), for the
+    /// snapshot header.
+    pub expression: &'a str,
 }
 
 /// In capture mode, queues the snapshot to be written (over any older one) when the test

@@ -375,6 +375,7 @@ fn finish_capture(
         })?;
         println!("softprobe: wrote snapshot {}", snap.path.display());
     }
+    verify::remove_evidence(&path, &plan.test_name);
     Ok(())
 }
 
@@ -452,12 +453,18 @@ fn finish_replay(
     );
     let _ = close(session, None);
     if failures.is_empty() {
+        verify::remove_evidence(&inner.case_path, &plan.test_name);
         return Ok(());
     }
     let case_id = view
         .map(|v| v.document().case_id.clone())
         .unwrap_or_else(|| inner.id.clone());
-    let evidence = verify::write_evidence(&inner.case_path, &case_id, &observed.exchanges);
+    let evidence = verify::write_evidence(
+        &inner.case_path,
+        &plan.test_name,
+        &case_id,
+        &observed.exchanges,
+    );
     let mut text = format!(
         "softprobe: {} does not replay {}\n",
         plan.test_name,

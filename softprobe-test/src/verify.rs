@@ -1,6 +1,6 @@
 //! The verdict at the end of a case test: what a replay got wrong (calls the case could not
 //! answer, responses that drifted from the recording, recordings never used under `strict`),
-//! written for a person, with the evidence kept next to the case as `<case>.new`.
+//! written for a person, with the evidence kept next to the case as `<case>.<test>.new`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -435,15 +435,34 @@ pub(crate) fn remote_miss_text(response: &softprobe_runtime::replay::Response) -
     Some(text)
 }
 
-/// Writes what the test actually exchanged beside the case, as `<case>.new`.
+/// Where a test's evidence for a case goes: `<case>.<test>.new`, the test's path with `::`
+/// as `__` and anything but letters, digits, `-` and `_` as `_`, so two tests sharing a case
+/// keep their own and `softprobe review` finds the case again (the part before `.<test>.new`).
+pub(crate) fn evidence_path(case_path: &Path, test_name: &str) -> PathBuf {
+    let test: String = test_name
+        .replace("::", "__")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut name = case_path.as_os_str().to_owned();
+    name.push(format!(".{test}.new"));
+    PathBuf::from(name)
+}
+
+/// Writes what the test actually exchanged beside the case ([`evidence_path`]).
 pub(crate) fn write_evidence(
     case_path: &Path,
+    test_name: &str,
     case_id: &str,
     observed: &[Exchange],
 ) -> Option<String> {
-    let mut name = case_path.as_os_str().to_owned();
-    name.push(".new");
-    let path = std::path::PathBuf::from(name);
+    let path = evidence_path(case_path, test_name);
     let mut case = Case::new(
         case_id,
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -452,6 +471,12 @@ pub(crate) fn write_evidence(
     case.push_exchanges(observed);
     case.write(&path).ok()?;
     Some(path.display().to_string())
+}
+
+/// Deletes the test's evidence for a case once the test passes or records the case again:
+/// it no longer says anything true.
+pub(crate) fn remove_evidence(case_path: &Path, test_name: &str) {
+    let _ = std::fs::remove_file(evidence_path(case_path, test_name));
 }
 
 /// Request headers never resent: they belong to the connection, the proxy or the session.
@@ -568,6 +593,7 @@ pub(crate) fn forget_headers(session: &str) {
 pub(crate) struct PendingSnapshot {
     pub(crate) path: PathBuf,
     source: String,
+    expression: String,
     text: String,
 }
 
@@ -605,24 +631,27 @@ impl PendingSnapshot {
         PendingSnapshot {
             path,
             source,
+            expression: site.expression.to_owned(),
             text: text.trim_end().replace("\r\n", "\n"),
         }
     }
 
     /// The file in insta's format: a YAML header, then the text.
     fn contents(&self) -> String {
-        let plain = self
-            .source
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
-        let source = if plain {
-            self.source.clone()
-        } else {
-            // A JSON string is a valid YAML scalar whatever the path holds.
-            Value::String(self.source.clone()).to_string()
+        // A JSON string is a valid YAML scalar whatever it holds; plain text reads better.
+        let scalar = |s: &str, also: &str| {
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c) || also.contains(c))
+            {
+                s.to_owned()
+            } else {
+                Value::String(s.to_owned()).to_string()
+            }
         };
         format!(
-            "---\nsource: {source}\nexpression: __softprobe_text\n---\n{}\n",
+            "---\nsource: {}\nexpression: {}\n---\n{}\n",
+            scalar(&self.source, ""),
+            scalar(&self.expression, "!(),\" &"),
             self.text
         )
     }
@@ -796,6 +825,7 @@ mod tests {
             module_path: "checkout::tests",
             file: "tests/checkout.rs",
             name: "a/b",
+            expression: "assert_response!(sp, \"a/b\", resp)",
         };
         let snap = PendingSnapshot::new(site, "status: 200\r\n\n");
         assert_eq!(
@@ -804,7 +834,7 @@ mod tests {
         );
         assert_eq!(
             snap.contents(),
-            "---\nsource: tests/checkout.rs\nexpression: __softprobe_text\n---\nstatus: 200\n"
+            "---\nsource: tests/checkout.rs\nexpression: assert_response!(sp, \"a/b\", resp)\n---\nstatus: 200\n"
         );
         queue_snapshot("sess_unit_a", snap.clone()).unwrap();
         queue_snapshot("sess_unit_a", snap.clone()).unwrap();

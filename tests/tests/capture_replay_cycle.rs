@@ -116,9 +116,57 @@ fn capture_then_replay_offline_then_fail_with_evidence() {
         report.contains("body.total:\n      - recorded: 1499\n      + actual:   1549"),
         "{report}"
     );
-    assert!(report.contains("checkout.case.json.new"), "{report}");
-    let evidence = Case::read(path.with_extension("json.new")).unwrap();
+    let evidence_path = path.with_extension("json.capture_replay_cycle__replay.new");
+    assert!(
+        report.contains(&evidence_path.display().to_string()),
+        "{report}"
+    );
+    let evidence = Case::read(&evidence_path).unwrap();
     assert_eq!(evidence.exchanges().unwrap().len(), 3);
+
+    // Another test sharing the case keeps its own evidence.
+    let other = Run::new(&path)
+        .mode(Mode::Replay)
+        .redact([".body.orderId", ".body.createdAt"])
+        .name("capture_replay_cycle::other")
+        .run(move |sp: Session| async move {
+            let _ = checkout(&sp, Variant::ExtraFee, ports).await;
+        });
+    assert!(other.is_err());
+    let other_evidence = path.with_extension("json.capture_replay_cycle__other.new");
+    assert!(other_evidence.exists() && evidence_path.exists());
+
+    // The change is intended: review accepts the replay's evidence as the case, and the same
+    // service now replays green.
+    let review = |args: &[&str]| {
+        let mut argv = vec!["softprobe", "review"];
+        argv.extend_from_slice(args);
+        softprobe_runtime::cli::run(<softprobe_runtime::cli::Cli as clap::Parser>::parse_from(
+            argv,
+        ))
+    };
+    assert_eq!(
+        review(&["--accept-all", evidence_path.to_str().unwrap()]),
+        0
+    );
+    assert!(
+        !evidence_path.exists(),
+        "accepted evidence moves over the case"
+    );
+    replay(&path, Variant::ExtraFee, ports).expect("the accepted case replays the new total");
+    // The other test's evidence is stale once it passes.
+    let other = Run::new(&path)
+        .mode(Mode::Replay)
+        .redact([".body.orderId", ".body.createdAt"])
+        .name("capture_replay_cycle::other")
+        .run(move |sp: Session| async move {
+            let _ = checkout(&sp, Variant::ExtraFee, ports).await;
+        });
+    assert!(other.is_ok(), "{other:?}");
+    assert!(
+        !other_evidence.exists(),
+        "a passing test removes its evidence"
+    );
 
     // A call the case never saw names the nearest recording and what differed.
     let failure = replay(&path, Variant::OtherZip, ports).expect_err("a miss must fail");

@@ -72,7 +72,7 @@ fn capture_writes_the_snapshot_and_replay_compares_with_it() {
     let first = read();
     assert!(first.starts_with("---\nsource: "), "{first}");
     assert!(
-        first.contains("expression: __softprobe_text\n---\nstatus: 200\n"),
+        first.contains("expression: assert_response!(sp, \"checkout\", resp)\n---\nstatus: 200\n"),
         "{first}"
     );
     assert!(first.contains("\"total\": 1499"), "{first}");

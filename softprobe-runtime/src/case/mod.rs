@@ -6,6 +6,7 @@
 //! deterministic and atomic ([`write`]). Schema and semantic checks live in [`validate`].
 
 pub mod attributes;
+pub mod diff;
 mod exchange;
 mod ids;
 pub mod otlp;

@@ -6,16 +6,19 @@
 
 mod capture;
 mod client;
+mod diff;
 mod doctor;
 mod export;
 mod generate;
 mod inspect;
 pub mod output;
 mod replay;
+mod review;
 mod scrub;
 mod session;
 mod suite;
 mod validate;
+mod view;
 
 use std::path::PathBuf;
 
@@ -88,6 +91,13 @@ pub enum Command {
     /// Run, validate and compare suites of cases.
     #[command(subcommand)]
     Suite(suite::SuiteCommand),
+    /// Look at a case in the browser: its hops on a time axis, each hop's detail, and its
+    /// drift against `<case>.new`.
+    View(view::ViewArgs),
+    /// Accept, reject or skip the `.new` evidence of failing replays, one case at a time.
+    Review(review::ReviewArgs),
+    /// Compare two cases hop by hop (exit 0 when they hold the same hops, 1 when not).
+    Diff(diff::DiffArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -245,6 +255,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Generate(GenerateCommand::Case(args)) => generate::case(&args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Suite(cmd) => suite::run(&ctx, cmd),
+        Command::View(args) => return view::run(&ctx, &args),
+        Command::Review(args) if args.view => return review::view(&ctx, &args),
+        Command::Review(args) => review::run(&ctx, &args),
+        Command::Diff(args) => diff::run(&args),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -1,6 +1,7 @@
 //! The HTTP surface of the runtime: the JSON control API (`/health`, `/v1/meta`,
 //! `/v1/sessions/...`, `/metrics`) and, mounted on the same router, the proxy OTLP API
-//! (`/v1/inject`, `/v1/traces`, in [`crate::otlp`]).
+//! (`/v1/inject`, `/v1/traces`, in [`crate::otlp`]) and the live sessions page (`/ui`, the
+//! page of [`crate::view`]).
 //!
 //! [`app`] builds the router from an [`AppState`]; tests drive it with `oneshot`, the
 //! [`crate::server`] serves it on a socket.
@@ -10,6 +11,7 @@ mod body;
 mod error;
 pub mod guard;
 mod handlers;
+mod ui;
 
 use std::sync::{Arc, RwLock};
 
@@ -188,6 +190,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/inject", post(crate::otlp::handlers::inject))
         .route("/v1/traces", post(crate::otlp::handlers::traces))
         .route("/v1/proxy/ca.pem", get(handlers::proxy_ca))
+        .route("/ui", get(ui::page))
+        .route("/ui/", get(ui::page))
+        .route("/ui/view.css", get(ui::css))
+        .route("/ui/view.js", get(ui::js))
+        .route("/ui/api/sessions", get(ui::sessions))
+        .route("/ui/api/sessions/{id}", get(ui::session))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -27,7 +27,7 @@ const MAX_BODY_PATHS: usize = 10;
 const MAX_TEXT: usize = 200;
 
 /// Request headers whose values change on every run, so they never make a candidate differ.
-const VOLATILE_HEADERS: &[&str] = &[
+pub(crate) const VOLATILE_HEADERS: &[&str] = &[
     "accept-encoding",
     "baggage",
     "connection",
@@ -349,7 +349,7 @@ fn body_value(body: Option<&Body>) -> Value {
 
 /// Collects (JSONPath, expected, actual) for every differing leaf; a missing member is `null`
 /// on that side.
-fn json_diff(path: String, e: &Value, a: &Value, out: &mut Vec<(String, Value, Value)>) {
+pub(crate) fn json_diff(path: String, e: &Value, a: &Value, out: &mut Vec<(String, Value, Value)>) {
     match (e, a) {
         (Value::Object(eo), Value::Object(ao)) => {
             for (k, ev) in eo {

@@ -26,6 +26,8 @@ pub use miss::{
 };
 pub use request::{Request, Response, trace_tags_from_headers};
 
+pub(crate) use miss::{VOLATILE_HEADERS, json_diff};
+
 /// A rule layer, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Layer {
