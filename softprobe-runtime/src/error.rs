@@ -81,6 +81,15 @@ pub enum Error {
         /// How many spans of the request were refused.
         refused: usize,
     },
+    /// The shared session store (Redis) cannot be reached or answered an error; the
+    /// request can be retried once it is back.
+    #[error("the session store at {url} is unavailable: {message}")]
+    StoreUnavailable {
+        /// The store URL, password hidden.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A listener was asked to bind a non-loopback address without the explicit opt-in.
     #[error(
         "refusing to listen on {addr}: it is not a loopback address, so anyone who can reach \
@@ -119,6 +128,7 @@ impl Error {
             Error::TooManySessions { .. } => "too_many_sessions",
             Error::SpanLimit { .. } => "span_limit_exceeded",
             Error::RemoteBindRefused { .. } => "remote_bind_refused",
+            Error::StoreUnavailable { .. } => "store_unavailable",
         }
     }
 
@@ -131,6 +141,7 @@ impl Error {
             Error::TooManySessions { .. } => 429,
             Error::SpanLimit { .. } => 413,
             Error::RemoteBindRefused { .. } => 500,
+            Error::StoreUnavailable { .. } => 503,
         }
     }
 }

@@ -286,7 +286,8 @@ impl RunningServer {
     }
 
     /// Writes every open capture session to its case file (the configured template, else
-    /// the default path) and removes the ones written. Used on SIGINT/SIGTERM.
+    /// the default path) and removes the ones written. Used on SIGINT/SIGTERM. Does nothing
+    /// over a shared store ([`SessionStore::is_process_local`]), whose sessions live on.
     pub fn flush_captures(&self) -> Vec<FlushedCapture> {
         flush_captures(&self.state)
     }
@@ -367,7 +368,7 @@ pub fn expire_idle(state: &AppState, idle: Duration) -> Vec<FlushedCapture> {
     let store = state.store();
     let mut flushed = Vec::new();
     for session in store.list() {
-        if session.idle_for() < idle {
+        if store.idle_for(&session) < idle {
             continue;
         }
         if session.mode() != Mode::Capture {
@@ -404,6 +405,10 @@ fn default_capture_path(state: &AppState, session: &Session) -> PathBuf {
 pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
     let store = state.store();
     let mut flushed: Vec<FlushedCapture> = Vec::new();
+    // A shared store's sessions outlive this process: another replica closes them.
+    if !store.is_process_local() {
+        return flushed;
+    }
     for session in store.list() {
         if session.mode() != Mode::Capture {
             continue;

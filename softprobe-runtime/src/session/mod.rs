@@ -3,10 +3,13 @@
 //! inject/extract, then closes it (a capture session becomes a case file).
 //!
 //! [`SessionStore`] is the object-safe store the control API, the OTLP handlers and the
-//! in-process proxy share; [`InMemoryStore`] is the implementation. A [`Session`] keeps its
+//! in-process proxy share; [`InMemoryStore`] is the default implementation, and
+//! `RedisStore` (feature `redis-store`) shares sessions between runtime replicas. A [`Session`] keeps its
 //! configuration behind one `RwLock` (never held across an await) and its counters in atomics.
 
 mod id;
+#[cfg(feature = "redis-store")]
+mod redis;
 mod state;
 mod store;
 
@@ -15,4 +18,6 @@ pub use state::{
     CaseSummary, Cookie, Fixtures, MAX_STRICT_MISSES, NewSession, Session, SessionState,
     StatsSnapshot,
 };
+#[cfg(feature = "redis-store")]
+pub use redis::{REDIS_TIMEOUT, RedisStore, redacted_url};
 pub use store::{InMemoryStore, SessionLimits, SessionStore};
