@@ -244,6 +244,7 @@ impl Session {
     /// A session as another process created it (a shared store rebuilds it): given id,
     /// creation time and revision, the default configuration (the caller loads the stored
     /// case, rules, policy and fixtures into it).
+    #[cfg(feature = "redis-store")]
     pub(crate) fn restore(id: String, new: NewSession, created: SystemTime, revision: u64) -> Self {
         let mut session = Session::new(id, new);
         session.created = created;
@@ -254,6 +255,7 @@ impl Session {
 
     /// The revision the state has after a configuration change applied to it outside
     /// [`Session::update`] (the shared store writes the change first, then adopts it).
+    #[cfg(feature = "redis-store")]
     pub(crate) fn set_revision(&self, revision: u64) {
         self.write().revision = revision;
     }
