@@ -466,7 +466,10 @@ fn run(args: &Args) -> Result<(), String> {
                     res.redis_replay.p50().as_secs_f64(),
                     res.memory_replay.p50().as_secs_f64(),
                 );
-                let lost = res.redis.spans_expected.saturating_sub(res.redis.on.spans_written);
+                let lost = res
+                    .redis
+                    .spans_expected
+                    .saturating_sub(res.redis.on.spans_written);
                 rows.push(Row {
                     id: "9",
                     what: format!(

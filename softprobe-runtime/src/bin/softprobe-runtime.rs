@@ -40,7 +40,12 @@ struct Flags {
     /// Where sessions live: `memory` (this process only) or a Redis URL
     /// (`redis://host:6379/0`, `rediss://` for TLS, `redis://:password@host`) shared by
     /// every replica pointed at it.
-    #[arg(long, env = "SOFTPROBE_STORE_URL", default_value = "memory", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SOFTPROBE_STORE_URL",
+        default_value = "memory",
+        hide_env_values = true
+    )]
     store: String,
 
     /// Bearer token every /v1/ route requires (prefer the environment variable: flags show

@@ -115,7 +115,12 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, CaseError> {
 
 /// Writes `bytes` to the `s3://` object at `path` in one PUT. Callers have classified the
 /// location already.
-pub(super) fn put_object(path: &Path, bucket: &str, key: &str, bytes: &[u8]) -> Result<(), CaseError> {
+pub(super) fn put_object(
+    path: &Path,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), CaseError> {
     object::put(path, bucket, key, bytes)
 }
 
@@ -149,7 +154,9 @@ mod object {
             if endpoint.starts_with("http://") {
                 builder = builder.with_allow_http(true);
             }
-            builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
         }
         builder
             .build()
@@ -160,9 +167,7 @@ mod object {
     /// Runs an object store request to completion on a runtime of its own, on a thread of
     /// its own: callers are synchronous and may sit on a runtime's worker thread, where
     /// blocking on another runtime is not allowed.
-    fn run<T: Send>(
-        fut: impl std::future::Future<Output = T> + Send,
-    ) -> Result<T, std::io::Error> {
+    fn run<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> Result<T, std::io::Error> {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
@@ -242,18 +247,33 @@ mod tests {
         for url in ["gs://bucket/x.case.json", "az://c/x.case.json", "file://x"] {
             let err = CaseLocation::parse(Path::new(url)).unwrap_err().to_string();
             let scheme = url.split("://").next().unwrap();
-            assert!(err.contains(&format!("`{scheme}://` scheme is not supported")), "{err}");
+            assert!(
+                err.contains(&format!("`{scheme}://` scheme is not supported")),
+                "{err}"
+            );
             assert!(err.starts_with(url), "{err}");
         }
         let err = check_writable("gs://b/{sessionId}.case.json").unwrap_err();
-        assert!(err.to_string().starts_with("gs://b/{sessionId}.case.json: the `gs://`"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("gs://b/{sessionId}.case.json: the `gs://`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn s3_needs_a_bucket_and_a_key() {
-        for url in ["s3://bucket", "s3://bucket/", "s3:///key", "s3://bucket/dir/"] {
+        for url in [
+            "s3://bucket",
+            "s3://bucket/",
+            "s3:///key",
+            "s3://bucket/dir/",
+        ] {
             let err = CaseLocation::parse(Path::new(url)).unwrap_err().to_string();
-            assert!(err.contains("needs a bucket and an object key"), "{url}: {err}");
+            assert!(
+                err.contains("needs a bucket and an object key"),
+                "{url}: {err}"
+            );
         }
         #[cfg(feature = "object-storage")]
         assert_eq!(

@@ -14,10 +14,10 @@ mod state;
 mod store;
 
 pub use id::{SESSION_ID_PREFIX, new_session_id};
+#[cfg(feature = "redis-store")]
+pub use redis::{REDIS_TIMEOUT, RedisStore, redacted_url};
 pub use state::{
     CaseSummary, Cookie, Fixtures, MAX_STRICT_MISSES, NewSession, Session, SessionState,
     StatsSnapshot,
 };
-#[cfg(feature = "redis-store")]
-pub use redis::{REDIS_TIMEOUT, RedisStore, redacted_url};
 pub use store::{InMemoryStore, SessionLimits, SessionStore};

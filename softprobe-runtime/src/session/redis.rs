@@ -11,8 +11,12 @@
 //! ids by creation time. Every change is one Lua script, atomic on the server.
 //!
 //! What each replica keeps: the [`Session`] rebuilt from the stored documents, keyed by
-//! revision. A hop costs one round trip to learn the revision (which also restarts the
-//! idle TTL) and decides from the cached engine; a new revision reloads the documents once.
+//! revision. A decided hop costs one round trip to learn the revision (which also restarts
+//! the idle TTL) and is decided from the cached engine; a new revision reloads the documents
+//! once. A recorded hop is redacted with the cached configuration and stored in one round
+//! trip that checks the revision. The counters of decided hops are added to Redis by a
+//! background thread every few milliseconds (and before this replica reads them), so the
+//! stats another replica shows may trail by that much.
 //! Replay bookkeeping that the engine keeps between hops (rules with `consume: once`,
 //! repeated identical requests answered in recorded order) is per replica.
 //!
@@ -56,16 +60,20 @@ end
 return tonumber(rev)
 ";
 
-/// Appends a captured hop: -1 unknown or closing, -2 span limit reached, else the count.
+/// Appends a captured hop redacted at revision ARGV[4]: -1 unknown or closing, -3 the
+/// revision moved (nothing stored: redact again), -2 span limit reached, else the count.
 const RECORD: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'closing') == 1 then
-  return -1
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev or redis.call('HEXISTS', KEYS[1], 'closing') == 1 then return -1 end
+if tonumber(rev) ~= tonumber(ARGV[4]) then return -3 end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 redis.call('HINCRBY', KEYS[1], 'extracted', 1)
 local limit = tonumber(ARGV[2])
 if limit > 0 and redis.call('LLEN', KEYS[2]) >= limit then return -2 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
-local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return n
 ";
@@ -99,6 +107,24 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSETNX', KEYS[1], 'closing', ARGV[1])
 ";
 
+/// Counts not yet added in Redis: hops answered, counted and strict misses are counted
+/// here on the hop's path and flushed by a background thread every [`FLUSH_EVERY`] (and
+/// before this replica reads counters), so that a decided hop costs one round trip.
+#[derive(Debug, Default)]
+struct Pending {
+    counts: HashMap<(String, &'static str), u64>,
+    misses: Vec<(String, String)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.misses.is_empty()
+    }
+}
+
+/// How often a replica adds its pending counts to Redis.
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
+
 struct Scripts {
     touch: Script,
     record: Script,
@@ -126,6 +152,8 @@ pub struct RedisStore {
     scripts: Scripts,
     cache: RwLock<HashMap<String, Arc<Session>>>,
     lost: Mutex<HashMap<String, u64>>,
+    pending: Arc<Mutex<Pending>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     metrics: Metrics,
     limits: SessionLimits,
     ttl_ms: u64,
@@ -184,8 +212,8 @@ impl RedisStore {
             url: shown.clone(),
             message,
         };
-        let client = redis::Client::open(url)
-            .map_err(|e| unavailable(format!("not a Redis URL: {e}")))?;
+        let client =
+            redis::Client::open(url).map_err(|e| unavailable(format!("not a Redis URL: {e}")))?;
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -207,6 +235,8 @@ impl RedisStore {
             },
             cache: RwLock::new(HashMap::new()),
             lost: Mutex::new(HashMap::new()),
+            pending: Arc::new(Mutex::new(Pending::default())),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             metrics: Metrics::default(),
             limits,
             ttl_ms: idle.map_or(0, |d| {
@@ -220,7 +250,40 @@ impl RedisStore {
         if pong != "PONG" {
             return Err(store.unavailable(format!("PING answered {pong:?}")));
         }
+        drop(conn);
+        let (pool, pending, stop) = (
+            store.pool.clone(),
+            Arc::clone(&store.pending),
+            Arc::clone(&store.stop),
+        );
+        let ttl_ms = store.ttl_ms;
+        std::thread::Builder::new()
+            .name("softprobe-redis-counts".into())
+            .spawn(move || {
+                let script = Script::new(COUNT);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(FLUSH_EVERY);
+                    if let Err(err) = flush_pending(&pool, &script, &pending, ttl_ms) {
+                        tracing::debug!("counts kept for later: {err}");
+                    }
+                }
+            })
+            .map_err(|e| store.unavailable(format!("cannot start the counter thread: {e}")))?;
         Ok(store)
+    }
+
+    /// Adds this replica's pending counts to Redis now.
+    fn flush_counts(&self) -> Result<()> {
+        flush_pending(&self.pool, &self.scripts.count, &self.pending, self.ttl_ms)
+            .map_err(|e| self.unavailable(e))
+    }
+
+    fn add_pending(&self, id: &str, field: &'static str, miss: Option<Value>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        *pending.counts.entry((id.to_owned(), field)).or_default() += 1;
+        if let Some(miss) = miss {
+            pending.misses.push((id.to_owned(), miss.to_string()));
+        }
     }
 
     /// The store URL, password hidden.
@@ -264,20 +327,29 @@ impl RedisStore {
             ])
             .query(conn)
             .map_err(|e| self.unavailable(e))?;
-        let [mode, case_id, test_name, created, rev, case, rules, policy, fixtures, closing] =
-            <[Option<String>; 10]>::try_from(fields)
-                .map_err(|_| self.unavailable("HMGET answered the wrong number of fields"))?;
+        let [
+            mode,
+            case_id,
+            test_name,
+            created,
+            rev,
+            case,
+            rules,
+            policy,
+            fixtures,
+            closing,
+        ] = <[Option<String>; 10]>::try_from(fields)
+            .map_err(|_| self.unavailable("HMGET answered the wrong number of fields"))?;
         let (Some(mode), Some(rev), None) = (mode, rev, closing) else {
             return Ok(None);
         };
         let corrupt = |what: &str, err: &dyn std::fmt::Display| {
             self.unavailable(format!("session `{id}` has an unreadable {what}: {err}"))
         };
-        let mode: Mode =
-            serde_json::from_value(json!(mode)).map_err(|e| corrupt("mode", &e))?;
+        let mode: Mode = serde_json::from_value(json!(mode)).map_err(|e| corrupt("mode", &e))?;
         let revision: u64 = rev.parse().map_err(|e| corrupt("revision", &e))?;
-        let created = UNIX_EPOCH
-            + Duration::from_millis(created.and_then(|c| c.parse().ok()).unwrap_or(0));
+        let created =
+            UNIX_EPOCH + Duration::from_millis(created.and_then(|c| c.parse().ok()).unwrap_or(0));
         let new = NewSession {
             mode,
             case_id,
@@ -440,7 +512,10 @@ impl RedisStore {
             serde_json::to_string(&state.policy).unwrap_or_default(),
         ));
         if let Some(fixtures) = &state.fixtures {
-            out.push(("fixtures", serde_json::to_string(fixtures).unwrap_or_default()));
+            out.push((
+                "fixtures",
+                serde_json::to_string(fixtures).unwrap_or_default(),
+            ));
         }
         out
     }
@@ -458,6 +533,78 @@ impl RedisStore {
         self.forget(id);
         Ok(())
     }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.flush_counts();
+    }
+}
+
+/// Takes the pending counts and adds them in one pipeline; on failure they are put back.
+fn flush_pending(
+    pool: &r2d2::Pool<redis::Client>,
+    script: &Script,
+    pending: &Mutex<Pending>,
+    ttl_ms: u64,
+) -> std::result::Result<(), String> {
+    let taken = {
+        let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        std::mem::take(&mut *pending)
+    };
+    let applied = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+        let mut pipe = redis::pipe();
+        for ((id, field), n) in &taken.counts {
+            pipe.invoke_script(
+                script
+                    .key(meta_key(id))
+                    .key(misses_key(id))
+                    .arg(*field)
+                    .arg(*n)
+                    .arg("")
+                    .arg(MAX_STRICT_MISSES)
+                    .arg(ttl_ms),
+            )
+            .ignore();
+        }
+        for (id, report) in &taken.misses {
+            pipe.invoke_script(
+                script
+                    .key(meta_key(id))
+                    .key(misses_key(id))
+                    .arg("strict")
+                    .arg(0)
+                    .arg(report)
+                    .arg(MAX_STRICT_MISSES)
+                    .arg(ttl_ms),
+            )
+            .ignore();
+        }
+        // A pipeline of EVALSHA fails whole when the server lost its script cache (a
+        // restart); load it and try once more.
+        match pipe.query::<()>(&mut *conn) {
+            Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+                script
+                    .prepare_invoke()
+                    .load(&mut *conn)
+                    .map_err(|e| e.to_string())?;
+                pipe.query::<()>(&mut *conn).map_err(|e| e.to_string())
+            }
+            other => other.map_err(|e| e.to_string()),
+        }
+    });
+    if applied.is_err() {
+        let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, n) in taken.counts {
+            *pending.counts.entry(key).or_default() += n;
+        }
+        pending.misses.extend(taken.misses);
+    }
+    applied
 }
 
 impl SessionStore for RedisStore {
@@ -492,8 +639,11 @@ impl SessionStore for RedisStore {
             .zadd(INDEX_KEY, &id, created)
             .ignore();
         if self.ttl_ms > 0 {
-            pipe.pexpire(meta_key(&id), i64::try_from(self.ttl_ms).unwrap_or(i64::MAX))
-                .ignore();
+            pipe.pexpire(
+                meta_key(&id),
+                i64::try_from(self.ttl_ms).unwrap_or(i64::MAX),
+            )
+            .ignore();
         }
         pipe.query::<()>(&mut *conn)
             .map_err(|e| self.unavailable(e))?;
@@ -692,10 +842,8 @@ impl SessionStore for RedisStore {
         };
         let outcome = counted.as_ref().map_or(InjectOutcome::Miss, |c| c.0);
         self.metrics.record_inject(outcome, started.elapsed());
-        if let Some((_, field, report)) = counted
-            && let Err(err) = self.count(session_id, field, 1, report.as_ref())
-        {
-            tracing::warn!(sessionId = session_id, "not counted: {err}");
+        if let Some((_, field, report)) = counted {
+            self.add_pending(session_id, field, report);
         }
         Ok(decision)
     }
@@ -709,63 +857,83 @@ impl SessionStore for RedisStore {
             return Ok(false);
         }
         self.metrics.record_extracted(1);
-        self.count(session_id, "extracted", 1, None)?;
+        self.add_pending(session_id, "extracted", None);
         Ok(true)
     }
 
     fn record(&self, session_id: &str, exchange: Exchange) -> Result<bool> {
         self.metrics.record_extracted(1);
-        let session = match self.session(session_id) {
-            Ok(session) => session,
-            Err(err @ Error::StoreUnavailable { .. }) => {
-                self.note_lost(session_id);
-                return Err(err);
-            }
-            Err(err) => return Err(err),
+        let mut session = match self.cached(session_id) {
+            Some(session) => session,
+            None => match self.session(session_id) {
+                Ok(session) => session,
+                Err(err @ Error::StoreUnavailable { .. }) => {
+                    self.note_lost(session_id);
+                    return Err(err);
+                }
+                Err(err) => return Err(err),
+            },
         };
         if session.mode() != Mode::Capture {
-            self.count(session_id, "extracted", 1, None)?;
+            self.add_pending(session_id, "extracted", None);
             return Ok(false);
         }
-        let hop = session.prepare_capture(exchange);
-        let stored = json!({"service": hop.service, "span": hop.to_span()}).to_string();
         let limit = self.limits.max_spans_per_session.unwrap_or(0);
-        let mut conn = match self.conn() {
-            Ok(conn) => conn,
-            Err(err) => {
-                self.note_lost(session_id);
-                return Err(err);
-            }
-        };
-        let result: redis::RedisResult<i64> = self
-            .scripts
-            .record
-            .key(meta_key(session_id))
-            .key(hops_key(session_id))
-            .arg(stored)
-            .arg(limit)
-            .arg(self.ttl_ms)
-            .invoke(&mut *conn);
-        match result {
-            Ok(-1) => Err(Error::UnknownSession {
-                session_id: session_id.to_owned(),
-            }),
-            Ok(-2) => Err(Error::SpanLimit {
-                session_id: session_id.to_owned(),
-                limit,
-                refused: 1,
-            }),
-            Ok(_) => Ok(true),
-            Err(err) => {
-                self.note_lost(session_id);
-                Err(self.unavailable(err))
+        // Redacted with the cached configuration; stored only if that is still the stored
+        // revision, else redacted again with the new one.
+        for _ in 0..4 {
+            let hop = session.prepare_capture(exchange.clone());
+            let stored = json!({"service": hop.service, "span": hop.to_span()}).to_string();
+            let result: redis::RedisResult<i64> = match self.conn() {
+                Ok(mut conn) => {
+                    let [meta, hops, misses] = Self::keys(session_id);
+                    self.scripts
+                        .record
+                        .key(meta)
+                        .key(hops)
+                        .key(misses)
+                        .arg(stored)
+                        .arg(limit)
+                        .arg(self.ttl_ms)
+                        .arg(session.revision())
+                        .invoke(&mut *conn)
+                }
+                Err(err) => {
+                    self.note_lost(session_id);
+                    return Err(err);
+                }
+            };
+            match result {
+                Ok(-1) => {
+                    self.forget(session_id);
+                    return Err(Error::UnknownSession {
+                        session_id: session_id.to_owned(),
+                    });
+                }
+                Ok(-2) => {
+                    return Err(Error::SpanLimit {
+                        session_id: session_id.to_owned(),
+                        limit,
+                        refused: 1,
+                    });
+                }
+                Ok(-3) => session = self.session(session_id)?,
+                Ok(_) => return Ok(true),
+                Err(err) => {
+                    self.note_lost(session_id);
+                    return Err(self.unavailable(err));
+                }
             }
         }
+        Err(self.unavailable(format!(
+            "session `{session_id}` kept changing while a hop was recorded"
+        )))
     }
 
     fn close(&self, id: &str, capture_path: Option<&std::path::Path>) -> Result<Option<usize>> {
         let session = self.session(id)?;
         self.flush_lost();
+        self.flush_counts()?;
         let mut conn = self.conn()?;
         let token = format!("{}-{}", std::process::id(), now_ms());
         let claimed: i64 = self
@@ -810,9 +978,8 @@ impl SessionStore for RedisStore {
                 Ok(hop) => hops.push(hop),
                 Err(err) => {
                     release(&mut conn);
-                    return Err(self.unavailable(format!(
-                        "hop {i} of session `{id}` cannot be read: {err}"
-                    )));
+                    return Err(self
+                        .unavailable(format!("hop {i} of session `{id}` cannot be read: {err}")));
                 }
             }
         }
@@ -840,12 +1007,14 @@ impl SessionStore for RedisStore {
 
     fn stats_json(&self, id: &str) -> Result<Value> {
         let session = self.session(id)?;
+        self.flush_counts()?;
         let (stats, _) = self.counters(id)?;
         Ok(session.stats_json_with(stats))
     }
 
     fn state_json(&self, id: &str) -> Result<Value> {
         let session = self.session(id)?;
+        self.flush_counts()?;
         let (stats, lost) = self.counters(id)?;
         let mut conn = self.conn()?;
         let misses: Vec<String> = conn
@@ -868,7 +1037,10 @@ impl SessionStore for RedisStore {
         }
         let left: i64 = self
             .conn()
-            .and_then(|mut c| c.pttl(meta_key(session.id())).map_err(|e| self.unavailable(e)))
+            .and_then(|mut c| {
+                c.pttl(meta_key(session.id()))
+                    .map_err(|e| self.unavailable(e))
+            })
             .unwrap_or(-1);
         match u64::try_from(left) {
             Ok(left) => Duration::from_millis(self.ttl_ms.saturating_sub(left)),
@@ -897,17 +1069,16 @@ mod tests {
             redacted_url("rediss://user:pw@h:1/0"),
             "rediss://user:***@h:1/0"
         );
-        assert_eq!(redacted_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redacted_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]
     fn an_unreachable_store_is_named() {
-        let err = RedisStore::connect(
-            "redis://:pw@127.0.0.1:1/0",
-            SessionLimits::default(),
-            None,
-        )
-        .unwrap_err();
+        let err = RedisStore::connect("redis://:pw@127.0.0.1:1/0", SessionLimits::default(), None)
+            .unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("the session store at redis://:***@127.0.0.1:1/0 is unavailable"),
