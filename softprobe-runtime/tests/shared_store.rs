@@ -674,6 +674,24 @@ async fn captures_land_in_object_storage_and_the_cli_reads_them() {
     assert!(stdout.contains("/orders"), "{stdout}");
     let (ok, stdout, stderr) = softprobe(&["validate", "case", &url], &env);
     assert!(ok, "{stdout}{stderr}");
+    let replay = create_session(&api, "replay").await;
+    let mut with_runtime = env.clone();
+    with_runtime.push(("SOFTPROBE_RUNTIME_URL", api.clone()));
+    let (ok, stdout, stderr) = softprobe(
+        &["session", "load-case", "--session", &replay, "--file", &url],
+        &with_runtime,
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let state = json_of(
+        client()
+            .get(format!("{api}/v1/sessions/{replay}/state"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .1;
+    assert_eq!(state["case"]["spans"], 1, "{state}");
     let (ok, stdout, stderr) = softprobe(&["inspect", "case", "gs://cases/x.case.json"], &env);
     assert!(!ok, "{stdout}");
     assert!(
