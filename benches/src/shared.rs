@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use softprobe_runtime::case::Case;
-use softprobe_runtime::proxy::{CertificateAuthority, EgressProxy, StoreBackend};
+use softprobe_runtime::proxy::{CertificateAuthority, EgressProxy, RunningEgress, StoreBackend};
 use softprobe_runtime::session::{
     InMemoryStore, NewSession, RedisStore, SessionLimits, SessionStore,
 };
@@ -69,7 +69,7 @@ fn start_redis(program: &std::path::Path) -> Result<(RedisServer, String), Strin
 async fn replay_egress(
     store: Arc<dyn SessionStore>,
     case: &Case,
-) -> Result<(EgressProxy, reqwest::Client), String> {
+) -> Result<(RunningEgress, reqwest::Client), String> {
     let session = store
         .create(NewSession::new(softprobe_runtime::Mode::Replay))
         .map_err(|e| e.to_string())?;
