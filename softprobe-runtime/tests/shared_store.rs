@@ -423,6 +423,12 @@ async fn a_redis_outage_answers_per_policy_and_recovers_without_a_restart() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
+    let resp = client()
+        .get(format!("{api}/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
 
     // A strict replay session fails closed with a body that says why.
     let (status, body) = status_and_body(

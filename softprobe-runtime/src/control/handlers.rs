@@ -121,14 +121,14 @@ pub(crate) async fn create_session(
     })))
 }
 
-pub(crate) async fn list_sessions(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn list_sessions(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let sessions: Vec<Value> = state
         .store()
-        .list()
+        .try_list()?
         .iter()
         .map(|s| s.summary_json())
         .collect();
-    Json(json!({ "sessions": sessions }))
+    Ok(Json(json!({ "sessions": sessions })))
 }
 
 pub(crate) async fn load_case(

@@ -720,16 +720,17 @@ impl SessionStore for RedisStore {
     }
 
     fn list(&self) -> Vec<Arc<Session>> {
-        let ids: Vec<String> = match self
-            .conn()
-            .and_then(|mut c| c.zrange(INDEX_KEY, 0, -1).map_err(|e| self.unavailable(e)))
-        {
-            Ok(ids) => ids,
-            Err(err) => {
-                tracing::warn!("{err}");
-                return Vec::new();
-            }
-        };
+        self.try_list().unwrap_or_else(|err| {
+            tracing::warn!("{err}");
+            Vec::new()
+        })
+    }
+
+    fn try_list(&self) -> Result<Vec<Arc<Session>>> {
+        let ids: Vec<String> = self
+            .conn()?
+            .zrange(INDEX_KEY, 0, -1)
+            .map_err(|e| self.unavailable(e))?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match self.try_get(&id) {
@@ -747,7 +748,7 @@ impl SessionStore for RedisStore {
                 Err(err) => tracing::warn!("{err}"),
             }
         }
-        out
+        Ok(out)
     }
 
     fn metrics(&self) -> &Metrics {

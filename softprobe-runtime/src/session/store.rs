@@ -55,6 +55,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         })
     }
 
+    /// [`SessionStore::list`], or [`Error::StoreUnavailable`] when a shared store cannot
+    /// be reached (`list` answers an empty list then).
+    fn try_list(&self) -> Result<Vec<Arc<Session>>> {
+        Ok(self.list())
+    }
+
     /// Whether every session of this store lives in this process (the in-memory store), so
     /// that stopping the process ends them; a shared store's sessions outlive any replica.
     fn is_process_local(&self) -> bool {
