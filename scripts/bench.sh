@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark row of BENCHMARKS.md in one release run on this machine and writes the
 # table to target/bench/results.md, with the machine description beside it.
-# Installs wrk and nginx (apt-get) when they are missing; everything binds loopback.
+# Installs wrk, nginx and redis-server (apt-get) when they are missing; everything binds loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || need+=(nginx)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if ((${#need[@]})); then
   echo "==> apt-get install ${need[*]}"
   SUDO=""

@@ -128,8 +128,17 @@ async fn burst(
 
 /// Alternates capture off and on `rounds` times with `requests` concurrent requests each.
 pub(crate) async fn run(requests: usize, rounds: usize) -> Result<CaptureResult, String> {
+    run_with(Arc::new(InMemoryStore::new()), requests, rounds).await
+}
+
+/// [`run`] over a given session store (row 9 compares the Redis store with the in-memory
+/// one).
+pub(crate) async fn run_with(
+    store: Arc<dyn SessionStore>,
+    requests: usize,
+    rounds: usize,
+) -> Result<CaptureResult, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
-    let store: Arc<dyn SessionStore> = Arc::new(InMemoryStore::new());
     let backend = Arc::new(StoreBackend::new(store.clone()));
     let upstream = serve_bytes(price_body()).await;
     let egress = EgressProxy::builder()
@@ -175,7 +184,14 @@ pub(crate) async fn run(requests: usize, rounds: usize) -> Result<CaptureResult,
         result.spans_expected += 2 * requests;
         // A hop is recorded once its response has streamed; give the last ones a moment.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while session.captured_len() < 2 * requests && Instant::now() < deadline {
+        let stored = |store: &Arc<dyn SessionStore>| {
+            store
+                .stats_json(&id)
+                .ok()
+                .and_then(|s| s["extractedSpans"].as_u64())
+                .unwrap_or(0)
+        };
+        while stored(&store) < 2 * requests as u64 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let path = dir.path().join(format!("capture-{round}.case.json"));

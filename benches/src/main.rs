@@ -13,6 +13,7 @@ mod ingress;
 mod memory;
 mod overhead;
 mod parse;
+mod shared;
 mod suite;
 mod support;
 
@@ -100,7 +101,7 @@ fn usage() -> ! {
          Runs the benchmark rows and prints a Markdown table of ratios to their peers.\n\
          --smoke   tiny counts, no targets judged (for CI)\n\
          --out     also write the table to FILE\n\
-         --only    run only these rows (1, 1b, 2-8)\n\
+         --only    run only these rows (1, 1b, 2-9)\n\
          --count   tests or calls per side in rows 1-3 (to profile them)"
     );
     std::process::exit(2)
@@ -444,6 +445,71 @@ fn run(args: &Args) -> Result<(), String> {
         notes.push(
             "row 8: the suite runner's library API (`softprobe suite run` without the process start), the runtime's control API, both proxies and the app in this process".into(),
         );
+    }
+
+    if wanted("9") {
+        match shared::redis_program() {
+            Some(program) => {
+                eprintln!(
+                    "row 9: Redis store vs in-memory: {} concurrent requests x {} rounds, {} replayed calls per store",
+                    counts.concurrent, counts.capture_rounds, counts.calls
+                );
+                let res = rt.block_on(shared::run(
+                    &program,
+                    &price,
+                    counts.concurrent,
+                    counts.capture_rounds,
+                    counts.calls,
+                ))?;
+                let thr = ratio(res.redis.on.rps(), res.memory.on.rps());
+                let p50 = ratio(
+                    res.redis_replay.p50().as_secs_f64(),
+                    res.memory_replay.p50().as_secs_f64(),
+                );
+                let lost = res
+                    .redis
+                    .spans_expected
+                    .saturating_sub(res.redis.on.spans_written);
+                rows.push(Row {
+                    id: "9",
+                    what: format!(
+                        "shared session store: capture of {} concurrent requests, replayed call through the egress",
+                        counts.concurrent
+                    ),
+                    ours: format!(
+                        "Redis: {:.0} req/s ({} of {} spans written); replay p50 {} / p99 {}",
+                        res.redis.on.rps(),
+                        res.redis.on.spans_written,
+                        res.redis.spans_expected,
+                        fmt_dur(res.redis_replay.p50()),
+                        fmt_dur(res.redis_replay.p99())
+                    ),
+                    peer: format!(
+                        "in-memory: {:.0} req/s; replay p50 {} / p99 {}",
+                        res.memory.on.rps(),
+                        fmt_dur(res.memory_replay.p50()),
+                        fmt_dur(res.memory_replay.p99())
+                    ),
+                    ratio: format!("throughput {thr:.2}×, replay p50 {p50:.2}×, {lost} spans lost"),
+                    target: "throughput ≥ 0.7×, p50 ≤ 1.2×",
+                    met: judge(smoke, thr >= 0.7 && p50 <= 1.2 && lost == 0),
+                });
+            }
+            None => {
+                rows.push(Row {
+                    id: "9",
+                    what: "shared session store (Redis) vs in-memory".into(),
+                    ours: "not measured".into(),
+                    peer: "-".into(),
+                    ratio: "-".into(),
+                    target: "throughput ≥ 0.7×, p50 ≤ 1.2×",
+                    met: None,
+                });
+                notes.push(
+                    "row 9: redis-server is not installed (apt-get install redis-server; scripts/bench.sh installs it)".into(),
+                );
+            }
+        }
     }
 
     let mut table = String::from(

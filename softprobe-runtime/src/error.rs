@@ -81,6 +81,15 @@ pub enum Error {
         /// How many spans of the request were refused.
         refused: usize,
     },
+    /// The shared session store (Redis) cannot be reached or answered an error; the
+    /// request can be retried once it is back.
+    #[error("the session store at {url} is unavailable: {message}")]
+    StoreUnavailable {
+        /// The store URL, password hidden.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A listener was asked to bind a non-loopback address without the explicit opt-in.
     #[error(
         "refusing to listen on {addr}: it is not a loopback address, so anyone who can reach \
@@ -156,6 +165,7 @@ impl Error {
             Error::RemoteWithoutToken { .. } => "remote_without_token",
             Error::Tls { .. } => "tls_config",
             Error::CaptureOutsideRoot { .. } => "capture_path_outside_root",
+            Error::StoreUnavailable { .. } => "store_unavailable",
         }
     }
 
@@ -171,6 +181,7 @@ impl Error {
             | Error::RemoteWithoutToken { .. }
             | Error::Tls { .. } => 500,
             Error::CaptureOutsideRoot { .. } => 400,
+            Error::StoreUnavailable { .. } => 503,
         }
     }
 }

@@ -380,7 +380,9 @@ impl RunningServer {
     /// Writes every open capture session that captured something to its case file (the
     /// configured template, else the default path, a session-suffixed name when another
     /// session of this process wrote that file) and removes the ones written; sessions
-    /// that captured nothing are removed without a file. Used on SIGINT/SIGTERM.
+    /// that captured nothing are removed without a file. Used on SIGINT/SIGTERM. Does
+    /// nothing over a shared store ([`SessionStore::is_process_local`]), whose sessions
+    /// live on.
     pub fn flush_captures(&self) -> Vec<FlushedCapture> {
         flush_captures(&self.state)
     }
@@ -532,7 +534,7 @@ pub fn expire_idle(state: &AppState, idle: Duration) -> Vec<FlushedCapture> {
     let store = state.store();
     let mut flushed = Vec::new();
     for session in store.list() {
-        if session.idle_for() < idle {
+        if store.idle_for(&session) < idle {
             continue;
         }
         if session.mode() != Mode::Capture {
@@ -558,7 +560,8 @@ pub fn expire_idle(state: &AppState, idle: Duration) -> Vec<FlushedCapture> {
 /// so a shutdown cannot replace a real capture with an empty one.
 fn write_open_capture(state: &AppState, session: &Session) -> Option<FlushedCapture> {
     let store = state.store();
-    if session.captured_len() == 0 {
+    // A shared store keeps the hops in the store, not in this process's view of the session.
+    if store.is_process_local() && session.captured_len() == 0 {
         store.remove(session.id());
         tracing::info!(
             sessionId = %session.id(),
@@ -584,6 +587,10 @@ fn write_open_capture(state: &AppState, session: &Session) -> Option<FlushedCapt
 /// closed without a file (and logged); two sessions whose path is the same file both keep
 /// their capture ([`crate::capture::WrittenCaptures`]).
 pub fn flush_captures(state: &AppState) -> Vec<FlushedCapture> {
+    // A shared store's sessions outlive this process: another replica closes them.
+    if !state.store().is_process_local() {
+        return Vec::new();
+    }
     state
         .store()
         .list()

@@ -305,7 +305,7 @@ fn control_api_bodies_match_their_schemas() {
             SchemaKind::ErrorResponse,
             json!({"error": {"code": "teapot", "message": ""}}),
             "$.error.code",
-            "expected one of \"invalid_request\", \"capture_path_outside_root\", \"missing_bearer_token\", \"origin_not_allowed\", \"host_not_allowed\", \"invalid_bearer_token\", \"unknown_session\", \"not_found\", \"method_not_allowed\", \"payload_too_large\", \"unsupported_media_type\", \"too_many_sessions\", \"span_limit_exceeded\", \"internal_error\", found string \"teapot\"",
+            "expected one of \"invalid_request\", \"capture_path_outside_root\", \"missing_bearer_token\", \"origin_not_allowed\", \"host_not_allowed\", \"invalid_bearer_token\", \"unknown_session\", \"not_found\", \"method_not_allowed\", \"payload_too_large\", \"unsupported_media_type\", \"too_many_sessions\", \"span_limit_exceeded\", \"internal_error\", \"store_unavailable\", found string \"teapot\"",
         ),
         (
             SchemaKind::CloseResponse,

@@ -19,7 +19,7 @@ use clap::Parser;
 use softprobe_runtime::Server;
 use softprobe_runtime::control::DEFAULT_BODY_LIMIT;
 use softprobe_runtime::proxy::{ProxyConfig, RemoteBackend, StoreBackend};
-use softprobe_runtime::session::SessionLimits;
+use softprobe_runtime::session::{RedisStore, SessionLimits};
 
 /// Every flag of the binary, in one place.
 #[derive(Debug, Parser)]
@@ -37,6 +37,17 @@ struct Flags {
     /// are replaced [default: e2e/captured.case.json].
     #[arg(long, env = "SOFTPROBE_CAPTURE_CASE_PATH")]
     capture_case_path: Option<String>,
+
+    /// Where sessions live: `memory` (this process only) or a Redis URL
+    /// (`redis://host:6379/0`, `rediss://` for TLS, `redis://:password@host`) shared by
+    /// every replica pointed at it.
+    #[arg(
+        long,
+        env = "SOFTPROBE_STORE_URL",
+        default_value = "memory",
+        hide_env_values = true
+    )]
+    store: String,
 
     /// Bearer token every /v1/ route requires (prefer the environment variable: flags show
     /// up in process listings).
@@ -191,15 +202,44 @@ async fn run(flags: Flags) -> ExitCode {
         eprintln!("softprobe-runtime: {err}");
         return ExitCode::FAILURE;
     }
-    let server = match Server::builder()
+    if let Some(template) = &flags.capture_case_path
+        && let Err(err) = softprobe_runtime::case::location::check_writable(template)
+    {
+        eprintln!("softprobe-runtime: --capture-case-path / SOFTPROBE_CAPTURE_CASE_PATH: {err}");
+        return ExitCode::FAILURE;
+    }
+    let limits = SessionLimits {
+        max_sessions: Some(flags.max_sessions).filter(|n| *n > 0),
+        max_spans_per_session: Some(flags.max_spans_per_session).filter(|n| *n > 0),
+    };
+    let mut builder = Server::builder();
+    if flags.store != "memory" {
+        let (url, idle) = (flags.store.clone(), flags.idle_timeout);
+        let connected = tokio::task::spawn_blocking(move || {
+            RedisStore::connect(&url, limits, Some(idle).filter(|d| !d.is_zero()))
+        })
+        .await;
+        match connected {
+            Ok(Ok(store)) => {
+                tracing::info!("sessions are shared through {}", store.url());
+                builder = builder.store(Arc::new(store));
+            }
+            Ok(Err(err)) => {
+                eprintln!("softprobe-runtime: --store / SOFTPROBE_STORE_URL: {err}");
+                return ExitCode::FAILURE;
+            }
+            Err(err) => {
+                eprintln!("softprobe-runtime: connecting to the session store failed: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let server = match builder
         .listen(flags.listen)
         .token(flags.api_token)
         .capture_path(flags.capture_case_path)
         .body_limit(flags.body_limit)
-        .limits(SessionLimits {
-            max_sessions: Some(flags.max_sessions).filter(|n| *n > 0),
-            max_spans_per_session: Some(flags.max_spans_per_session).filter(|n| *n > 0),
-        })
+        .limits(limits)
         .idle_timeout(Some(flags.idle_timeout))
         .header_read_timeout(flags.header_read_timeout)
         .allow_remote(flags.allow_remote)

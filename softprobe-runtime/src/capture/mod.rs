@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 pub use root::{CAPTURE_ROOT_ENV, CaptureRoot};
 
+use crate::case::location::CaseLocation;
 use crate::case::{Case, CaseMode, Exchange};
 use crate::error::Result;
 
@@ -80,6 +81,14 @@ pub fn target(
 ) -> Result<CaptureTarget> {
     let out = out.filter(|s| !s.trim().is_empty());
     let shown = resolve_path(out, template, session_id, mode, now);
+    // An object-store location (`s3://…`) is not a file under the capture root; any other
+    // scheme is refused here, before anything is written.
+    if let CaseLocation::S3 { .. } = CaseLocation::parse(&shown)? {
+        return Ok(CaptureTarget {
+            file: shown.clone(),
+            shown,
+        });
+    }
     let file = root.confine(&shown)?;
     if out.is_some() {
         written.note(&file, session_id);

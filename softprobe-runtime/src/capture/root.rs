@@ -38,7 +38,11 @@ impl CaptureRoot {
             context: "reading the working directory for the capture root".into(),
             source,
         })?;
-        let dir = match (explicit, template.filter(|t| !t.trim().is_empty())) {
+        // An object-store template (`s3://…`) says nothing about local directories.
+        let local_template = template
+            .filter(|t| !t.trim().is_empty())
+            .filter(|t| crate::case::location::url_scheme(t).is_none());
+        let dir = match (explicit, local_template) {
             (Some(dir), _) => dir.to_owned(),
             (None, Some(template)) => template_dir(template),
             (None, None) => PathBuf::new(),

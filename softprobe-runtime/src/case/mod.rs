@@ -9,6 +9,7 @@ pub mod attributes;
 pub mod diff;
 mod exchange;
 mod ids;
+pub mod location;
 pub mod otlp;
 pub mod validate;
 mod write;
@@ -130,6 +131,14 @@ pub enum CaseError {
         #[source]
         source: ExchangeError,
     },
+    /// The location is a URL this build cannot read or write, or the object store refused.
+    #[error("{location}: {reason}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }
 
 /// Name used in errors for documents that did not come from a file.
@@ -173,14 +182,10 @@ impl Case {
         Ok(case)
     }
 
-    /// Reads and parses a case file.
+    /// Reads and parses a case file (a local path or an `s3://` URL, see [`location`]).
     pub fn read(path: impl AsRef<Path>) -> Result<Self, CaseError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| CaseError::Io {
-            path: path.to_owned(),
-            action: "cannot read case file",
-            source,
-        })?;
+        let bytes = location::read_bytes(path)?;
         Self::from_slice_named(&bytes, &path.display().to_string())
     }
 

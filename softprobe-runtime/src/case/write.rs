@@ -8,8 +8,14 @@ use std::path::Path;
 
 use super::CaseError;
 
-/// Writes `bytes` to `path` atomically, creating parent directories.
+/// Writes `bytes` to `path` atomically, creating parent directories; an `s3://` location
+/// is written in one PUT, any other URL refused (see [`super::location`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
+    if let super::location::CaseLocation::S3 { bucket, key } =
+        super::location::CaseLocation::parse(path)?
+    {
+        return super::location::put_object(path, bucket, key, bytes);
+    }
     let io = |action: &'static str| {
         move |source: std::io::Error| CaseError::Io {
             path: path.to_owned(),

@@ -273,6 +273,10 @@ pub fn run(cli: Cli) -> u8 {
 }
 
 pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    if crate::case::location::url_scheme(&path.to_string_lossy()).is_some() {
+        return crate::case::location::read_bytes(path)
+            .map_err(|e| CliError::invalid(e.to_string()));
+    }
     std::fs::read(path)
         .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))
 }

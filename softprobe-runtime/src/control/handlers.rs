@@ -65,9 +65,9 @@ impl FromRequestParts<AppState> for OpenSession {
             .map_err(|e| ApiError::invalid(format!("session id in the path: {}", e.body_text())))?;
         state
             .store()
-            .get(&id)
+            .session(&id)
             .map(OpenSession)
-            .ok_or_else(|| ApiError::unknown_session(&id))
+            .map_err(ApiError::from)
     }
 }
 
@@ -119,17 +119,18 @@ pub(crate) async fn create_session(
     })))
 }
 
-pub(crate) async fn list_sessions(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn list_sessions(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let sessions: Vec<Value> = state
         .store()
-        .list()
+        .try_list()?
         .iter()
         .map(|s| s.summary_json())
         .collect();
-    Json(json!({ "sessions": sessions }))
+    Ok(Json(json!({ "sessions": sessions })))
 }
 
 pub(crate) async fn load_case(
+    State(app): State<AppState>,
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -156,7 +157,13 @@ pub(crate) async fn load_case(
             .collect();
         return Err(ApiError::invalid(format!("{BODY}: {}", errors.join("; "))));
     }
-    let (revision, summary) = session.update(|state| state.load_case(case, BODY))?;
+    let case = Arc::new(case);
+    let mut loaded = None;
+    let revision = app.store().update(session.id(), &mut |state| {
+        loaded = Some(state.load_shared_case(Arc::clone(&case), BODY)?);
+        Ok(())
+    })?;
+    let summary = loaded.ok_or_else(|| ApiError::internal("the case was not loaded"))?;
     tracing::info!(
         sessionId = session.id(),
         caseId = %summary.case_id,
@@ -173,6 +180,7 @@ pub(crate) async fn load_case(
 }
 
 pub(crate) async fn set_rules(
+    State(app): State<AppState>,
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -188,8 +196,8 @@ pub(crate) async fn set_rules(
         check_schema(SchemaKind::RulesRequest, &body.bytes)?;
     }
     let count = rules.len();
-    let (revision, ()) = session.update(|state| {
-        state.set_rules(rules);
+    let revision = app.store().update(session.id(), &mut |state| {
+        state.set_rules(rules.clone());
         Ok(())
     })?;
     tracing::info!(sessionId = session.id(), rules = count, "set session rules");
@@ -201,6 +209,7 @@ pub(crate) async fn set_rules(
 }
 
 pub(crate) async fn set_policy(
+    State(app): State<AppState>,
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -215,8 +224,8 @@ pub(crate) async fn set_policy(
     if syntax == Syntax::Json {
         check_schema(SchemaKind::PolicyRequest, &body.bytes)?;
     }
-    let (revision, ()) = session.update(|state| {
-        state.set_policy(policy);
+    let revision = app.store().update(session.id(), &mut |state| {
+        state.set_policy(policy.clone());
         Ok(())
     })?;
     tracing::info!(sessionId = session.id(), "set policy");
@@ -227,12 +236,13 @@ pub(crate) async fn set_policy(
 }
 
 pub(crate) async fn set_fixtures(
+    State(app): State<AppState>,
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let fixtures: Fixtures = body.json(SchemaKind::FixturesAuthRequest, "a fixtures document")?;
-    let (revision, ()) = session.update(|state| {
-        state.set_fixtures(fixtures);
+    let revision = app.store().update(session.id(), &mut |state| {
+        state.set_fixtures(fixtures.clone());
         Ok(())
     })?;
     Ok(Json(json!({
@@ -241,12 +251,18 @@ pub(crate) async fn set_fixtures(
     })))
 }
 
-pub(crate) async fn stats(OpenSession(session): OpenSession) -> Json<Value> {
-    Json(session.stats_json())
+pub(crate) async fn stats(
+    State(app): State<AppState>,
+    OpenSession(session): OpenSession,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(app.store().stats_json(session.id())?))
 }
 
-pub(crate) async fn state(OpenSession(session): OpenSession) -> Json<Value> {
-    Json(session.state_json())
+pub(crate) async fn state(
+    State(app): State<AppState>,
+    OpenSession(session): OpenSession,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(app.store().state_json(session.id())?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +293,7 @@ pub(crate) async fn close(
     };
     let store = Arc::clone(state.store());
     let id = session.id().to_owned();
+    let lost = store.lost_hops(&id)?;
     let file = target.as_ref().map(|t| t.file.clone());
     let written = tokio::task::spawn_blocking(move || store.close(&id, file.as_deref()))
         .await
@@ -291,11 +308,15 @@ pub(crate) async fn close(
     }
     tracing::info!(sessionId = session.id(), "closed session");
     let case_path = target.map(|t| t.shown.to_string_lossy().into_owned());
-    Ok(Json(json!({
+    let mut answer = json!({
         "sessionId": session.id(),
         "closed": true,
         "casePath": case_path,
-    })))
+    });
+    if lost > 0 {
+        answer["lostHops"] = json!(lost);
+    }
+    Ok(Json(answer))
 }
 
 pub(crate) async fn proxy_ca(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -124,6 +124,9 @@ impl StoreBackend {
 fn store_error(err: crate::Error) -> BackendError {
     match err {
         crate::Error::UnknownSession { session_id } => BackendError::UnknownSession { session_id },
+        crate::Error::StoreUnavailable { url, message } => {
+            BackendError::Unreachable { url, message }
+        }
         other => BackendError::Protocol {
             url: "in-process store".into(),
             message: other.to_string(),

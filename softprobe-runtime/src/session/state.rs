@@ -241,6 +241,25 @@ impl Session {
         }
     }
 
+    /// A session as another process created it (a shared store rebuilds it): given id,
+    /// creation time and revision, the default configuration (the caller loads the stored
+    /// case, rules, policy and fixtures into it).
+    #[cfg(feature = "redis-store")]
+    pub(crate) fn restore(id: String, new: NewSession, created: SystemTime, revision: u64) -> Self {
+        let mut session = Session::new(id, new);
+        session.created = created;
+        session.created_at = capture::rfc3339(created);
+        session.write().revision = revision;
+        session
+    }
+
+    /// The revision the state has after a configuration change applied to it outside
+    /// [`Session::update`] (the shared store writes the change first, then adopts it).
+    #[cfg(feature = "redis-store")]
+    pub(crate) fn set_revision(&self, revision: u64) {
+        self.write().revision = revision;
+    }
+
     /// Caps the capture buffer at `limit` spans (`None`: no cap); [`Session::record`]
     /// refuses spans beyond it.
     #[must_use]
@@ -399,11 +418,29 @@ impl Session {
     /// Records an extracted hop: counted always, buffered (after redaction) only in capture
     /// sessions. Returns whether it was buffered; [`Error::SpanLimit`] when the buffer is at
     /// the session's span cap (the buffer is left as it was).
-    pub fn record(&self, mut exchange: Exchange) -> Result<bool> {
+    pub fn record(&self, exchange: Exchange) -> Result<bool> {
         self.stats.extracted_spans.fetch_add(1, Ordering::Relaxed);
         if self.mode != Mode::Capture {
             return Ok(false);
         }
+        let exchange = self.prepare_capture(exchange);
+        let mut captured = lock(&self.captured);
+        if let Some(limit) = self.span_limit
+            && captured.len() >= limit
+        {
+            return Err(Error::SpanLimit {
+                session_id: self.id.clone(),
+                limit,
+                refused: 1,
+            });
+        }
+        captured.push(exchange);
+        Ok(true)
+    }
+
+    /// A hop as a capture keeps it: redacted (the session's capture redaction plus the
+    /// default sensitive headers) and carrying the session id.
+    pub fn prepare_capture(&self, mut exchange: Exchange) -> Exchange {
         let request = Request::from_exchange(&exchange);
         let mut redaction = self.read().engine.capture_redaction(&request);
         for name in DEFAULT_SENSITIVE_HEADERS {
@@ -419,18 +456,7 @@ impl Session {
         if exchange.session_id.is_none() {
             exchange.session_id = Some(self.id.clone());
         }
-        let mut captured = lock(&self.captured);
-        if let Some(limit) = self.span_limit
-            && captured.len() >= limit
-        {
-            return Err(Error::SpanLimit {
-                session_id: self.id.clone(),
-                limit,
-                refused: 1,
-            });
-        }
-        captured.push(exchange);
-        Ok(true)
+        exchange
     }
 
     /// How many hops the capture buffer holds.
@@ -449,12 +475,15 @@ impl Session {
     }
 
     fn capture_case_counted(&self) -> (Case, usize) {
-        let case_id = self.case_id.as_deref().unwrap_or(&self.id);
         let hops = lock(&self.captured);
-        (
-            capture::build_case(case_id, &hops, SystemTime::now()),
-            hops.len(),
-        )
+        (self.capture_case_of(&hops), hops.len())
+    }
+
+    /// The case this capture session becomes with `hops` (kept elsewhere than in this
+    /// process's buffer, e.g. in a shared store).
+    pub fn capture_case_of(&self, hops: &[Exchange]) -> Case {
+        let case_id = self.case_id.as_deref().unwrap_or(&self.id);
+        capture::build_case(case_id, hops, SystemTime::now())
     }
 
     /// Writes the capture to `path` (atomically, parent directories created) and returns how
@@ -484,7 +513,11 @@ impl Session {
 
     /// The `GET /v1/sessions/{id}/stats` body.
     pub fn stats_json(&self) -> Value {
-        let stats = self.stats();
+        self.stats_json_with(self.stats())
+    }
+
+    /// [`Session::stats_json`] with counters kept elsewhere (a shared store).
+    pub fn stats_json_with(&self, stats: StatsSnapshot) -> Value {
         json!({
             "sessionId": self.id,
             "injectedSpans": stats.injected_spans,
@@ -496,6 +529,12 @@ impl Session {
 
     /// The `GET /v1/sessions/{id}/state` body.
     pub fn state_json(&self) -> Value {
+        self.state_json_with(self.stats(), self.strict_misses())
+    }
+
+    /// [`Session::state_json`] with counters and strict misses kept elsewhere (a shared
+    /// store).
+    pub fn state_json_with(&self, stats: StatsSnapshot, strict_misses: Vec<Value>) -> Value {
         let state = self.read();
         let (policy_rules, case_rules, session_rules) = state.engine.rule_counts();
         json!({
@@ -507,8 +546,8 @@ impl Session {
             "policy": state.policy,
             "rules": {"policy": policy_rules, "case": case_rules, "session": session_rules},
             "fixtures": state.fixtures,
-            "stats": self.stats(),
-            "strictMisses": self.strict_misses(),
+            "stats": stats,
+            "strictMisses": strict_misses,
         })
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use super::id::new_session_id;
 use super::state::{NewSession, Session, SessionState};
@@ -40,11 +42,50 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// The process counters updated by [`SessionStore::inject`] and [`SessionStore::record`].
     fn metrics(&self) -> &Metrics;
 
+    /// The session with this id if open; [`Error::StoreUnavailable`] when a shared store
+    /// cannot be reached. [`SessionStore::get`] answers `None` for both.
+    fn try_get(&self, id: &str) -> Result<Option<Arc<Session>>> {
+        Ok(self.get(id))
+    }
+
     /// The session with this id, or [`Error::UnknownSession`].
     fn session(&self, id: &str) -> Result<Arc<Session>> {
-        self.get(id).ok_or_else(|| Error::UnknownSession {
+        self.try_get(id)?.ok_or_else(|| Error::UnknownSession {
             session_id: id.to_owned(),
         })
+    }
+
+    /// [`SessionStore::list`], or [`Error::StoreUnavailable`] when a shared store cannot
+    /// be reached (`list` answers an empty list then).
+    fn try_list(&self) -> Result<Vec<Arc<Session>>> {
+        Ok(self.list())
+    }
+
+    /// Whether every session of this store lives in this process (the in-memory store), so
+    /// that stopping the process ends them; a shared store's sessions outlive any replica.
+    fn is_process_local(&self) -> bool {
+        true
+    }
+
+    /// The `GET /v1/sessions/{id}/stats` body.
+    fn stats_json(&self, id: &str) -> Result<Value> {
+        Ok(self.session(id)?.stats_json())
+    }
+
+    /// The `GET /v1/sessions/{id}/state` body.
+    fn state_json(&self, id: &str) -> Result<Value> {
+        Ok(self.session(id)?.state_json())
+    }
+
+    /// How long since the session was last used, for idle expiry.
+    fn idle_for(&self, session: &Session) -> Duration {
+        session.idle_for()
+    }
+
+    /// Hops of a capture session that were forwarded but could not be stored (a shared
+    /// store was unreachable), as `close` reports them.
+    fn lost_hops(&self, id: &str) -> Result<u64> {
+        self.session(id).map(|_| 0)
     }
 
     /// Applies a configuration change to a session and returns its new revision (see
