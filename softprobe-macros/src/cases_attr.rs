@@ -380,7 +380,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             quote! {
                 #krate::__private::run_inbound_replay_with(
                     #spec,
-                    #krate::__private::CaseOptions { headers: &[#(#headers),*] },
+                    #krate::__private::CaseOptions { headers: &[#(#headers),*], exact: &[] },
                     super::#name,
                 )
             }

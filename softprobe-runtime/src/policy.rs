@@ -250,6 +250,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn request_drift_fields_are_read_and_bad_ones_named() {
+        let p = parse_policy(
+            br#"{"requestDrift": "warn", "volatileFields": [".body.nonce", "header:X-Nonce", "query:ts"],
+                 "exactFields": ["$.items[*].id"], "comparedHeaders": ["Stripe-Version"]}"#,
+            "p.json",
+        )
+        .unwrap();
+        assert_eq!(p.request_drift, DriftAction::Warn);
+        assert!(p.volatile_fields.has_header("x-nonce") && p.volatile_fields.has_query("ts"));
+        assert_eq!(p.volatile_fields.body.len(), 1);
+        assert_eq!(p.compared_headers, ["stripe-version"]);
+        let err = parse_policy(br#"{"volatileFields": [".body.a", "nonce"]}"#, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("$.volatileFields[1]") && err.contains("nonce"), "{err}");
+        let err = parse_policy(br#"{"requestDrift": "loud"}"#, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loud"), "{err}");
+    }
+
+    #[test]
     fn defaults_and_the_sdk_shapes() {
         let p = parse_policy(b"{}", "p").unwrap();
         assert_eq!(p, Policy::default());
@@ -266,7 +288,8 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"externalHttp": "allow", "externalAllowlist": ["localhost:8080", "*.internal"],
-                               "defaultOnMiss": "error", "rules": []})
+                               "defaultOnMiss": "error", "rules": [], "requestDrift": "fail",
+                               "volatileFields": [], "exactFields": [], "comparedHeaders": []})
         );
         assert_eq!(
             parse_policy(&serde_json::to_vec(&p).unwrap(), "again").unwrap(),

@@ -46,6 +46,20 @@ pub enum Finding {
     Check(String),
 }
 
+impl Finding {
+    /// A short name of the kind: `strict-miss`, `inbound`, `request-drift`, `unused` or
+    /// `check`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::Miss(_) => "strict-miss",
+            Finding::InboundUnknown { .. } | Finding::InboundDrift { .. } => "inbound",
+            Finding::RequestDrift(_) => "request-drift",
+            Finding::Unused(_) => "unused",
+            Finding::Check(_) => "check",
+        }
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -81,6 +81,7 @@ pub mod attribute_reference {}
 #[path = "private.rs"]
 pub mod __private;
 mod embedded;
+mod control;
 mod error;
 mod hooks;
 mod mode;

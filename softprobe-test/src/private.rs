@@ -140,8 +140,12 @@ where
 /// `CaseSpec` keeps compiling.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaseOptions {
-    /// The attribute's `headers(...)`: response headers compared on top of the defaults.
+    /// The attribute's `headers(...)`: headers compared on top of the defaults, in the
+    /// service's responses and in its outbound requests.
     pub headers: &'static [&'static str],
+    /// The attribute's `exact(...)`: request fields compared by value even when they look
+    /// volatile.
+    pub exact: &'static [&'static str],
 }
 
 /// Runs one case test. Panics (failing the test) with a message that says what to do.
@@ -168,6 +172,7 @@ pub fn run_case_with<M, F: TestFn<M>>(spec: CaseSpec, options: CaseOptions, test
         strict: spec.strict,
         redact: spec.redact.iter().map(|s| (*s).to_owned()).collect(),
         headers: options.headers.iter().map(|s| (*s).to_owned()).collect(),
+        exact: options.exact.iter().map(|s| (*s).to_owned()).collect(),
         test_name: spec.test_name.to_owned(),
         record_command: spec.record_command(),
     };

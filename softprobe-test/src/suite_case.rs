@@ -93,6 +93,7 @@ where
         ci,
         strict: false,
         redact: Vec::new(),
+        exact: Vec::new(),
         headers: Vec::new(),
         test_name: spec.test_name.to_owned(),
         record_command: format!(

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
 /// One step of a concrete path, as the diff walks a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step<'a> {
@@ -84,6 +86,38 @@ impl PathPattern {
     /// Whether the pattern names `steps` or a field inside it.
     pub fn covers(&self, steps: &[Step<'_>]) -> bool {
         self.steps.len() <= steps.len() && self.matches(&steps[..self.steps.len()])
+    }
+}
+
+impl PathPattern {
+    /// Replaces every value this pattern names in `doc` with `with`.
+    pub fn replace_in(&self, doc: &mut Value, with: &Value) {
+        fn walk(steps: &[Matcher], node: &mut Value, with: &Value) {
+            let Some((first, rest)) = steps.split_first() else {
+                *node = with.clone();
+                return;
+            };
+            match (first, node) {
+                (Matcher::Key(k), Value::Object(map)) => {
+                    if let Some(v) = map.get_mut(k) {
+                        walk(rest, v, with);
+                    }
+                }
+                (Matcher::Index(i), Value::Array(items)) => {
+                    if let Some(v) = items.get_mut(*i) {
+                        walk(rest, v, with);
+                    }
+                }
+                (Matcher::Any, Value::Array(items)) => {
+                    items.iter_mut().for_each(|v| walk(rest, v, with));
+                }
+                (Matcher::Any, Value::Object(map)) => {
+                    map.values_mut().for_each(|v| walk(rest, v, with));
+                }
+                _ => {}
+            }
+        }
+        walk(&self.steps, doc, with);
     }
 }
 
