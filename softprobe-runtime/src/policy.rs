@@ -264,7 +264,10 @@ mod tests {
         let err = parse_policy(br#"{"volatileFields": [".body.a", "nonce"]}"#, "p.json")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("$.volatileFields[1]") && err.contains("nonce"), "{err}");
+        assert!(
+            err.contains("$.volatileFields[1]") && err.contains("nonce"),
+            "{err}"
+        );
         let err = parse_policy(br#"{"requestDrift": "loud"}"#, "p.json")
             .unwrap_err()
             .to_string();

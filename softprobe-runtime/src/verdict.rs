@@ -14,7 +14,9 @@ use crate::json::Difference;
 use crate::policy::DriftAction;
 use crate::replay::{MissReport, RequestDrift, UnusedRecording};
 
-/// One thing that makes a replay fail.
+/// One thing that makes a replay fail. A new kind of check (a recorded inbound request the
+/// test never sent, say) becomes a variant here, with its text in the `Display` below and its
+/// [`Finding::kind`], so that every entry point reports it the same way.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Finding {
@@ -142,7 +144,10 @@ impl SessionFindings {
     /// Reads them from a `GET /v1/sessions/{id}/state` body; the error names the member
     /// that does not read.
     pub fn from_state(state: &Value) -> Result<Self, String> {
-        fn list<T: serde::de::DeserializeOwned>(state: &Value, key: &str) -> Result<Vec<T>, String> {
+        fn list<T: serde::de::DeserializeOwned>(
+            state: &Value,
+            key: &str,
+        ) -> Result<Vec<T>, String> {
             match state.get(key) {
                 None | Some(Value::Null) => Ok(Vec::new()),
                 Some(v) => serde_json::from_value(v.clone())
@@ -228,7 +233,11 @@ impl fmt::Display for Verdict {
         if self.passed() {
             writeln!(f, "softprobe: {} replays {}", self.subject, self.case)?;
         } else {
-            writeln!(f, "softprobe: {} does not replay {}", self.subject, self.case)?;
+            writeln!(
+                f,
+                "softprobe: {} does not replay {}",
+                self.subject, self.case
+            )?;
         }
         for (i, finding) in self.findings.iter().enumerate() {
             if f.alternate() {
@@ -306,7 +315,11 @@ mod tests {
         });
         assert_eq!(SessionFindings::from_state(&state).unwrap(), found);
         let bad = json!({"requestDrift": [{"method": 1}]});
-        assert!(SessionFindings::from_state(&bad).unwrap_err().contains("requestDrift"));
+        assert!(
+            SessionFindings::from_state(&bad)
+                .unwrap_err()
+                .contains("requestDrift")
+        );
     }
 
     #[test]
@@ -337,6 +350,10 @@ mod tests {
             false,
         );
         assert!(warned.passed());
-        assert!(warned.to_string().contains("warning (requestDrift: warn): outbound POST"));
+        assert!(
+            warned
+                .to_string()
+                .contains("warning (requestDrift: warn): outbound POST")
+        );
     }
 }

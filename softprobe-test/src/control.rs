@@ -51,7 +51,10 @@ impl Control for InProcess {
         let mut new = NewSession::new(o.mode);
         new.case_id = o.case_id;
         new.test_name = Some(o.test_name.to_owned());
-        let session = self.0.create(new).map_err(|e| Error::Runtime(e.to_string()))?;
+        let session = self
+            .0
+            .create(new)
+            .map_err(|e| Error::Runtime(e.to_string()))?;
         let id = session.id().to_owned();
         if let Some((shared, _)) = o.case {
             let policy = parse_policy(o.policy, o.source)?;
@@ -94,7 +97,10 @@ impl Control for InProcess {
     }
 
     fn findings(&self, id: &str) -> Result<SessionFindings> {
-        let session = self.0.session(id).map_err(|e| Error::Runtime(e.to_string()))?;
+        let session = self
+            .0
+            .session(id)
+            .map_err(|e| Error::Runtime(e.to_string()))?;
         Ok(SessionFindings::of(&session))
     }
 
@@ -170,7 +176,9 @@ impl OverHttp {
                         .as_str()
                         .map(str::to_owned)
                         .unwrap_or(text);
-                    return Err(Error::Runtime(format!("{method} {path}: {status}: {message}")));
+                    return Err(Error::Runtime(format!(
+                        "{method} {path}: {status}: {message}"
+                    )));
                 }
                 Ok(value)
             };

@@ -80,8 +80,8 @@ pub mod attribute_reference {}
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
-mod embedded;
 mod control;
+mod embedded;
 mod error;
 mod hooks;
 mod mode;
@@ -96,5 +96,7 @@ pub use hooks::{InboundRequest, MockResponse, OutboundCall, ResponseBody};
 pub use mode::Mode;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
+/// The typed verdict of a replay, as [`Failure::verdict`] returns it.
+pub use softprobe_runtime::verdict::{Finding, Verdict};
 pub use softprobe_macros::{case, cases};
 pub use softprobe_runtime as runtime;

@@ -217,7 +217,11 @@ pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Failu
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail(format!("softprobe: cannot start a tokio runtime for the test: {e}")))?;
+        .map_err(|e| {
+            fail(format!(
+                "softprobe: cannot start a tokio runtime for the test: {e}"
+            ))
+        })?;
     let session = Session::open(
         plan.mode,
         plan.case_path.clone(),
@@ -430,8 +434,8 @@ fn finish_replay(
     let view = inner.case.as_ref();
     // A remote runtime cannot say which answers came from the test's own rules: any rule the
     // test added counts as changing the scenario.
-    let altered = observed.altered
-        || (!inner.embedded.control.reports_origins() && session.added_rules());
+    let altered =
+        observed.altered || (!inner.embedded.control.reports_origins() && session.added_rules());
     let found = inner.embedded.control.findings(&inner.id);
     let _ = close(session, None);
     match found {
@@ -461,7 +465,10 @@ fn finish_replay(
     }
     if verdict.passed() {
         for warning in &verdict.warnings {
-            eprintln!("softprobe: {}: warning (requestDrift: warn): {warning}", plan.test_name);
+            eprintln!(
+                "softprobe: {}: warning (requestDrift: warn): {warning}",
+                plan.test_name
+            );
         }
         return Ok(());
     }

@@ -382,7 +382,8 @@ impl Session {
     /// sessions start strict; the request-drift fields the test named (`redact`, `exact`,
     /// `headers`) stay unless `document` sets them itself.
     pub fn policy(&self, mut document: Value) -> Result<()> {
-        if let (Value::Object(doc), Value::Object(base)) = (&mut document, &self.inner.replay_policy)
+        if let (Value::Object(doc), Value::Object(base)) =
+            (&mut document, &self.inner.replay_policy)
         {
             for key in ["volatileFields", "exactFields", "comparedHeaders"] {
                 if let (false, Some(v)) = (doc.contains_key(key), base.get(key)) {

@@ -573,7 +573,10 @@ mod tests {
             .into_iter()
             .map(|d| d.field)
             .collect();
-        assert_eq!(fields, vec!["status", "body $.items[0].sku", "body $.total"]);
+        assert_eq!(
+            fields,
+            vec!["status", "body $.items[0].sku", "body $.total"]
+        );
     }
 
     #[test]
@@ -601,13 +604,9 @@ mod tests {
         );
         assert_eq!(drift[1].expected, Some("1 value(s)".into()));
         let drift = compare(&rec, &act, &none, &["X-Total-Count".into()]);
-        assert!(
-            drift
-                .iter()
-                .any(|d| d.field == "header:x-total-count"
-                    && d.expected == Some("3".into())
-                    && d.actual == Some("4".into()))
-        );
+        assert!(drift.iter().any(|d| d.field == "header:x-total-count"
+            && d.expected == Some("3".into())
+            && d.actual == Some("4".into())));
         let redacted = Redactions::parse(&["header:location", "header:set-cookie"]);
         assert!(compare(&rec, &act, &redacted, &[]).is_empty());
         assert!(check_compared_header("date").is_err());
@@ -666,7 +665,11 @@ mod tests {
         let obs = vec![hop(200, r#"{"n":1}"#), hop(200, r#"{"n":3}"#)];
         let failures = inbound_failures(&rec, &obs, &Redactions::default(), &[]);
         assert_eq!(failures.len(), 1, "{failures:?}");
-        assert!(failures[0].to_string().contains("body $.n"), "{}", failures[0]);
+        assert!(
+            failures[0].to_string().contains("body $.n"),
+            "{}",
+            failures[0]
+        );
         let mut other = hop(200, "{}");
         other.path = "/refund".into();
         let failures = inbound_failures(&rec, &[other], &Redactions::default(), &[]);

@@ -38,7 +38,10 @@ pub fn runtime_binary(name: &str) -> PathBuf {
             build.args(["--profile", profile]);
         }
         let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the runtime binaries failed: {status}");
+        assert!(
+            status.success(),
+            "building the runtime binaries failed: {status}"
+        );
         dir
     });
     dir.join(name)
@@ -48,7 +51,10 @@ fn is_current(binary: &Path) -> bool {
     let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
         return false;
     };
-    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../softprobe-runtime/src"));
+    let src = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../softprobe-runtime/src"
+    ));
     newest_file(src).is_none_or(|newest| newest <= built)
 }
 

@@ -60,7 +60,11 @@ async fn pay(State(p): State<Pay>, Json(order): Json<Value>) -> Json<Value> {
     if p.charge == Charge::Skips {
         return Json(json!({"status": "succeeded"}));
     }
-    let factor = if p.charge == Charge::DoubleAmount { 2 } else { 1 };
+    let factor = if p.charge == Charge::DoubleAmount {
+        2
+    } else {
+        1
+    };
     let key = match p.charge {
         Charge::KeyNotUuid => "retry-1".to_owned(),
         _ => uuid_v4(),
@@ -254,7 +258,10 @@ fn the_verdict_reads_the_same_with_the_embedded_and_a_standalone_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let embedded = child_report(&s, None, &dir.path().join("embedded.txt"));
     let remote = child_report(&s, Some(&runtime.url), &dir.path().join("remote.txt"));
-    assert!(embedded.contains("$.amount: recorded 1000, sent 2000"), "{embedded}");
+    assert!(
+        embedded.contains("$.amount: recorded 1000, sent 2000"),
+        "{embedded}"
+    );
     assert_eq!(without_ids(&embedded), without_ids(&remote));
 }
 
@@ -283,20 +290,14 @@ fn generated_ids_and_clocks_replay_again_and_again_and_near_misses_drift() {
 
     // Opting a field out of shape comparison: its fresh UUID now differs.
     let exact = s
-        .replay(
-            s.run().exact([".body.idempotencyKey"]),
-            Charge::Recorded,
-        )
+        .replay(s.run().exact([".body.idempotencyKey"]), Charge::Recorded)
         .expect_err("an exact field compares by value")
         .to_string();
     assert!(exact.contains("$.idempotencyKey: recorded \""), "{exact}");
 
     // One list of volatile fields covers the outbound request too.
-    s.replay(
-        s.run().redact([".body.idempotencyKey"]),
-        Charge::KeyNotUuid,
-    )
-    .expect("a redacted request field is never compared");
+    s.replay(s.run().redact([".body.idempotencyKey"]), Charge::KeyNotUuid)
+        .expect("a redacted request field is never compared");
 }
 
 #[test]

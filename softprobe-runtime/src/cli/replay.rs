@@ -97,7 +97,10 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
         stats["strictMisses"],
         stats["requestDrift"]
     );
-    if !verdict.passed() || !verdict.warnings.is_empty() || (ctx.style.verbose && !verdict.volatile.is_empty()) {
+    if !verdict.passed()
+        || !verdict.warnings.is_empty()
+        || (ctx.style.verbose && !verdict.volatile.is_empty())
+    {
         if ctx.style.verbose {
             human.push_str(&format!("{verdict:#}"));
         } else {

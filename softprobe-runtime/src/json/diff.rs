@@ -196,17 +196,38 @@ mod tests {
     #[test]
     fn leaves_missing_members_null_and_arrays() {
         let e = json!({"amount": 1000, "card": {"brand": "visa"}, "items": [1, 2], "gone": true, "n": null});
-        let a = json!({"amount": 1000.0, "card": {"brand": "amex"}, "items": [1, 3, 4], "new name": 1});
+        let a =
+            json!({"amount": 1000.0, "card": {"brand": "amex"}, "items": [1, 3, 4], "new name": 1});
         let d = diff(&e, &a, &DiffOptions::default());
         assert_eq!(
             fields(&d),
-            ["$.card.brand", "$.gone", "$.items[1]", "$.items[2]", "$.n", "$['new name']"]
+            [
+                "$.card.brand",
+                "$.gone",
+                "$.items[1]",
+                "$.items[2]",
+                "$.n",
+                "$['new name']"
+            ]
         );
         let gone = &d.differences[1];
-        assert_eq!((gone.expected.clone(), gone.actual.clone()), (Some(json!(true)), None));
+        assert_eq!(
+            (gone.expected.clone(), gone.actual.clone()),
+            (Some(json!(true)), None)
+        );
         let null = &d.differences[4];
-        assert_eq!((null.expected.clone(), null.actual.clone()), (Some(Value::Null), None));
-        let sub = diff(&e, &a, &DiffOptions { subset: true, ..Default::default() });
+        assert_eq!(
+            (null.expected.clone(), null.actual.clone()),
+            (Some(Value::Null), None)
+        );
+        let sub = diff(
+            &e,
+            &a,
+            &DiffOptions {
+                subset: true,
+                ..Default::default()
+            },
+        );
         assert!(!fields(&sub).contains(&"$['new name']"));
     }
 
@@ -216,13 +237,36 @@ mod tests {
         let e = json!({"items": [{"at": 1, "sku": "x"}], "token": "[REDACTED]", "id": "0f8fad5b-d9cb-469f-a165-70867728950e"});
         let a = json!({"items": [{"at": 2, "sku": "x"}], "token": "t", "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7"});
         let now = SystemTime::now();
-        let volatile = Volatile { exact: &[], recorded_at: now, actual_at: now };
-        let d = diff(&e, &a, &DiffOptions { ignore: &ignore, volatile: Some(volatile), ..Default::default() });
+        let volatile = Volatile {
+            exact: &[],
+            recorded_at: now,
+            actual_at: now,
+        };
+        let d = diff(
+            &e,
+            &a,
+            &DiffOptions {
+                ignore: &ignore,
+                volatile: Some(volatile),
+                ..Default::default()
+            },
+        );
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(d.volatile, [("$.id".to_owned(), Shape::Uuid)]);
         let exact = [PathPattern::parse("$.id").unwrap()];
-        let strict = Volatile { exact: &exact, ..volatile };
-        let d = diff(&e, &a, &DiffOptions { ignore: &ignore, volatile: Some(strict), ..Default::default() });
+        let strict = Volatile {
+            exact: &exact,
+            ..volatile
+        };
+        let d = diff(
+            &e,
+            &a,
+            &DiffOptions {
+                ignore: &ignore,
+                volatile: Some(strict),
+                ..Default::default()
+            },
+        );
         assert_eq!(fields(&d), ["$.id"]);
     }
 

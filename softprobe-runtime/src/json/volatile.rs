@@ -43,7 +43,10 @@ impl Shape {
 pub fn shape(value: &Value, at: SystemTime) -> Option<Shape> {
     match value {
         Value::String(s) => text_shape(s, at),
-        Value::Number(n) => n.as_f64().filter(|t| is_clock(*t, at)).map(|_| Shape::UnixTime),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|t| is_clock(*t, at))
+            .map(|_| Shape::UnixTime),
         _ => None,
     }
 }
@@ -106,7 +109,10 @@ fn is_rfc3339(s: &str) -> bool {
 }
 
 fn is_clock(t: f64, at: SystemTime) -> bool {
-    let at = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let at = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
     let window = CLOCK_WINDOW.as_secs_f64();
     (t - at).abs() <= window || (t / 1000.0 - at).abs() <= window
 }
@@ -124,15 +130,27 @@ mod tests {
             shape(&json!("0f8fad5b-d9cb-469f-a165-70867728950e"), now),
             Some(Shape::Uuid)
         );
-        assert_eq!(shape(&json!("01ARZ3NDEKTSV4RRFFQ69G5FAV"), now), Some(Shape::Ulid));
-        assert_eq!(shape(&json!("2026-12-03T12:00:00Z"), now), Some(Shape::Timestamp));
-        assert_eq!(shape(&json!("2026-12-03T12:00:00.5+01:00"), now), Some(Shape::Timestamp));
+        assert_eq!(
+            shape(&json!("01ARZ3NDEKTSV4RRFFQ69G5FAV"), now),
+            Some(Shape::Ulid)
+        );
+        assert_eq!(
+            shape(&json!("2026-12-03T12:00:00Z"), now),
+            Some(Shape::Timestamp)
+        );
+        assert_eq!(
+            shape(&json!("2026-12-03T12:00:00.5+01:00"), now),
+            Some(Shape::Timestamp)
+        );
         assert_eq!(shape(&json!(secs), now), Some(Shape::UnixTime));
         assert_eq!(shape(&json!(secs * 1000), now), Some(Shape::UnixTime));
         assert_eq!(shape(&json!(secs - 3 * 86_400), now), None);
         assert_eq!(shape(&json!(1000), now), None);
         assert_eq!(shape(&json!("not-a-uuid"), now), None);
-        assert_eq!(shape(&json!("0f8fad5b-d9cb-469f-a165-70867728950"), now), None);
+        assert_eq!(
+            shape(&json!("0f8fad5b-d9cb-469f-a165-70867728950"), now),
+            None
+        );
         assert_eq!(shape(&json!("ABCDEFGHJKMNPQRSTVWXYZABCD"), now), None);
         assert_eq!(shape(&json!("2026-12-03"), now), None);
         assert_eq!(

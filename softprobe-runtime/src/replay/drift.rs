@@ -162,8 +162,11 @@ impl Comparison<'_> {
             self.volatile.push(volatile(field, shape));
             return;
         }
-        self.differences
-            .push(Difference::new(field, e.map(|v| json!(v)), a.map(|v| json!(v))));
+        self.differences.push(Difference::new(
+            field,
+            e.map(|v| json!(v)),
+            a.map(|v| json!(v)),
+        ));
     }
 
     fn query(&mut self, recorded: Option<&str>, sent: Option<&str>) {
@@ -196,9 +199,10 @@ impl Comparison<'_> {
                 ([x], [y]) => self.text(field, exact, Some(x), Some(y)),
                 ([x], []) => self.text(field, exact, Some(x), None),
                 ([], [y]) => self.text(field, exact, None, Some(y)),
-                _ => self
-                    .differences
-                    .push(Difference::new(field, Some(json!(ev)), Some(json!(av)))),
+                _ => {
+                    self.differences
+                        .push(Difference::new(field, Some(json!(ev)), Some(json!(av))))
+                }
             }
         }
     }
@@ -435,7 +439,10 @@ mod tests {
 
     #[test]
     fn forms_queries_headers_and_opaque_bodies() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let ex = recorded(
             "application/x-www-form-urlencoded",
             "amount=1000&currency=usd",
@@ -447,8 +454,15 @@ mod tests {
         assert_eq!(d, [r#"query:expand "a" "b""#, r#"$.amount "1000" "2000""#]);
         assert!(v.contains(&"query:ts".to_owned()), "{v:?}");
         req.headers = vec![("content-type".into(), "text/plain".into())];
-        let (d, _) = fields(r#"{"volatileFields": ["query:expand", ".body"]}"#, &ex, &req);
-        assert_eq!(d, [r#"header:content-type "application/x-www-form-urlencoded" "text/plain""#]);
+        let (d, _) = fields(
+            r#"{"volatileFields": ["query:expand", ".body"]}"#,
+            &ex,
+            &req,
+        );
+        assert_eq!(
+            d,
+            [r#"header:content-type "application/x-www-form-urlencoded" "text/plain""#]
+        );
         let bin = recorded("application/octet-stream", "abc", None);
         let (d, _) = fields("{}", &bin, &sent(&bin, "abd", None));
         assert_eq!(d.len(), 1);
@@ -464,7 +478,11 @@ mod tests {
             hops: 3,
             span_id: "00".into(),
             json_path: "$".into(),
-            differences: vec![Difference::new("$.amount", Some(json!(1000)), Some(json!(2000)))],
+            differences: vec![Difference::new(
+                "$.amount",
+                Some(json!(1000)),
+                Some(json!(2000)),
+            )],
             volatile: vec![volatile("$.id".into(), Shape::Uuid)],
         };
         assert_eq!(

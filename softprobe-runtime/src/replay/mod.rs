@@ -20,9 +20,9 @@ use crate::policy::{DefaultOnMiss, DriftAction, ExternalHttp, Policy};
 use crate::rules::matcher::BodyJson;
 use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
 
-use index::CaseIndex;
 pub use crate::json::Difference;
 pub use drift::{RequestDrift, VOLATILE_REQUEST_HEADERS, VolatileField};
+use index::CaseIndex;
 pub use miss::{
     MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER, STRICT_MISS_STATUS,
 };
@@ -554,7 +554,10 @@ impl Engine {
         let entry = RequestDrift {
             method: req.method.to_ascii_uppercase(),
             url: req.url(),
-            hop: index.outbound_all.binary_search(&chosen).map_or(0, |p| p + 1),
+            hop: index
+                .outbound_all
+                .binary_search(&chosen)
+                .map_or(0, |p| p + 1),
             hops: index.outbound_all.len(),
             span_id: ex.span_id.to_string(),
             json_path: index.json_paths[chosen].clone(),

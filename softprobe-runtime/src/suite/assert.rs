@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::model::{BodyMode, StatusSpec};
-use crate::json::{DiffOptions, Difference, PathPattern, diff};
 use super::report::Failure;
+use crate::json::{DiffOptions, Difference, PathPattern, diff};
 
 /// One HTTP response (or the captured one).
 #[derive(Debug, Clone, Default)]
