@@ -96,7 +96,7 @@ pub use hooks::{InboundRequest, MockResponse, OutboundCall, ResponseBody};
 pub use mode::Mode;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
-/// The typed verdict of a replay, as [`Failure::verdict`] returns it.
-pub use softprobe_runtime::verdict::{Finding, Verdict};
 pub use softprobe_macros::{case, cases};
 pub use softprobe_runtime as runtime;
+/// The typed verdict of a replay, as [`Failure::verdict`] returns it.
+pub use softprobe_runtime::verdict::{Finding, Verdict};

@@ -16,7 +16,31 @@ use serde_json::Value;
 use super::path::{PathPattern, Step, render};
 use super::volatile::{Shape, same_shape};
 use crate::rules::REDACTED;
-use crate::rules::matcher::json_eq;
+
+/// JSON equality where numbers compare by value (`1000` equals `1000.0`) and object key
+/// order does not matter.
+pub fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
+                x == y
+            } else if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
+                x == y
+            } else {
+                x.as_f64() == y.as_f64()
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
 
 /// One differing field. `expected` is the recording, `actual` what the service did; `None`
 /// means the field is absent on that side (a field that is `null` is `Some(null)`).

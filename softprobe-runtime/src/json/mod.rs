@@ -10,6 +10,6 @@ pub mod diff;
 pub mod path;
 pub mod volatile;
 
-pub use diff::{DiffOptions, Difference, diff};
+pub use diff::{DiffOptions, Difference, diff, json_eq};
 pub use path::{PathPattern, Step};
 pub use volatile::Shape;
