@@ -138,16 +138,16 @@ impl ProxyBackend for Observer {
                 }
                 // Strict misses reach the verdict from the session itself
                 // (`Control::findings`), in process and remote alike.
-                match &decision {
-                    Decision::Respond {
-                        origin:
-                            Origin::Rule {
-                                layer: Layer::Session,
-                                ..
-                            },
-                        ..
-                    } => o.altered = true,
-                    _ => {}
+                if let Decision::Respond {
+                    origin:
+                        Origin::Rule {
+                            layer: Layer::Session,
+                            ..
+                        },
+                    ..
+                } = &decision
+                {
+                    o.altered = true;
                 }
             });
             Ok(decision)
