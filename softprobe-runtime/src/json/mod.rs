@@ -1,4 +1,4 @@
-//! Comparing JSON documents: the one structural diff ([`diff`]) every verdict uses (the
+//! Comparing JSON documents: the one structural diff ([`diff()`]) every verdict uses (the
 //! inbound comparison of the test harness, the strict-miss report, suite assertions and
 //! outbound request drift), the path patterns that name fields in it ([`path`]), and the
 //! shapes of values that change on every run by nature ([`volatile`]).
