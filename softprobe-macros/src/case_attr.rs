@@ -11,7 +11,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, ItemFn, LitStr, Path, Token};
 
-const OPTIONS: &str = "`mode`, `strict`, `partial`, `redact`, `headers`, `crate`";
+const OPTIONS: &str = "`mode`, `strict`, `partial`, `redact`, `exact`, `headers`, `crate`";
 /// Headers that change on every run or belong to the connection; the same list as
 /// `softprobe`'s comparison, which rejects them at run time for `Run::headers`.
 const VOLATILE_HEADERS: &[&str] = &[
@@ -39,6 +39,7 @@ struct CaseArgs {
     strict: bool,
     partial: bool,
     redact: Vec<LitStr>,
+    exact: Vec<LitStr>,
     headers: Vec<LitStr>,
     krate: Option<Path>,
 }
@@ -49,6 +50,7 @@ enum Opt {
     Strict(Ident),
     Partial(Ident),
     Redact(Ident, Vec<LitStr>),
+    Exact(Ident, Vec<LitStr>),
     Headers(Ident, Vec<LitStr>),
     Crate(Ident, LitStr),
 }
@@ -60,6 +62,7 @@ impl Opt {
             | Opt::Strict(k)
             | Opt::Partial(k)
             | Opt::Redact(k, _)
+            | Opt::Exact(k, _)
             | Opt::Headers(k, _)
             | Opt::Crate(k, _) => k,
         }
@@ -106,31 +109,8 @@ impl Parse for Opt {
                 }
                 Ok(Opt::Partial(key))
             }
-            "redact" => {
-                let content;
-                syn::parenthesized!(content in input);
-                let items = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
-                    .map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`redact` takes string selectors: redact(\".body.createdAt\", \"header:date\")",
-                        )
-                    })?;
-                let mut selectors = Vec::new();
-                for lit in items {
-                    let value = lit.value();
-                    if !(value.starts_with('.') || value.starts_with("header:")) {
-                        return Err(syn::Error::new_spanned(
-                            &lit,
-                            format!(
-                                "invalid redaction `{value}`: expected a body path starting with `.` (\".body.id\", \".body.items[].createdAt\") or a header as \"header:<name>\""
-                            ),
-                        ));
-                    }
-                    selectors.push(lit);
-                }
-                Ok(Opt::Redact(key, selectors))
-            }
+            "redact" => Ok(Opt::Redact(key.clone(), parse_selectors(&key, input)?)),
+            "exact" => Ok(Opt::Exact(key.clone(), parse_selectors(&key, input)?)),
             "headers" => Ok(Opt::Headers(key.clone(), parse_headers(&key, input)?)),
             "crate" => {
                 input.parse::<Token![=]>()?;
@@ -143,6 +123,34 @@ impl Parse for Opt {
             )),
         }
     }
+}
+
+/// `redact(...)` / `exact(...)`: string selectors, each a body path (`.body.id`), a header
+/// (`header:date`) or a query parameter (`query:ts`).
+fn parse_selectors(key: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
+    let content;
+    syn::parenthesized!(content in input);
+    let items = Punctuated::<LitStr, Token![,]>::parse_terminated(&content).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{key}` takes string selectors: {key}(\".body.createdAt\", \"header:date\")"),
+        )
+    })?;
+    let mut selectors = Vec::new();
+    for lit in items {
+        let value = lit.value();
+        if !(value.starts_with('.') || value.starts_with("header:") || value.starts_with("query:"))
+        {
+            return Err(syn::Error::new_spanned(
+                &lit,
+                format!(
+                    "invalid selector `{value}` in `{key}`: expected a body path starting with `.` (\".body.id\", \".body.items[].createdAt\"), a header as \"header:<name>\" or a query parameter as \"query:<name>\""
+                ),
+            ));
+        }
+        selectors.push(lit);
+    }
+    Ok(selectors)
 }
 
 /// `headers("x-total-count", ...)`: non-empty, each a header name, none volatile, none twice.
@@ -228,6 +236,7 @@ impl Parse for CaseArgs {
             strict: false,
             partial: false,
             redact: Vec::new(),
+            exact: Vec::new(),
             headers: Vec::new(),
             krate: None,
         };
@@ -254,6 +263,7 @@ impl Parse for CaseArgs {
                 Opt::Strict(_) => args.strict = true,
                 Opt::Partial(_) => args.partial = true,
                 Opt::Redact(_, v) => args.redact = v,
+                Opt::Exact(_, v) => args.exact = v,
                 Opt::Headers(_, v) => args.headers = v,
                 Opt::Crate(_, v) => args.krate = Some(v.parse()?),
             }
@@ -409,6 +419,7 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
     let strict = args.strict;
     let partial = args.partial;
     let redact = &args.redact;
+    let exact = &args.exact;
     let span = func.sig.ident.span();
     let headers: Vec<String> = args
         .headers
@@ -436,6 +447,7 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
             let __softprobe_options = #krate::__private::CaseOptions {
                 headers: &[#(#headers),*],
                 partial: #partial,
+                exact: &[#(#exact),*],
             };
             #call
         }

@@ -382,6 +382,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                     #spec,
                     #krate::__private::CaseOptions {
                         headers: &[#(#headers),*],
+                        exact: &[],
                         partial: false,
                     },
                     super::#name,

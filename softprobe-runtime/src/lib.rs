@@ -10,6 +10,7 @@ pub mod capture;
 pub mod case;
 pub mod control;
 pub mod error;
+pub mod json;
 mod listener;
 pub mod metrics;
 pub mod mode;
@@ -22,6 +23,7 @@ pub mod scrub;
 pub mod server;
 pub mod session;
 pub mod suite;
+pub mod verdict;
 pub mod view;
 
 #[cfg(feature = "cli")]

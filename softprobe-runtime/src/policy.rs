@@ -7,6 +7,7 @@
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::json::PathPattern;
 use crate::rules::matcher::split_port;
 use crate::rules::parse::{Obj, RawRule, convert_rules, str_enum, unwrap_all};
 use crate::rules::{Rule, RulesError, host_matches, normalize_host};
@@ -33,6 +34,75 @@ pub enum DefaultOnMiss {
     Error,
 }
 
+/// What a replayed outbound request that differs from its recording does to the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    /// The drift is recorded and fails the replay (the default, strict or not).
+    #[default]
+    Fail,
+    /// The drift is recorded and shown, but the replay passes.
+    Warn,
+    /// Requests are not compared with their recordings.
+    Ignore,
+}
+
+str_enum!(DriftAction {
+    "fail" => DriftAction::Fail,
+    "warn" => DriftAction::Warn,
+    "ignore" => DriftAction::Ignore,
+});
+
+/// Fields of a request named by a test: body fields as JSON paths (`.body.items[].at` or
+/// `$.items[*].at`; a form body's fields are its top-level members), `header:<name>` and
+/// `query:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fields {
+    /// As written.
+    pub selectors: Vec<String>,
+    /// Body fields.
+    pub body: Vec<PathPattern>,
+    /// Header names, lowercase.
+    pub headers: Vec<String>,
+    /// Query parameter names.
+    pub query: Vec<String>,
+}
+
+impl Fields {
+    /// Parses selectors; the error names the one that is not a field.
+    pub fn parse<S: AsRef<str>>(selectors: &[S]) -> Result<Self, String> {
+        let mut out = Fields::default();
+        for s in selectors {
+            let s = s.as_ref().trim();
+            if let Some(h) = s.strip_prefix("header:") {
+                out.headers.push(h.trim().to_ascii_lowercase());
+            } else if let Some(q) = s.strip_prefix("query:") {
+                out.query.push(q.trim().to_owned());
+            } else {
+                out.body.push(PathPattern::parse_body(s)?);
+            }
+            out.selectors.push(s.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Whether the header is named (case-insensitive).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the query parameter is named.
+    pub fn has_query(&self, name: &str) -> bool {
+        self.query.iter().any(|q| q == name)
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.selectors.serialize(serializer)
+    }
+}
+
 str_enum!(ExternalHttp { "allow" => ExternalHttp::Allow, "strict" => ExternalHttp::Strict });
 str_enum!(DefaultOnMiss {
     "passthrough" => DefaultOnMiss::Passthrough,
@@ -51,6 +121,15 @@ pub struct Policy {
     pub default_on_miss: DefaultOnMiss,
     /// The policy rule layer, below case and session rules.
     pub rules: Vec<Rule>,
+    /// What a replayed outbound request that differs from its recording does.
+    pub request_drift: DriftAction,
+    /// Request fields never compared with the recording.
+    pub volatile_fields: Fields,
+    /// Request fields compared by value even when both sides look volatile (UUIDs, ULIDs,
+    /// timestamps, clocks), and headers compared even when they are volatile by default.
+    pub exact_fields: Fields,
+    /// Request headers compared besides `content-type`.
+    pub compared_headers: Vec<String>,
 }
 
 impl Policy {
@@ -115,7 +194,25 @@ pub fn parse_policy(bytes: &[u8], source_name: &str) -> Result<Policy, RulesErro
             source_name,
             "$.rules",
         )?,
+        request_drift: raw.request_drift.unwrap_or_default(),
+        volatile_fields: fields(raw.volatile_fields, source_name, "volatileFields")?,
+        exact_fields: fields(raw.exact_fields, source_name, "exactFields")?,
+        compared_headers: raw
+            .compared_headers
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect(),
     })
+}
+
+fn fields(list: Option<Vec<String>>, source_name: &str, key: &str) -> Result<Fields, RulesError> {
+    let list = list.unwrap_or_default();
+    for (i, s) in list.iter().enumerate() {
+        Fields::parse(std::slice::from_ref(s))
+            .map_err(|e| RulesError::at(source_name, format!("$.{key}[{i}]"), e))?;
+    }
+    Fields::parse(&list).map_err(|e| RulesError::at(source_name, format!("$.{key}"), e))
 }
 
 #[derive(Deserialize)]
@@ -127,15 +224,23 @@ struct RawPolicy {
     default_on_miss: Option<DefaultOnMiss>,
     #[serde(default)]
     rules: Option<Vec<Obj<RawRule>>>,
+    request_drift: Option<DriftAction>,
+    volatile_fields: Option<Vec<String>>,
+    exact_fields: Option<Vec<String>>,
+    compared_headers: Option<Vec<String>>,
 }
 
 impl Serialize for Policy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(4))?;
+        let mut map = serializer.serialize_map(Some(8))?;
         map.serialize_entry("externalHttp", &self.external_http)?;
         map.serialize_entry("externalAllowlist", &self.external_allowlist)?;
         map.serialize_entry("defaultOnMiss", &self.default_on_miss)?;
         map.serialize_entry("rules", &self.rules)?;
+        map.serialize_entry("requestDrift", &self.request_drift)?;
+        map.serialize_entry("volatileFields", &self.volatile_fields)?;
+        map.serialize_entry("exactFields", &self.exact_fields)?;
+        map.serialize_entry("comparedHeaders", &self.compared_headers)?;
         map.end()
     }
 }
@@ -143,6 +248,31 @@ impl Serialize for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_drift_fields_are_read_and_bad_ones_named() {
+        let p = parse_policy(
+            br#"{"requestDrift": "warn", "volatileFields": [".body.nonce", "header:X-Nonce", "query:ts"],
+                 "exactFields": ["$.items[*].id"], "comparedHeaders": ["Stripe-Version"]}"#,
+            "p.json",
+        )
+        .unwrap();
+        assert_eq!(p.request_drift, DriftAction::Warn);
+        assert!(p.volatile_fields.has_header("x-nonce") && p.volatile_fields.has_query("ts"));
+        assert_eq!(p.volatile_fields.body.len(), 1);
+        assert_eq!(p.compared_headers, ["stripe-version"]);
+        let err = parse_policy(br#"{"volatileFields": [".body.a", "nonce"]}"#, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("$.volatileFields[1]") && err.contains("nonce"),
+            "{err}"
+        );
+        let err = parse_policy(br#"{"requestDrift": "loud"}"#, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loud"), "{err}");
+    }
 
     #[test]
     fn defaults_and_the_sdk_shapes() {
@@ -161,7 +291,8 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"externalHttp": "allow", "externalAllowlist": ["localhost:8080", "*.internal"],
-                               "defaultOnMiss": "error", "rules": []})
+                               "defaultOnMiss": "error", "rules": [], "requestDrift": "fail",
+                               "volatileFields": [], "exactFields": [], "comparedHeaders": []})
         );
         assert_eq!(
             parse_policy(&serde_json::to_vec(&p).unwrap(), "again").unwrap(),

@@ -254,7 +254,7 @@ fn control_api_bodies_match_their_schemas() {
         ),
         (
             SchemaKind::StatsResponse,
-            json!({"sessionId": session, "injectedSpans": 2, "extractedSpans": 2, "strictMisses": 0, "stats": {"injectedSpans": 2, "extractedSpans": 2, "strictMisses": 0}}),
+            json!({"sessionId": session, "injectedSpans": 2, "extractedSpans": 2, "strictMisses": 0, "requestDrift": 0, "stats": {"injectedSpans": 2, "extractedSpans": 2, "strictMisses": 0, "requestDrift": 0}}),
         ),
         (SchemaKind::CloseRequest, json!({})),
         (
@@ -341,8 +341,10 @@ fn strict_miss_and_state_bodies_match_their_schemas() {
         "policy": {"externalHttp": "strict", "externalAllowlist": [], "defaultOnMiss": "passthrough", "rules": []},
         "rules": {"policy": 0, "case": 1, "session": 2},
         "fixtures": null,
-        "stats": {"injectedSpans": 1, "extractedSpans": 0, "strictMisses": 1},
-        "strictMisses": [miss]
+        "stats": {"injectedSpans": 1, "extractedSpans": 0, "strictMisses": 1, "requestDrift": 0},
+        "strictMisses": [miss],
+        "requestDrift": [],
+        "unusedRecordings": []
     });
     assert_eq!(validate_json(SchemaKind::StateResponse, &state), Ok(()));
     let mut too_many = miss.clone();

@@ -535,11 +535,13 @@ fn replay_run_answers_from_the_case_and_reports_misses() {
     let (code, out, err) = run(cmd);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        out.contains("miss: GET http://fragment/shipping?zip=10001"),
+        out.contains(
+            "1. no rule or recorded exchange answers GET http://fragment/shipping?zip=10001"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("nearest: GET http://fragment/shipping?zip=94107"),
+        out.contains("  1. GET http://fragment/shipping?zip=94107  (span "),
         "{out}"
     );
 }

@@ -128,6 +128,8 @@ fn strict_miss_report_names_the_request_and_the_nearest_recordings() {
                 "message": "no rule or recorded exchange answers POST https://api.stripe.com/v1/payment_intents?expand=x and external HTTP is strict"
             },
             "sessionId": "sess_abc",
+            "caseId": "payments",
+            "caseSource": "cases/payments.case.json",
             "request": {
                 "method": "POST",
                 "url": "https://api.stripe.com/v1/payment_intents?expand=x",
@@ -139,38 +141,44 @@ fn strict_miss_report_names_the_request_and_the_nearest_recordings() {
                     "method": "POST",
                     "url": "https://api.stripe.com/v1/payment_intents",
                     "spanId": "0101010101010101",
+                    "jsonPath": "$.traces[0].resourceSpans[0].scopeSpans[0].spans[0]",
                     "differences": [
-                        {"field": "query", "expected": null, "actual": "expand=x"},
+                        {"field": "query", "actual": "expand=x"},
                         {"field": "body $.amount", "expected": 1000, "actual": 1500},
-                        {"field": "body $.extra", "expected": null, "actual": true}
+                        {"field": "body $.extra", "actual": true}
                     ]
                 },
                 {
                     "method": "GET",
                     "url": "https://api.stripe.com/v1/customers/cus_1",
                     "spanId": "0202020202020202",
+                    "jsonPath": "$.traces[0].resourceSpans[0].scopeSpans[0].spans[1]",
                     "differences": [
                         {"field": "method", "expected": "GET", "actual": "POST"},
                         {"field": "path", "expected": "/v1/customers/cus_1", "actual": "/v1/payment_intents"},
-                        {"field": "query", "expected": null, "actual": "expand=x"},
-                        {"field": "body", "expected": null, "actual": "{\"amount\":1500,\"currency\":\"usd\",\"meta\":{\"order\":\"A1\"},\"extra\":true}"}
+                        {"field": "query", "actual": "expand=x"},
+                        {"field": "body", "actual": "{\"amount\":1500,\"currency\":\"usd\",\"meta\":{\"order\":\"A1\"},\"extra\":true}"}
                     ]
                 },
                 {
                     "method": "GET",
                     "url": "https://fragment/shipping?zip=1",
                     "spanId": "0303030303030303",
+                    "jsonPath": "$.traces[0].resourceSpans[0].scopeSpans[0].spans[2]",
                     "differences": [
                         {"field": "method", "expected": "GET", "actual": "POST"},
                         {"field": "host", "expected": "fragment", "actual": "api.stripe.com"},
                         {"field": "path", "expected": "/shipping", "actual": "/v1/payment_intents"},
                         {"field": "query", "expected": "zip=1", "actual": "expand=x"},
-                        {"field": "body", "expected": null, "actual": "{\"amount\":1500,\"currency\":\"usd\",\"meta\":{\"order\":\"A1\"},\"extra\":true}"}
+                        {"field": "body", "actual": "{\"amount\":1500,\"currency\":\"usd\",\"meta\":{\"order\":\"A1\"},\"extra\":true}"}
                     ]
                 }
             ]
         })
     );
+    // The body reads back into the same report, so a remote miss reads as a local one.
+    let (back, session) = MissReport::from_json(&body).unwrap();
+    assert_eq!((back, session.as_str()), (report.clone(), "sess_abc"));
     let text = report.render_text();
     assert!(
         text.contains("nearest recorded exchanges in cases/payments.case.json:"),
@@ -182,7 +190,7 @@ fn strict_miss_report_names_the_request_and_the_nearest_recordings() {
         "{text}"
     );
     assert!(
-        text.contains("query: expected (none), actual \"expand=x\""),
+        text.contains("query: expected (absent), actual \"expand=x\""),
         "{text}"
     );
 }
@@ -206,8 +214,8 @@ fn differing_headers_are_listed_but_volatile_and_redacted_ones_are_not() {
         .map(|d| d.field.as_str())
         .collect();
     assert_eq!(fields, vec!["header stripe-version"]);
-    assert_eq!(nearest.differences[0].expected, json!("2024-06-20"));
-    assert_eq!(nearest.differences[0].actual, json!("2025-01-01"));
+    assert_eq!(nearest.differences[0].expected, Some(json!("2024-06-20")));
+    assert_eq!(nearest.differences[0].actual, Some(json!("2025-01-01")));
 }
 
 #[test]

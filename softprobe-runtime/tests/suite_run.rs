@@ -43,6 +43,9 @@ struct AppState {
     /// When non-zero, orders whose amount is a multiple of it are declined (the "changed
     /// application" of the drift test).
     decline_multiple: Arc<AtomicU64>,
+    /// When non-zero, the quote request carries `{"amount": amount * factor}` as a JSON body
+    /// (the "changed request" of the request-drift test).
+    quote_factor: Arc<AtomicU64>,
 }
 
 /// The small app: `POST /checkout` asks `http://fragment/shipping` for a quote through the
@@ -57,6 +60,11 @@ async fn checkout(
         if let Some(v) = headers.get(name) {
             req = req.header(name, v.as_bytes());
         }
+    }
+    let factor = st.quote_factor.load(Ordering::Relaxed);
+    if factor != 0 {
+        let amount = order["amount"].as_u64().unwrap_or(0) * factor;
+        req = req.json(&json!({"amount": amount}));
     }
     let shipping = match req.send().await {
         Ok(r) if r.status().is_success() => r.json::<Value>().await.unwrap_or(Value::Null),
@@ -99,6 +107,7 @@ struct Stack {
     runtime_url: String,
     ingress_url: String,
     decline_multiple: Arc<AtomicU64>,
+    quote_factor: Arc<AtomicU64>,
 }
 
 async fn wait_up(url: &str) {
@@ -123,11 +132,13 @@ impl Stack {
             .build()
             .unwrap();
         let decline_multiple = Arc::new(AtomicU64::new(0));
+        let quote_factor = Arc::new(AtomicU64::new(0));
         let app = Router::new()
             .route("/checkout", post(checkout))
             .with_state(AppState {
                 http,
                 decline_multiple: decline_multiple.clone(),
+                quote_factor: quote_factor.clone(),
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app_addr = listener.local_addr().unwrap();
@@ -153,7 +164,38 @@ impl Stack {
             runtime_url,
             ingress_url: format!("http://{ingress}"),
             decline_multiple,
+            quote_factor,
         }
+    }
+
+    /// Runs `softprobe replay run` of `case`, whose driver posts one order through the
+    /// ingress; returns the exit code and stdout.
+    async fn replay_run(&self, case: &Path, amount: u64) -> (i32, String) {
+        let driver = format!(
+            "curl -s -f -X POST -H \"x-softprobe-session-id: $SOFTPROBE_SESSION_ID\" \
+             -H 'content-type: application/json' \
+             -d '{{\"amount\": {amount}, \"currency\": \"USD\"}}' \"$SOFTPROBE_TARGET/checkout\" >/dev/null"
+        );
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_softprobe"))
+            .args([
+                "--runtime-url",
+                &self.runtime_url,
+                "replay",
+                "run",
+                "--case",
+            ])
+            .arg(case)
+            .args(["--target", &self.ingress_url, "--driver", &driver])
+            .env_remove("SOFTPROBE_API_TOKEN")
+            .env("NO_COLOR", "1")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     }
 
     /// Runs `softprobe suite run` with `extra` arguments; returns the exit code, the parsed
@@ -255,6 +297,79 @@ fn write_cases(dir: &Path, n: usize) -> PathBuf {
         .unwrap();
     }
     cases
+}
+
+/// Cases whose recorded quote request carries `{"amount": amount}` as its JSON body.
+fn write_quoted_cases(dir: &Path, n: usize) -> PathBuf {
+    let cases = write_cases(dir, n);
+    for i in 0..n {
+        let path = cases.join(format!("checkout-{i:04}.case.json"));
+        let mut case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let spans = case["traces"][0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array_mut()
+            .unwrap();
+        for span in spans.iter_mut() {
+            if attr(span, "url.host").unwrap()["stringValue"] == "fragment" {
+                let attrs = span["attributes"].as_array_mut().unwrap();
+                attrs.push(json!({"key": "http.request.header.content-type",
+                                  "value": {"stringValue": "application/json"}}));
+                attrs.push(json!({"key": "http.request.body",
+                                  "value": {"stringValue": json!({"amount": 100 + i}).to_string()}}));
+            }
+        }
+        std::fs::write(&path, serde_json::to_vec_pretty(&case).unwrap()).unwrap();
+    }
+    cases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_outbound_request_fails_replay_run_and_suite_run() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_quoted_cases(dir.path(), 3);
+    let case = cases.join("checkout-0000.case.json");
+    stack.quote_factor.store(1, Ordering::Relaxed);
+    let (code, out) = stack.replay_run(&case, 100).await;
+    assert_eq!(code, 0, "the recorded request replays:\n{out}");
+    assert!(out.contains("0 drifted request(s)"), "{out}");
+
+    // The app now asks for a quote on twice the amount: the recorded answer is still served,
+    // and the verdict names the call, the field and both values.
+    stack.quote_factor.store(2, Ordering::Relaxed);
+    let (code, out) = stack.replay_run(&case, 100).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "1. outbound GET http://fragment/shipping?zip=94107 (hop 2 of 2): $.amount: recorded 100, sent 200"
+        ),
+        "{out}"
+    );
+
+    let suite = dir.path().join("quotes.suite.yaml");
+    std::fs::write(
+        &suite,
+        "name: quotes\n\
+         cases: cases/*.case.json\n\
+         defaults:\n  \
+           request: { source: case.ingress }\n  \
+           assertions: { status: 200, body: { mode: json-subset } }\n  \
+           policy: { externalHttp: strict }\n",
+    )
+    .unwrap();
+    let (code, summary, stderr) = stack.run_suite(&suite, &["--parallel", "2"]).await;
+    assert_eq!(code, 20, "{summary:#}\n{stderr}");
+    assert_eq!(summary["failed"], 3, "{summary:#}");
+    let failure = &summary["cases"][1]["failures"][0];
+    assert_eq!(failure["kind"], "request-drift", "{summary:#}");
+    assert_eq!(
+        failure["message"],
+        "outbound GET http://fragment/shipping?zip=94107 (hop 2 of 2): $.amount: recorded 101, sent 202"
+    );
+
+    stack.quote_factor.store(1, Ordering::Relaxed);
+    let (code, summary, stderr) = stack.run_suite(&suite, &["--parallel", "2"]).await;
+    assert_eq!(code, 0, "{summary:#}\n{stderr}");
+    assert_eq!(summary["passed"], 3);
 }
 
 fn names_with(summary: &Value, status: &str) -> Vec<String> {

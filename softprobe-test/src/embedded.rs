@@ -13,9 +13,10 @@ use softprobe_runtime::proxy::{
     BackendFuture, CertificateAuthority, EgressProxy, ProxyBackend, RemoteBackend, RunningEgress,
     StoreBackend,
 };
-use softprobe_runtime::replay::{Decision, Layer, Origin, Request};
+use softprobe_runtime::replay::{Decision, Layer, MissReport, Origin, Request};
 use softprobe_runtime::session::{InMemoryStore, SessionStore};
 
+use crate::control::{Control, InProcess, OverHttp};
 use crate::error::Error;
 use crate::hooks::{MockHook, MockResponse, OutboundCall};
 
@@ -23,8 +24,6 @@ use crate::hooks::{MockHook, MockResponse, OutboundCall};
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Observed {
     pub(crate) exchanges: Vec<Exchange>,
-    /// Strict misses, as text for the report.
-    pub(crate) misses: Vec<String>,
     /// Hops decided that will be recorded (all but strict misses), each once its response
     /// has been streamed.
     pub(crate) decided: usize,
@@ -112,7 +111,7 @@ impl Observer {
         };
         // A remote runtime's strict miss is an answer too; it must reach the verdict intact.
         if request.direction != Direction::Outbound
-            || (self.remote && crate::verify::remote_miss_text(response).is_some())
+            || (self.remote && MissReport::from_response(response).is_some())
         {
             return;
         }
@@ -204,22 +203,18 @@ impl ProxyBackend for Observer {
                 if request.direction == Direction::Outbound {
                     o.outbound_decided += 1;
                 }
-                match &decision {
-                    Decision::StrictMiss(report) => o.misses.push(report.render_text()),
-                    Decision::Respond { response, .. } if self.remote => {
-                        if let Some(text) = crate::verify::remote_miss_text(response) {
-                            o.misses.push(text);
-                        }
-                    }
-                    Decision::Respond {
-                        origin:
-                            Origin::Rule {
-                                layer: Layer::Session,
-                                ..
-                            },
-                        ..
-                    } => o.altered = true,
-                    _ => {}
+                // Strict misses reach the verdict from the session itself
+                // (`Control::findings`), in process and remote alike.
+                if let Decision::Respond {
+                    origin:
+                        Origin::Rule {
+                            layer: Layer::Session,
+                            ..
+                        },
+                    ..
+                } = &decision
+                {
+                    o.altered = true;
                 }
             });
             Ok(decision)
@@ -242,16 +237,12 @@ impl ProxyBackend for Observer {
     }
 }
 
-/// Where sessions live: in this process, or in a runtime named by `SOFTPROBE_RUNTIME_URL`.
-pub(crate) enum Control {
-    Local(Arc<dyn SessionStore>),
-    Remote { base: String, token: Option<String> },
-}
-
 /// The shared machinery.
 pub(crate) struct Embedded {
     pub(crate) rt: tokio::runtime::Runtime,
-    pub(crate) control: Control,
+    /// Where sessions live: in this process, or in a runtime named by
+    /// `SOFTPROBE_RUNTIME_URL`.
+    pub(crate) control: Box<dyn Control>,
     pub(crate) observer: Arc<Observer>,
     pub(crate) egress: RunningEgress,
 }
@@ -299,29 +290,25 @@ fn start() -> Result<Embedded, String> {
     let token = std::env::var("SOFTPROBE_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    let (control, inner): (Control, Arc<dyn ProxyBackend>) = match remote {
+    let (control, inner): (Box<dyn Control>, Arc<dyn ProxyBackend>) = match remote {
         Some(base) => {
             let backend = RemoteBackend::new(&base, token.clone())
                 .map_err(|e| format!("SOFTPROBE_RUNTIME_URL={base}: {e}"))?;
-            (
-                Control::Remote {
-                    base: base.trim_end_matches('/').to_owned(),
-                    token,
-                },
-                Arc::new(backend),
-            )
+            let control = OverHttp::new(&base, token, rt.handle().clone())
+                .map_err(|e| format!("SOFTPROBE_RUNTIME_URL={base}: {e}"))?;
+            (Box::new(control), Arc::new(backend))
         }
         None => {
             let store: Arc<dyn SessionStore> = Arc::new(InMemoryStore::new());
             (
-                Control::Local(store.clone()),
+                Box::new(InProcess(store.clone())),
                 Arc::new(StoreBackend::new(store)),
             )
         }
     };
     let observer = Arc::new(Observer {
         recorded: tokio::sync::Notify::new(),
-        remote: matches!(control, Control::Remote { .. }),
+        remote: !control.reports_origins(),
         inner,
         log: Mutex::new(HashMap::new()),
         mock_hooks: Mutex::new(HashMap::new()),

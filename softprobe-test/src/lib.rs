@@ -97,6 +97,7 @@ pub mod attribute_reference {}
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod control;
 mod embedded;
 mod error;
 mod hooks;
@@ -117,3 +118,5 @@ pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
 pub use softprobe_macros::{case, cases};
 pub use softprobe_runtime as runtime;
+/// The typed verdict of a replay, as [`Failure::verdict`] returns it.
+pub use softprobe_runtime::verdict::{Finding, Verdict};

@@ -140,11 +140,15 @@ where
 /// `CaseSpec` keeps compiling.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaseOptions {
-    /// The attribute's `headers(...)`: response headers compared on top of the defaults.
+    /// The attribute's `headers(...)`: headers compared on top of the defaults, in the
+    /// service's responses and in its outbound requests.
     pub headers: &'static [&'static str],
     /// The attribute's `partial` flag: the test sends only some of the recorded inbound
     /// requests, on purpose.
     pub partial: bool,
+    /// The attribute's `exact(...)`: request fields compared by value even when they look
+    /// volatile.
+    pub exact: &'static [&'static str],
 }
 
 /// Runs one case test with the attribute's options. Panics (failing the test) with a
@@ -167,6 +171,7 @@ pub fn run_case_with<M, F: TestFn<M>>(spec: CaseSpec, options: CaseOptions, test
         partial: options.partial,
         redact: spec.redact.iter().map(|s| (*s).to_owned()).collect(),
         headers: options.headers.iter().map(|s| (*s).to_owned()).collect(),
+        exact: options.exact.iter().map(|s| (*s).to_owned()).collect(),
         test_name: spec.test_name.to_owned(),
         record_command: spec.record_command(),
     };

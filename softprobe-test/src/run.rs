@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use softprobe_runtime::case::Case;
+use softprobe_runtime::verdict::{Finding, Verdict};
 
 use crate::__private::TestFn;
 use crate::Session;
-use crate::embedded::Control;
 use crate::mode::{Mode, ModeSource};
 use crate::scenario;
 use crate::session::on_shared;
@@ -28,26 +28,53 @@ pub(crate) struct Plan {
     /// The test sends only some of the recorded inbound requests on purpose.
     pub(crate) partial: bool,
     pub(crate) redact: Vec<String>,
+    pub(crate) exact: Vec<String>,
     pub(crate) headers: Vec<String>,
     pub(crate) test_name: String,
     pub(crate) record_command: String,
 }
 
 /// Why a case run failed: the report a person reads (missed calls with their nearest
-/// recordings, drifted responses with a field-by-field diff, the re-record command).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure(String);
+/// recordings, drifted responses and requests with a field-by-field diff, the re-record
+/// command), and the typed [`Verdict`] behind it when the replay ran to its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    report: String,
+    verdict: Option<Box<Verdict>>,
+}
 
 impl Failure {
     /// The report.
     pub fn report(&self) -> &str {
-        &self.0
+        &self.report
+    }
+
+    /// The verdict, when the replay ran to its end (not for a case file that does not
+    /// read, a capture that could not be written...).
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_deref()
+    }
+
+    pub(crate) fn text(report: String) -> Self {
+        Failure {
+            report,
+            verdict: None,
+        }
+    }
+}
+
+impl From<Verdict> for Failure {
+    fn from(verdict: Verdict) -> Self {
+        Failure {
+            report: verdict.to_string(),
+            verdict: Some(Box::new(verdict)),
+        }
     }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.report)
     }
 }
 
@@ -91,6 +118,7 @@ impl Run {
                 redact: Vec::new(),
                 headers: Vec::new(),
                 test_name: "softprobe::Run".to_owned(),
+                exact: Vec::new(),
             },
         }
     }
@@ -124,6 +152,19 @@ impl Run {
         self
     }
 
+    /// Fields compared by value even when the recorded and the sent value are both UUIDs,
+    /// ULIDs, RFC 3339 timestamps or Unix times (which otherwise compare by shape), and
+    /// volatile request headers to compare anyway: body paths (`.body.nonce`), `header:<name>`
+    /// and `query:<name>`.
+    pub fn exact<I, S>(mut self, selectors: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.plan.exact = selectors.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Response headers compared with the recording on top of the defaults (`content-type`,
     /// `content-encoding`, `content-language`, `content-disposition`, `location`,
     /// `cache-control`, `www-authenticate`, and how many `set-cookie`), and shown in
@@ -153,32 +194,54 @@ impl Run {
     /// Runs `test` (any signature `#[softprobe::case]` accepts) and returns the verdict. A
     /// panic in the test body still propagates, after the session is cleaned up.
     pub fn run<M, F: TestFn<M>>(self, test: F) -> Result<(), Failure> {
-        execute(&self.plan, test).map_err(Failure)
+        execute(&self.plan, test)
     }
 }
 
+/// The policy a replay starts with: strict, and the test's one list of volatile fields
+/// (`redact`), its `exact` fields and its compared headers, which the runtime applies to the
+/// service's outbound requests as the harness applies them to its responses.
+pub(crate) fn replay_policy(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "externalHttp": "strict",
+        "volatileFields": plan.redact,
+        "exactFields": plan.exact,
+        "comparedHeaders": plan.headers,
+    })
+}
+
 /// Runs a planned case. `Err` is the failure report.
-pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), String> {
+pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Failure> {
+    let fail = Failure::text;
     for name in &plan.headers {
-        verify::check_compared_header(name)
-            .map_err(|e| format!("softprobe: test {}: headers(...): {e}", plan.test_name))?;
+        verify::check_compared_header(name).map_err(|e| {
+            fail(format!(
+                "softprobe: test {}: headers(...): {e}",
+                plan.test_name
+            ))
+        })?;
     }
     let loaded = match plan.mode {
         Mode::Capture => None,
-        Mode::Replay => Some(load_case(plan)?),
+        Mode::Replay => Some(load_case(plan).map_err(fail)?),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("softprobe: cannot start a tokio runtime for the test: {e}"))?;
+        .map_err(|e| {
+            fail(format!(
+                "softprobe: cannot start a tokio runtime for the test: {e}"
+            ))
+        })?;
     let session = Session::open(
         plan.mode,
         plan.case_path.clone(),
         &plan.test_name,
         loaded,
         plan.redact.clone(),
+        replay_policy(plan),
     )
-    .map_err(|e| format!("softprobe: test {}: {e}", plan.test_name))?;
+    .map_err(|e| fail(format!("softprobe: test {}: {e}", plan.test_name)))?;
     let handle = session.clone();
     verify::remember_headers(session.id(), &plan.headers);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test.run(&rt, session)));
@@ -196,10 +259,10 @@ pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Strin
                 .err()
                 .map(|r| format!("\n\n{r}"))
                 .unwrap_or_default();
-            Err(format!(
+            Err(fail(format!(
                 "softprobe: test {} returned an error: {err}{extra}",
                 plan.test_name
-            ))
+            )))
         }
         Ok(Ok(())) => verdict,
     }
@@ -282,7 +345,7 @@ fn remember_read(path: &Path, bytes: &[u8], case: &Arc<Case>) {
 }
 
 /// Tears the session down and judges it. `Err` carries the report to fail the test with.
-fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
+fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), Failure> {
     let inner = &session.inner;
     let embedded = inner.embedded;
     let ingresses: Vec<_> = inner
@@ -312,7 +375,7 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), String> {
         .extend(crate::proxy_env::closed(embedded, &inner.id));
     verify::forget_headers(&inner.id);
     match inner.mode {
-        Mode::Capture => finish_capture(plan, session, passed, &observed),
+        Mode::Capture => finish_capture(plan, session, passed, &observed).map_err(Failure::text),
         Mode::Replay => finish_replay(plan, session, &observed),
     }
 }
@@ -381,44 +444,37 @@ fn finish_capture(
 
 fn close(session: &Session, out: Option<&Path>) -> Result<(), String> {
     let inner = &session.inner;
-    match &inner.embedded.control {
-        Control::Local(store) => store
-            .close(&inner.id, out)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Control::Remote { .. } => {
-            let mut path = format!("/v1/sessions/{}/close", inner.id);
-            if let Some(out) = out {
-                let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_owned());
-                path.push_str("?out=");
-                path.extend(percent_encoding::utf8_percent_encode(
-                    &abs.to_string_lossy(),
-                    percent_encoding::NON_ALPHANUMERIC,
-                ));
-            }
-            session
-                .remote(&path, b"{}".to_vec())
-                .map_err(|e| e.to_string())
-        }
-    }
+    inner
+        .embedded
+        .control
+        .close(&inner.id, out)
+        .map_err(|e| e.to_string())
 }
 
 fn finish_replay(
     plan: &Plan,
     session: &Session,
     observed: &crate::embedded::Observed,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let inner = &session.inner;
-    let mut failures = observed.misses.clone();
+    let mut verdict = Verdict::new(&plan.test_name, inner.case_path.display().to_string());
     let redactions =
         verify::Redactions::parse(&plan.redact.iter().map(String::as_str).collect::<Vec<_>>());
     let view = inner.case.as_ref();
     // A remote runtime cannot say which answers came from the test's own rules: any rule the
     // test added counts as changing the scenario.
-    let altered = observed.altered
-        || (matches!(inner.embedded.control, Control::Remote { .. }) && session.added_rules());
+    let altered =
+        observed.altered || (!inner.embedded.control.reports_origins() && session.added_rules());
+    let found = inner.embedded.control.findings(&inner.id);
+    let _ = close(session, None);
+    match found {
+        Ok(found) => verdict.add_session(found, plan.strict),
+        Err(e) => verdict.findings.push(Finding::Check(format!(
+            "softprobe could not read what the session noticed (strict misses, request drift, unused recordings): {e}"
+        ))),
+    }
     if let Some(view) = view.filter(|_| !altered) {
-        failures.extend(verify::inbound_failures(
+        verdict.findings.extend(verify::inbound_failures(
             view.exchanges(),
             &observed.exchanges,
             &redactions,
@@ -426,61 +482,54 @@ fn finish_replay(
         ));
     }
     if let Some(view) = view {
-        failures.extend(session.inbound_body_failures(view.exchanges(), &observed.exchanges));
+        verdict.findings.extend(
+            session
+                .inbound_body_failures(view.exchanges(), &observed.exchanges)
+                .into_iter()
+                .map(Finding::Check),
+        );
     }
-    if plan.strict
-        && let Control::Local(store) = &inner.embedded.control
-        && let Ok(s) = store.session(&inner.id)
-    {
-        for unused in s.read().engine.unused_captures() {
-            failures.push(format!(
-                "strict: the case recorded {} {} but the test never made that call",
-                unused.method,
-                unused.url()
-            ));
-        }
-    }
-    failures.extend(
+    let failing = !verdict.passed();
+    verdict.findings.extend(
         scenario::findings(
             session,
             view.map(|v| v.exchanges()),
             observed,
             plan.partial,
-            !failures.is_empty(),
+            failing,
         )
         .into_iter()
-        .map(|f| f.text),
+        .map(|f| Finding::Scenario(f.text)),
     );
-    let _ = close(session, None);
-    if failures.is_empty() {
+    if !verdict.volatile.is_empty() && verbose() {
+        eprintln!("{verdict:#}");
+    }
+    if verdict.passed() {
+        for warning in &verdict.warnings {
+            eprintln!(
+                "softprobe: {}: warning (requestDrift: warn): {warning}",
+                plan.test_name
+            );
+        }
         verify::remove_evidence(&inner.case_path, &plan.test_name);
         return Ok(());
     }
     let case_id = view
         .map(|v| v.document().case_id.clone())
         .unwrap_or_else(|| inner.id.clone());
-    let evidence = verify::write_evidence(
+    verdict.evidence = verify::write_evidence(
         &inner.case_path,
         &plan.test_name,
         &case_id,
         &observed.exchanges,
     );
-    let mut text = format!(
-        "softprobe: {} does not replay {}\n",
-        plan.test_name,
-        inner.case_path.display()
-    );
-    for (i, f) in failures.iter().enumerate() {
-        text.push_str(&format!("\n{}. {}\n", i + 1, f.trim_end()));
-    }
-    if let Some(path) = evidence {
-        text.push_str(&format!("\nWhat the test exchanged is in {path}\n"));
-    }
-    text.push_str(&format!(
-        "If the new behaviour is right, record the case again with:\n  {}\n",
-        plan.record_command
-    ));
-    Err(text)
+    verdict.rerecord = Some(plan.record_command.clone());
+    Err(verdict.into())
+}
+
+/// `SOFTPROBE_VERBOSE=1`: also show the fields ignored as volatile.
+fn verbose() -> bool {
+    std::env::var("SOFTPROBE_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Case, Direction, Exchange};
 use softprobe_runtime::proxy::{IngressProxy, RunningProxy};
-use softprobe_runtime::session::NewSession;
 
 use crate::Mode;
-use crate::embedded::{Control, Embedded, embedded};
+use crate::control::Opening;
+use crate::embedded::{Embedded, embedded};
 use crate::error::{Error, Result};
 use crate::hooks::{
     BodyCheck, InboundRequest, MockResponse, OutboundCall, RequestHook, ResponseBody,
@@ -53,6 +53,9 @@ pub(crate) struct Inner {
     pub(crate) ingresses: Mutex<Vec<RunningProxy>>,
     pub(crate) apps: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub(crate) redact: Vec<String>,
+    /// The policy a replay starts with; its request-drift fields stay under a policy the
+    /// test sets.
+    replay_policy: Value,
     rules: Mutex<Vec<Value>>,
     ca_file: Mutex<Option<tempfile::NamedTempFile>>,
     request_hooks: Mutex<Vec<RequestHook>>,
@@ -91,50 +94,17 @@ where
         .expect("the softprobe runtime dropped a task it was running")
 }
 
-async fn remote_call(
-    base: &str,
-    token: Option<&str>,
-    path: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> Result<Value> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    let mut req = client
-        .post(format!("{base}{path}"))
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| Error::Runtime(format!("runtime at {base} unreachable: {e}")))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !status.is_success() {
-        let message = value["error"]["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or(text);
-        return Err(Error::Runtime(format!("{path}: {status}: {message}")));
-    }
-    Ok(value)
-}
-
 impl Session {
-    /// Opens a session on the shared runtime: replay sessions load the case and default to
-    /// the strict policy, so a call the case cannot answer fails instead of leaving.
+    /// Opens a session on the shared runtime: replay sessions load the case and start with
+    /// `replay_policy` (strict, with the test's request-drift fields), so a call the case
+    /// cannot answer fails instead of leaving.
     pub(crate) fn open(
         mode: Mode,
         case_path: PathBuf,
         test_name: &str,
         case: Option<(Arc<Case>, Vec<u8>)>,
         redact: Vec<String>,
+        replay_policy: Value,
     ) -> Result<Session> {
         let embedded = embedded()?;
         let runtime_mode = match mode {
@@ -149,70 +119,14 @@ impl Session {
             })
         });
         let source = case_path.display().to_string();
-        let id = match &embedded.control {
-            Control::Local(store) => {
-                let mut new = NewSession::new(runtime_mode);
-                new.case_id = case_id;
-                new.test_name = Some(test_name.to_owned());
-                let session = store
-                    .create(new)
-                    .map_err(|e| Error::Runtime(e.to_string()))?;
-                let id = session.id().to_owned();
-                if let Some((shared, _)) = &case {
-                    // The session shares the harness's parsed case: no copy per test.
-                    store
-                        .update(&id, &mut |state| {
-                            state
-                                .load_shared_case(Arc::clone(shared), &source)
-                                .map(|_| ())?;
-                            state.set_policy(strict_policy());
-                            Ok(())
-                        })
-                        .map_err(|e| Error::Invalid(e.to_string()))?;
-                }
-                id
-            }
-            Control::Remote { base, token } => {
-                let (base, token) = (base.clone(), token.clone());
-                let body = json!({"mode": runtime_mode, "caseId": case_id, "testName": test_name});
-                let case_bytes = case.as_ref().map(|(_, bytes)| bytes.clone());
-                on_shared(embedded, async move {
-                    let created = remote_call(
-                        &base,
-                        token.as_deref(),
-                        "/v1/sessions",
-                        "application/json",
-                        body.to_string().into_bytes(),
-                    )
-                    .await?;
-                    let id = created["sessionId"]
-                        .as_str()
-                        .ok_or_else(|| Error::Runtime(format!("no sessionId in {created}")))?
-                        .to_owned();
-                    if let Some(bytes) = case_bytes {
-                        let t = token.as_deref();
-                        remote_call(
-                            &base,
-                            t,
-                            &format!("/v1/sessions/{id}/load-case"),
-                            "application/json",
-                            bytes,
-                        )
-                        .await?;
-                        let policy = json!({"externalHttp": "strict"}).to_string().into_bytes();
-                        remote_call(
-                            &base,
-                            t,
-                            &format!("/v1/sessions/{id}/policy"),
-                            "application/json",
-                            policy,
-                        )
-                        .await?;
-                    }
-                    Ok::<_, Error>(id)
-                })?
-            }
-        };
+        let id = embedded.control.open(Opening {
+            mode: runtime_mode,
+            case_id,
+            test_name,
+            case: case.as_ref(),
+            source: &source,
+            policy: &replay_policy,
+        })?;
         let view = match case {
             Some((case, _)) => Some(CaseView::new(case, &source)?),
             None => None,
@@ -229,6 +143,7 @@ impl Session {
                 ingresses: Mutex::new(Vec::new()),
                 apps: Mutex::new(Vec::new()),
                 redact,
+                replay_policy,
                 rules: Mutex::new(Vec::new()),
                 ca_file: Mutex::new(None),
                 request_hooks: Mutex::new(Vec::new()),
@@ -500,58 +415,29 @@ impl Session {
     }
 
     fn apply_rules(&self, document: Value) -> Result<()> {
-        let bytes = document.to_string().into_bytes();
-        match &self.inner.embedded.control {
-            Control::Local(store) => {
-                let rules =
-                    softprobe_runtime::rules::parse_rules_document(&bytes, self.test_name())
-                        .map_err(|e| Error::Invalid(e.to_string()))?;
-                store
-                    .update(&self.inner.id, &mut |state| {
-                        state.set_rules(rules.clone());
-                        Ok(())
-                    })
-                    .map(|_| ())
-                    .map_err(|e| Error::Runtime(e.to_string()))
-            }
-            Control::Remote { .. } => {
-                self.remote(&format!("/v1/sessions/{}/rules", self.inner.id), bytes)
-            }
-        }
+        self.inner
+            .embedded
+            .control
+            .set_rules(&self.inner.id, &document, self.test_name())
     }
 
     /// Sets this session's policy (`{"externalHttp": "strict"|"allow", ...}`). Replay
-    /// sessions start strict.
-    pub fn policy(&self, document: Value) -> Result<()> {
-        let bytes = document.to_string().into_bytes();
-        match &self.inner.embedded.control {
-            Control::Local(store) => {
-                let policy = softprobe_runtime::policy::parse_policy(&bytes, self.test_name())
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
-                store
-                    .update(&self.inner.id, &mut |state| {
-                        state.set_policy(policy.clone());
-                        Ok(())
-                    })
-                    .map(|_| ())
-                    .map_err(|e| Error::Runtime(e.to_string()))
-            }
-            Control::Remote { .. } => {
-                self.remote(&format!("/v1/sessions/{}/policy", self.inner.id), bytes)
+    /// sessions start strict; the request-drift fields the test named (`redact`, `exact`,
+    /// `headers`) stay unless `document` sets them itself.
+    pub fn policy(&self, mut document: Value) -> Result<()> {
+        if let (Value::Object(doc), Value::Object(base)) =
+            (&mut document, &self.inner.replay_policy)
+        {
+            for key in ["volatileFields", "exactFields", "comparedHeaders"] {
+                if let (false, Some(v)) = (doc.contains_key(key), base.get(key)) {
+                    doc.insert(key.to_owned(), v.clone());
+                }
             }
         }
-    }
-
-    pub(crate) fn remote(&self, path: &str, body: Vec<u8>) -> Result<()> {
-        let Control::Remote { base, token } = &self.inner.embedded.control else {
-            return Ok(());
-        };
-        let (base, token, path) = (base.clone(), token.clone(), path.to_owned());
-        on_shared(self.inner.embedded, async move {
-            remote_call(&base, token.as_deref(), &path, "application/json", body)
-                .await
-                .map(|_| ())
-        })
+        self.inner
+            .embedded
+            .control
+            .set_policy(&self.inner.id, &document, self.test_name())
     }
 
     /// The case this test replays. Panics in capture mode, where there is none yet.
@@ -781,17 +667,6 @@ impl Session {
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         tokio::runtime::Handle::current().block_on(fut)
     }
-}
-
-fn strict_policy() -> softprobe_runtime::policy::Policy {
-    static STRICT: std::sync::OnceLock<softprobe_runtime::policy::Policy> =
-        std::sync::OnceLock::new();
-    STRICT
-        .get_or_init(|| {
-            softprobe_runtime::policy::parse_policy(br#"{"externalHttp": "strict"}"#, "softprobe")
-                .expect("the built-in strict policy parses")
-        })
-        .clone()
 }
 
 /// The loaded case with lookups that fail loudly on zero or ambiguous matches.

@@ -94,6 +94,7 @@ where
         strict: false,
         partial: false,
         redact: Vec::new(),
+        exact: Vec::new(),
         headers: Vec::new(),
         test_name: spec.test_name.to_owned(),
         record_command: format!(

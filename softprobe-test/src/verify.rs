@@ -8,6 +8,9 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 use softprobe_runtime::case::{Body, Case, Direction, Exchange};
+use softprobe_runtime::json::{DiffOptions, Difference, PathPattern, diff};
+use softprobe_runtime::rules::REDACTED;
+use softprobe_runtime::verdict::Finding;
 
 /// Values that change on every run (or belong to the connection) and are never compared,
 /// whatever the test asks.
@@ -88,7 +91,7 @@ fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str
 
 /// The drift of one header, if any. A value stored as `[REDACTED]` on either side is compared
 /// by presence (and count) only.
-fn header_drift(name: &str, recorded: &Exchange, actual: &Exchange) -> Option<Drift> {
+fn header_drift(name: &str, recorded: &Exchange, actual: &Exchange) -> Option<Difference> {
     let e = header_values(&recorded.response_headers, name);
     let a = header_values(&actual.response_headers, name);
     let show = |v: &[&str]| match v {
@@ -98,42 +101,23 @@ fn header_drift(name: &str, recorded: &Exchange, actual: &Exchange) -> Option<Dr
     };
     let redacted = e.iter().chain(&a).any(|v| *v == "[REDACTED]");
     let differs = if redacted { e.len() != a.len() } else { e != a };
-    differs.then(|| Drift {
-        field: format!("header:{name}"),
-        expected: if redacted {
-            format!("{} value(s)", e.len())
+    let side = |v: &[&str]| {
+        Some(Value::String(if redacted {
+            format!("{} value(s)", v.len())
         } else {
-            show(&e)
-        },
-        actual: if redacted {
-            format!("{} value(s)", a.len())
-        } else {
-            show(&a)
-        },
-    })
-}
-
-/// One difference between what the service answered and what the case recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Drift {
-    pub(crate) field: String,
-    pub(crate) expected: String,
-    pub(crate) actual: String,
+            show(v)
+        }))
+    };
+    differs.then(|| Difference::new(format!("header:{name}"), side(&e), side(&a)))
 }
 
 /// Redactions from `#[softprobe::case(redact(...))]`: body paths (`.body.id`,
-/// `.body.items[].createdAt`) and headers (`header:date`).
+/// `.body.items[].createdAt`) and headers (`header:date`). Query selectors (`query:ts`) only
+/// concern the outbound requests, which the runtime compares.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactions {
-    body_paths: Vec<Vec<Segment>>,
+    body_paths: Vec<PathPattern>,
     headers: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Segment {
-    Key(String),
-    Index(usize),
-    Every,
 }
 
 impl Redactions {
@@ -142,118 +126,26 @@ impl Redactions {
         for s in selectors {
             if let Some(h) = s.strip_prefix("header:") {
                 out.headers.push(h.trim().to_ascii_lowercase());
-            } else if let Some(path) = s.strip_prefix(".body") {
-                out.body_paths.push(parse_path(path));
-            } else if let Some(path) = s.strip_prefix('.') {
-                out.body_paths.push(parse_path(&format!(".{path}")));
+            } else if s.starts_with('.')
+                && let Ok(p) = PathPattern::parse_body(s)
+            {
+                out.body_paths.push(p);
             }
         }
         out
     }
-}
 
-fn parse_path(path: &str) -> Vec<Segment> {
-    let mut segs = Vec::new();
-    let mut rest = path;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            if end > 0 {
-                segs.push(Segment::Key(r[..end].to_owned()));
-            }
-            rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').unwrap_or(r.len());
-            let inner = r[..end].trim();
-            segs.push(match inner {
-                "" | "*" => Segment::Every,
-                n => match n.parse() {
-                    Ok(i) => Segment::Index(i),
-                    Err(_) => Segment::Key(n.trim_matches(['"', '\'']).to_owned()),
-                },
-            });
-            rest = r.get(end + 1..).unwrap_or("");
-        } else {
-            break;
+    fn blank(&self, doc: &mut Value) {
+        let redacted = Value::String(REDACTED.to_owned());
+        for path in &self.body_paths {
+            path.replace_in(doc, &redacted);
         }
-    }
-    segs
-}
-
-fn blank(value: &mut Value, path: &[Segment]) {
-    let Some((first, rest)) = path.split_first() else {
-        *value = Value::String("[REDACTED]".into());
-        return;
-    };
-    match (first, value) {
-        (Segment::Key(k), Value::Object(map)) => {
-            if let Some(v) = map.get_mut(k) {
-                blank(v, rest);
-            }
-        }
-        (Segment::Index(i), Value::Array(items)) => {
-            if let Some(v) = items.get_mut(*i) {
-                blank(v, rest);
-            }
-        }
-        (Segment::Every, Value::Array(items)) => {
-            for v in items {
-                blank(v, rest);
-            }
-        }
-        (Segment::Every, Value::Object(map)) => {
-            for v in map.values_mut() {
-                blank(v, rest);
-            }
-        }
-        _ => {}
     }
 }
 
 fn json_of(body: Option<&Body>) -> Option<Value> {
     let text = body?.as_text()?;
     serde_json::from_str(text).ok()
-}
-
-/// JSON paths where `expected` and `actual` differ; `"[REDACTED]"` in either matches all.
-fn json_diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<Drift>) {
-    if expected == actual || expected == "[REDACTED]" || actual == "[REDACTED]" {
-        return;
-    }
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
-                let p = format!("{path}.{k}");
-                match a.get(k) {
-                    Some(av) => json_diff(&p, ev, av, out),
-                    None => out.push(Drift {
-                        field: p,
-                        expected: ev.to_string(),
-                        actual: "(missing)".into(),
-                    }),
-                }
-            }
-            for (k, av) in a {
-                if !e.contains_key(k) {
-                    out.push(Drift {
-                        field: format!("{path}.{k}"),
-                        expected: "(missing)".into(),
-                        actual: av.to_string(),
-                    });
-                }
-            }
-        }
-        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                json_diff(&format!("{path}[{i}]"), ev, av, out);
-            }
-        }
-        _ => out.push(Drift {
-            field: path.to_owned(),
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-        }),
-    }
 }
 
 /// Compares one answer of the service with its recording: status, the compared headers
@@ -263,14 +155,14 @@ pub(crate) fn compare(
     actual: &Exchange,
     redactions: &Redactions,
     extra_headers: &[String],
-) -> Vec<Drift> {
+) -> Vec<Difference> {
     let mut out = Vec::new();
     if recorded.status != actual.status {
-        out.push(Drift {
-            field: "status".into(),
-            expected: fmt_status(recorded.status),
-            actual: fmt_status(actual.status),
-        });
+        out.push(Difference::new(
+            "status",
+            Some(Value::String(fmt_status(recorded.status))),
+            Some(Value::String(fmt_status(actual.status))),
+        ));
     }
     for name in compared_headers(extra_headers, redactions) {
         out.extend(header_drift(&name, recorded, actual));
@@ -279,12 +171,15 @@ pub(crate) fn compare(
         json_of(recorded.response_body.as_ref()),
         json_of(actual.response_body.as_ref()),
     ) {
-        (Some(mut e), Some(mut a)) => {
-            for path in &redactions.body_paths {
-                blank(&mut e, path);
-                blank(&mut a, path);
-            }
-            json_diff("body", &e, &a, &mut out);
+        (Some(e), Some(a)) => {
+            let options = DiffOptions {
+                ignore: &redactions.body_paths,
+                ..DiffOptions::default()
+            };
+            out.extend(diff(&e, &a, &options).differences.into_iter().map(|mut d| {
+                d.field = format!("body {}", d.field);
+                d
+            }));
         }
         _ => {
             let e = recorded
@@ -298,11 +193,11 @@ pub(crate) fn compare(
                 .map(Body::as_bytes)
                 .unwrap_or_default();
             if e != a {
-                out.push(Drift {
-                    field: "body".into(),
-                    expected: preview(recorded.response_body.as_ref()),
-                    actual: preview(actual.response_body.as_ref()),
-                });
+                out.push(Difference::new(
+                    "body",
+                    Some(Value::String(preview(recorded.response_body.as_ref()))),
+                    Some(Value::String(preview(actual.response_body.as_ref()))),
+                ));
             }
         }
     }
@@ -339,7 +234,7 @@ pub(crate) fn inbound_failures(
     observed: &[Exchange],
     redactions: &Redactions,
     extra_headers: &[String],
-) -> Vec<String> {
+) -> Vec<Finding> {
     let mut used = vec![false; recorded.len()];
     let mut out = Vec::new();
     for actual in observed
@@ -350,35 +245,25 @@ pub(crate) fn inbound_failures(
             !used[*i] && r.direction == Direction::Inbound && same_request(r, actual)
         });
         let Some((i, rec)) = found else {
-            out.push(format!(
-                "inbound {} {}: the case recorded no such request (it has: {})",
-                actual.method,
-                target(actual),
-                recorded
+            out.push(Finding::InboundUnknown {
+                method: actual.method.clone(),
+                target: target(actual),
+                recorded: recorded
                     .iter()
                     .filter(|r| r.direction == Direction::Inbound)
                     .map(|r| format!("{} {}", r.method, target(r)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+                    .collect(),
+            });
             continue;
         };
         used[i] = true;
-        let drift = compare(rec, actual, redactions, extra_headers);
-        if !drift.is_empty() {
-            let mut text = format!(
-                "inbound {} {}: the response differs from the recording",
-                actual.method,
-                target(actual)
-            );
-            for d in drift {
-                let _ = write!(
-                    text,
-                    "\n    {}:\n      - recorded: {}\n      + actual:   {}",
-                    d.field, d.expected, d.actual
-                );
-            }
-            out.push(text);
+        let differences = compare(rec, actual, redactions, extra_headers);
+        if !differences.is_empty() {
+            out.push(Finding::InboundDrift {
+                method: actual.method.clone(),
+                target: target(actual),
+                differences,
+            });
         }
     }
     out
@@ -389,50 +274,6 @@ fn target(e: &Exchange) -> String {
         Some(q) => format!("{}?{q}", e.path),
         None => e.path.clone(),
     }
-}
-
-/// The report of a strict miss a remote runtime answered (599 with
-/// `x-softprobe-strict-miss`), from its JSON body; `None` for any other answer.
-pub(crate) fn remote_miss_text(response: &softprobe_runtime::replay::Response) -> Option<String> {
-    if response.status != softprobe_runtime::replay::STRICT_MISS_STATUS
-        || !response
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(softprobe_runtime::replay::STRICT_MISS_HEADER))
-    {
-        return None;
-    }
-    let body: Value = serde_json::from_slice(response.body.as_ref()?.as_bytes()).ok()?;
-    let mut text = format!(
-        "{}\n  request: {} {}\n",
-        body["error"]["message"].as_str().unwrap_or("strict miss"),
-        body["request"]["method"].as_str().unwrap_or("?"),
-        body["request"]["url"].as_str().unwrap_or("?")
-    );
-    for (n, c) in body["candidates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let _ = writeln!(
-            text,
-            "  {}. {} {}",
-            n + 1,
-            c["method"].as_str().unwrap_or("?"),
-            c["url"].as_str().unwrap_or("?")
-        );
-        for d in c["differences"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                text,
-                "       {}: expected {}, actual {}",
-                d["field"].as_str().unwrap_or("?"),
-                d["expected"],
-                d["actual"]
-            );
-        }
-    }
-    Some(text)
 }
 
 /// Where a test's evidence for a case goes: `<case>.<test>.new`, the test's path with `::`
@@ -542,9 +383,7 @@ pub(crate) fn snapshot_text(
     out.push('\n');
     match serde_json::from_slice::<Value>(body) {
         Ok(mut json) => {
-            for path in &redactions.body_paths {
-                blank(&mut json, path);
-            }
+            redactions.blank(&mut json);
             out.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default());
         }
         Err(_) => match std::str::from_utf8(body) {
@@ -763,7 +602,10 @@ mod tests {
             .into_iter()
             .map(|d| d.field)
             .collect();
-        assert_eq!(fields, vec!["status", "body.items[0].sku", "body.total"]);
+        assert_eq!(
+            fields,
+            vec!["status", "body $.items[0].sku", "body $.total"]
+        );
     }
 
     #[test]
@@ -786,16 +628,14 @@ mod tests {
         let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(fields, ["header:location", "header:set-cookie"]);
         assert_eq!(
-            (drift[0].expected.as_str(), drift[0].actual.as_str()),
-            ("/orders/1", "/orders/2")
+            (drift[0].expected.clone(), drift[0].actual.clone()),
+            (Some("/orders/1".into()), Some("/orders/2".into()))
         );
-        assert_eq!(drift[1].expected, "1 value(s)");
+        assert_eq!(drift[1].expected, Some("1 value(s)".into()));
         let drift = compare(&rec, &act, &none, &["X-Total-Count".into()]);
-        assert!(
-            drift
-                .iter()
-                .any(|d| d.field == "header:x-total-count" && d.expected == "3" && d.actual == "4")
-        );
+        assert!(drift.iter().any(|d| d.field == "header:x-total-count"
+            && d.expected == Some("3".into())
+            && d.actual == Some("4".into())));
         let redacted = Redactions::parse(&["header:location", "header:set-cookie"]);
         assert!(compare(&rec, &act, &redacted, &[]).is_empty());
         assert!(check_compared_header("date").is_err());
@@ -855,12 +695,16 @@ mod tests {
         let obs = vec![hop(200, r#"{"n":1}"#), hop(200, r#"{"n":3}"#)];
         let failures = inbound_failures(&rec, &obs, &Redactions::default(), &[]);
         assert_eq!(failures.len(), 1, "{failures:?}");
-        assert!(failures[0].contains("body.n"), "{}", failures[0]);
+        assert!(
+            failures[0].to_string().contains("body $.n"),
+            "{}",
+            failures[0]
+        );
         let mut other = hop(200, "{}");
         other.path = "/refund".into();
         let failures = inbound_failures(&rec, &[other], &Redactions::default(), &[]);
         assert!(
-            failures[0].contains("recorded no such request"),
+            failures[0].to_string().contains("recorded no such request"),
             "{failures:?}"
         );
     }

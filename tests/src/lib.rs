@@ -2,6 +2,8 @@
 //! (it validates a request, creates a payment over HTTPS, fetches a shipping quote over HTTP,
 //! and answers with a generated id and timestamp), and fake upstreams to capture it against.
 
+pub mod binaries;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -113,7 +113,7 @@ fn capture_then_replay_offline_then_fail_with_evidence() {
         "{report}"
     );
     assert!(
-        report.contains("body.total:\n      - recorded: 1499\n      + actual:   1549"),
+        report.contains("body $.total:\n      - recorded: 1499\n      + actual:   1549"),
         "{report}"
     );
     let evidence_path = path.with_extension("json.capture_replay_cycle__replay.new");

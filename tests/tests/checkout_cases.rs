@@ -72,7 +72,7 @@ fn the_loaded_case_is_there_to_look_at(sp: Session) -> Result<(), softprobe::Err
     mode = "replay",
     redact(".body.orderId", ".body.createdAt")
 )]
-#[should_panic(expected = "body.total:\n      - recorded: 1499\n      + actual:   1549")]
+#[should_panic(expected = "body $.total:\n      - recorded: 1499\n      + actual:   1549")]
 async fn a_changed_response_fails_with_a_field_diff(sp: Session) {
     let base = serve(&sp, Variant::ExtraFee).await;
     let _ = post_checkout(&sp, &base).await;

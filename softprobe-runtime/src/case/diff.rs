@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{Body, Direction, Exchange};
 
 /// Response headers that change on every run or belong to the connection; request headers
-/// use the replay engine's list ([`crate::replay::VOLATILE_HEADERS`]) as well.
+/// use the replay engine's list ([`crate::replay::VOLATILE_REQUEST_HEADERS`]) as well.
 const VOLATILE_RESPONSE_HEADERS: &[&str] = &[
     "age",
     "content-length",
@@ -259,7 +259,7 @@ pub fn fields(a: &Exchange, b: &Exchange) -> Vec<FieldDiff> {
 }
 
 fn volatile(name: &str) -> bool {
-    crate::replay::VOLATILE_HEADERS.contains(&name)
+    crate::replay::VOLATILE_REQUEST_HEADERS.contains(&name)
         || VOLATILE_RESPONSE_HEADERS.contains(&name)
         || name.starts_with("x-softprobe-")
 }
@@ -342,16 +342,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The differing leaves of two JSON documents, with paths under `prefix` (`body.total`).
-/// The one call into the replay engine's JSON diff, so a shared diff can replace it here.
+/// The differing leaves of two JSON documents, with paths under `prefix` (`body.total`),
+/// through the project's one JSON diff ([`crate::json::diff::diff`]).
 pub fn field_diff(prefix: &str, expected: &Value, actual: &Value) -> Vec<FieldDiff> {
-    let mut raw = Vec::new();
-    crate::replay::json_diff("$".to_owned(), expected, actual, &mut raw);
-    raw.into_iter()
-        .map(|(path, expected, actual)| FieldDiff {
-            field: format!("{prefix}{}", path.strip_prefix('$').unwrap_or(&path)),
-            expected,
-            actual,
+    crate::json::diff::diff(expected, actual, &Default::default())
+        .differences
+        .into_iter()
+        .map(|d| FieldDiff {
+            field: format!("{prefix}{}", d.field.strip_prefix('$').unwrap_or(&d.field)),
+            expected: d.expected.unwrap_or(Value::Null),
+            actual: d.actual.unwrap_or(Value::Null),
         })
         .collect()
 }

@@ -1,7 +1,8 @@
 //! `softprobe replay run`: the replay twin of `capture run`. Start a replay session with a
 //! case loaded (strict unless `--allow-external`), run the driver with `SOFTPROBE_SESSION_ID`
-//! set, then report what the session answered and every strict miss; exit 1 on a miss, else
-//! with the driver's code.
+//! set, then report what the session answered and its verdict (strict misses, outbound
+//! requests that drifted from their recording); exit 1 when the verdict fails, else with the
+//! driver's code.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use super::capture::run_driver;
 use super::output::{CliError, ExitCode, Outcome};
 use super::session::{StartArgs, close_session, start_session};
 use super::{Ctx, read_file};
+use crate::verdict::{SessionFindings, Verdict};
 
 /// `replay run`.
 #[derive(Debug, Args)]
@@ -84,24 +86,25 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
         .cloned()
         .unwrap_or_default();
     let stats = &state["stats"];
+    let found = SessionFindings::from_state(&state)
+        .map_err(|e| CliError::new(ExitCode::Failure, "runtime_error", e))?;
+    let mut verdict = Verdict::new("replay run", args.case.display().to_string());
+    verdict.add_session(found, false);
     let mut human = format!(
-        "Replayed {} against session {session}: {} answered from the case or rules, {} strict miss(es)\n",
+        "Replayed {} against session {session}: {} answered from the case or rules, {} strict miss(es), {} drifted request(s)\n",
         args.case.display(),
         stats["injectedSpans"],
-        stats["strictMisses"]
+        stats["strictMisses"],
+        stats["requestDrift"]
     );
-    for m in &misses {
-        human.push_str(&format!(
-            "  miss: {} {}\n",
-            m["request"]["method"].as_str().unwrap_or("?"),
-            m["request"]["url"].as_str().unwrap_or("?")
-        ));
-        for c in m["candidates"].as_array().into_iter().flatten() {
-            human.push_str(&format!(
-                "    nearest: {} {}\n",
-                c["method"].as_str().unwrap_or("?"),
-                c["url"].as_str().unwrap_or("?")
-            ));
+    if !verdict.passed()
+        || !verdict.warnings.is_empty()
+        || (ctx.style.verbose && !verdict.volatile.is_empty())
+    {
+        if ctx.style.verbose {
+            human.push_str(&format!("{verdict:#}"));
+        } else {
+            human.push_str(&verdict.to_string());
         }
     }
     if timed_out {
@@ -118,10 +121,12 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
             "timedOut": timed_out,
             "stats": stats,
             "strictMisses": misses,
+            "requestDrift": state["requestDrift"],
+            "passed": verdict.passed(),
         }),
         Some(human),
     );
-    Ok(if !misses.is_empty() {
+    Ok(if !verdict.passed() {
         outcome.with_exit(ExitCode::Failure)
     } else {
         outcome.with_raw_exit(u8::try_from(code).unwrap_or(1))

@@ -5,14 +5,16 @@
 
 use std::fmt::Write as _;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use super::drift::VOLATILE_REQUEST_HEADERS;
 use super::index::CaseIndex;
 use super::request::{Request, Response};
 use crate::case::{Body, SpanId};
-use crate::rules::jsonpath::push_member;
-use crate::rules::matcher::{json_eq, normalize_host};
+use crate::json::{DiffOptions, Difference};
+use crate::rules::matcher::normalize_host;
 
 /// Status of the strict-miss answer.
 pub const STRICT_MISS_STATUS: u16 = 599;
@@ -26,23 +28,14 @@ const MAX_BODY_PATHS: usize = 10;
 /// Longest text shown for a non-JSON body.
 const MAX_TEXT: usize = 200;
 
-/// Request headers whose values change on every run, so they never make a candidate differ.
-pub(crate) const VOLATILE_HEADERS: &[&str] = &[
-    "accept-encoding",
-    "baggage",
-    "connection",
-    "content-length",
-    "date",
-    "host",
-    "traceparent",
-    "tracestate",
-    "user-agent",
-    "x-request-id",
-];
-
-/// Why a hop got the strict-miss answer, and what it came close to.
-#[derive(Debug, Clone, PartialEq)]
+/// Why a hop got the strict-miss answer, and what it came close to. It serializes to the 599
+/// body ([`MissReport::to_json`]) and reads back from it ([`MissReport::from_json`]), so a
+/// miss answered by a remote runtime reads exactly as one decided in process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MissReport {
+    /// Always `{"code": "strict_miss", "message": ...}` on the wire.
+    #[serde(rename = "error", with = "error_member")]
     /// One sentence for the `error.message` field.
     pub message: String,
     /// The request that missed.
@@ -50,26 +43,54 @@ pub struct MissReport {
     /// Up to [`MAX_CANDIDATES`] captured outbound exchanges, nearest first.
     pub candidates: Vec<MissCandidate>,
     /// The loaded case's id, when a case is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_id: Option<String>,
     /// The loaded case's file (or source name), when a case is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_source: Option<String>,
 }
 
+/// The message travels as `error: {code, message}`, as every error body of the API.
+mod error_member {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct ErrorMember<'a> {
+        code: std::borrow::Cow<'a, str>,
+        message: std::borrow::Cow<'a, str>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(message: &str, s: S) -> Result<S::Ok, S::Error> {
+        ErrorMember {
+            code: "strict_miss".into(),
+            message: message.into(),
+        }
+        .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(ErrorMember::deserialize(d)?.message.into_owned())
+    }
+}
+
 /// The request side of a miss.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MissRequest {
     /// Method.
     pub method: String,
     /// Full URL.
     pub url: String,
     /// Lowercase hex SHA-256 of the body, when there is a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
     /// Body length in bytes (0 without a body).
     pub body_bytes: usize,
 }
 
 /// A captured exchange close to the missed request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MissCandidate {
     /// Recorded method.
     pub method: String,
@@ -78,20 +99,10 @@ pub struct MissCandidate {
     /// Span id of the recorded hop.
     pub span_id: SpanId,
     /// JSON path of the span in the case file.
+    #[serde(default)]
     pub json_path: String,
     /// What differs; `expected` is the recording, `actual` the request.
     pub differences: Vec<Difference>,
-}
-
-/// One differing field.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Difference {
-    /// `method`, `host`, `path`, `query`, `header <name>`, `body`, or `body <JSONPath>`.
-    pub field: String,
-    /// The recorded value (`null` when the recording has none).
-    pub expected: Value,
-    /// The request's value (`null` when the request has none).
-    pub actual: Value,
 }
 
 impl MissReport {
@@ -143,26 +154,33 @@ impl MissReport {
         }
     }
 
-    /// The 599 response body of `contract.md`.
+    /// The 599 response body of `contract.md`: this report and the session id.
     pub fn to_json(&self, session_id: &str) -> Value {
-        let mut request = json!({"method": self.request.method, "url": self.request.url});
-        if let Some(sha) = &self.request.body_sha256 {
-            request["bodySha256"] = json!(sha);
+        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
+        body["sessionId"] = json!(session_id);
+        body
+    }
+
+    /// Reads a 599 body back: the report and the session id it names.
+    pub fn from_json(body: &Value) -> Result<(Self, String), serde_json::Error> {
+        let report = Self::deserialize(body)?;
+        let session = body["sessionId"].as_str().unwrap_or_default().to_owned();
+        Ok((report, session))
+    }
+
+    /// The report of a strict-miss answer (status 599 with the strict-miss header and a
+    /// report body); `None` for any other response.
+    pub fn from_response(response: &Response) -> Option<Self> {
+        let marked = response.status == STRICT_MISS_STATUS
+            && response
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(STRICT_MISS_HEADER));
+        if !marked {
+            return None;
         }
-        request["bodyBytes"] = json!(self.request.body_bytes);
-        json!({
-            "error": {"code": "strict_miss", "message": self.message},
-            "sessionId": session_id,
-            "request": request,
-            "candidates": self.candidates.iter().map(|c| json!({
-                "method": c.method,
-                "url": c.url,
-                "spanId": c.span_id.to_string(),
-                "differences": c.differences.iter().map(|d| json!({
-                    "field": d.field, "expected": d.expected, "actual": d.actual,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })
+        let body: Value = serde_json::from_slice(response.body.as_ref()?.as_bytes()).ok()?;
+        Self::from_json(&body).ok().map(|(report, _)| report)
     }
 
     /// The complete strict-miss answer: status 599, `x-softprobe-strict-miss: 1`, and
@@ -219,21 +237,14 @@ impl MissReport {
                             out,
                             "       {}: expected {}, actual {}",
                             d.field,
-                            show(&d.expected),
-                            show(&d.actual)
+                            Difference::show(d.expected.as_ref()),
+                            Difference::show(d.actual.as_ref())
                         );
                     }
                 }
             }
         }
         out
-    }
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::Null => "(none)".to_owned(),
-        other => other.to_string(),
     }
 }
 
@@ -255,34 +266,57 @@ fn compare(
     let ex = &index.exchanges[i];
     let mut diffs = Vec::new();
     let mut score = 0;
-    let mut diff =
-        |field: &str, expected: Value, actual: Value, weight: u32, diffs: &mut Vec<Difference>| {
-            score += weight;
-            diffs.push(Difference {
-                field: field.to_owned(),
-                expected,
-                actual,
-            });
-        };
+    let mut diff = |field: &str,
+                    expected: Option<Value>,
+                    actual: Option<Value>,
+                    weight: u32,
+                    diffs: &mut Vec<Difference>| {
+        score += weight;
+        diffs.push(Difference::new(field, expected, actual));
+    };
     if !ex.method.eq_ignore_ascii_case(&req.method) {
-        diff("method", json!(ex.method), json!(req.method), 8, &mut diffs);
+        diff(
+            "method",
+            Some(json!(ex.method)),
+            Some(json!(req.method)),
+            8,
+            &mut diffs,
+        );
     }
     if normalize_host(&ex.host) != normalize_host(&req.host) {
-        diff("host", json!(ex.host), json!(req.host), 8, &mut diffs);
+        diff(
+            "host",
+            Some(json!(ex.host)),
+            Some(json!(req.host)),
+            8,
+            &mut diffs,
+        );
     }
     if ex.path != req.path {
-        diff("path", json!(ex.path), json!(req.path), 6, &mut diffs);
+        diff(
+            "path",
+            Some(json!(ex.path)),
+            Some(json!(req.path)),
+            6,
+            &mut diffs,
+        );
     }
     let (eq, aq) = (
         ex.query.as_deref().filter(|q| !q.is_empty()),
         req.query.as_deref().filter(|q| !q.is_empty()),
     );
     if eq != aq {
-        diff("query", json!(eq), json!(aq), 3, &mut diffs);
+        diff(
+            "query",
+            eq.map(|q| json!(q)),
+            aq.map(|q| json!(q)),
+            3,
+            &mut diffs,
+        );
     }
     for (name, value) in &ex.request_headers {
         let lower = name.to_ascii_lowercase();
-        if VOLATILE_HEADERS.contains(&lower.as_str())
+        if VOLATILE_REQUEST_HEADERS.contains(&lower.as_str())
             || lower.starts_with("x-softprobe-")
             || lower.starts_with(':')
             || value == crate::rules::REDACTED
@@ -293,8 +327,8 @@ fn compare(
         if actual != Some(value.as_str()) {
             diff(
                 &format!("header {lower}"),
-                json!(value),
-                json!(actual),
+                Some(json!(value)),
+                actual.map(|a| json!(a)),
                 1,
                 &mut diffs,
             );
@@ -304,15 +338,11 @@ fn compare(
     let actual = req.body.as_ref().filter(|b| !b.is_empty());
     match (index.body_json(i), req_json) {
         (Some(e), Some(a)) if recorded.is_some() && actual.is_some() => {
-            let mut paths = Vec::new();
-            json_diff("$".to_owned(), e, a, &mut paths);
-            let total = paths.len();
-            for (path, e, a) in paths.into_iter().take(MAX_BODY_PATHS) {
-                diffs.push(Difference {
-                    field: format!("body {path}"),
-                    expected: e,
-                    actual: a,
-                });
+            let found = crate::json::diff(e, a, &DiffOptions::default()).differences;
+            let total = found.len();
+            for mut d in found.into_iter().take(MAX_BODY_PATHS) {
+                d.field = format!("body {}", d.field);
+                diffs.push(d);
             }
             score += 4 * u32::from(total > 0);
         }
@@ -335,50 +365,16 @@ fn compare(
     (score, diffs)
 }
 
-fn body_value(body: Option<&Body>) -> Value {
-    match body {
-        None => Value::Null,
+fn body_value(body: Option<&Body>) -> Option<Value> {
+    Some(match body {
+        None => return None,
         Some(Body::Text(s)) if s.chars().count() <= MAX_TEXT => json!(s),
         Some(Body::Text(s)) => {
             let cut: String = s.chars().take(MAX_TEXT).collect();
             json!(format!("{cut}… ({} bytes)", s.len()))
         }
         Some(Body::Binary(b)) => json!(format!("<{} bytes of binary data>", b.len())),
-    }
-}
-
-/// Collects (JSONPath, expected, actual) for every differing leaf; a missing member is `null`
-/// on that side.
-pub(crate) fn json_diff(path: String, e: &Value, a: &Value, out: &mut Vec<(String, Value, Value)>) {
-    match (e, a) {
-        (Value::Object(eo), Value::Object(ao)) => {
-            for (k, ev) in eo {
-                let mut p = path.clone();
-                push_member(&mut p, k);
-                match ao.get(k) {
-                    Some(av) => json_diff(p, ev, av, out),
-                    None => out.push((p, ev.clone(), Value::Null)),
-                }
-            }
-            for (k, av) in ao {
-                if !eo.contains_key(k) {
-                    let mut p = path.clone();
-                    push_member(&mut p, k);
-                    out.push((p, Value::Null, av.clone()));
-                }
-            }
-        }
-        (Value::Array(ea), Value::Array(aa)) if ea.len() == aa.len() => {
-            for (n, (ev, av)) in ea.iter().zip(aa).enumerate() {
-                json_diff(format!("{path}[{n}]"), ev, av, out);
-            }
-        }
-        _ => {
-            if !json_eq(e, a) {
-                out.push((path, e.clone(), a.clone()));
-            }
-        }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -386,33 +382,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_diff_lists_leaf_paths() {
-        let e = json!({"amount": 1000, "card": {"brand": "visa"}, "items": [1, 2], "gone": true});
-        let a =
-            json!({"amount": 1000.0, "card": {"brand": "amex"}, "items": [1, 3], "new name": 1});
-        let mut out = Vec::new();
-        json_diff("$".into(), &e, &a, &mut out);
-        let paths: Vec<&str> = out.iter().map(|(p, _, _)| p.as_str()).collect();
-        assert_eq!(
-            paths,
-            vec!["$.card.brand", "$.gone", "$.items[1]", "$['new name']"]
-        );
-        assert_eq!(out[0].1, json!("visa"));
-        assert_eq!(out[0].2, json!("amex"));
-        assert_eq!(out[1].2, Value::Null);
-    }
-
-    #[test]
     fn long_and_binary_bodies_are_summarised() {
         let long = Body::Text("x".repeat(300));
-        let shown = body_value(Some(&long));
+        let shown = body_value(Some(&long)).unwrap();
         assert!(
             shown.as_str().unwrap().ends_with("… (300 bytes)"),
             "{shown}"
         );
         assert_eq!(
             body_value(Some(&Body::Binary(vec![0, 159]))),
-            json!("<2 bytes of binary data>")
+            Some(json!("<2 bytes of binary data>"))
         );
         assert_eq!(hex(&[0, 255, 16]), "00ff10");
     }

@@ -5,28 +5,60 @@
 //! [`Engine::decide`] and act on the [`Decision`]; capture calls
 //! [`Engine::capture_redaction`] before storing a hop.
 
+mod drift;
 mod index;
 mod miss;
 mod request;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::case::{Case, Direction, Exchange, SpanId};
 use crate::mode::Mode;
-use crate::policy::{DefaultOnMiss, ExternalHttp, Policy};
+use crate::policy::{DefaultOnMiss, DriftAction, ExternalHttp, Policy};
 use crate::rules::matcher::BodyJson;
 use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
 
+pub use crate::json::Difference;
+pub use drift::{RequestDrift, VOLATILE_REQUEST_HEADERS, VolatileField};
 use index::CaseIndex;
 pub use miss::{
-    Difference, MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER,
-    STRICT_MISS_STATUS,
+    MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER, STRICT_MISS_STATUS,
 };
-pub use request::{Request, Response, trace_tags_from_headers};
 
-pub(crate) use miss::{VOLATILE_HEADERS, json_diff};
+/// How many request-drift entries a session keeps; a service that drifts on every call of a
+/// long replay is reported by its first ones.
+pub const MAX_REQUEST_DRIFT: usize = 200;
+
+/// A recorded outbound hop that answered no request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnusedRecording {
+    /// Recorded method.
+    pub method: String,
+    /// Recorded URL.
+    pub url: String,
+    /// Position among the case's outbound hops, from 1.
+    pub hop: usize,
+    /// How many outbound hops the case recorded.
+    pub hops: usize,
+    /// Span id of the recording.
+    pub span_id: String,
+    /// Where the recording sits in the case file.
+    pub json_path: String,
+}
+
+impl std::fmt::Display for UnusedRecording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "outbound {} {} (hop {} of {}) was recorded but never called",
+            self.method, self.url, self.hop, self.hops
+        )
+    }
+}
+pub use request::{Request, Response, trace_tags_from_headers};
 
 /// A rule layer, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,6 +236,9 @@ struct State {
     consumed: [Vec<bool>; 3],
     /// Per recorded hop: times it answered.
     used: Vec<u32>,
+    /// Replayed outbound requests that differ from their recording (or differ only by
+    /// volatile values), in the order they came.
+    drift: Vec<RequestDrift>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -303,6 +338,7 @@ impl Engine {
         {
             let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
             state.used = vec![0; hops];
+            state.drift.clear();
         }
         self.reset_consumed(Layer::Case);
         self.reorder();
@@ -480,6 +516,10 @@ impl Engine {
             }
             chosen
         };
+        if req.direction == Direction::Outbound && self.policy.request_drift != DriftAction::Ignore
+        {
+            self.note_drift(index, chosen, req);
+        }
         Some(Decision::Respond {
             response: index.response(chosen),
             latency,
@@ -495,6 +535,76 @@ impl Engine {
             },
             injected_error: false,
         })
+    }
+
+    /// Compares a replayed outbound request with the recording that answered it and keeps
+    /// what differs.
+    fn note_drift(&self, index: &CaseIndex, chosen: usize, req: &Request) {
+        let ex = &index.exchanges[chosen];
+        let (differences, volatile) = drift::compare(
+            ex,
+            index.body_json(chosen),
+            req,
+            &self.policy,
+            SystemTime::now(),
+        );
+        if differences.is_empty() && volatile.is_empty() {
+            return;
+        }
+        let entry = RequestDrift {
+            method: req.method.to_ascii_uppercase(),
+            url: req.url(),
+            hop: index
+                .outbound_all
+                .binary_search(&chosen)
+                .map_or(0, |p| p + 1),
+            hops: index.outbound_all.len(),
+            span_id: ex.span_id.to_string(),
+            json_path: index.json_paths[chosen].clone(),
+            differences,
+            volatile,
+        };
+        let mut state = self.lock();
+        if state.drift.len() < MAX_REQUEST_DRIFT {
+            state.drift.push(entry);
+        }
+    }
+
+    /// Every replayed outbound request that differed from its recording, including those
+    /// that differed only by volatile values ([`RequestDrift::drifted`] tells them apart).
+    pub fn request_drift(&self) -> Vec<RequestDrift> {
+        self.lock().drift.clone()
+    }
+
+    /// How many replayed outbound requests really drifted (volatile-only ones aside).
+    pub fn drifted_requests(&self) -> usize {
+        self.lock().drift.iter().filter(|d| d.drifted()).count()
+    }
+
+    /// The recorded outbound hops that answered no request, in recorded order.
+    pub fn unused_recordings(&self) -> Vec<UnusedRecording> {
+        let Some(index) = &self.case else {
+            return Vec::new();
+        };
+        let state = self.lock();
+        let hops = index.outbound_all.len();
+        index
+            .outbound_all
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| state.used[**i] == 0)
+            .map(|(n, &i)| {
+                let ex = &index.exchanges[i];
+                UnusedRecording {
+                    method: ex.method.to_ascii_uppercase(),
+                    url: ex.url(),
+                    hop: n + 1,
+                    hops,
+                    span_id: ex.span_id.to_string(),
+                    json_path: index.json_paths[i].clone(),
+                }
+            })
+            .collect()
     }
 
     /// Marks a once-rule as used; false when it already was.

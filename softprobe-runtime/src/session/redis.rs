@@ -489,6 +489,10 @@ impl RedisStore {
                 injected_spans: at(0),
                 extracted_spans: at(1),
                 strict_misses: at(2),
+                // Request drift is found by the replica that answered the call and kept
+                // in its engine (like the rest of the replay bookkeeping): filled in from
+                // this replica's session by the callers.
+                request_drift: 0,
             },
             at(3),
         ))
@@ -1009,14 +1013,16 @@ impl SessionStore for RedisStore {
     fn stats_json(&self, id: &str) -> Result<Value> {
         let session = self.session(id)?;
         self.flush_counts()?;
-        let (stats, _) = self.counters(id)?;
+        let (mut stats, _) = self.counters(id)?;
+        stats.request_drift = session.stats().request_drift;
         Ok(session.stats_json_with(stats))
     }
 
     fn state_json(&self, id: &str) -> Result<Value> {
         let session = self.session(id)?;
         self.flush_counts()?;
-        let (stats, lost) = self.counters(id)?;
+        let (mut stats, lost) = self.counters(id)?;
+        stats.request_drift = session.stats().request_drift;
         let mut conn = self.conn()?;
         let misses: Vec<String> = conn
             .lrange(misses_key(id), 0, -1)

@@ -106,6 +106,8 @@ pub struct StatsSnapshot {
     pub extracted_spans: u64,
     /// Outbound hops answered with the strict-miss 599.
     pub strict_misses: u64,
+    /// Replayed outbound requests that differ from their recording.
+    pub request_drift: u64,
 }
 
 /// A session's configuration; changed only through [`Session::update`].
@@ -348,10 +350,15 @@ impl Session {
 
     /// The counters.
     pub fn stats(&self) -> StatsSnapshot {
+        self.stats_of(&self.read())
+    }
+
+    fn stats_of(&self, state: &SessionState) -> StatsSnapshot {
         StatsSnapshot {
             injected_spans: self.stats.injected_spans.load(Ordering::Relaxed),
             extracted_spans: self.stats.extracted_spans.load(Ordering::Relaxed),
             strict_misses: self.stats.strict_misses.load(Ordering::Relaxed),
+            request_drift: state.engine.drifted_requests() as u64,
         }
     }
 
@@ -523,6 +530,7 @@ impl Session {
             "injectedSpans": stats.injected_spans,
             "extractedSpans": stats.extracted_spans,
             "strictMisses": stats.strict_misses,
+            "requestDrift": stats.request_drift,
             "stats": stats,
         })
     }
@@ -548,6 +556,8 @@ impl Session {
             "fixtures": state.fixtures,
             "stats": stats,
             "strictMisses": strict_misses,
+            "requestDrift": state.engine.request_drift(),
+            "unusedRecordings": state.engine.unused_recordings(),
         })
     }
 }

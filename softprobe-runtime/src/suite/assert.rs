@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::model::{BodyMode, StatusSpec};
 use super::report::Failure;
+use crate::json::{DiffOptions, Difference, PathPattern, diff};
 
 /// One HTTP response (or the captured one).
 #[derive(Debug, Clone, Default)]
@@ -129,19 +130,32 @@ pub fn check_body(
         }
         BodyMode::Exact | BodyMode::JsonSubset => match (json(expected), json(actual)) {
             (Some(e), Some(a)) => {
-                let mut lines = Vec::new();
-                walk(
-                    &e,
-                    &a,
-                    "$",
-                    mode == BodyMode::JsonSubset,
-                    ignore,
-                    &mut lines,
-                );
-                if lines.is_empty() {
+                // The suite was validated when read, so every ignore path parses.
+                let ignore: Vec<PathPattern> = ignore
+                    .iter()
+                    .filter_map(|p| PathPattern::parse(p).ok())
+                    .collect();
+                let options = DiffOptions {
+                    subset: mode == BodyMode::JsonSubset,
+                    ignore: &ignore,
+                    volatile: None,
+                };
+                let found = diff(&e, &a, &options);
+                if found.is_empty() {
                     return None;
                 }
-                lines.join("\n") + "\n"
+                let mut out = String::new();
+                for d in &found.differences {
+                    let _ = writeln!(
+                        out,
+                        "- {}: {}\n+ {}: {}",
+                        d.field,
+                        Difference::show(d.expected.as_ref()),
+                        d.field,
+                        Difference::show(d.actual.as_ref())
+                    );
+                }
+                out
             }
             (Some(_), None) if mode == BodyMode::JsonSubset => {
                 format!("- (a JSON body)\n+ {}\n", String::from_utf8_lossy(actual))
@@ -189,94 +203,6 @@ fn text_diff(expected: &[u8], actual: &[u8]) -> String {
         out.push_str("- (empty)\n+ (empty, bytes differ)\n");
     }
     out
-}
-
-fn child_path(path: &str, key: &str) -> String {
-    let plain = key
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain {
-        format!("{path}.{key}")
-    } else {
-        format!(
-            "{path}['{}']",
-            key.replace('\\', "\\\\").replace('\'', "\\'")
-        )
-    }
-}
-
-fn same_number(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => a.is_number() && b.is_number() && x == y,
-        _ => false,
-    }
-}
-
-/// Compares `expected` with `actual`, pushing one `-`/`+` pair per difference. In subset mode
-/// keys the actual body adds are fine; arrays always compare element by element.
-fn walk(
-    expected: &Value,
-    actual: &Value,
-    path: &str,
-    subset: bool,
-    ignore: &[String],
-    out: &mut Vec<String>,
-) {
-    if ignore.iter().any(|i| i == path) {
-        return;
-    }
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
-                let p = child_path(path, k);
-                match a.get(k) {
-                    Some(av) => walk(ev, av, &p, subset, ignore, out),
-                    None if ignore.contains(&p) => {}
-                    None => {
-                        out.push(format!("- {p}: {ev}"));
-                        out.push(format!("+ {p}: (missing)"));
-                    }
-                }
-            }
-            if !subset {
-                for (k, av) in a {
-                    let p = child_path(path, k);
-                    if !e.contains_key(k) && !ignore.contains(&p) {
-                        out.push(format!("- {p}: (absent)"));
-                        out.push(format!("+ {p}: {av}"));
-                    }
-                }
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            for i in 0..e.len().max(a.len()) {
-                let p = format!("{path}[{i}]");
-                match (e.get(i), a.get(i)) {
-                    (Some(ev), Some(av)) => walk(ev, av, &p, subset, ignore, out),
-                    (Some(ev), None) => {
-                        if !ignore.contains(&p) {
-                            out.push(format!("- {p}: {ev}"));
-                            out.push(format!("+ {p}: (missing)"));
-                        }
-                    }
-                    (None, Some(av)) => {
-                        if !ignore.contains(&p) {
-                            out.push(format!("- {p}: (absent)"));
-                            out.push(format!("+ {p}: {av}"));
-                        }
-                    }
-                    (None, None) => {}
-                }
-            }
-        }
-        (e, a) if e == a || same_number(e, a) => {}
-        (e, a) => {
-            out.push(format!("- {path}: {e}"));
-            out.push(format!("+ {path}: {a}"));
-        }
-    }
 }
 
 #[cfg(test)]

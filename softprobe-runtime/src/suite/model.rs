@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::SuiteError;
-use crate::rules::JsonPath;
 
 /// A suite file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -488,7 +487,7 @@ fn check_settings(s: &CaseSettings, text: &str, path: &Path) -> Result<(), Suite
         }
         if let Some(b) = &a.body {
             for p in b.ignore.iter().flatten() {
-                JsonPath::parse(p).map_err(|e| {
+                crate::json::PathPattern::parse(p).map_err(|e| {
                     SuiteError::at(path, line_of(text, p), format!("body.ignore {p:?}: {e}"))
                 })?;
             }

@@ -17,6 +17,7 @@ use super::model::{PlannedCase, Suite};
 use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
 use super::steps::{self, Checks, fail};
 use crate::case::{Case, Direction, Exchange};
+use crate::verdict::{SessionFindings, Verdict};
 
 /// Called with each case's result as it finishes (progress bars, live logs).
 pub type CaseCallback = Arc<dyn Fn(&CaseResult) + Send + Sync>;
@@ -319,7 +320,25 @@ async fn drive(
         result.expected.push(expected.to_json());
         result.actual.push(actual.to_json());
     }
+    // What the session noticed itself: outbound calls nothing answered, outbound requests
+    // that drifted from their recording.
+    let state = control_get(sh, &format!("/v1/sessions/{id}/state")).await?;
+    let found = SessionFindings::from_state(&state).map_err(|e| fail("runtime", e))?;
+    let mut verdict = Verdict::new(&case.name, &shown);
+    verdict.add_session(found, false);
+    result
+        .failures
+        .extend(verdict.findings.iter().map(|finding| Failure {
+            kind: finding.kind().to_owned(),
+            message: finding.to_string(),
+            diff: None,
+        }));
     Ok(())
+}
+
+async fn control_get(sh: &Shared, path: &str) -> Result<Value, Failure> {
+    let req = sh.http.get(format!("{}{path}", sh.runtime));
+    finish(sh, path, req).await
 }
 
 async fn send(
@@ -424,7 +443,7 @@ async fn finish(
     let resp = req
         .send()
         .await
-        .map_err(|e| fail("runtime", format!("POST {path}: {}", root_cause(&e))))?;
+        .map_err(|e| fail("runtime", format!("{path}: {}", root_cause(&e))))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -436,7 +455,7 @@ async fn finish(
             .map_or_else(|| body.to_string(), str::to_owned);
         Err(fail(
             "runtime",
-            format!("POST {path} answered {status}: {message}"),
+            format!("{path} answered {status}: {message}"),
         ))
     }
 }
