@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod case;
+pub mod content_coding;
 pub mod control;
 pub mod error;
 mod listener;

@@ -539,6 +539,7 @@ async fn outbound(
         span_id: SpanId::random(),
         parent_span_id,
         started,
+        request_body_note: None,
     };
     shared.core.handle(hop).await
 }

@@ -152,6 +152,9 @@ pub(crate) struct Hop {
     pub(crate) span_id: SpanId,
     pub(crate) parent_span_id: Option<SpanId>,
     pub(crate) started: SystemTime,
+    /// Set by [`Hop::decision_request`]: how the request body's content coding was handled
+    /// (see [`crate::content_coding::decode_for_record`]).
+    pub(crate) request_body_note: Option<KeyValue>,
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -177,7 +180,23 @@ impl Hop {
     /// The request the backend decides on. The parts only a decision and a recording read
     /// (scheme, host, path, query, trace tags) move into it; the hop keeps what forwarding
     /// needs.
-    pub(crate) fn decision_request(&mut self, service: Option<&str>) -> Request {
+    ///
+    /// A compressed body is decided on (and recorded) decoded, without its
+    /// `Content-Encoding`; the hop itself keeps the bytes and header it is forwarded with.
+    pub(crate) fn decision_request(&mut self, service: Option<&str>, limit: usize) -> Request {
+        let mut headers = super::http::header_pairs(&self.headers);
+        let body = if self.headers.contains_key(header::CONTENT_ENCODING) && !self.body.is_empty() {
+            let (plain, note) = crate::content_coding::decode_for_record(
+                crate::content_coding::Side::Request,
+                &mut headers,
+                self.body.to_vec(),
+                limit,
+            );
+            self.request_body_note = note;
+            Some(Body::from_bytes(plain))
+        } else {
+            body_of(&self.body)
+        };
         Request {
             direction: self.direction,
             service: service.map(str::to_owned),
@@ -186,8 +205,8 @@ impl Hop {
             host: std::mem::take(&mut self.host),
             path: std::mem::take(&mut self.path),
             query: self.query.take(),
-            headers: super::http::header_pairs(&self.headers),
-            body: body_of(&self.body),
+            headers,
+            body,
             trace_tags: std::mem::take(&mut self.trace_tags),
         }
     }
@@ -223,6 +242,34 @@ struct Answer {
     extra: Vec<KeyValue>,
 }
 
+impl Answer {
+    /// An answer whose body is stored decoded when its `Content-Encoding` allows.
+    fn decoded(
+        status: u16,
+        mut headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        mut extra: Vec<KeyValue>,
+        limit: usize,
+    ) -> Self {
+        let body = body.map(|bytes| {
+            let (plain, note) = crate::content_coding::decode_for_record(
+                crate::content_coding::Side::Response,
+                &mut headers,
+                bytes,
+                limit,
+            );
+            extra.extend(note);
+            Body::from_bytes(plain)
+        });
+        Answer {
+            status,
+            headers,
+            body,
+            extra,
+        }
+    }
+}
+
 impl Core {
     /// Decides, answers or forwards, and records one hop.
     pub(crate) async fn handle(self: &Arc<Self>, mut hop: Hop) -> Response<ProxyBody> {
@@ -243,7 +290,8 @@ impl Core {
             }
             return self.forward(hop, None).await;
         };
-        let request = hop.decision_request(self.settings.service.as_deref());
+        let request =
+            hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
         let decided = self.backend.decide(&session_id, &request).await;
         let decision = match decided {
             Ok(d) => d,
@@ -285,12 +333,16 @@ impl Core {
                 if self.backend.count_unkept(&session_id) {
                     return reply;
                 }
-                let answer = Answer {
-                    status: response.status,
-                    headers: recorded_pairs(response.headers, &self.settings.redact_headers),
-                    body: response.body,
-                    extra: Vec::new(),
-                };
+                let answer = Answer::decoded(
+                    response.status,
+                    recorded_pairs(response.headers, &self.settings.redact_headers),
+                    response.body.map(|b| match b {
+                        Body::Text(s) => s.into_bytes(),
+                        Body::Binary(b) => b,
+                    }),
+                    Vec::new(),
+                    self.settings.body_limit,
+                );
                 self.record(&hop, request, &session_id, answer);
                 reply
             }
@@ -369,7 +421,12 @@ impl Core {
             name: format!("HTTP {}", hop.method),
             start_time_unix_nano: nanos(hop.started),
             end_time_unix_nano: nanos(SystemTime::now()),
-            extra_attributes: answer.extra,
+            extra_attributes: hop
+                .request_body_note
+                .iter()
+                .cloned()
+                .chain(answer.extra)
+                .collect(),
         }
     }
 
@@ -471,12 +528,13 @@ impl Core {
                     "the stream ended early",
                 ));
             }
-            let answer = Answer {
+            let answer = Answer::decoded(
                 status,
-                headers: response_headers,
-                body: recorded.body.map(|b| Body::from_bytes(Vec::from(b))),
+                response_headers,
+                recorded.body.map(Vec::from),
                 extra,
-            };
+                limit,
+            );
             core.record(&hop, request, &session_id, answer);
         });
         Response::from_parts(parts, recording.boxed_unsync())

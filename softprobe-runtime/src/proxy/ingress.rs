@@ -326,6 +326,7 @@ async fn handle(
         span_id,
         parent_span_id,
         started,
+        request_body_note: None,
     };
     core.handle(hop).await
 }

@@ -178,6 +178,31 @@ impl CaseIndex {
     pub(crate) fn response(&self, i: usize) -> Response {
         self.responses[i].clone()
     }
+
+    /// The recorded answer of hop `i` for `req`: a body recorded decoded from a content
+    /// coding is encoded again when the request accepts that coding, identity otherwise.
+    pub(crate) fn response_for(&self, i: usize, req: &Request) -> Response {
+        let mut response = self.response(i);
+        let coding = self.exchanges[i]
+            .extra_attributes
+            .iter()
+            .find(|kv| kv.key == crate::content_coding::RESPONSE_CODING)
+            .and_then(|kv| kv.value.as_str());
+        if let Some(coding) = coding {
+            let accept = req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+                .map(|(_, v)| v.as_str());
+            crate::content_coding::encode_for_client(
+                coding,
+                accept,
+                &mut response.headers,
+                &mut response.body,
+            );
+        }
+        response
+    }
 }
 
 /// A hop's recorded answer without connection framing headers or pseudo-headers.

@@ -479,7 +479,7 @@ impl Engine {
             chosen
         };
         Some(Decision::Respond {
-            response: index.response(chosen),
+            response: index.response_for(chosen, req),
             latency,
             origin: match rule {
                 Some((layer, i)) => Origin::Rule {
