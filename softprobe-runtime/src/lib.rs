@@ -22,6 +22,7 @@ pub mod rules;
 pub mod scrub;
 pub mod server;
 pub mod session;
+pub mod streaming;
 pub mod suite;
 
 #[cfg(feature = "cli")]

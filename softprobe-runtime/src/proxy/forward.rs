@@ -512,6 +512,7 @@ impl Core {
         };
         let status = parts.status.as_u16();
         let response_headers = pairs_for_record(&parts.headers, &self.settings.redact_headers);
+        let streamed = crate::streaming::is_stream(&parts.headers);
         let limit = self.settings.body_limit;
         let core = Arc::clone(self);
         let recording = RecordingBody::new(body, limit, move |recorded: Recorded| {
@@ -527,6 +528,9 @@ impl Core {
                     "sp.http.response.body.incomplete",
                     "the stream ended early",
                 ));
+            }
+            if streamed {
+                extra.extend(crate::streaming::chunks_attribute(&recorded.chunks));
             }
             let answer = Answer::decoded(
                 status,
@@ -568,9 +572,16 @@ fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::TRANSFER_ENCODING);
     remove_hop_by_hop(&mut headers);
-    let body = match &decided.body {
-        Some(b) => full(Bytes::copy_from_slice(b.as_bytes())),
-        None => empty(),
+    let timing = headers
+        .remove(crate::streaming::TIMING_HEADER)
+        .and_then(|v| crate::streaming::parse_chunks(v.to_str().ok()?).ok());
+    let body = match (&decided.body, timing) {
+        (Some(b), Some(chunks)) => {
+            crate::streaming::PacedBody::new(Bytes::copy_from_slice(b.as_bytes()), chunks)
+                .boxed_unsync()
+        }
+        (Some(b), None) => full(Bytes::copy_from_slice(b.as_bytes())),
+        (None, _) => empty(),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(decided.status).unwrap_or(StatusCode::OK);

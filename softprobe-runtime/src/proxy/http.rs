@@ -262,6 +262,9 @@ pub struct Recorded {
     pub truncated: bool,
     /// True when the stream ended normally.
     pub complete: bool,
+    /// Each data frame as it arrived: the body length once it was in, and when, counted
+    /// from the response head (empty when the body was truncated).
+    pub chunks: Vec<(usize, std::time::Duration)>,
 }
 
 type OnDone = Box<dyn FnOnce(Recorded) + Send>;
@@ -274,6 +277,8 @@ pub struct RecordingBody<B> {
     limit: usize,
     truncated: bool,
     on_done: Option<OnDone>,
+    started: std::time::Instant,
+    chunks: Vec<(usize, std::time::Duration)>,
 }
 
 impl<B> RecordingBody<B> {
@@ -285,6 +290,8 @@ impl<B> RecordingBody<B> {
             limit,
             truncated: false,
             on_done: Some(Box::new(on_done)),
+            started: std::time::Instant::now(),
+            chunks: Vec::new(),
         }
     }
 
@@ -295,6 +302,7 @@ impl<B> RecordingBody<B> {
                 body,
                 truncated: self.truncated,
                 complete,
+                chunks: std::mem::take(&mut self.chunks),
             });
         }
     }
@@ -336,7 +344,12 @@ where
                     if this.buf.len() + data.len() > this.limit {
                         this.truncated = true;
                         this.buf = Collected::default();
+                        this.chunks = Vec::new();
                     } else {
+                        if !data.is_empty() {
+                            this.chunks
+                                .push((this.buf.len() + data.len(), this.started.elapsed()));
+                        }
                         // A clone of `Bytes` shares the frame, it does not copy it.
                         this.buf.push(data.clone());
                     }

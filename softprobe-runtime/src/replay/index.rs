@@ -201,6 +201,12 @@ impl CaseIndex {
                 &mut response.body,
             );
         }
+        if let Some(chunks) = crate::streaming::replay_timing(&self.exchanges[i]) {
+            response.headers.push((
+                crate::streaming::TIMING_HEADER.to_owned(),
+                chunks.to_owned(),
+            ));
+        }
         response
     }
 }
