@@ -61,13 +61,7 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 
 /// `GET /menu/{coding}` answers [`menu`] compressed with that coding; `POST /quote` takes a
 /// gzip body `{"sku"}` and answers its price; `GET /broken` claims gzip and is not.
-fn upstream_handler() -> Arc<
-    dyn Fn(
-            http::Request<Bytes>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = http::Response<Full<Bytes>>> + Send>>
-        + Send
-        + Sync,
-> {
+fn upstream_handler() -> Handler {
     Arc::new(|req: http::Request<Bytes>| {
         Box::pin(async move {
             let path = req.uri().path().to_owned();

@@ -418,13 +418,13 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
                     return;
                 }
             };
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::select! {
                 res = conn => res,
                 _ = stop.changed() => Ok(()),
             }
         } else {
-            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             tokio::select! {
                 res = conn => res,
                 _ = stop.changed() => Ok(()),
@@ -513,6 +513,9 @@ async fn outbound(
         None => (TraceId::random(), None),
     };
     remove_session_headers(&mut parts.headers);
+    let websocket = super::websocket::is_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
     remove_hop_by_hop(&mut parts.headers);
 
     let limit = shared.core.settings.body_limit;
@@ -541,7 +544,10 @@ async fn outbound(
         started,
         request_body_note: None,
     };
-    shared.core.handle(hop).await
+    match websocket {
+        Some(client) => shared.core.handle_websocket(hop, client).await,
+        None => shared.core.handle(hop).await,
+    }
 }
 
 /// A stream that can look at its first byte and then replay it to the next reader.

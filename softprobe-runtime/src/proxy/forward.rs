@@ -222,7 +222,10 @@ fn pairs_for_record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, Stri
 
 /// Lowercase header pairs as a recording keeps them: without the session and correlation
 /// headers, sensitive values redacted.
-fn recorded_pairs(mut pairs: Vec<(String, String)>, redact: &[String]) -> Vec<(String, String)> {
+pub(super) fn recorded_pairs(
+    mut pairs: Vec<(String, String)>,
+    redact: &[String],
+) -> Vec<(String, String)> {
     pairs.retain(|(k, _)| {
         !NOT_RECORDED.contains(&k.as_str()) && !super::http::SESSION_HEADERS.contains(&k.as_str())
     });
@@ -235,11 +238,11 @@ fn recorded_pairs(mut pairs: Vec<(String, String)>, redact: &[String]) -> Vec<(S
 }
 
 /// The finished parts of a hop's answer that a recording needs.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Option<Body>,
-    extra: Vec<KeyValue>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Option<Body>,
+    pub(super) extra: Vec<KeyValue>,
 }
 
 impl Answer {
@@ -360,7 +363,7 @@ impl Core {
         }
     }
 
-    fn is_loop(&self, headers: &HeaderMap) -> bool {
+    pub(super) fn is_loop(&self, headers: &HeaderMap) -> bool {
         headers
             .get_all(header::VIA)
             .iter()
@@ -373,7 +376,13 @@ impl Core {
     /// poll, so it is done here, on the connection's task: a task per hop would wake another
     /// worker thread for a few hundred nanoseconds of work. A backend that has to wait (a
     /// remote runtime) finishes on a task of its own.
-    fn record(self: &Arc<Self>, hop: &Hop, request: Request, session_id: &str, answer: Answer) {
+    pub(super) fn record(
+        self: &Arc<Self>,
+        hop: &Hop,
+        request: Request,
+        session_id: &str,
+        answer: Answer,
+    ) {
         // A hop finishing after the runtime is gone is not recorded: nobody is left to
         // store it, and the backend's futures may need the runtime.
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -545,14 +554,14 @@ impl Core {
     }
 }
 
-fn upstream_name(uri: &Uri) -> String {
+pub(super) fn upstream_name(uri: &Uri) -> String {
     match (uri.scheme_str(), uri.authority()) {
         (Some(s), Some(a)) => format!("{s}://{a}"),
         _ => uri.to_string(),
     }
 }
 
-fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
+pub(super) fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
     json_error(
         StatusCode::FORBIDDEN,
         "session_required",
@@ -565,7 +574,7 @@ fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
 }
 
 /// The local answer of a rule or a replayed hop.
-fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
+pub(super) fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
     let mut headers = header_map(&decided.headers);
     // The body is known, so its length is too; anything the rule said about framing is
     // dropped rather than trusted.
