@@ -11,6 +11,7 @@ pub mod case;
 pub mod content_coding;
 pub mod control;
 pub mod error;
+pub mod grpc;
 mod listener;
 pub mod metrics;
 pub mod mode;

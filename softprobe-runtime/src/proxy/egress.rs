@@ -460,6 +460,9 @@ async fn outbound(
             parsed: None,
         }
     } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority())
+        // HTTP/2 requests always carry their authority; to a listener with a default
+        // upstream they are origin requests, not proxy requests (h2 proxying uses CONNECT).
+        && !(parts.version == http::Version::HTTP_2 && shared.upstream.is_some())
     {
         if scheme != "http" && scheme != "https" {
             return json_error(
@@ -542,7 +545,7 @@ async fn outbound(
         span_id: SpanId::random(),
         parent_span_id,
         started,
-        request_body_note: None,
+        request_body_note: Vec::new(),
     };
     match websocket {
         Some(client) => shared.core.handle_websocket(hop, client).await,

@@ -54,6 +54,22 @@ pub(crate) fn upstream_client(
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
+/// The client for gRPC calls to plain-HTTP upstreams: HTTP/2 with prior knowledge (h2c).
+pub(crate) fn h2c_client(tls: rustls::ClientConfig, connect_timeout: Duration) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector)
+}
+
 /// Settings shared by both proxies' builders.
 #[derive(Clone)]
 pub(crate) struct Settings {
@@ -89,6 +105,8 @@ impl Default for Settings {
 pub(crate) struct Core {
     pub(crate) backend: SharedBackend,
     pub(crate) client: UpstreamClient,
+    /// HTTP/2 only, for gRPC calls to plain-HTTP upstreams (h2c with prior knowledge).
+    pub(crate) h2c: UpstreamClient,
     pub(crate) settings: Settings,
     /// This proxy's `Via` pseudonym: unique per instance, so a request that comes back to
     /// the proxy that sent it is recognised (a loop) while chained proxies are not.
@@ -103,12 +121,14 @@ impl Core {
     pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
         let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
         let client = upstream_client(tls.clone(), settings.connect_timeout);
+        let h2c = h2c_client(tls.clone(), settings.connect_timeout);
         let via = format!("softprobe-{}", &SpanId::random().to_string()[..8]);
         let via_value = http::HeaderValue::from_str(&format!("1.1 {via}"))
             .expect("a pseudonym of hex digits is a valid header value");
         Ok(Arc::new(Core {
             backend,
             client,
+            h2c,
             settings,
             via,
             via_value,
@@ -123,6 +143,7 @@ impl Core {
         Arc::new(Core {
             backend: self.backend.clone(),
             client: upstream_client(self.tls.clone(), self.settings.connect_timeout),
+            h2c: h2c_client(self.tls.clone(), self.settings.connect_timeout),
             settings: self.settings.clone(),
             via: self.via.clone(),
             via_value: self.via_value.clone(),
@@ -154,7 +175,7 @@ pub(crate) struct Hop {
     pub(crate) started: SystemTime,
     /// Set by [`Hop::decision_request`]: how the request body's content coding was handled
     /// (see [`crate::content_coding::decode_for_record`]).
-    pub(crate) request_body_note: Option<KeyValue>,
+    pub(crate) request_body_note: Vec<KeyValue>,
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -177,6 +198,15 @@ pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
 }
 
 impl Hop {
+    /// A gRPC call (`application/grpc` content type).
+    pub(crate) fn is_grpc(&self) -> bool {
+        crate::grpc::is_grpc(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    }
+
     /// The request the backend decides on. The parts only a decision and a recording read
     /// (scheme, host, path, query, trace tags) move into it; the hop keeps what forwarding
     /// needs.
@@ -185,14 +215,18 @@ impl Hop {
     /// `Content-Encoding`; the hop itself keeps the bytes and header it is forwarded with.
     pub(crate) fn decision_request(&mut self, service: Option<&str>, limit: usize) -> Request {
         let mut headers = super::http::header_pairs(&self.headers);
-        let body = if self.headers.contains_key(header::CONTENT_ENCODING) && !self.body.is_empty() {
+        let body = if self.is_grpc() {
+            let (body, notes) = crate::grpc::request_for_record(&self.path, &self.body);
+            self.request_body_note = notes;
+            body
+        } else if self.headers.contains_key(header::CONTENT_ENCODING) && !self.body.is_empty() {
             let (plain, note) = crate::content_coding::decode_for_record(
                 crate::content_coding::Side::Request,
                 &mut headers,
                 self.body.to_vec(),
                 limit,
             );
-            self.request_body_note = note;
+            self.request_body_note.extend(note);
             Some(Body::from_bytes(plain))
         } else {
             body_of(&self.body)
@@ -357,6 +391,9 @@ impl Core {
                     path = %request.path,
                     "strict miss"
                 );
+                if hop.is_grpc() {
+                    return grpc_miss(&report.message, &request.path);
+                }
                 local_response(&report.to_response(&session_id))
             }
             Decision::Passthrough { .. } => self.forward(hop, Some((session_id, request))).await,
@@ -446,10 +483,16 @@ impl Core {
         mut hop: Hop,
         session: Option<(String, Request)>,
     ) -> Response<ProxyBody> {
+        let is_grpc = hop.is_grpc();
+        let grpc = is_grpc && hop.upstream.scheme_str() == Some("http");
         let mut builder = http::Request::builder()
             .method(hop.method.clone())
             .uri(hop.upstream.clone())
-            .version(Version::HTTP_11);
+            .version(if grpc {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            });
         if let Some(headers) = builder.headers_mut() {
             // A recording takes the request headers from the decision request, so the hop's
             // own map moves into the upstream request.
@@ -461,7 +504,12 @@ impl Core {
             headers.remove(header::CONTENT_LENGTH);
             // RFC 9110 §7.6.3: a proxy adds itself to Via.
             headers.append(header::VIA, self.via_value.clone());
+            if is_grpc {
+                // gRPC servers expect it; it was removed with the hop-by-hop headers.
+                headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
+            }
         }
+        let client = if grpc { &self.h2c } else { &self.client };
         let req = match builder.body(Full::new(hop.body.clone())) {
             Ok(r) => r,
             Err(e) => {
@@ -475,7 +523,7 @@ impl Core {
         let target = upstream_name(&hop.upstream);
         let resp = match crate::listener::coarse_timeout(
             self.settings.upstream_timeout,
-            self.client.request(req),
+            client.request(req),
         )
         .await
         {
@@ -538,16 +586,32 @@ impl Core {
                     "the stream ended early",
                 ));
             }
-            if streamed {
+            if streamed && !is_grpc {
                 extra.extend(crate::streaming::chunks_attribute(&recorded.chunks));
             }
-            let answer = Answer::decoded(
-                status,
-                response_headers,
-                recorded.body.map(Vec::from),
-                extra,
-                limit,
-            );
+            let answer = if is_grpc {
+                let body = crate::grpc::response_for_record(
+                    recorded.body.as_deref().unwrap_or_default(),
+                    &response_headers,
+                    &recorded.trailers,
+                    crate::grpc::is_streaming(&hop.request_body_note),
+                    &mut extra,
+                );
+                Answer {
+                    status,
+                    headers: response_headers,
+                    body,
+                    extra,
+                }
+            } else {
+                Answer::decoded(
+                    status,
+                    response_headers,
+                    recorded.body.map(Vec::from),
+                    extra,
+                    limit,
+                )
+            };
             core.record(&hop, request, &session_id, answer);
         });
         Response::from_parts(parts, recording.boxed_unsync())
@@ -581,6 +645,7 @@ pub(super) fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::TRANSFER_ENCODING);
     remove_hop_by_hop(&mut headers);
+    let trailers = take_trailers(&mut headers);
     let timing = headers
         .remove(crate::streaming::TIMING_HEADER)
         .and_then(|v| crate::streaming::parse_chunks(v.to_str().ok()?).ok());
@@ -592,9 +657,65 @@ pub(super) fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
         (Some(b), None) => full(Bytes::copy_from_slice(b.as_bytes())),
         (None, _) => empty(),
     };
+    let body = match trailers {
+        Some(trailers) => body
+            .with_trailers(async move { Some(Ok(trailers)) })
+            .boxed_unsync(),
+        None => body,
+    };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(decided.status).unwrap_or(StatusCode::OK);
     *resp.headers_mut() = headers;
+    resp
+}
+
+/// The trailers a decided answer carries in `x-softprobe-trailer-*` headers, taken out.
+fn take_trailers(headers: &mut HeaderMap) -> Option<HeaderMap> {
+    let names: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(crate::grpc::TRAILER_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let mut trailers = HeaderMap::new();
+    for name in names {
+        let values: Vec<http::HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        headers.remove(&name);
+        let Ok(trailer) = http::HeaderName::from_bytes(
+            &name.as_str().as_bytes()[crate::grpc::TRAILER_HEADER_PREFIX.len()..],
+        ) else {
+            continue;
+        };
+        for v in values {
+            trailers.append(trailer.clone(), v);
+        }
+    }
+    Some(trailers)
+}
+
+/// The answer to a gRPC call nothing answers in a strict session: a gRPC error a client
+/// reports as `NOT_FOUND`, naming the call, rather than an HTTP status it cannot read.
+fn grpc_miss(message: &str, path: &str) -> Response<ProxyBody> {
+    let call = path.trim_start_matches('/');
+    let text = format!("softprobe strict miss for {call}: {message}");
+    let mut resp = Response::new(empty());
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(
+        super::http::STRICT_MISS_HEADER,
+        http::HeaderValue::from_static("1"),
+    );
+    headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+    let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    if let Ok(v) = http::HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", v);
+    }
     resp
 }
 

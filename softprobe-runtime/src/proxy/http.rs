@@ -262,6 +262,9 @@ pub struct Recorded {
     pub truncated: bool,
     /// True when the stream ended normally.
     pub complete: bool,
+    /// The trailers, when the stream ended with some (gRPC's `grpc-status`), as lowercase
+    /// pairs.
+    pub trailers: Vec<(String, String)>,
     /// Each data frame as it arrived: the body length once it was in, and when, counted
     /// from the response head (empty when the body was truncated).
     pub chunks: Vec<(usize, std::time::Duration)>,
@@ -279,6 +282,7 @@ pub struct RecordingBody<B> {
     on_done: Option<OnDone>,
     started: std::time::Instant,
     chunks: Vec<(usize, std::time::Duration)>,
+    trailers: Vec<(String, String)>,
 }
 
 impl<B> RecordingBody<B> {
@@ -292,6 +296,7 @@ impl<B> RecordingBody<B> {
             on_done: Some(Box::new(on_done)),
             started: std::time::Instant::now(),
             chunks: Vec::new(),
+            trailers: Vec::new(),
         }
     }
 
@@ -303,6 +308,7 @@ impl<B> RecordingBody<B> {
                 truncated: self.truncated,
                 complete,
                 chunks: std::mem::take(&mut self.chunks),
+                trailers: std::mem::take(&mut self.trailers),
             });
         }
     }
@@ -338,6 +344,9 @@ where
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    this.trailers = header_pairs(trailers);
+                }
                 if let Some(data) = frame.data_ref()
                     && !this.truncated
                 {

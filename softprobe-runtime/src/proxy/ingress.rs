@@ -329,7 +329,7 @@ async fn handle(
         span_id,
         parent_span_id,
         started,
-        request_body_note: None,
+        request_body_note: Vec::new(),
     };
     match websocket {
         Some(client) => core.handle_websocket(hop, client).await,

@@ -201,6 +201,9 @@ impl CaseIndex {
                 &mut response.body,
             );
         }
+        if crate::grpc::is_grpc_hop(&self.exchanges[i]) {
+            crate::grpc::prepare_replay(&self.exchanges[i], &mut response);
+        }
         if let Some(chunks) = crate::streaming::replay_timing(&self.exchanges[i]) {
             response.headers.push((
                 crate::streaming::TIMING_HEADER.to_owned(),
