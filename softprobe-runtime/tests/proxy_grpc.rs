@@ -214,6 +214,21 @@ async fn grpc_through_the_ingress_keeps_trailers_and_records_the_call() {
     assert_eq!(watch(&mut client, &session).await.unwrap(), vec![5, 4]);
 
     let (_, hops) = close(&rt, &session, 3, &dir).await;
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_softprobe"))
+        .args(["inspect", "case"])
+        .arg(dir.path().join(format!("{session}.case.json")))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let line = |status: &str, call: &str| {
+        shown.lines().any(|l| {
+            let cells: Vec<&str> = l.split('│').map(str::trim).collect();
+            cells.contains(&"grpc") && cells.contains(&status) && cells.contains(&call)
+        })
+    };
+    assert!(line("OK", "shop.Inventory/Reserve"), "{shown}");
+    assert!(line("NOT_FOUND", "shop.Inventory/Reserve"), "{shown}");
+    assert!(line("OK", "shop.Inventory/Watch"), "{shown}");
     let ok = hops
         .iter()
         .find(|h| h.path == RESERVE && attr(h, GRPC_STATUS) == Some(&AnyValue::Int(0)))

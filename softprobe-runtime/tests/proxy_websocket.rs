@@ -224,6 +224,18 @@ async fn a_websocket_through_the_ingress_is_relayed_and_captured() {
     assert_eq!(replies, expected_replies());
     let (_, transcript) = close_to_case(&rt, &session, &dir).await;
     check_transcript(&transcript);
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_softprobe"))
+        .args(["inspect", "case"])
+        .arg(dir.path().join(format!("{session}.case.json")))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.lines().any(|l| l.contains("websocket")
+            && l.contains("101")
+            && l.contains("/feed (6 messages)")),
+        "{shown}"
+    );
     // The application sees the upgrade with trace context stamped by the ingress.
     let headers = seen.lock().unwrap()[0].clone();
     assert!(
