@@ -15,6 +15,7 @@ pub mod grpc;
 mod listener;
 pub mod metrics;
 pub mod mode;
+pub mod multipart;
 pub mod otlp;
 pub mod policy;
 pub mod proxy;

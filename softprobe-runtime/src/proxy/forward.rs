@@ -26,6 +26,9 @@ use super::http::{
 };
 use super::tls::TlsError;
 
+/// Attribute saying why a request body is not in the recording.
+const OMITTED_REQUEST_BODY: &str = "sp.http.request.body.omitted";
+
 /// Default time allowed to open a connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for an upstream to start answering.
@@ -231,6 +234,28 @@ impl Hop {
         } else {
             body_of(&self.body)
         };
+        if let Some(parts) = crate::multipart::parts_attribute(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            body.as_ref().map_or(&[][..], Body::as_bytes),
+        ) {
+            if parts
+                .value
+                .as_str()
+                .is_some_and(|p| p.contains("\"sha256\""))
+            {
+                self.request_body_note.push(KeyValue::string(
+                    OMITTED_REQUEST_BODY,
+                    format!(
+                        "multipart parts over {} bytes are kept as SHA-256 digests in {}",
+                        crate::multipart::INLINE_PART_LIMIT,
+                        crate::multipart::REQUEST_PARTS
+                    ),
+                ));
+            }
+            self.request_body_note.push(parts);
+        }
         Request {
             direction: self.direction,
             service: service.map(str::to_owned),
@@ -457,7 +482,12 @@ impl Core {
             path: request.path,
             query: request.query,
             request_headers: recorded_pairs(request.headers, &self.settings.redact_headers),
-            request_body: request.body,
+            // A multipart body with large parts is kept as its parts' digests only.
+            request_body: request.body.filter(|_| {
+                !hop.request_body_note
+                    .iter()
+                    .any(|kv| kv.key == OMITTED_REQUEST_BODY)
+            }),
             status: Some(answer.status),
             response_headers: answer.headers,
             response_body: answer.body.filter(|b| !b.is_empty()),

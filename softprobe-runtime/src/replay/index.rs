@@ -156,6 +156,11 @@ impl CaseIndex {
     }
 
     fn body_equal(&self, i: usize, req: &Request, body: &BodyJson) -> bool {
+        if let Some(recorded) = crate::multipart::recorded_parts(&self.exchanges[i]) {
+            let live =
+                crate::multipart::live_parts(&req.headers, req.body.as_ref().map(|b| b.as_bytes()));
+            return live.as_ref() == Some(&recorded);
+        }
         let recorded = self.exchanges[i]
             .request_body
             .as_ref()
