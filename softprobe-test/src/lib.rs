@@ -93,6 +93,10 @@ pub use embedded::trust_upstream_ca;
 pub use error::{Error, Result};
 pub use hooks::{InboundRequest, MockResponse, OutboundCall, ResponseBody};
 pub use mode::Mode;
+/// The reqwest (0.13) that [`Session::http_client`] and [`Session::client`] return: name
+/// `softprobe::reqwest::Client` in your service's configuration and the types always agree,
+/// whichever reqwest version your own crate depends on.
+pub use reqwest;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
 pub use softprobe_macros::{case, cases};
