@@ -326,3 +326,40 @@ async fn grpc_through_the_egress_is_replayed_offline_and_unanswerable_calls_fail
     );
     assert_eq!(stats(&rt, &replay).await["strictMisses"], 1);
 }
+
+/// The same replay with the proxy reaching the runtime over its OTLP API: the recorded
+/// trailers travel in the `/v1/inject` answer and still end the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_replay_works_through_a_remote_runtime() {
+    let (upstream, task) = inventory().await;
+    let runtime = runtime().await;
+    let rt = runtime.uri();
+    let egress = EgressProxy::builder()
+        .upstream(upstream)
+        .backend(Arc::new(
+            softprobe_runtime::proxy::RemoteBackend::new(&rt, None).unwrap(),
+        ))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let session = create_session(&rt, "capture").await;
+    let mut client = grpc_client(&egress.uri()).await;
+    let captured = reserve(&mut client, &session, "B-7", 2).await.unwrap();
+    let failed = reserve(&mut client, &session, "none", 1).await.unwrap_err();
+    let (case, _) = close(&rt, &session, 2, &dir).await;
+
+    task.abort();
+    let replay = create_session(&rt, "replay").await;
+    post(&rt, &format!("/v1/sessions/{replay}/load-case"), case).await;
+    let mut client = grpc_client(&egress.uri()).await;
+    assert_eq!(
+        reserve(&mut client, &replay, "B-7", 2).await.unwrap(),
+        captured
+    );
+    let again = reserve(&mut client, &replay, "none", 1).await.unwrap_err();
+    assert_eq!(
+        (again.code(), again.message()),
+        (failed.code(), failed.message())
+    );
+}
