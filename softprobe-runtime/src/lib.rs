@@ -8,12 +8,15 @@
 
 pub mod capture;
 pub mod case;
+pub mod content_coding;
 pub mod control;
 pub mod error;
+pub mod grpc;
 pub mod json;
 mod listener;
 pub mod metrics;
 pub mod mode;
+pub mod multipart;
 pub mod otlp;
 pub mod policy;
 pub mod proxy;
@@ -22,6 +25,7 @@ pub mod rules;
 pub mod scrub;
 pub mod server;
 pub mod session;
+pub mod streaming;
 pub mod suite;
 pub mod verdict;
 pub mod view;

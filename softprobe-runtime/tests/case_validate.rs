@@ -425,3 +425,33 @@ fn the_schema_accepts_every_spelling_the_reader_accepts() {
     );
     assert!(report.is_valid(), "{report}");
 }
+
+#[test]
+fn protocol_attributes_must_have_the_value_kind_the_spec_gives_them() {
+    let mut grpc = exchange(Direction::Outbound, 3);
+    grpc.extra_attributes = vec![
+        KeyValue::string("rpc.system", "grpc"),
+        KeyValue::int("rpc.grpc.status_code", 0),
+        KeyValue::string("sp.http.response.body.content_encoding", "br"),
+    ];
+    let report = validate_case(&case_of(&[grpc.clone()]), "good.case.json");
+    assert!(codes(&report, Severity::Error).is_empty(), "{report:#?}");
+
+    // A status written as a string, a coding written as a number: both are named with where.
+    grpc.extra_attributes = vec![
+        KeyValue::string("rpc.grpc.status_code", "OK"),
+        KeyValue::int("sp.http.response.body.content_encoding", 1),
+    ];
+    let report = validate_case(&case_of(&[grpc]), "bad.case.json");
+    let errors: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.json_path.as_str())
+        .collect();
+    assert_eq!(errors.len(), 2, "{report:#?}");
+    assert!(
+        errors.iter().all(|p| p.contains(".attributes[")),
+        "{errors:?}"
+    );
+}

@@ -114,6 +114,10 @@ pub use error::{Error, Result};
 pub use hooks::{InboundRequest, MockResponse, OutboundCall, ResponseBody};
 pub use mode::Mode;
 pub use proxy_env::ProxyEnv;
+/// The reqwest (0.13) that [`Session::http_client`] and [`Session::client`] return: name
+/// `softprobe::reqwest::Client` in your service's configuration and the types always agree,
+/// whichever reqwest version your own crate depends on.
+pub use reqwest;
 pub use run::{Failure, Run};
 pub use session::{CaseView, Session};
 pub use softprobe_macros::{case, cases};

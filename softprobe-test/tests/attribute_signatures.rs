@@ -54,3 +54,18 @@ fn options_are_accepted(sp: softprobe::Session) {
     RAN.fetch_add(1, Ordering::SeqCst);
     assert_eq!(sp.mode(), softprobe::Mode::Replay);
 }
+
+/// A service configured with `softprobe::reqwest::Client` takes the session's clients as they
+/// are: the re-export is the reqwest the session is built on (this fails to compile if not).
+#[softprobe::case("tests/cases/empty.case.json", mode = "replay")]
+fn the_reexported_reqwest_is_the_sessions(sp: softprobe::Session) {
+    struct ServiceConfig {
+        http: softprobe::reqwest::Client,
+    }
+    let config = ServiceConfig {
+        http: sp.http_client(),
+    };
+    let _: softprobe::reqwest::Client = sp.client();
+    let _: softprobe::reqwest::ClientBuilder = sp.http_client_builder();
+    drop(config.http);
+}

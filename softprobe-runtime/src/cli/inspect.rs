@@ -27,7 +27,7 @@ pub(crate) fn rows(exchanges: &[Exchange]) -> Vec<Value> {
                 }
                 Direction::Outbound => ex.url(),
             };
-            json!({
+            let mut row = json!({
                 "direction": ex.direction.as_str(),
                 "service": ex.service,
                 "method": ex.method,
@@ -35,9 +35,39 @@ pub(crate) fn rows(exchanges: &[Exchange]) -> Vec<Value> {
                 "url": url,
                 "traceId": ex.trace_id.to_string(),
                 "spanId": ex.span_id.to_string(),
-            })
+            });
+            protocol_fields(ex, &mut row);
+            row
         })
         .collect()
+}
+
+/// What a row says beyond HTTP: the call and status of a gRPC hop, the message count of a
+/// WebSocket, the chunk count of a streamed answer.
+fn protocol_fields(ex: &Exchange, row: &mut Value) {
+    let attr = |key: &str| ex.extra_attributes.iter().find(|kv| kv.key == key);
+    if crate::grpc::is_grpc_hop(ex) {
+        row["protocol"] = json!("grpc");
+        row["call"] = json!(crate::grpc::call_name(ex));
+        if let Some(code) = crate::grpc::status_of(ex) {
+            row["grpcStatus"] = json!(crate::grpc::status_name(code));
+        }
+    } else if attr(crate::proxy::websocket::PROTOCOL).and_then(|kv| kv.value.as_str())
+        == Some(crate::proxy::websocket::WEBSOCKET)
+    {
+        row["protocol"] = json!("websocket");
+        let transcript = ex.response_body.as_ref().and_then(|b| {
+            serde_json::from_slice::<crate::proxy::websocket::Transcript>(b.as_bytes()).ok()
+        });
+        if let Some(t) = transcript {
+            row["messages"] = json!(t.messages.len());
+        }
+    } else if let Some(chunks) = attr(crate::streaming::RESPONSE_CHUNKS)
+        .and_then(|kv| kv.value.as_str())
+        .and_then(|v| crate::streaming::parse_chunks(v).ok())
+    {
+        row["chunks"] = json!(chunks.len());
+    }
 }
 
 /// Hops of a case in the order they happened: traces in file order, and within a trace by
@@ -103,20 +133,35 @@ pub(crate) fn table(rows: &[Value], wide: bool) -> String {
             Some(other) => other.to_owned(),
             None => "?".to_owned(),
         };
-        let status = match &row["status"] {
+        let mut status = match &row["status"] {
             Value::Number(n) => n.to_string(),
             _ => "-".to_owned(),
         };
-        table.add_row([
-            direction,
-            row["method"].as_str().unwrap_or("?").to_owned(),
-            status,
-            match row["url"].as_str() {
-                Some(url) if wide => url.to_owned(),
-                Some(url) => abbreviate(url),
-                None => "?".to_owned(),
-            },
-        ]);
+        let mut method = row["method"].as_str().unwrap_or("?").to_owned();
+        let mut url = match row["url"].as_str() {
+            Some(url) if wide => url.to_owned(),
+            Some(url) => abbreviate(url),
+            None => "?".to_owned(),
+        };
+        match row["protocol"].as_str() {
+            Some("grpc") => {
+                method = "grpc".to_owned();
+                status = row["grpcStatus"].as_str().unwrap_or("-").to_owned();
+                url = row["call"].as_str().unwrap_or("?").to_owned();
+            }
+            Some("websocket") => {
+                method = "websocket".to_owned();
+                if let Some(n) = row["messages"].as_u64() {
+                    url.push_str(&format!(" ({n} messages)"));
+                }
+            }
+            _ => {
+                if let Some(n) = row["chunks"].as_u64() {
+                    url.push_str(&format!(" ({n} chunks)"));
+                }
+            }
+        }
+        table.add_row([direction, method, status, url]);
     }
     table.to_string()
 }

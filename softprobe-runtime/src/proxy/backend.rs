@@ -78,6 +78,13 @@ pub trait ProxyBackend: Send + Sync + 'static {
         let _ = session_id;
         false
     }
+    /// Reports a replay that went wrong after its answer started (a WebSocket client
+    /// message that differs from the recording): the runtime counts it with the strict misses
+    /// and keeps `report` for `state` and test reports. The default only logs it; the OTLP API
+    /// has no call for it, so a remote runtime learns of it from the proxy's log.
+    fn report_miss(&self, session_id: &str, report: serde_json::Value) {
+        tracing::warn!(session_id, %report, "replay drift");
+    }
 }
 
 /// A backend with no runtime: no session exists, every hop is forwarded, nothing is
@@ -158,6 +165,13 @@ impl ProxyBackend for StoreBackend {
 
     fn count_unkept(&self, session_id: &str) -> bool {
         self.store.count_unkept(session_id).unwrap_or(false)
+    }
+
+    fn report_miss(&self, session_id: &str, report: serde_json::Value) {
+        match self.store.get(session_id) {
+            Some(session) => session.report_miss(report),
+            None => tracing::warn!(session_id, %report, "replay drift of a closed session"),
+        }
     }
 }
 

@@ -487,13 +487,13 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
                     return;
                 }
             };
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::select! {
                 res = conn => res,
                 _ = stop.changed() => Ok(()),
             }
         } else {
-            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             tokio::select! {
                 res = conn => res,
                 _ = stop.changed() => Ok(()),
@@ -529,6 +529,9 @@ async fn outbound(
             parsed: None,
         }
     } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority())
+        // HTTP/2 requests always carry their authority; to a listener with a default
+        // upstream they are origin requests, not proxy requests (h2 proxying uses CONNECT).
+        && !(parts.version == http::Version::HTTP_2 && shared.upstream.is_some())
     {
         if scheme != "http" && scheme != "https" {
             return json_error(
@@ -582,6 +585,9 @@ async fn outbound(
         None => (TraceId::random(), None),
     };
     remove_session_headers(&mut parts.headers);
+    let websocket = super::websocket::is_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
     remove_hop_by_hop(&mut parts.headers);
 
     let limit = shared.core.settings.body_limit;
@@ -608,8 +614,12 @@ async fn outbound(
         span_id: SpanId::random(),
         parent_span_id,
         started,
+        request_body_note: Vec::new(),
     };
-    shared.core.handle(hop).await
+    match websocket {
+        Some(client) => shared.core.handle_websocket(hop, client).await,
+        None => shared.core.handle(hop).await,
+    }
 }
 
 /// A stream that can look at its first byte and then replay it to the next reader.

@@ -26,6 +26,9 @@ use super::http::{
 };
 use super::tls::TlsError;
 
+/// Attribute saying why a request body is not in the recording.
+const OMITTED_REQUEST_BODY: &str = "sp.http.request.body.omitted";
+
 /// Default time allowed to open a connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for an upstream to start answering.
@@ -52,6 +55,22 @@ pub(crate) fn upstream_client(
         .enable_all_versions()
         .wrap_connector(http);
     Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// The client for gRPC calls to plain-HTTP upstreams: HTTP/2 with prior knowledge (h2c).
+pub(crate) fn h2c_client(tls: rustls::ClientConfig, connect_timeout: Duration) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector)
 }
 
 /// Settings shared by both proxies' builders.
@@ -89,6 +108,8 @@ impl Default for Settings {
 pub(crate) struct Core {
     pub(crate) backend: SharedBackend,
     pub(crate) client: UpstreamClient,
+    /// HTTP/2 only, for gRPC calls to plain-HTTP upstreams (h2c with prior knowledge).
+    pub(crate) h2c: UpstreamClient,
     pub(crate) settings: Settings,
     /// This proxy's `Via` pseudonym: unique per instance, so a request that comes back to
     /// the proxy that sent it is recognised (a loop) while chained proxies are not.
@@ -103,12 +124,14 @@ impl Core {
     pub(crate) fn new(backend: SharedBackend, settings: Settings) -> Result<Arc<Self>, TlsError> {
         let tls = super::tls::upstream_client_config(&settings.extra_roots)?;
         let client = upstream_client(tls.clone(), settings.connect_timeout);
+        let h2c = h2c_client(tls.clone(), settings.connect_timeout);
         let via = format!("softprobe-{}", &SpanId::random().to_string()[..8]);
         let via_value = http::HeaderValue::from_str(&format!("1.1 {via}"))
             .expect("a pseudonym of hex digits is a valid header value");
         Ok(Arc::new(Core {
             backend,
             client,
+            h2c,
             settings,
             via,
             via_value,
@@ -123,6 +146,7 @@ impl Core {
         Arc::new(Core {
             backend: self.backend.clone(),
             client: upstream_client(self.tls.clone(), self.settings.connect_timeout),
+            h2c: h2c_client(self.tls.clone(), self.settings.connect_timeout),
             settings: self.settings.clone(),
             via: self.via.clone(),
             via_value: self.via_value.clone(),
@@ -152,6 +176,9 @@ pub(crate) struct Hop {
     pub(crate) span_id: SpanId,
     pub(crate) parent_span_id: Option<SpanId>,
     pub(crate) started: SystemTime,
+    /// Set by [`Hop::decision_request`]: how the request body's content coding was handled
+    /// (see [`crate::content_coding::decode_for_record`]).
+    pub(crate) request_body_note: Vec<KeyValue>,
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -174,10 +201,61 @@ pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
 }
 
 impl Hop {
+    /// A gRPC call (`application/grpc` content type).
+    pub(crate) fn is_grpc(&self) -> bool {
+        crate::grpc::is_grpc(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    }
+
     /// The request the backend decides on. The parts only a decision and a recording read
     /// (scheme, host, path, query, trace tags) move into it; the hop keeps what forwarding
     /// needs.
-    pub(crate) fn decision_request(&mut self, service: Option<&str>) -> Request {
+    ///
+    /// A compressed body is decided on (and recorded) decoded, without its
+    /// `Content-Encoding`; the hop itself keeps the bytes and header it is forwarded with.
+    pub(crate) fn decision_request(&mut self, service: Option<&str>, limit: usize) -> Request {
+        let mut headers = super::http::header_pairs(&self.headers);
+        let body = if self.is_grpc() {
+            let (body, notes) = crate::grpc::request_for_record(&self.path, &self.body);
+            self.request_body_note = notes;
+            body
+        } else if self.headers.contains_key(header::CONTENT_ENCODING) && !self.body.is_empty() {
+            let (plain, note) = crate::content_coding::decode_for_record(
+                crate::content_coding::Side::Request,
+                &mut headers,
+                self.body.to_vec(),
+                limit,
+            );
+            self.request_body_note.extend(note);
+            Some(Body::from_bytes(plain))
+        } else {
+            body_of(&self.body)
+        };
+        if let Some(parts) = crate::multipart::parts_attribute(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            body.as_ref().map_or(&[][..], Body::as_bytes),
+        ) {
+            if parts
+                .value
+                .as_str()
+                .is_some_and(|p| p.contains("\"sha256\""))
+            {
+                self.request_body_note.push(KeyValue::string(
+                    OMITTED_REQUEST_BODY,
+                    format!(
+                        "multipart parts over {} bytes are kept as SHA-256 digests in {}",
+                        crate::multipart::INLINE_PART_LIMIT,
+                        crate::multipart::REQUEST_PARTS
+                    ),
+                ));
+            }
+            self.request_body_note.push(parts);
+        }
         Request {
             direction: self.direction,
             service: service.map(str::to_owned),
@@ -186,8 +264,8 @@ impl Hop {
             host: std::mem::take(&mut self.host),
             path: std::mem::take(&mut self.path),
             query: self.query.take(),
-            headers: super::http::header_pairs(&self.headers),
-            body: body_of(&self.body),
+            headers,
+            body,
             trace_tags: std::mem::take(&mut self.trace_tags),
         }
     }
@@ -203,7 +281,10 @@ fn pairs_for_record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, Stri
 
 /// Lowercase header pairs as a recording keeps them: without the session and correlation
 /// headers, sensitive values redacted.
-fn recorded_pairs(mut pairs: Vec<(String, String)>, redact: &[String]) -> Vec<(String, String)> {
+pub(super) fn recorded_pairs(
+    mut pairs: Vec<(String, String)>,
+    redact: &[String],
+) -> Vec<(String, String)> {
     pairs.retain(|(k, _)| {
         !NOT_RECORDED.contains(&k.as_str()) && !super::http::SESSION_HEADERS.contains(&k.as_str())
     });
@@ -216,11 +297,39 @@ fn recorded_pairs(mut pairs: Vec<(String, String)>, redact: &[String]) -> Vec<(S
 }
 
 /// The finished parts of a hop's answer that a recording needs.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Option<Body>,
-    extra: Vec<KeyValue>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Option<Body>,
+    pub(super) extra: Vec<KeyValue>,
+}
+
+impl Answer {
+    /// An answer whose body is stored decoded when its `Content-Encoding` allows.
+    fn decoded(
+        status: u16,
+        mut headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        mut extra: Vec<KeyValue>,
+        limit: usize,
+    ) -> Self {
+        let body = body.map(|bytes| {
+            let (plain, note) = crate::content_coding::decode_for_record(
+                crate::content_coding::Side::Response,
+                &mut headers,
+                bytes,
+                limit,
+            );
+            extra.extend(note);
+            Body::from_bytes(plain)
+        });
+        Answer {
+            status,
+            headers,
+            body,
+            extra,
+        }
+    }
 }
 
 impl Core {
@@ -243,7 +352,8 @@ impl Core {
             }
             return self.forward(hop, None).await;
         };
-        let request = hop.decision_request(self.settings.service.as_deref());
+        let request =
+            hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
         let decided = self.backend.decide(&session_id, &request).await;
         let decision = match decided {
             Ok(d) => d,
@@ -285,12 +395,16 @@ impl Core {
                 if self.backend.count_unkept(&session_id) {
                     return reply;
                 }
-                let answer = Answer {
-                    status: response.status,
-                    headers: recorded_pairs(response.headers, &self.settings.redact_headers),
-                    body: response.body,
-                    extra: Vec::new(),
-                };
+                let answer = Answer::decoded(
+                    response.status,
+                    recorded_pairs(response.headers, &self.settings.redact_headers),
+                    response.body.map(|b| match b {
+                        Body::Text(s) => s.into_bytes(),
+                        Body::Binary(b) => b,
+                    }),
+                    Vec::new(),
+                    self.settings.body_limit,
+                );
                 self.record(&hop, request, &session_id, answer);
                 reply
             }
@@ -302,13 +416,16 @@ impl Core {
                     path = %request.path,
                     "strict miss"
                 );
+                if hop.is_grpc() {
+                    return grpc_miss(&report.message, &request.path);
+                }
                 local_response(&report.to_response(&session_id))
             }
             Decision::Passthrough { .. } => self.forward(hop, Some((session_id, request))).await,
         }
     }
 
-    fn is_loop(&self, headers: &HeaderMap) -> bool {
+    pub(super) fn is_loop(&self, headers: &HeaderMap) -> bool {
         headers
             .get_all(header::VIA)
             .iter()
@@ -321,7 +438,13 @@ impl Core {
     /// poll, so it is done here, on the connection's task: a task per hop would wake another
     /// worker thread for a few hundred nanoseconds of work. A backend that has to wait (a
     /// remote runtime) finishes on a task of its own.
-    fn record(self: &Arc<Self>, hop: &Hop, request: Request, session_id: &str, answer: Answer) {
+    pub(super) fn record(
+        self: &Arc<Self>,
+        hop: &Hop,
+        request: Request,
+        session_id: &str,
+        answer: Answer,
+    ) {
         // A hop finishing after the runtime is gone is not recorded: nobody is left to
         // store it, and the backend's futures may need the runtime.
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -359,7 +482,12 @@ impl Core {
             path: request.path,
             query: request.query,
             request_headers: recorded_pairs(request.headers, &self.settings.redact_headers),
-            request_body: request.body,
+            // A multipart body with large parts is kept as its parts' digests only.
+            request_body: request.body.filter(|_| {
+                !hop.request_body_note
+                    .iter()
+                    .any(|kv| kv.key == OMITTED_REQUEST_BODY)
+            }),
             status: Some(answer.status),
             response_headers: answer.headers,
             response_body: answer.body.filter(|b| !b.is_empty()),
@@ -369,7 +497,12 @@ impl Core {
             name: format!("HTTP {}", hop.method),
             start_time_unix_nano: nanos(hop.started),
             end_time_unix_nano: nanos(SystemTime::now()),
-            extra_attributes: answer.extra,
+            extra_attributes: hop
+                .request_body_note
+                .iter()
+                .cloned()
+                .chain(answer.extra)
+                .collect(),
         }
     }
 
@@ -380,10 +513,16 @@ impl Core {
         mut hop: Hop,
         session: Option<(String, Request)>,
     ) -> Response<ProxyBody> {
+        let is_grpc = hop.is_grpc();
+        let grpc = is_grpc && hop.upstream.scheme_str() == Some("http");
         let mut builder = http::Request::builder()
             .method(hop.method.clone())
             .uri(hop.upstream.clone())
-            .version(Version::HTTP_11);
+            .version(if grpc {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            });
         if let Some(headers) = builder.headers_mut() {
             // A recording takes the request headers from the decision request, so the hop's
             // own map moves into the upstream request.
@@ -395,7 +534,12 @@ impl Core {
             headers.remove(header::CONTENT_LENGTH);
             // RFC 9110 §7.6.3: a proxy adds itself to Via.
             headers.append(header::VIA, self.via_value.clone());
+            if is_grpc {
+                // gRPC servers expect it; it was removed with the hop-by-hop headers.
+                headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
+            }
         }
+        let client = if grpc { &self.h2c } else { &self.client };
         let req = match builder.body(Full::new(hop.body.clone())) {
             Ok(r) => r,
             Err(e) => {
@@ -409,7 +553,7 @@ impl Core {
         let target = upstream_name(&hop.upstream);
         let resp = match crate::listener::coarse_timeout(
             self.settings.upstream_timeout,
-            self.client.request(req),
+            client.request(req),
         )
         .await
         {
@@ -455,6 +599,7 @@ impl Core {
         };
         let status = parts.status.as_u16();
         let response_headers = pairs_for_record(&parts.headers, &self.settings.redact_headers);
+        let streamed = crate::streaming::is_stream(&parts.headers);
         let limit = self.settings.body_limit;
         let core = Arc::clone(self);
         let recording = RecordingBody::new(body, limit, move |recorded: Recorded| {
@@ -471,11 +616,31 @@ impl Core {
                     "the stream ended early",
                 ));
             }
-            let answer = Answer {
-                status,
-                headers: response_headers,
-                body: recorded.body.map(|b| Body::from_bytes(Vec::from(b))),
-                extra,
+            if streamed && !is_grpc {
+                extra.extend(crate::streaming::chunks_attribute(&recorded.chunks));
+            }
+            let answer = if is_grpc {
+                let body = crate::grpc::response_for_record(
+                    recorded.body.as_deref().unwrap_or_default(),
+                    &response_headers,
+                    &recorded.trailers,
+                    crate::grpc::is_streaming(&hop.request_body_note),
+                    &mut extra,
+                );
+                Answer {
+                    status,
+                    headers: response_headers,
+                    body,
+                    extra,
+                }
+            } else {
+                Answer::decoded(
+                    status,
+                    response_headers,
+                    recorded.body.map(Vec::from),
+                    extra,
+                    limit,
+                )
             };
             core.record(&hop, request, &session_id, answer);
         });
@@ -483,14 +648,14 @@ impl Core {
     }
 }
 
-fn upstream_name(uri: &Uri) -> String {
+pub(super) fn upstream_name(uri: &Uri) -> String {
     match (uri.scheme_str(), uri.authority()) {
         (Some(s), Some(a)) => format!("{s}://{a}"),
         _ => uri.to_string(),
     }
 }
 
-fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
+pub(super) fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
     json_error(
         StatusCode::FORBIDDEN,
         "session_required",
@@ -503,20 +668,84 @@ fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
 }
 
 /// The local answer of a rule or a replayed hop.
-fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
+pub(super) fn local_response(decided: &DecidedResponse) -> Response<ProxyBody> {
     let mut headers = header_map(&decided.headers);
     // The body is known, so its length is too; anything the rule said about framing is
     // dropped rather than trusted.
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::TRANSFER_ENCODING);
     remove_hop_by_hop(&mut headers);
-    let body = match &decided.body {
-        Some(b) => full(Bytes::copy_from_slice(b.as_bytes())),
-        None => empty(),
+    let trailers = take_trailers(&mut headers);
+    let timing = headers
+        .remove(crate::streaming::TIMING_HEADER)
+        .and_then(|v| crate::streaming::parse_chunks(v.to_str().ok()?).ok());
+    let body = match (&decided.body, timing) {
+        (Some(b), Some(chunks)) => {
+            crate::streaming::PacedBody::new(Bytes::copy_from_slice(b.as_bytes()), chunks)
+                .boxed_unsync()
+        }
+        (Some(b), None) => full(Bytes::copy_from_slice(b.as_bytes())),
+        (None, _) => empty(),
+    };
+    let body = match trailers {
+        Some(trailers) => body
+            .with_trailers(async move { Some(Ok(trailers)) })
+            .boxed_unsync(),
+        None => body,
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(decided.status).unwrap_or(StatusCode::OK);
     *resp.headers_mut() = headers;
+    resp
+}
+
+/// The trailers a decided answer carries in `x-softprobe-trailer-*` headers, taken out.
+fn take_trailers(headers: &mut HeaderMap) -> Option<HeaderMap> {
+    let names: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(crate::grpc::TRAILER_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let mut trailers = HeaderMap::new();
+    for name in names {
+        let values: Vec<http::HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        headers.remove(&name);
+        let Ok(trailer) = http::HeaderName::from_bytes(
+            &name.as_str().as_bytes()[crate::grpc::TRAILER_HEADER_PREFIX.len()..],
+        ) else {
+            continue;
+        };
+        for v in values {
+            trailers.append(trailer.clone(), v);
+        }
+    }
+    Some(trailers)
+}
+
+/// The answer to a gRPC call nothing answers in a strict session: a gRPC error a client
+/// reports as `NOT_FOUND`, naming the call, rather than an HTTP status it cannot read.
+fn grpc_miss(message: &str, path: &str) -> Response<ProxyBody> {
+    let call = path.trim_start_matches('/');
+    let text = format!("softprobe strict miss for {call}: {message}");
+    let mut resp = Response::new(empty());
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(
+        super::http::STRICT_MISS_HEADER,
+        http::HeaderValue::from_static("1"),
+    );
+    headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+    let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    if let Ok(v) = http::HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", v);
+    }
     resp
 }
 

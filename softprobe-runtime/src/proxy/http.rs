@@ -262,6 +262,12 @@ pub struct Recorded {
     pub truncated: bool,
     /// True when the stream ended normally.
     pub complete: bool,
+    /// The trailers, when the stream ended with some (gRPC's `grpc-status`), as lowercase
+    /// pairs.
+    pub trailers: Vec<(String, String)>,
+    /// Each data frame as it arrived: the body length once it was in, and when, counted
+    /// from the response head (empty when the body was truncated).
+    pub chunks: Vec<(usize, std::time::Duration)>,
 }
 
 type OnDone = Box<dyn FnOnce(Recorded) + Send>;
@@ -282,6 +288,9 @@ pub struct RecordingBody<B> {
     /// The inner body said it has no more frames (checked after each frame).
     ended: bool,
     on_done: Option<OnDone>,
+    started: std::time::Instant,
+    chunks: Vec<(usize, std::time::Duration)>,
+    trailers: Vec<(String, String)>,
 }
 
 impl<B: HttpBody> RecordingBody<B> {
@@ -294,6 +303,9 @@ impl<B: HttpBody> RecordingBody<B> {
             limit,
             truncated: false,
             on_done: Some(Box::new(on_done)),
+            started: std::time::Instant::now(),
+            chunks: Vec::new(),
+            trailers: Vec::new(),
         }
     }
 }
@@ -306,6 +318,8 @@ impl<B> RecordingBody<B> {
                 body,
                 truncated: self.truncated,
                 complete,
+                chunks: std::mem::take(&mut self.chunks),
+                trailers: std::mem::take(&mut self.trailers),
             });
         }
     }
@@ -341,13 +355,21 @@ where
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    this.trailers = header_pairs(trailers);
+                }
                 if let Some(data) = frame.data_ref()
                     && !this.truncated
                 {
                     if this.buf.len() + data.len() > this.limit {
                         this.truncated = true;
                         this.buf = Collected::default();
+                        this.chunks = Vec::new();
                     } else {
+                        if !data.is_empty() {
+                            this.chunks
+                                .push((this.buf.len() + data.len(), this.started.elapsed()));
+                        }
                         // A clone of `Bytes` shares the frame, it does not copy it.
                         this.buf.push(data.clone());
                     }

@@ -272,6 +272,9 @@ async fn handle(
         .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
 
+    let websocket = super::websocket::is_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
     remove_hop_by_hop(&mut parts.headers);
     // The application's own calls become children of the inbound span.
     let forwarded = TraceParent {
@@ -326,6 +329,10 @@ async fn handle(
         span_id,
         parent_span_id,
         started,
+        request_body_note: Vec::new(),
     };
-    core.handle(hop).await
+    match websocket {
+        Some(client) => core.handle_websocket(hop, client).await,
+        None => core.handle(hop).await,
+    }
 }

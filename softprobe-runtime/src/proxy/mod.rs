@@ -46,6 +46,7 @@ pub mod http;
 mod ingress;
 pub mod tls;
 pub mod trace_context;
+pub mod websocket;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -239,6 +239,20 @@ impl Comparison<'_> {
         if eb == ab {
             return;
         }
+        if let Some(expected) = crate::multipart::recorded_parts(recorded) {
+            // A multipart body's random boundary changes on every upload: compare its parts.
+            let live = crate::multipart::live_parts(&req.headers, a.map(Body::as_bytes))
+                .unwrap_or_default();
+            for line in crate::multipart::differences(&expected, &live) {
+                let (field, what) = line.split_once(": ").unwrap_or(("body", line.as_str()));
+                self.differences.push(Difference::new(
+                    format!("body {field}"),
+                    Some(json!(what)),
+                    None,
+                ));
+            }
+            return;
+        }
         let form = |ct: Option<&str>| {
             ct.is_some_and(|c| {
                 c.trim_start()

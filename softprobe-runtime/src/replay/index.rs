@@ -156,6 +156,11 @@ impl CaseIndex {
     }
 
     fn body_equal(&self, i: usize, req: &Request, body: &BodyJson) -> bool {
+        if let Some(recorded) = crate::multipart::recorded_parts(&self.exchanges[i]) {
+            let live =
+                crate::multipart::live_parts(&req.headers, req.body.as_ref().map(|b| b.as_bytes()));
+            return live.as_ref() == Some(&recorded);
+        }
         let recorded = self.exchanges[i]
             .request_body
             .as_ref()
@@ -177,6 +182,40 @@ impl CaseIndex {
     /// The recorded answer of hop `i`.
     pub(crate) fn response(&self, i: usize) -> Response {
         self.responses[i].clone()
+    }
+
+    /// The recorded answer of hop `i` for `req`: a body recorded decoded from a content
+    /// coding is encoded again when the request accepts that coding, identity otherwise.
+    pub(crate) fn response_for(&self, i: usize, req: &Request) -> Response {
+        let mut response = self.response(i);
+        let coding = self.exchanges[i]
+            .extra_attributes
+            .iter()
+            .find(|kv| kv.key == crate::content_coding::RESPONSE_CODING)
+            .and_then(|kv| kv.value.as_str());
+        if let Some(coding) = coding {
+            let accept = req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+                .map(|(_, v)| v.as_str());
+            crate::content_coding::encode_for_client(
+                coding,
+                accept,
+                &mut response.headers,
+                &mut response.body,
+            );
+        }
+        if crate::grpc::is_grpc_hop(&self.exchanges[i]) {
+            crate::grpc::prepare_replay(&self.exchanges[i], &mut response);
+        }
+        if let Some(chunks) = crate::streaming::replay_timing(&self.exchanges[i]) {
+            response.headers.push((
+                crate::streaming::TIMING_HEADER.to_owned(),
+                chunks.to_owned(),
+            ));
+        }
+        response
     }
 }
 

@@ -336,6 +336,22 @@ fn compare(
     }
     let recorded = ex.request_body.as_ref().filter(|b| !b.is_empty());
     let actual = req.body.as_ref().filter(|b| !b.is_empty());
+    if let Some(expected) = crate::multipart::recorded_parts(ex) {
+        // Multipart bodies differ in their random boundary on every upload: compare parts.
+        let live = crate::multipart::live_parts(&req.headers, actual.map(Body::as_bytes))
+            .unwrap_or_default();
+        let lines = crate::multipart::differences(&expected, &live);
+        score += 4 * u32::from(!lines.is_empty());
+        for line in lines.into_iter().take(MAX_BODY_PATHS) {
+            let (field, what) = line.split_once(": ").unwrap_or(("body", line.as_str()));
+            diffs.push(Difference::new(
+                format!("body {field}"),
+                Some(json!(what)),
+                None,
+            ));
+        }
+        return (score, diffs);
+    }
     match (index.body_json(i), req_json) {
         (Some(e), Some(a)) if recorded.is_some() && actual.is_some() => {
             let found = crate::json::diff(e, a, &DiffOptions::default()).differences;

@@ -521,7 +521,7 @@ impl Engine {
             self.note_drift(index, chosen, req);
         }
         Some(Decision::Respond {
-            response: index.response(chosen),
+            response: index.response_for(chosen, req),
             latency,
             origin: match rule {
                 Some((layer, i)) => Origin::Rule {

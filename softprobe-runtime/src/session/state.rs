@@ -397,18 +397,21 @@ impl Session {
             Decision::Respond { .. } => {
                 self.stats.injected_spans.fetch_add(1, Ordering::Relaxed);
             }
-            Decision::StrictMiss(report) => {
-                self.stats.strict_misses.fetch_add(1, Ordering::Relaxed);
-                let body = report.to_json(&self.id);
-                let mut misses = lock(&self.misses);
-                if misses.len() == MAX_STRICT_MISSES {
-                    misses.pop_front();
-                }
-                misses.push_back(body);
-            }
+            Decision::StrictMiss(report) => self.report_miss(report.to_json(&self.id)),
             Decision::Passthrough { .. } => {}
         }
         decision
+    }
+
+    /// Counts a strict miss and keeps its report (the last [`MAX_STRICT_MISSES`]): a request
+    /// nothing answered, or a replay that went wrong after its answer started.
+    pub fn report_miss(&self, report: Value) {
+        self.stats.strict_misses.fetch_add(1, Ordering::Relaxed);
+        let mut misses = lock(&self.misses);
+        if misses.len() == MAX_STRICT_MISSES {
+            misses.pop_front();
+        }
+        misses.push_back(report);
     }
 
     /// Counts an extracted hop and returns `true` when the session does not keep hops (not

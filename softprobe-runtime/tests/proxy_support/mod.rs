@@ -143,7 +143,7 @@ impl Drop for TestServer {
     }
 }
 
-type Handler = Arc<
+pub type Handler = Arc<
     dyn Fn(
             http::Request<Bytes>,
         ) -> std::pin::Pin<Box<dyn Future<Output = http::Response<Full<Bytes>>> + Send>>
