@@ -418,12 +418,14 @@ cases:
     overrides:
       mocks:
         - name: shipping
+          match: { direction: outbound, host: fragment, path: /shipping }
           hook: same.sh
   - path: cases/checkout-0003.case.json
     name: bad-hook
     overrides:
       mocks:
         - name: shipping
+          match: { direction: outbound, host: fragment, path: /shipping }
           hook: garbage.sh
   - path: cases/checkout-0004.case.json
     name: rewritten-request
@@ -498,7 +500,7 @@ async fn the_fixture_suite_passes_with_replayed_and_inline_mocks() {
         names_with(&summary, "passed"),
         ["checkout", "checkout-slow-shipping"]
     );
-    // The override merged `latencyMs: 50` into the default shipping mock by name.
+    // The override replaced the default shipping mock (same name) with one that waits 50 ms.
     let slow = summary["cases"][1]["durationMs"].as_f64().unwrap();
     assert!(slow >= 50.0, "{summary:#}");
 }

@@ -189,3 +189,12 @@ pub fn emit(style: Style, result: Result<Outcome, CliError>) -> u8 {
         }
     }
 }
+
+/// Creates the missing parent directories of a file the CLI is about to write (`--out`,
+/// `--junit`, `--report`, `--summary`).
+pub(crate) fn create_parent(path: &std::path::Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
+}
