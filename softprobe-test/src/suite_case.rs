@@ -188,8 +188,7 @@ where
             let payload = steps::check_payload(n, &request, expected.as_ref(), &actual);
             match hooks.call(hook, kind, payload) {
                 Ok(answer) => {
-                    if let Some(f) = steps::check_answer(&hooks.set.describe(hook), kind, &answer)
-                    {
+                    if let Some(f) = steps::check_answer(&hooks.set.describe(hook), kind, &answer) {
                         failures.push(steps::label(f, n, of));
                     }
                 }
@@ -265,7 +264,9 @@ fn inbound_request(request: &Map<String, Value>, url: Option<&str>) -> InboundRe
     InboundRequest {
         method: text("method", "GET"),
         path: match url {
-            Some(u) => steps::path_of(&steps::target_url("", Some(u), &text("path", "/"))).to_owned(),
+            Some(u) => {
+                steps::path_of(&steps::target_url("", Some(u), &text("path", "/"))).to_owned()
+            }
             None => text("path", "/"),
         },
         headers,

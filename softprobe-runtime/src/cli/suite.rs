@@ -197,12 +197,12 @@ fn run_suite(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
         super::output::create_parent(path)
             .and_then(|()| std::fs::write(path, text))
             .map_err(|e| {
-            CliError::new(
-                ExitCode::Failure,
-                "write_failed",
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })
+                CliError::new(
+                    ExitCode::Failure,
+                    "write_failed",
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })
     };
     if let Some(p) = &args.junit {
         write(p, report.junit())?;

@@ -210,9 +210,8 @@ impl HookSet {
         if let Some(node) = self.node.as_ref().filter(|n| n.module_of(name).is_some()) {
             let args = js_args(kind, payload, &self.env);
             let value = node.call(name, &args, self.timeout)?;
-            return js_answer(kind, payload, value).map_err(|e| {
-                format!("hook {}: {e}", self.describe(name))
-            });
+            return js_answer(kind, payload, value)
+                .map_err(|e| format!("hook {}: {e}", self.describe(name)));
         }
         call(
             &resolve(name, self.hooks_dir.as_deref(), &self.suite_dir),

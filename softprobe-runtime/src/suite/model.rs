@@ -914,7 +914,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_with_their_line_and_strict_refuses_them() {
-        let text = "name: x\ncases: a\ndefaults:\n  asserts: {}\n  mocks:\n  - {name: m, colour: red}\n";
+        let text =
+            "name: x\ncases: a\ndefaults:\n  asserts: {}\n  mocks:\n  - {name: m, colour: red}\n";
         let (_, warnings) = parse_with(text, p(), false).unwrap();
         let found: Vec<_> = warnings.iter().map(|w| (w.key.as_str(), w.line)).collect();
         assert_eq!(
@@ -945,7 +946,10 @@ mod tests {
         assert_eq!(r.url.as_deref(), Some("http://127.0.0.1:1/checkout"));
         let a = d.assertions.as_ref().unwrap();
         assert_eq!(a.status.as_ref().unwrap().ranges().unwrap(), [(200, 299)]);
-        assert_eq!(a.headers.as_ref().unwrap().hook.as_deref(), Some("checkHeaders"));
+        assert_eq!(
+            a.headers.as_ref().unwrap().hook.as_deref(),
+            Some("checkHeaders")
+        );
         let body = a.body.as_ref().unwrap();
         assert_eq!(body.mode, Some(BodyMode::String));
         assert_eq!(body.hook.as_deref(), Some("checkBody"));

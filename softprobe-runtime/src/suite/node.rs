@@ -60,8 +60,8 @@ impl NodeHooks {
     pub fn start(files: &[PathBuf]) -> Result<Self, String> {
         let mut absolute = Vec::new();
         for f in files {
-            let full = std::path::absolute(f)
-                .map_err(|e| format!("hook module {}: {e}", f.display()))?;
+            let full =
+                std::path::absolute(f).map_err(|e| format!("hook module {}: {e}", f.display()))?;
             if !full.is_file() {
                 return Err(format!("hook module {} does not exist", f.display()));
             }
@@ -102,7 +102,9 @@ impl NodeHooks {
             .and_then(|()| process.stdin.flush())
         {
             *guard = None;
-            return Err(format!("hook {name} ({module}): the Node process is gone: {e}"));
+            return Err(format!(
+                "hook {name} ({module}): the Node process is gone: {e}"
+            ));
         }
         let deadline = std::time::Instant::now() + timeout;
         loop {

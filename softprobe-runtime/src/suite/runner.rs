@@ -107,6 +107,19 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
             url: opts.runtime_url.clone(),
             message: e.to_string(),
         })?;
+    // Hook modules load first: a module that does not load is the suite's fault, whatever
+    // the runtime's state.
+    let (set_suite, modules, dir, timeout) = (
+        suite.clone(),
+        opts.hook_modules.clone(),
+        opts.hooks_dir.clone(),
+        opts.hook_timeout,
+    );
+    let hooks =
+        tokio::task::spawn_blocking(move || HookSet::new(&set_suite, &modules, dir, timeout))
+            .await
+            .map_err(|e| SuiteError::Hooks(e.to_string()))?
+            .map_err(SuiteError::Hooks)?;
     let runtime = opts.runtime_url.trim_end_matches('/').to_owned();
     let health = http.get(format!("{runtime}/health")).send().await;
     if let Err(e) = health {
@@ -115,18 +128,6 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
             message: root_cause(&e),
         });
     }
-    let (set_suite, modules, dir, timeout) = (
-        suite.clone(),
-        opts.hook_modules.clone(),
-        opts.hooks_dir.clone(),
-        opts.hook_timeout,
-    );
-    let hooks = tokio::task::spawn_blocking(move || {
-        HookSet::new(&set_suite, &modules, dir, timeout)
-    })
-    .await
-    .map_err(|e| SuiteError::Hooks(e.to_string()))?
-    .map_err(SuiteError::Hooks)?;
     let shared = Arc::new(Shared {
         http,
         runtime,
