@@ -577,12 +577,12 @@ export function slow() { return new Promise(() => {}); }
 }
 
 /// `NODE_PATH` holding the `typescript` package that strips types on Node 20
-/// (`npm ci --prefix tests/node`, which `.ci/run` does).
+/// (`npm ci --prefix tests`, which `.ci/run` does).
 fn node_path() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node/node_modules");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node_modules");
     assert!(
         dir.join("typescript").is_dir(),
-        "{} has no typescript package: run `npm ci --prefix tests/node` (Node and npm: `apt-get install nodejs npm`)",
+        "{} has no typescript package: run `npm ci --prefix tests` (Node and npm: `apt-get install nodejs npm`)",
         dir.display()
     );
     dir.display().to_string()
