@@ -13,7 +13,15 @@ async fn health_and_meta() {
     let base = server.uri();
     let (status, body) = get_json(&base, "/health").await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"status": "ok"}));
+    assert_eq!(
+        body,
+        json!({
+            "status": "ok",
+            "specVersion": "http-control-api@v1",
+            "schemaVersion": "1",
+            "runtimeVersion": env!("CARGO_PKG_VERSION"),
+        })
+    );
     assert_schema(SchemaKind::HealthResponse, &body);
 
     let (status, body) = get_json(&base, "/v1/meta").await;
@@ -21,7 +29,7 @@ async fn health_and_meta() {
     assert_eq!(body["name"], "softprobe-runtime");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_schema(SchemaKind::MetaResponse, &body);
-    insta::assert_json_snapshot!("meta", body, {".version" => "[version]"});
+    insta::assert_json_snapshot!("meta", body, {".version" => "[version]", ".runtimeVersion" => "[version]"});
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 
 pub(crate) use body::RawBody;
 pub use error::ApiError;
+pub(crate) use handlers::{SCHEMA_VERSION, SPEC_VERSION};
 
 use crate::session::SessionStore;
 
