@@ -259,7 +259,7 @@ fn control_api_bodies_match_their_schemas() {
         (SchemaKind::CloseRequest, json!({})),
         (
             SchemaKind::CloseResponse,
-            json!({"sessionId": session, "closed": true, "casePath": null}),
+            json!({"sessionId": session, "closed": true, "casePath": null, "capturePath": null}),
         ),
         (
             SchemaKind::MetaResponse,
@@ -312,7 +312,7 @@ fn control_api_bodies_match_their_schemas() {
         ),
         (
             SchemaKind::CloseResponse,
-            json!({"sessionId": session, "closed": false, "casePath": null}),
+            json!({"sessionId": session, "closed": false, "casePath": null, "capturePath": null}),
             "$.closed",
             "expected true, found boolean false",
         ),

@@ -71,7 +71,7 @@ async fn session_lifecycle_bodies() {
     assert_eq!(status, 200);
     assert_eq!(
         closed,
-        json!({"sessionId": id, "closed": true, "casePath": null})
+        json!({"sessionId": id, "closed": true, "casePath": null, "capturePath": null})
     );
     assert_schema(SchemaKind::CloseResponse, &closed);
 

@@ -5,6 +5,7 @@
 //! module and talks to a runtime through one small blocking client of the control API.
 
 mod capture;
+mod cases;
 mod client;
 mod doctor;
 mod export;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Run, validate and compare suites of cases.
     #[command(subcommand)]
     Suite(suite::SuiteCommand),
+    /// Case files kept by the runtime.
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -245,6 +249,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Generate(GenerateCommand::Case(args)) => generate::case(&args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Suite(cmd) => suite::run(&ctx, cmd),
+        Command::Cases(cmd) => cases::run(&ctx, cmd),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

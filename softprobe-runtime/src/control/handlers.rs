@@ -298,6 +298,7 @@ pub(crate) async fn close(
         .await
         .map_err(|e| ApiError::internal(format!("capture writer failed: {e}")))??;
     if let (Some(path), Some(hops)) = (&path, written) {
+        state.captures().remember(session.id(), path);
         tracing::info!(
             sessionId = session.id(),
             spans = hops,
@@ -311,6 +312,7 @@ pub(crate) async fn close(
         "sessionId": session.id(),
         "closed": true,
         "casePath": case_path,
+        "capturePath": case_path,
     })))
 }
 

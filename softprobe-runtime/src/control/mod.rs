@@ -7,6 +7,7 @@
 
 mod auth;
 mod body;
+mod captures;
 mod error;
 mod handlers;
 
@@ -38,6 +39,7 @@ struct Inner {
     capture_path: Option<String>,
     body_limit: usize,
     proxy_ca_pem: RwLock<Option<String>>,
+    captures: captures::Captures,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
                 capture_path: capture_path.filter(|p| !p.is_empty()),
                 body_limit,
                 proxy_ca_pem: RwLock::new(None),
+                captures: captures::Captures::default(),
             }),
         }
     }
@@ -77,6 +80,11 @@ impl AppState {
     /// The capture path template (`SOFTPROBE_CAPTURE_CASE_PATH`), if configured.
     pub fn capture_path(&self) -> Option<&str> {
         self.inner.capture_path.as_deref()
+    }
+
+    /// Where recently closed capture sessions wrote their case files.
+    pub(crate) fn captures(&self) -> &captures::Captures {
+        &self.inner.captures
     }
 
     /// The request body limit in bytes.
@@ -124,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sessions/{id}/stats", get(handlers::stats))
         .route("/v1/sessions/{id}/state", get(handlers::state))
         .route("/v1/sessions/{id}/close", post(handlers::close))
+        .route("/v1/captures/{id}", get(captures::get))
         .route("/v1/inject", post(crate::otlp::handlers::inject))
         .route("/v1/traces", post(crate::otlp::handlers::traces))
         .route("/v1/proxy/ca.pem", get(handlers::proxy_ca))
