@@ -23,12 +23,21 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use client::ControlClient;
-pub use output::{CliError, ExitCode, Outcome, Style};
+pub use output::{CliError, ColorChoice, ExitCode, Outcome, Style};
 
 /// Record/replay HTTP testing: sessions, case files, captures.
 #[derive(Debug, Parser)]
-#[command(name = "softprobe", version, about, propagate_version = true)]
+#[command(
+    name = "softprobe",
+    version,
+    about,
+    propagate_version = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version (also `softprobe version`).
+    #[arg(short = 'v', short_alias = 'V', long, action = clap::ArgAction::Version, global = true)]
+    pub version: Option<bool>,
     /// Control API of the runtime.
     #[arg(
         long,
@@ -52,8 +61,15 @@ pub struct Cli {
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Print more detail.
-    #[arg(long, short, global = true)]
+    #[arg(long, global = true)]
     pub verbose: bool,
+    /// When to colour: auto (a terminal, unless NO_COLOR; CLICOLOR_FORCE forces), always,
+    /// never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// The same as `--color never`.
+    #[arg(long, global = true)]
+    pub no_color: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -92,6 +108,8 @@ pub enum Command {
     /// Case files kept by the runtime.
     #[command(subcommand)]
     Cases(cases::CasesCommand),
+    /// Print the CLI's version and the control API it speaks.
+    Version,
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -231,7 +249,12 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
-    let style = Style::detect(cli.json, cli.quiet, cli.verbose);
+    let color = if cli.no_color {
+        ColorChoice::Never
+    } else {
+        cli.color
+    };
+    let style = Style::detect(cli.json, cli.quiet, cli.verbose, color);
     let ctx = Ctx {
         runtime_url: cli.runtime_url,
         token: cli.token,
@@ -250,6 +273,17 @@ pub fn run(cli: Cli) -> u8 {
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Suite(cmd) => suite::run(&ctx, cmd),
         Command::Cases(cmd) => cases::run(&ctx, cmd),
+        Command::Version => Ok(Outcome::ok(
+            serde_json::json!({
+                "cliVersion": env!("CARGO_PKG_VERSION"),
+                "specVersion": crate::control::SPEC_VERSION,
+            }),
+            Some(format!(
+                "softprobe {} (control API {})",
+                env!("CARGO_PKG_VERSION"),
+                crate::control::SPEC_VERSION
+            )),
+        )),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();
