@@ -12,6 +12,7 @@ mod export;
 mod generate;
 mod inspect;
 pub mod output;
+mod paths;
 mod replay;
 mod scrub;
 mod session;
@@ -155,10 +156,11 @@ pub enum PolicyCommand {
 /// `softprobe inspect ...`
 #[derive(Debug, Subcommand)]
 pub enum InspectCommand {
-    /// The hops of a case file as a table.
+    /// The hops of case files as tables.
     Case {
-        /// The case file.
-        file: PathBuf,
+        /// The case files, or globs of them (`'cases/*.case.json'`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Show every URL whole (the table cuts long ones to their origin and drops query
         /// strings; `--json` always has them whole).
         #[arg(long)]
@@ -262,7 +264,7 @@ pub fn run(cli: Cli) -> u8 {
     };
     let result = match cli.command {
         Command::Session(cmd) => session::run(&ctx, cmd),
-        Command::Inspect(InspectCommand::Case { file, wide }) => inspect::case(&file, wide),
+        Command::Inspect(InspectCommand::Case { files, wide }) => inspect::cases(&files, wide),
         Command::Inspect(InspectCommand::Session(s)) => inspect::session(&ctx, &s.session),
         Command::Validate(args) => validate::run(&args),
         Command::Scrub(args) => scrub::run(&args),

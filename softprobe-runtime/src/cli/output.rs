@@ -141,7 +141,9 @@ impl ColorChoice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto if set("NO_COLOR") => false,
-            ColorChoice::Auto if set("CLICOLOR_FORCE") && env("CLICOLOR_FORCE").as_deref() != Some("0") => {
+            ColorChoice::Auto
+                if set("CLICOLOR_FORCE") && env("CLICOLOR_FORCE").as_deref() != Some("0") =>
+            {
                 true
             }
             ColorChoice::Auto => terminal,
@@ -152,10 +154,7 @@ impl ColorChoice {
 impl Style {
     /// From the global flags and the environment.
     pub fn detect(json: bool, quiet: bool, verbose: bool, color: ColorChoice) -> Self {
-        let color = color.resolve(
-            &|k| std::env::var(k).ok(),
-            std::io::stdout().is_terminal(),
-        );
+        let color = color.resolve(&|k| std::env::var(k).ok(), std::io::stdout().is_terminal());
         Style {
             json,
             quiet,
