@@ -10,6 +10,7 @@ pub mod capture;
 pub mod case;
 pub mod control;
 pub mod error;
+pub mod hop_log;
 mod listener;
 pub mod metrics;
 pub mod mode;

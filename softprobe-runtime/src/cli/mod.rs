@@ -11,6 +11,7 @@ mod doctor;
 mod export;
 mod generate;
 mod inspect;
+pub mod logging;
 pub mod output;
 mod paths;
 mod replay;
