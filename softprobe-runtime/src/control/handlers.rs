@@ -101,14 +101,7 @@ pub(crate) async fn meta() -> Json<Value> {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let store = state.store();
     let text = store.metrics().render(store.len());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 pub(crate) async fn create_session(
