@@ -152,7 +152,25 @@ fn capture_replay_and_strict_miss_each_log_one_line() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 599);
 
-    let hops = hop_lines(&lines, 3);
+    // A per-request mode header is refused, not silently ignored.
+    let resp = via_proxy
+        .get(&url)
+        .header("x-softprobe-session-id", &replay)
+        .header("x-softprobe-mode", "capture")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["code"], "mode_override_unsupported", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("x-softprobe-mode: \"capture\" is not applied per request"),
+        "{body}"
+    );
+
+    let hops = hop_lines(&lines, 4);
     let seen: Vec<(String, String, String, String, u64)> = hops
         .iter()
         .map(|h| {
@@ -197,6 +215,13 @@ fn capture_replay_and_strict_miss_each_log_one_line() {
                 format!("http://127.0.0.1:{up}/charge"),
                 "strict miss".into(),
                 599
+            ),
+            (
+                replay.clone(),
+                "outbound GET".into(),
+                format!("http://127.0.0.1:{up}/quote?zip=94107&access_token=***"),
+                "refused".into(),
+                400
             ),
         ],
         "{hops:#?}"

@@ -247,6 +247,22 @@ impl Core {
         mut hop: Hop,
         decision: &mut &'static str,
     ) -> Response<ProxyBody> {
+        if let Some(mode) = hop.headers.get(super::http::MODE_HEADER) {
+            // A per-request mode would silently do nothing: the session's mode is fixed when
+            // it is created, so the header is refused rather than ignored.
+            *decision = "refused";
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "mode_override_unsupported",
+                format!(
+                    "{}: {:?} is not applied per request: a session's mode is set when it is \
+                     created (POST /v1/sessions {{\"mode\": ...}}); drop the header, or start a \
+                     session in the mode you want",
+                    super::http::MODE_HEADER,
+                    String::from_utf8_lossy(mode.as_bytes())
+                ),
+            );
+        }
         if self.is_loop(&hop.headers) {
             *decision = "refused";
             return json_error(
