@@ -10,6 +10,7 @@ mod body;
 mod captures;
 mod error;
 mod handlers;
+pub mod openapi;
 
 use std::sync::{Arc, RwLock};
 
@@ -117,6 +118,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/meta", get(handlers::meta))
         .route(
             "/v1/sessions",
