@@ -462,10 +462,16 @@ mod tests {
             json!({"content-type": "application/json"}),
         );
         m.insert("body".into(), json!({"amount": 1}));
-        let r = inbound_request(&m);
+        let r = inbound_request(&m, None);
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/checkout?x=1");
         assert_eq!(r.header("Content-Type"), Some("application/json"));
         assert_eq!(r.json(), Some(json!({"amount": 1})));
+        // A suite's `request.url` gives the path; its host is the test's service.
+        m.insert("path".into(), json!("/checkout"));
+        let r = inbound_request(&m, Some("http://127.0.0.1:8082/checkout"));
+        assert_eq!(r.path, "/checkout");
+        let r = inbound_request(&m, Some("http://127.0.0.1:8082/api"));
+        assert_eq!(r.path, "/api/checkout");
     }
 }

@@ -75,6 +75,10 @@ pub fn captured_response(ex: &Exchange) -> Message {
     }
 }
 
+/// One request a case sends, and the captured response it is judged against (none when the
+/// request comes from the suite).
+pub type PlannedRequest = (Map<String, Value>, Option<Message>);
+
 /// The requests one case sends, in order, each with the captured response it is judged
 /// against: every captured inbound request with the suite's overrides, or, when the case has
 /// no inbound hop, the one request the suite's `request` spells out (`path` or `url`), with no
@@ -83,7 +87,7 @@ pub fn plan_requests(
     case_path: &Path,
     settings: &CaseSettings,
     exchanges: &[Exchange],
-) -> Result<Vec<(Map<String, Value>, Option<Message>)>, Failure> {
+) -> Result<Vec<PlannedRequest>, Failure> {
     let inbound: Vec<&Exchange> = exchanges
         .iter()
         .filter(|e| e.direction == Direction::Inbound)
