@@ -12,6 +12,7 @@ pub mod content_coding;
 pub mod control;
 pub mod error;
 pub mod grpc;
+pub mod hop_log;
 pub mod json;
 mod listener;
 pub mod metrics;

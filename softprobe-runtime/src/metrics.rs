@@ -1,16 +1,30 @@
-//! Process-wide counters behind `GET /metrics`, rendered in the Prometheus text format.
+//! Process-wide counters behind `GET /metrics`, rendered by `prometheus-client` in the
+//! OpenMetrics text format that Prometheus scrapes.
 //!
 //! The session store owns one [`Metrics`]; both the HTTP inject/extract handlers and the
 //! in-process proxy (which calls the store directly) update it, so the numbers cover all
 //! traffic whichever way it arrived.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the inject latency histogram buckets.
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Upper bounds (seconds) of `softprobe_inject_duration_seconds`: fine-grained, for a decision
+/// that takes microseconds.
 const LATENCY_BUCKETS: [f64; 10] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// Upper bounds (seconds) of `softprobe_inject_latency_seconds`, the original runtime's
+/// histogram, kept for dashboards built on it.
+const ORIGINAL_LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// How one inject call ended, the `result` label of `softprobe_inject_total`.
@@ -27,130 +41,183 @@ pub enum InjectOutcome {
 }
 
 impl InjectOutcome {
-    fn index(self) -> usize {
+    /// The `result` label of `softprobe_inject_total`.
+    fn label(self) -> &'static str {
         match self {
-            InjectOutcome::Hit => 0,
-            InjectOutcome::Miss => 1,
-            InjectOutcome::StrictMiss => 2,
-            InjectOutcome::Error => 3,
+            InjectOutcome::Hit => "hit",
+            InjectOutcome::Miss => "miss",
+            InjectOutcome::StrictMiss => "strict_miss",
+            InjectOutcome::Error => "error",
         }
     }
 
-    const ALL: [(InjectOutcome, &'static str); 4] = [
-        (InjectOutcome::Hit, "hit"),
-        (InjectOutcome::Miss, "miss"),
-        (InjectOutcome::StrictMiss, "strict_miss"),
-        (InjectOutcome::Error, "error"),
+    /// The `result` label of the original's `softprobe_inject_requests_total`, which knows
+    /// hit, miss and error: a rule's injected error is answered locally (a hit), a strict
+    /// miss reaches the proxy as an error answer.
+    fn original_label(self) -> &'static str {
+        match self {
+            InjectOutcome::Hit | InjectOutcome::Error => "hit",
+            InjectOutcome::Miss => "miss",
+            InjectOutcome::StrictMiss => "error",
+        }
+    }
+
+    const ALL: [InjectOutcome; 4] = [
+        InjectOutcome::Hit,
+        InjectOutcome::Miss,
+        InjectOutcome::StrictMiss,
+        InjectOutcome::Error,
     ];
 }
 
-/// Lock-free counters; cheap to update from any thread.
-#[derive(Debug, Default)]
+type Labels = [(&'static str, &'static str); 1];
+
+/// The runtime's metrics in a `prometheus-client` registry: ours, and the original
+/// Softprobe runtime's names and labels next to them. Cheap to update from any thread.
+#[derive(Debug)]
 pub struct Metrics {
-    inject: [AtomicU64; 4],
-    extracted_spans: AtomicU64,
-    sessions_created: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_nanos: AtomicU64,
+    registry: Registry,
+    open_sessions: Gauge<i64, AtomicI64>,
+    sessions_created: Counter,
+    sessions_by_mode: Family<Labels, Counter>,
+    inject: Family<Labels, Counter>,
+    inject_original: Family<Labels, Counter>,
+    latency: Histogram,
+    latency_original: Histogram,
+    extracted_spans: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Registry::default(),
+            open_sessions: Gauge::default(),
+            sessions_created: Counter::default(),
+            sessions_by_mode: Family::default(),
+            inject: Family::default(),
+            inject_original: Family::default(),
+            latency: Histogram::new(LATENCY_BUCKETS),
+            latency_original: Histogram::new(ORIGINAL_LATENCY_BUCKETS),
+            extracted_spans: Counter::default(),
+        };
+        let mut registry = Registry::default();
+        // Not `softprobe_sessions`: OpenMetrics names the original's counter family so.
+        registry.register(
+            "softprobe_sessions_open",
+            "Sessions currently open",
+            m.open_sessions.clone(),
+        );
+        registry.register(
+            "softprobe_sessions_created",
+            "Sessions created since start",
+            m.sessions_created.clone(),
+        );
+        registry.register(
+            "softprobe_sessions",
+            "Sessions created since start, by mode (the original runtime's name)",
+            m.sessions_by_mode.clone(),
+        );
+        registry.register(
+            "softprobe_inject",
+            "Inject decisions by result (hit, miss, strict_miss, error)",
+            m.inject.clone(),
+        );
+        registry.register(
+            "softprobe_inject_requests",
+            "Inject requests by result (hit, miss, error; the original runtime's name)",
+            m.inject_original.clone(),
+        );
+        registry.register(
+            "softprobe_inject_duration_seconds",
+            "Time to decide an inject request",
+            m.latency.clone(),
+        );
+        registry.register(
+            "softprobe_inject_latency_seconds",
+            "Time to decide an inject request (the original runtime's buckets)",
+            m.latency_original.clone(),
+        );
+        registry.register(
+            "softprobe_extracted_spans",
+            "Spans received on /v1/traces",
+            m.extracted_spans.clone(),
+        );
+        registry.register(
+            "softprobe_extract_spans",
+            "Spans received on /v1/traces (the original runtime's name)",
+            m.extracted_spans.clone(),
+        );
+        // Every label value is present from the start, so a dashboard sees zeros, not gaps.
+        for outcome in InjectOutcome::ALL {
+            let _ = m.inject.get_or_create(&[("result", outcome.label())]);
+            let _ = m
+                .inject_original
+                .get_or_create(&[("result", outcome.original_label())]);
+        }
+        for mode in ["capture", "replay", "generate"] {
+            let _ = m.sessions_by_mode.get_or_create(&[("mode", mode)]);
+        }
+        Metrics { registry, ..m }
+    }
 }
 
 impl Metrics {
     /// Counts one inject decision and how long deciding took (the configured `latencyMs` of
     /// a rule is not part of it: that delay is the caller's to apply).
     pub fn record_inject(&self, outcome: InjectOutcome, took: Duration) {
-        self.inject[outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.inject
+            .get_or_create(&[("result", outcome.label())])
+            .inc();
+        self.inject_original
+            .get_or_create(&[("result", outcome.original_label())])
+            .inc();
         let secs = took.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.latency.observe(secs);
+        self.latency_original.observe(secs);
     }
 
     /// Counts extracted spans (captured or not).
     pub fn record_extracted(&self, spans: u64) {
-        self.extracted_spans.fetch_add(spans, Ordering::Relaxed);
+        self.extracted_spans.inc_by(spans);
     }
 
-    /// Counts a created session.
-    pub fn record_session_created(&self) {
-        self.sessions_created.fetch_add(1, Ordering::Relaxed);
+    /// Counts a created session of `mode` (`capture`, `replay`, `generate`).
+    pub fn record_session_created(&self, mode: &str) {
+        self.sessions_created.inc();
+        let mode = match mode {
+            "capture" => "capture",
+            "replay" => "replay",
+            _ => "generate",
+        };
+        self.sessions_by_mode.get_or_create(&[("mode", mode)]).inc();
     }
 
     /// How many inject calls ended with `outcome`.
     pub fn inject_count(&self, outcome: InjectOutcome) -> u64 {
-        self.inject[outcome.index()].load(Ordering::Relaxed)
+        self.inject
+            .get_or_create(&[("result", outcome.label())])
+            .get()
     }
 
     /// Total extracted spans.
     pub fn extracted_spans(&self) -> u64 {
-        self.extracted_spans.load(Ordering::Relaxed)
+        self.extracted_spans.get()
     }
 
-    /// The Prometheus text exposition (format 0.0.4); `open_sessions` is the current gauge.
+    /// The OpenMetrics text exposition (which Prometheus reads); `open_sessions` is the
+    /// current gauge.
     pub fn render(&self, open_sessions: usize) -> String {
-        let mut out = String::with_capacity(2048);
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.open_sessions
+            .set(i64::try_from(open_sessions).unwrap_or(i64::MAX));
+        let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
-        let _ = writeln!(
-            out,
-            "# HELP softprobe_sessions Sessions currently open.\n\
-             # TYPE softprobe_sessions gauge\n\
-             softprobe_sessions {open_sessions}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP softprobe_sessions_created_total Sessions created since start.\n\
-             # TYPE softprobe_sessions_created_total counter\n\
-             softprobe_sessions_created_total {}",
-            load(&self.sessions_created)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP softprobe_inject_total Inject decisions by result.\n\
-             # TYPE softprobe_inject_total counter"
-        );
-        for (outcome, label) in InjectOutcome::ALL {
-            let _ = writeln!(
-                out,
-                "softprobe_inject_total{{result=\"{label}\"}} {}",
-                load(&self.inject[outcome.index()])
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP softprobe_inject_duration_seconds Time to decide an inject request.\n\
-             # TYPE softprobe_inject_duration_seconds histogram"
-        );
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(
-                out,
-                "softprobe_inject_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                load(bucket)
-            );
-        }
-        let count = load(&self.latency_count);
-        let _ = writeln!(
-            out,
-            "softprobe_inject_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             softprobe_inject_duration_seconds_sum {}\n\
-             softprobe_inject_duration_seconds_count {count}",
-            load(&self.latency_sum_nanos) as f64 / 1e9
-        );
-        let _ = writeln!(
-            out,
-            "# HELP softprobe_extracted_spans_total Spans received on /v1/traces.\n\
-             # TYPE softprobe_extracted_spans_total counter\n\
-             softprobe_extracted_spans_total {}",
-            load(&self.extracted_spans)
-        );
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -163,14 +230,22 @@ mod tests {
         m.record_inject(InjectOutcome::Miss, Duration::from_millis(3));
         m.record_inject(InjectOutcome::StrictMiss, Duration::from_secs(2));
         m.record_extracted(5);
+        m.record_session_created("capture");
         let text = m.render(2);
-        assert!(text.contains("softprobe_sessions 2\n"), "{text}");
+        assert!(text.contains("softprobe_sessions_open 2\n"), "{text}");
+        assert!(
+            text.contains("softprobe_sessions_total{mode=\"capture\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("softprobe_inject_requests_total{result=\"error\"} 1\n"));
+        assert!(text.contains("softprobe_inject_latency_seconds_bucket{le=\"5.0\"} 3\n"));
+        assert!(text.contains("softprobe_extract_spans_total 5\n"));
         assert!(text.contains("softprobe_inject_total{result=\"hit\"} 1\n"));
         assert!(text.contains("softprobe_inject_total{result=\"strict_miss\"} 1\n"));
         assert!(text.contains("softprobe_inject_total{result=\"error\"} 0\n"));
         assert!(text.contains("softprobe_inject_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("softprobe_inject_duration_seconds_bucket{le=\"0.005\"} 2\n"));
-        assert!(text.contains("softprobe_inject_duration_seconds_bucket{le=\"1\"} 2\n"));
+        assert!(text.contains("softprobe_inject_duration_seconds_bucket{le=\"1.0\"} 2\n"));
         assert!(text.contains("softprobe_inject_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("softprobe_inject_duration_seconds_count 3\n"));
         assert!(text.contains("softprobe_extracted_spans_total 5\n"));

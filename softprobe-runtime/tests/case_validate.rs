@@ -259,13 +259,16 @@ fn control_api_bodies_match_their_schemas() {
         (SchemaKind::CloseRequest, json!({})),
         (
             SchemaKind::CloseResponse,
-            json!({"sessionId": session, "closed": true, "casePath": null}),
+            json!({"sessionId": session, "closed": true, "casePath": null, "capturePath": null}),
         ),
         (
             SchemaKind::MetaResponse,
-            json!({"name": "softprobe-runtime", "version": "0.1.0", "specVersion": "1.0.0", "caseFormatVersion": "1.0.0", "capabilities": ["replay"], "modes": ["capture", "replay", "generate"]}),
+            json!({"name": "softprobe-runtime", "version": "0.1.0", "runtimeVersion": "0.1.0", "specVersion": "http-control-api@v1", "schemaVersion": "1", "caseFormatVersion": "1.0.0", "capabilities": ["replay"], "modes": ["capture", "replay", "generate"]}),
         ),
-        (SchemaKind::HealthResponse, json!({"status": "ok"})),
+        (
+            SchemaKind::HealthResponse,
+            json!({"status": "ok", "specVersion": "http-control-api@v1", "schemaVersion": "1", "runtimeVersion": "0.1.0"}),
+        ),
         (
             SchemaKind::ErrorResponse,
             json!({"error": {"code": "unknown_session", "message": "no session sess_x"}}),
@@ -309,7 +312,7 @@ fn control_api_bodies_match_their_schemas() {
         ),
         (
             SchemaKind::CloseResponse,
-            json!({"sessionId": session, "closed": false, "casePath": null}),
+            json!({"sessionId": session, "closed": false, "casePath": null, "capturePath": null}),
             "$.closed",
             "expected true, found boolean false",
         ),

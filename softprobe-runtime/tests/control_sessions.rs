@@ -13,7 +13,15 @@ async fn health_and_meta() {
     let base = server.uri();
     let (status, body) = get_json(&base, "/health").await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"status": "ok"}));
+    assert_eq!(
+        body,
+        json!({
+            "status": "ok",
+            "specVersion": "http-control-api@v1",
+            "schemaVersion": "1",
+            "runtimeVersion": env!("CARGO_PKG_VERSION"),
+        })
+    );
     assert_schema(SchemaKind::HealthResponse, &body);
 
     let (status, body) = get_json(&base, "/v1/meta").await;
@@ -21,7 +29,7 @@ async fn health_and_meta() {
     assert_eq!(body["name"], "softprobe-runtime");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_schema(SchemaKind::MetaResponse, &body);
-    insta::assert_json_snapshot!("meta", body, {".version" => "[version]"});
+    insta::assert_json_snapshot!("meta", body, {".version" => "[version]", ".runtimeVersion" => "[version]"});
 }
 
 #[tokio::test]
@@ -63,7 +71,7 @@ async fn session_lifecycle_bodies() {
     assert_eq!(status, 200);
     assert_eq!(
         closed,
-        json!({"sessionId": id, "closed": true, "casePath": null})
+        json!({"sessionId": id, "closed": true, "casePath": null, "capturePath": null})
     );
     assert_schema(SchemaKind::CloseResponse, &closed);
 
@@ -151,10 +159,36 @@ async fn app_can_be_driven_without_a_socket() {
     assert_eq!(resp.status(), 200);
 }
 
+/// The value of `name` with `label` (`("result", "hit")`) in a parsed scrape.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)));
+    match found.map(|s| &s.value) {
+        Some(
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v),
+        ) => *v,
+        other => panic!("{name} {label:?}: {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn metrics_are_prometheus_text() {
+async fn metrics_parse_with_ours_and_the_originals_names() {
     let server = start(Some("s3cret"), None).await;
     let base = server.uri();
+    for mode in ["capture", "replay", "replay"] {
+        let resp = client()
+            .post(format!("{base}/v1/sessions"))
+            .bearer_auth("s3cret")
+            .json(&json!({"mode": mode}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
     // /metrics stays open even with a token.
     let resp = client()
         .get(format!("{base}/metrics"))
@@ -162,26 +196,68 @@ async fn metrics_are_prometheus_text() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = resp.text().await.unwrap();
-    assert!(
-        text.contains("# TYPE softprobe_sessions gauge\nsoftprobe_sessions 0\n"),
-        "{text}"
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    // The original runtime's names and labels.
+    assert_eq!(
+        sample(
+            &scrape,
+            "softprobe_sessions_total",
+            Some(("mode", "replay"))
+        ),
+        2.0
     );
-    assert!(
-        text.contains("softprobe_inject_total{result=\"hit\"} 0"),
-        "{text}"
+    assert_eq!(
+        sample(
+            &scrape,
+            "softprobe_sessions_total",
+            Some(("mode", "capture"))
+        ),
+        1.0
     );
-    assert!(
-        text.contains("softprobe_inject_duration_seconds_count 0"),
-        "{text}"
+    for result in ["hit", "miss", "error"] {
+        let v = sample(
+            &scrape,
+            "softprobe_inject_requests_total",
+            Some(("result", result)),
+        );
+        assert_eq!(v, 0.0, "{result}");
+    }
+    assert_eq!(sample(&scrape, "softprobe_extract_spans_total", None), 0.0);
+    let latency = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "softprobe_inject_latency_seconds")
+        .unwrap_or_else(|| panic!("no histogram in {text}"));
+    let prometheus_parse::Value::Histogram(buckets) = &latency.value else {
+        panic!("{latency:?}")
+    };
+    let bounds: Vec<f64> = buckets.iter().map(|b| b.less_than).collect();
+    assert_eq!(bounds.first(), Some(&0.001), "{bounds:?}");
+    assert!(bounds.contains(&5.0), "{bounds:?}");
+    // Ours.
+    assert_eq!(sample(&scrape, "softprobe_sessions_open", None), 3.0);
+    assert_eq!(
+        sample(&scrape, "softprobe_sessions_created_total", None),
+        3.0
     );
-    assert!(text.contains("softprobe_extracted_spans_total 0"), "{text}");
+    assert_eq!(
+        sample(
+            &scrape,
+            "softprobe_inject_total",
+            Some(("result", "strict_miss"))
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(&scrape, "softprobe_extracted_spans_total", None),
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -30,7 +30,8 @@ fn softprobe(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Every invalid fixture with the line its error must name and a word the message must hold.
+/// Every invalid fixture with the line its error must name and a word the message must hold
+/// (read with `--strict-suite`: without it an unknown key is a warning).
 const INVALID: &[(&str, usize, &str)] = &[
     ("unknown-key.suite.yaml", 6, "unknown field `bodies`"),
     (
@@ -82,7 +83,7 @@ fn every_invalid_fixture_is_listed() {
 fn validate_and_run_exit_5_naming_the_file_and_line() {
     for (file, line, needle) in INVALID {
         let path = format!("fixtures/suites/invalid/{file}");
-        let (code, _, stderr) = softprobe(&["suite", "validate", &path]);
+        let (code, _, stderr) = softprobe(&["suite", "validate", "--strict-suite", &path]);
         assert_eq!(code, 5, "{file}: {stderr}");
         assert!(
             stderr.contains(&format!("{path}:{line}: ")) && stderr.contains(needle),
@@ -95,6 +96,7 @@ fn validate_and_run_exit_5_naming_the_file_and_line() {
             "http://127.0.0.1:9",
             "suite",
             "run",
+            "--strict-suite",
             &path,
             "--app-url",
             "http://127.0.0.1:9",
@@ -104,6 +106,20 @@ fn validate_and_run_exit_5_naming_the_file_and_line() {
         assert_eq!(out["line"], *line, "{out:#}");
         assert_eq!(out["error"]["code"], "invalid_input");
     }
+}
+
+#[test]
+fn unknown_keys_are_warnings_naming_file_line_and_key_without_strict() {
+    let path = "fixtures/suites/invalid/unknown-key.suite.yaml";
+    let (code, stdout, stderr) = softprobe(&["suite", "validate", path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("valid (1 case(s))"), "{stdout}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "warning: {path}:6: unknown key $.defaults.assertions.bodies ignored (--strict-suite refuses it)"
+        )
+    );
 }
 
 #[test]

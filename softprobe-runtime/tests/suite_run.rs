@@ -533,12 +533,14 @@ cases:
     overrides:
       mocks:
         - name: shipping
+          match: { direction: outbound, host: fragment, path: /shipping }
           hook: same.sh
   - path: cases/checkout-0003.case.json
     name: bad-hook
     overrides:
       mocks:
         - name: shipping
+          match: { direction: outbound, host: fragment, path: /shipping }
           hook: garbage.sh
   - path: cases/checkout-0004.case.json
     name: rewritten-request
@@ -613,7 +615,378 @@ async fn the_fixture_suite_passes_with_replayed_and_inline_mocks() {
         names_with(&summary, "passed"),
         ["checkout", "checkout-slow-shipping"]
     );
-    // The override merged `latencyMs: 50` into the default shipping mock by name.
+    // The override replaced the default shipping mock (same name) with one that waits 50 ms.
     let slow = summary["cases"][1]["durationMs"].as_f64().unwrap();
     assert!(slow >= 50.0, "{summary:#}");
+}
+
+/// The checkout fixture without its inbound hop, as the original's example cases are: the
+/// request comes entirely from the suite.
+fn write_outbound_only_case(dir: &Path) -> PathBuf {
+    let mut case: Value = serde_json::from_slice(&std::fs::read(FIXTURE).unwrap()).unwrap();
+    let spans = case["traces"][0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array_mut()
+        .unwrap();
+    spans.retain(|s| attr(s, "sp.traffic.direction").unwrap()["stringValue"] != "inbound");
+    let cases = dir.join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    let path = cases.join("outbound-only.case.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&case).unwrap()).unwrap();
+    path
+}
+
+/// TypeScript and JavaScript hooks written to the original's calling convention.
+fn write_js_hooks(dir: &Path) -> (PathBuf, PathBuf) {
+    let hooks = dir.join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let ts = hooks.join("checks.ts");
+    std::fs::write(
+        &ts,
+        r#"interface Issue { path: string; message: string }
+type Env = Record<string, string>;
+interface Resp { status: number; headers: Record<string, string>; body: any }
+
+// Body assertion: the order answers with the carrier and amount the env names.
+export function orderMatchesEnv({ actual, env }: { actual: any; env: Env }): Issue[] {
+  const issues: Issue[] = [];
+  if (actual?.shipping?.carrier !== env.CARRIER) {
+    issues.push({ path: "$.shipping.carrier", message: `expected ${env.CARRIER}, got ${actual?.shipping?.carrier}` });
+  }
+  if (actual?.amount !== Number(env.AMOUNT)) {
+    issues.push({ path: "$.amount", message: `expected ${env.AMOUNT}, got ${actual?.amount}` });
+  }
+  return issues;
+}
+
+// Mock-response rewrite: the captured shipping quote, with the carrier the env names.
+export async function rewriteCarrier(
+  { capturedResponse, mockName, env }: { capturedResponse: Resp; mockName: string; env: Env },
+): Promise<Partial<Resp>> {
+  if (mockName !== "shipping") throw new Error(`unexpected mock ${mockName}`);
+  return { body: { ...capturedResponse.body, carrier: env.CARRIER } };
+}
+"#,
+    )
+    .unwrap();
+    let js = hooks.join("request.mjs");
+    std::fs::write(
+        &js,
+        r#"// Request transform: the amount comes from the suite's env.
+export function orderFromEnv({ request, env }) {
+  const body = typeof request.body === "string" ? JSON.parse(request.body) : request.body;
+  return { body: JSON.stringify({ ...body, amount: Number(env.AMOUNT) }) };
+}
+export function mentions503({ actual }) {
+  return String(actual?.error ?? "").includes("503") ? [] : ["the error does not mention shipping's 503"];
+}
+export function carrierIsUps({ actual }) {
+  return actual?.shipping?.carrier === "UPS" ? [] : [{ path: "$.shipping.carrier", message: `expected UPS, got ${actual?.shipping?.carrier}` }];
+}
+export function explode() { throw new Error("boom"); }
+export function garbage() { return 42; }
+export function slow() { return new Promise(() => {}); }
+"#,
+    )
+    .unwrap();
+    (ts, js)
+}
+
+/// `NODE_PATH` holding the `typescript` package that strips types on Node 20
+/// (`npm ci --prefix tests`, which `.ci/run` does).
+fn node_path() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node_modules");
+    assert!(
+        dir.join("typescript").is_dir(),
+        "{} has no typescript package: run `npm ci --prefix tests` (Node and npm: `apt-get install nodejs npm`)",
+        dir.display()
+    );
+    dir.display().to_string()
+}
+
+async fn softprobe_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_softprobe"));
+    cmd.args(args).env_remove("SOFTPROBE_API_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_suite_with_typescript_and_javascript_hooks_runs_unchanged() {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_outbound_only_case(dir.path());
+    let (ts, js) = write_js_hooks(dir.path());
+    let suite = dir.path().join("original.suite.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            r#"name: original-checkout
+version: 1
+env:
+  CARRIER: FedEx
+  AMOUNT: "1500"
+hooks: [hooks/checks.ts, hooks/request.mjs]
+retries: 3
+request:
+  url: ${{ORIGINAL_INGRESS_URL:-{ingress}}}/checkout
+  method: POST
+  path: /checkout
+  headers: {{ content-type: application/json }}
+  body: '{{"amount": 1000, "currency": "USD"}}'
+  transform: orderFromEnv
+mocks:
+  - name: shipping
+    match: {{ direction: outbound, method: GET, path: /shipping }}
+    hook: rewriteCarrier
+assertions:
+  status: {{ min: 200, max: 299 }}
+  headers:
+    include: {{ Content-Type: json }}
+  body:
+    custom: orderMatchesEnv
+cases:
+  - path: cases/outbound-only.case.json
+    name: fedex
+  - path: cases/outbound-only.case.json
+    name: shipping-down
+    overrides:
+      mocks:
+        - name: shipping
+          match: {{ direction: outbound, method: GET, path: /shipping }}
+          response: {{ status: 503, body: {{ error: down }} }}
+      assertions:
+        status: 502
+        body: {{ custom: mentions503 }}
+  - path: cases/outbound-only.case.json
+    name: wants-ups
+    overrides:
+      assertions:
+        body: {{ custom: carrierIsUps }}
+  - path: cases/outbound-only.case.json
+    name: throws
+    overrides:
+      assertions:
+        body: {{ custom: explode }}
+  - path: cases/outbound-only.case.json
+    name: garbage
+    overrides:
+      assertions:
+        body: {{ custom: garbage }}
+  - path: cases/outbound-only.case.json
+    name: slow
+    overrides:
+      assertions:
+        body: {{ custom: slow }}
+  - path: cases/outbound-only.case.json
+    name: later
+    skip: true
+"#,
+            ingress = stack.ingress_url
+        ),
+    )
+    .unwrap();
+    let np = node_path();
+    let (code, stdout, stderr) = softprobe_with_env(
+        &[
+            "--runtime-url",
+            &stack.runtime_url,
+            "--json",
+            "suite",
+            "run",
+            suite.to_str().unwrap(),
+            "--hooks",
+            ts.to_str().unwrap(),
+            "--hooks",
+            js.to_str().unwrap(),
+            "--hook-timeout",
+            "2s",
+        ],
+        &[("NODE_PATH", np.as_str())],
+    )
+    .await;
+    let summary: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(code, 20, "{summary:#}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}:7: unknown key $.retries ignored",
+            suite.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        names_with(&summary, "passed"),
+        ["fedex", "shipping-down"],
+        "{summary:#}"
+    );
+    assert_eq!(names_with(&summary, "skipped"), ["later"]);
+    let failure = |name: &str| {
+        let case = summary["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        let f = &case["failures"];
+        assert_eq!(f.as_array().unwrap().len(), 1, "{name}: {f:#}");
+        (
+            f[0]["kind"].as_str().unwrap().to_owned(),
+            f[0]["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    let js_shown = js.display().to_string();
+    let (kind, message) = failure("wants-ups");
+    assert_eq!(kind, "assert_body");
+    assert_eq!(
+        message,
+        format!("carrierIsUps ({js_shown}): $.shipping.carrier: expected UPS, got FedEx")
+    );
+    let (kind, message) = failure("throws");
+    assert_eq!(kind, "hook");
+    assert!(
+        message.starts_with(&format!("hook explode ({js_shown}) threw: Error: boom")),
+        "{message}"
+    );
+    let (_, message) = failure("garbage");
+    assert_eq!(
+        message,
+        format!(
+            "hook garbage ({js_shown}): returned 42, expected a list of issues ([] when the check passes)"
+        )
+    );
+    let (_, message) = failure("slow");
+    assert_eq!(
+        message,
+        format!("hook slow ({js_shown}) timed out after 2000 ms")
+    );
+
+    // The suite's `hooks` list loads the same modules without --hooks.
+    let (code, stdout, stderr) = softprobe_with_env(
+        &[
+            "--runtime-url",
+            &stack.runtime_url,
+            "--json",
+            "suite",
+            "run",
+            suite.to_str().unwrap(),
+            "--filter",
+            "fedex",
+        ],
+        &[("NODE_PATH", np.as_str())],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+
+    // Without the mock rewrite the captured carrier (UPS) comes back, and the custom
+    // TypeScript check fails, naming the field.
+    let changed = std::fs::read_to_string(&suite)
+        .unwrap()
+        .replace("    hook: rewriteCarrier\n", "    source: case\n");
+    let other = dir.path().join("changed.suite.yaml");
+    std::fs::write(&other, changed).unwrap();
+    let (code, stdout, _) = softprobe_with_env(
+        &[
+            "--runtime-url",
+            &stack.runtime_url,
+            "--json",
+            "suite",
+            "run",
+            other.to_str().unwrap(),
+            "--filter",
+            "fedex",
+        ],
+        &[("NODE_PATH", np.as_str())],
+    )
+    .await;
+    assert_eq!(code, 20, "{stdout}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        out["cases"][0]["failures"][0]["message"],
+        format!(
+            "orderMatchesEnv ({}): $.shipping.carrier: expected FedEx, got UPS",
+            ts.display()
+        ),
+        "{out:#}"
+    );
+
+    // --strict-suite refuses the unknown key, naming the line.
+    let (code, _, stderr) = softprobe_with_env(
+        &[
+            "suite",
+            "validate",
+            "--strict-suite",
+            suite.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 5);
+    assert!(
+        stderr.contains(":7: $.retries: unknown field `retries`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_modules_without_node_or_a_type_stripper_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_outbound_only_case(dir.path());
+    let (ts, js) = write_js_hooks(dir.path());
+    let suite = dir.path().join("s.suite.yaml");
+    std::fs::write(&suite, "name: s\ncases: cases/*.case.json\n").unwrap();
+    let run = |hook: PathBuf, env: Vec<(&'static str, String)>| {
+        let suite = suite.clone();
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            softprobe_with_env(
+                &[
+                    "--runtime-url",
+                    "http://127.0.0.1:9",
+                    "suite",
+                    "run",
+                    suite.to_str().unwrap(),
+                    "--hooks",
+                    hook.to_str().unwrap(),
+                ],
+                &env,
+            )
+            .await
+        }
+    };
+    let (code, _, stderr) = run(
+        js.clone(),
+        vec![("SOFTPROBE_NODE", "/nonexistent/node".into())],
+    )
+    .await;
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("JavaScript/TypeScript hooks need Node.js, and /nonexistent/node was not found: install Node 20 or later"),
+        "{stderr}"
+    );
+    // Node 20 cannot strip types itself: without the typescript package a .ts hook is refused
+    // with what to install (on a Node that strips types, it loads).
+    let (code, _, stderr) = run(ts, vec![("NODE_PATH", String::new())]).await;
+    let strips = Command::new("node")
+        .args(["-p", "Boolean(process.features.typescript)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+        .unwrap_or(false);
+    if strips {
+        assert_eq!(code, 3, "{stderr}");
+    } else {
+        assert_eq!(code, 5, "{stderr}");
+        assert!(
+            stderr.contains(
+                "need the \"typescript\" npm package: run `npm install --save-dev typescript`"
+            ),
+            "{stderr}"
+        );
+    }
 }

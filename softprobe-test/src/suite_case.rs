@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use softprobe_runtime::case::{Direction, Exchange};
+use softprobe_runtime::case::Exchange;
 use softprobe_runtime::suite::assert::Message;
-use softprobe_runtime::suite::hooks::{self, HookKind};
+use softprobe_runtime::suite::hooks::{HookKind, HookSet};
 use softprobe_runtime::suite::report::{Failure, failures_text};
 use softprobe_runtime::suite::steps::{self, Checks, fail};
 use softprobe_runtime::suite::{PlannedCase, Suite};
@@ -135,21 +135,7 @@ where
         .body_checked_inline
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let exchanges: Vec<Exchange> = sp.case().exchanges().to_vec();
-    let inbound: Vec<&Exchange> = exchanges
-        .iter()
-        .filter(|e| e.direction == Direction::Inbound)
-        .collect();
-    if inbound.is_empty() {
-        return Err(vec![fail(
-            "case",
-            format!("{} has no inbound request to replay", case.path.display()),
-        )]);
-    }
-    let hooks = Hooks {
-        suite,
-        case,
-        dir: std::env::var_os("SOFTPROBE_HOOKS_DIR").map(PathBuf::from),
-    };
+    let hooks = Hooks::new(suite, case).map_err(|f| vec![f])?;
     let settings = &case.settings;
     let mut rules = Vec::new();
     for pending in steps::plan_mocks(&case.path, settings, &exchanges).map_err(|f| vec![f])? {
@@ -176,10 +162,10 @@ where
     let client = sp.client();
     let checks = Checks::new(settings);
     let mut failures = Vec::new();
-    let of = inbound.len();
-    for (n, ex) in inbound.iter().enumerate() {
-        let mut request = steps::captured_request(ex);
-        steps::apply_request_overrides(&mut request, settings);
+    let planned = steps::plan_requests(&case.path, settings, &exchanges).map_err(|f| vec![f])?;
+    let of = planned.len();
+    let url = settings.request.as_ref().and_then(|r| r.url.as_deref());
+    for (n, (mut request, expected)) in planned.into_iter().enumerate() {
         if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
             let answer = hooks
                 .call(
@@ -190,7 +176,7 @@ where
                 .map_err(|f| vec![f])?;
             steps::apply_request_answer(&mut request, &answer);
         }
-        let mut outgoing = inbound_request(&request);
+        let mut outgoing = inbound_request(&request, url);
         sp.rewrite_request(&mut outgoing);
         let actual = match send(&client, &base, &outgoing).await {
             Ok(m) => m,
@@ -199,22 +185,22 @@ where
                 continue;
             }
         };
-        let expected = steps::captured_response(ex);
-        failures.extend(checks.check(&expected, &actual, n, of));
+        failures.extend(checks.check(expected.as_ref(), &actual, n, of));
         for (hook, kind) in checks.hooks() {
-            let payload = steps::check_payload(n, &request, &expected, &actual);
+            let payload = steps::check_payload(n, &request, expected.as_ref(), &actual);
             match hooks.call(hook, kind, payload) {
                 Ok(answer) => {
-                    let path = hooks.resolve(hook);
-                    if let Some(f) = steps::check_answer(&path, kind, &answer) {
+                    if let Some(f) = steps::check_answer(&hooks.set.describe(hook), kind, &answer) {
                         failures.push(steps::label(f, n, of));
                     }
                 }
                 Err(f) => failures.push(steps::label(f, n, of)),
             }
         }
-        for message in sp.body_failures(&expected.body, &actual.body) {
-            failures.push(steps::label(fail("assert_body", message), n, of));
+        if let Some(expected) = &expected {
+            for message in sp.body_failures(&expected.body, &actual.body) {
+                failures.push(steps::label(fail("assert_body", message), n, of));
+            }
         }
     }
     if failures.is_empty() {
@@ -224,17 +210,25 @@ where
     }
 }
 
-/// Executable hooks named by the suite: looked up in `SOFTPROBE_HOOKS_DIR` first, then next
-/// to the suite, as `softprobe suite run --hooks DIR` does.
+/// The suite's hooks: executables looked up in `SOFTPROBE_HOOKS_DIR` first (the twin of
+/// `--hooks DIR`), then next to the suite; JavaScript/TypeScript modules from the suite's
+/// `hooks` list and from `SOFTPROBE_HOOKS` (paths separated as in `PATH`, the twin of
+/// `--hooks FILE.ts`), loaded into one Node process for the case.
 struct Hooks<'a> {
     suite: &'a Suite,
     case: &'a PlannedCase,
-    dir: Option<PathBuf>,
+    set: HookSet,
 }
 
-impl Hooks<'_> {
-    fn resolve(&self, name: &str) -> PathBuf {
-        hooks::resolve(name, self.dir.as_deref(), self.suite.base_dir())
+impl<'a> Hooks<'a> {
+    fn new(suite: &'a Suite, case: &'a PlannedCase) -> Result<Self, Failure> {
+        let dir = std::env::var_os("SOFTPROBE_HOOKS_DIR").map(PathBuf::from);
+        let modules: Vec<PathBuf> = std::env::var_os("SOFTPROBE_HOOKS")
+            .map(|v| std::env::split_paths(&v).collect())
+            .unwrap_or_default();
+        let set = HookSet::new(suite, &modules, dir, HOOK_TIMEOUT)
+            .map_err(|e| fail("hook", format!("hooks: {e}")))?;
+        Ok(Hooks { suite, case, set })
     }
 
     fn call(&self, name: &str, kind: HookKind, payload: Value) -> Result<Value, Failure> {
@@ -245,12 +239,16 @@ impl Hooks<'_> {
             &self.case.name,
             &self.case.path,
         );
-        hooks::call(&self.resolve(name), &payload, HOOK_TIMEOUT).map_err(|e| fail("hook", e))
+        self.set
+            .call(name, kind, &payload)
+            .map_err(|e| fail("hook", e))
     }
 }
 
 /// The suite's `{method, path, headers, body}` as the request the closures rewrite.
-fn inbound_request(request: &Map<String, Value>) -> InboundRequest {
+/// `url` is the suite's `request.url`: only its path counts here, the test's service takes the
+/// place of its host.
+fn inbound_request(request: &Map<String, Value>, url: Option<&str>) -> InboundRequest {
     let text = |k: &str, default: &str| {
         request
             .get(k)
@@ -267,7 +265,12 @@ fn inbound_request(request: &Map<String, Value>) -> InboundRequest {
     };
     InboundRequest {
         method: text("method", "GET"),
-        path: text("path", "/"),
+        path: match url {
+            Some(u) => {
+                steps::path_of(&steps::target_url("", Some(u), &text("path", "/"))).to_owned()
+            }
+            None => text("path", "/"),
+        },
         headers,
         body: steps::body_bytes(request.get("body").unwrap_or(&Value::Null)),
     }
@@ -461,10 +464,16 @@ mod tests {
             json!({"content-type": "application/json"}),
         );
         m.insert("body".into(), json!({"amount": 1}));
-        let r = inbound_request(&m);
+        let r = inbound_request(&m, None);
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/checkout?x=1");
         assert_eq!(r.header("Content-Type"), Some("application/json"));
         assert_eq!(r.json(), Some(json!({"amount": 1})));
+        // A suite's `request.url` gives the path; its host is the test's service.
+        m.insert("path".into(), json!("/checkout"));
+        let r = inbound_request(&m, Some("http://127.0.0.1:8082/checkout"));
+        assert_eq!(r.path, "/checkout");
+        let r = inbound_request(&m, Some("http://127.0.0.1:8082/api"));
+        assert_eq!(r.path, "/api/checkout");
     }
 }

@@ -44,6 +44,20 @@ async fn checkout_budget(sp: Session) -> String {
     checkout_service(&sp).await
 }
 
+// The original runner's format, unchanged: TypeScript and JavaScript hooks from the suite's
+// `hooks` list, a request entirely from the suite, an inline 503 override.
+#[softprobe::cases("suites/original.suite.yaml")]
+async fn original(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
+// A custom TypeScript body check the recorded service fails, with its issue as the message.
+#[softprobe::cases("suites/original-carrier.suite.yaml")]
+#[should_panic(expected = "carrierIsFedex (")]
+async fn original_carrier(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
 #[test]
 fn every_suite_case_has_its_own_test() {
     // Names come from the suite (`name`, else the file stem), as `softprobe suite run` shows

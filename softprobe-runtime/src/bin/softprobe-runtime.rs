@@ -7,7 +7,6 @@
 //! SIGINT/SIGTERM flush open capture sessions that captured something to their case files
 //! (never over another session's capture), then exit 0.
 
-use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -17,6 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use softprobe_runtime::Server;
+use softprobe_runtime::cli::logging::LogFormat;
 use softprobe_runtime::control::DEFAULT_BODY_LIMIT;
 use softprobe_runtime::proxy::{ProxyConfig, RemoteBackend, StoreBackend};
 use softprobe_runtime::session::{RedisStore, SessionLimits};
@@ -55,8 +55,12 @@ struct Flags {
     api_token: Option<String>,
 
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `softprobe_runtime=debug`.
-    #[arg(long, env = "SOFTPROBE_LOG", default_value = "info")]
-    log: String,
+    /// (`RUST_LOG` when neither is set; `info` when nothing is.)
+    #[arg(long, env = "SOFTPROBE_LOG")]
+    log: Option<String>,
+    /// Log lines as text or one JSON object per line.
+    #[arg(long, env = "SOFTPROBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 
     /// Request body limit in bytes (413 above it).
     #[arg(long, env = "SOFTPROBE_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
@@ -153,21 +157,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    let filter = match tracing_subscriber::EnvFilter::try_new(&flags.log) {
-        Ok(filter) => filter,
-        Err(err) => {
-            eprintln!(
-                "softprobe-runtime: invalid --log / SOFTPROBE_LOG filter {:?}: {err}",
-                flags.log
-            );
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Err(message) =
+        softprobe_runtime::cli::logging::init(flags.log.as_deref(), flags.log_format)
+    {
+        eprintln!("softprobe-runtime: {message}");
+        return ExitCode::from(2);
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

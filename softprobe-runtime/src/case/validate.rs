@@ -14,7 +14,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use schemas::{SchemaKind, validate_json};
+pub use schemas::{SchemaKind, documents as schema_documents, validate_json};
 
 use self::locate::{Locator, Position};
 use self::semantic::Issue;

@@ -34,6 +34,11 @@ impl ControlClient {
         self.send(self.http.get(self.url(path)))
     }
 
+    /// A GET whose successful answer is kept as sent (a case document, byte for byte).
+    pub(crate) fn get_text(&self, path: &str) -> Result<String, CliError> {
+        self.exchange(self.http.get(self.url(path)))
+    }
+
     pub(crate) fn post_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {
         self.send(self.http.post(self.url(path)).json(body))
     }
@@ -72,21 +77,27 @@ impl ControlClient {
         }
     }
 
-    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<Value, CliError> {
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<Value, CliError> {
+        let text = self.exchange(req)?;
+        Ok(if text.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        })
+    }
+
+    /// Sends the request; the body of a success as text, an error answer as a [`CliError`].
+    fn exchange(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<String, CliError> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
         let resp = req.send().map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         let text = resp.text().map_err(|e| self.transport_error(e))?;
-        let body: Value = if text.trim().is_empty() {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
         if status.is_success() {
-            return Ok(body);
+            return Ok(text);
         }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         let code = body["error"]["code"]
             .as_str()
             .unwrap_or("http_error")

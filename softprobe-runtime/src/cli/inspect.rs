@@ -175,6 +175,27 @@ pub(crate) fn summary(case: &Case, rows: &[Value], wide: bool) -> String {
     )
 }
 
+/// `inspect case FILE...`: one table per file; `--json` keeps the one-file shape for one file
+/// and lists `cases` for several.
+pub(crate) fn cases(files: &[std::path::PathBuf], wide: bool) -> Result<Outcome, CliError> {
+    let files = super::paths::expand(files)?;
+    if let [one] = files.as_slice() {
+        return case(one, wide);
+    }
+    let mut human = String::new();
+    let mut list = Vec::new();
+    for f in &files {
+        let outcome = case(f, wide)?;
+        if !human.is_empty() {
+            human.push('\n');
+        }
+        human.push_str(outcome.human.as_deref().unwrap_or_default().trim_end());
+        human.push('\n');
+        list.push(serde_json::Value::Object(outcome.fields));
+    }
+    Ok(Outcome::ok(json!({"cases": list}), Some(human)))
+}
+
 pub(crate) fn case(file: &Path, wide: bool) -> Result<Outcome, CliError> {
     let bytes = read_file(file)?;
     let source = file.display().to_string();

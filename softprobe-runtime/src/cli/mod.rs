@@ -5,13 +5,16 @@
 //! module and talks to a runtime through one small blocking client of the control API.
 
 mod capture;
+mod cases;
 mod client;
 mod diff;
 mod doctor;
 mod export;
 mod generate;
 mod inspect;
+pub mod logging;
 pub mod output;
+mod paths;
 mod replay;
 mod review;
 mod scrub;
@@ -25,12 +28,21 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use client::ControlClient;
-pub use output::{CliError, ExitCode, Outcome, Style};
+pub use output::{CliError, ColorChoice, ExitCode, Outcome, Style};
 
 /// Record/replay HTTP testing: sessions, case files, captures.
 #[derive(Debug, Parser)]
-#[command(name = "softprobe", version, about, propagate_version = true)]
+#[command(
+    name = "softprobe",
+    version,
+    about,
+    propagate_version = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version (also `softprobe version`).
+    #[arg(short = 'v', short_alias = 'V', long, action = clap::ArgAction::Version, global = true)]
+    pub version: Option<bool>,
     /// Control API of the runtime.
     #[arg(
         long,
@@ -54,8 +66,15 @@ pub struct Cli {
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Print more detail.
-    #[arg(long, short, global = true)]
+    #[arg(long, global = true)]
     pub verbose: bool,
+    /// When to colour: auto (a terminal, unless NO_COLOR; CLICOLOR_FORCE forces), always,
+    /// never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// The same as `--color never`.
+    #[arg(long, global = true)]
+    pub no_color: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -98,6 +117,11 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Compare two cases hop by hop (exit 0 when they hold the same hops, 1 when not).
     Diff(diff::DiffArgs),
+    /// Case files kept by the runtime.
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
+    /// Print the CLI's version and the control API it speaks.
+    Version,
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -143,10 +167,11 @@ pub enum PolicyCommand {
 /// `softprobe inspect ...`
 #[derive(Debug, Subcommand)]
 pub enum InspectCommand {
-    /// The hops of a case file as a table.
+    /// The hops of case files as tables.
     Case {
-        /// The case file.
-        file: PathBuf,
+        /// The case files, or globs of them (`'cases/*.case.json'`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Show every URL whole (the table cuts long ones to their origin and drops query
         /// strings; `--json` always has them whole).
         #[arg(long)]
@@ -237,7 +262,12 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
-    let style = Style::detect(cli.json, cli.quiet, cli.verbose);
+    let color = if cli.no_color {
+        ColorChoice::Never
+    } else {
+        cli.color
+    };
+    let style = Style::detect(cli.json, cli.quiet, cli.verbose, color);
     let ctx = Ctx {
         runtime_url: cli.runtime_url,
         token: cli.token,
@@ -245,7 +275,7 @@ pub fn run(cli: Cli) -> u8 {
     };
     let result = match cli.command {
         Command::Session(cmd) => session::run(&ctx, cmd),
-        Command::Inspect(InspectCommand::Case { file, wide }) => inspect::case(&file, wide),
+        Command::Inspect(InspectCommand::Case { files, wide }) => inspect::cases(&files, wide),
         Command::Inspect(InspectCommand::Session(s)) => inspect::session(&ctx, &s.session),
         Command::Validate(args) => validate::run(&args),
         Command::Scrub(args) => scrub::run(&args),
@@ -259,6 +289,18 @@ pub fn run(cli: Cli) -> u8 {
         Command::Review(args) if args.view => return review::view(&ctx, &args),
         Command::Review(args) => review::run(&ctx, &args),
         Command::Diff(args) => diff::run(&args),
+        Command::Cases(cmd) => cases::run(&ctx, cmd),
+        Command::Version => Ok(Outcome::ok(
+            serde_json::json!({
+                "cliVersion": env!("CARGO_PKG_VERSION"),
+                "specVersion": crate::control::SPEC_VERSION,
+            }),
+            Some(format!(
+                "softprobe {} (control API {})",
+                env!("CARGO_PKG_VERSION"),
+                crate::control::SPEC_VERSION
+            )),
+        )),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -115,17 +115,46 @@ pub struct Style {
     pub json: bool,
     /// `--quiet`: no human output on success.
     pub quiet: bool,
-    /// Colours on (stdout is a terminal and `NO_COLOR` is unset).
+    /// Colours on (`--color`, `--no-color`, `NO_COLOR`, `CLICOLOR_FORCE`, a terminal).
     pub color: bool,
     /// `--verbose`: errors also show their machine code.
     pub verbose: bool,
 }
 
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colours when stdout is a terminal, unless `NO_COLOR` is set or `CLICOLOR_FORCE` asks.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given the environment and whether stdout is a terminal.
+    pub fn resolve(self, env: &dyn Fn(&str) -> Option<String>, terminal: bool) -> bool {
+        let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto if set("NO_COLOR") => false,
+            ColorChoice::Auto
+                if set("CLICOLOR_FORCE") && env("CLICOLOR_FORCE").as_deref() != Some("0") =>
+            {
+                true
+            }
+            ColorChoice::Auto => terminal,
+        }
+    }
+}
+
 impl Style {
     /// From the global flags and the environment.
-    pub fn detect(json: bool, quiet: bool, verbose: bool) -> Self {
-        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            && std::io::stdout().is_terminal();
+    pub fn detect(json: bool, quiet: bool, verbose: bool, color: ColorChoice) -> Self {
+        let color = color.resolve(&|k| std::env::var(k).ok(), std::io::stdout().is_terminal());
         Style {
             json,
             quiet,
@@ -142,6 +171,20 @@ fn status_word(exit: ExitCode) -> &'static str {
     }
 }
 
+/// Writes one line on stdout. A reader that went away (`softprobe ... | head -1`) is not an
+/// error: the rest of the output is dropped quietly instead of panicking as `println!` does.
+fn out_line(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+}
+
+/// [`out_line`] for stderr.
+fn err_line(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// Prints the result of a command and returns the process exit code.
 pub fn emit(style: Style, result: Result<Outcome, CliError>) -> u8 {
     match result {
@@ -151,15 +194,15 @@ pub fn emit(style: Style, result: Result<Outcome, CliError>) -> u8 {
                 let mut fields = outcome.fields;
                 fields.insert("status".into(), json!(status_word(outcome.exit)));
                 fields.insert("exitCode".into(), json!(code));
-                println!("{}", Value::Object(fields));
+                out_line(&Value::Object(fields).to_string());
             } else if !style.quiet || outcome.exit != ExitCode::Ok {
                 match outcome.human {
                     Some(text) => {
                         if !text.is_empty() {
-                            println!("{}", text.trim_end_matches('\n'));
+                            out_line(text.trim_end_matches('\n'));
                         }
                     }
-                    None => println!("{}", Value::Object(outcome.fields)),
+                    None => out_line(&Value::Object(outcome.fields).to_string()),
                 }
             }
             code
@@ -173,19 +216,55 @@ pub fn emit(style: Style, result: Result<Outcome, CliError>) -> u8 {
                     "error".into(),
                     json!({"code": err.code, "message": err.message}),
                 );
-                println!("{}", Value::Object(fields));
+                out_line(&Value::Object(fields).to_string());
             } else {
                 let prefix = if style.color {
                     "\x1b[31merror\x1b[0m"
                 } else {
                     "error"
                 };
-                eprintln!("{prefix}: {}", err.message);
+                err_line(&format!("{prefix}: {}", err.message));
                 if style.verbose {
-                    eprintln!("  code: {} (exit {})", err.code, err.exit as u8);
+                    err_line(&format!("  code: {} (exit {})", err.code, err.exit as u8));
                 }
             }
             err.exit as u8
         }
+    }
+}
+
+/// Creates the missing parent directories of a file the CLI is about to write (`--out`,
+/// `--junit`, `--report`, `--summary`).
+pub(crate) fn create_parent(path: &std::path::Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod color_tests {
+    use super::ColorChoice;
+
+    #[test]
+    fn flags_beat_the_environment_and_no_color_beats_force() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let none = env(&[]);
+        assert!(ColorChoice::Auto.resolve(&none, true));
+        assert!(!ColorChoice::Auto.resolve(&none, false));
+        assert!(!ColorChoice::Auto.resolve(&env(&[("NO_COLOR", "1")]), true));
+        assert!(ColorChoice::Auto.resolve(&env(&[("CLICOLOR_FORCE", "1")]), false));
+        assert!(!ColorChoice::Auto.resolve(&env(&[("CLICOLOR_FORCE", "0")]), false));
+        let both = env(&[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")]);
+        assert!(!ColorChoice::Auto.resolve(&both, true));
+        assert!(ColorChoice::Always.resolve(&env(&[("NO_COLOR", "1")]), false));
+        assert!(!ColorChoice::Never.resolve(&env(&[("CLICOLOR_FORCE", "1")]), true));
     }
 }

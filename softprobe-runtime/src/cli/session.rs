@@ -13,7 +13,7 @@ use super::{Ctx, PolicyCommand, RulesCommand, SessionCommand, read_file};
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// capture, replay or generate.
-    #[arg(long, value_parser = ["capture", "replay", "generate"])]
+    #[arg(long, value_parser = ["capture", "replay", "generate"], default_value = "replay")]
     pub mode: String,
     /// Print `export SOFTPROBE_SESSION_ID=...` for `eval`.
     #[arg(long, conflicts_with = "json")]

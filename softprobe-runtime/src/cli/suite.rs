@@ -30,9 +30,10 @@ pub enum SuiteCommand {
 pub struct RunArgs {
     /// The suite file (`*.suite.yaml`).
     pub suite: PathBuf,
-    /// The application's ingress proxy, e.g. http://127.0.0.1:8082.
+    /// The application's ingress proxy, e.g. http://127.0.0.1:8082 (`$APP_URL` too; a suite's
+    /// `request.url` wins).
     #[arg(long, env = "SOFTPROBE_APP_URL")]
-    pub app_url: String,
+    pub app_url: Option<String>,
     /// Cases in flight at once.
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
@@ -51,9 +52,13 @@ pub struct RunArgs {
     /// Start no new case after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Directory where hooks named in the suite are looked up first.
+    /// A JavaScript/TypeScript hook module (`.js`, `.mjs`, `.ts`; repeatable; all load into
+    /// one Node process), or a directory where executable hooks are looked up first.
     #[arg(long)]
-    pub hooks: Option<PathBuf>,
+    pub hooks: Vec<PathBuf>,
+    /// Refuse unknown keys in the suite instead of warning about them.
+    #[arg(long)]
+    pub strict_suite: bool,
     /// How long a hook may run, e.g. 10s or 500ms.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub hook_timeout: Duration,
@@ -71,6 +76,9 @@ pub struct ValidateArgs {
     /// KEY=VALUE files for `${VAR}` expansion.
     #[arg(long)]
     pub env_file: Vec<PathBuf>,
+    /// Refuse unknown keys instead of warning about them.
+    #[arg(long)]
+    pub strict_suite: bool,
 }
 
 /// `suite diff`.
@@ -110,15 +118,40 @@ fn invalid(e: SuiteError) -> CliError {
     err
 }
 
+/// Prints the keys the reader ignored, one line each, on stderr (never on `--json`'s stdout).
+fn warn(loaded: &suite::Suite) {
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 fn run_suite(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     let env = env(&args.env_file)?;
-    let loaded = suite::load(&args.suite, &env).map_err(invalid)?;
-    let mut opts = RunOptions::new(ctx.runtime_url.clone(), args.app_url.clone());
+    let loaded = suite::load_with(&args.suite, &env, args.strict_suite).map_err(invalid)?;
+    warn(&loaded);
+    let app_url = args
+        .app_url
+        .clone()
+        .or_else(|| std::env::var("APP_URL").ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_default();
+    let mut opts = RunOptions::new(ctx.runtime_url.clone(), app_url);
     opts.token = ctx.token.clone();
     opts.parallel = args.parallel.max(1);
     opts.filter = args.filter.clone();
     opts.fail_fast = args.fail_fast;
-    opts.hooks_dir = args.hooks.clone();
+    for h in &args.hooks {
+        if h.is_dir() {
+            opts.hooks_dir = Some(h.clone());
+        } else if suite::node::is_module(h) {
+            opts.hook_modules.push(h.clone());
+        } else {
+            return Err(CliError::invalid(format!(
+                "--hooks {}: not a directory nor a .js, .mjs, .cjs, .ts or .mts module",
+                h.display()
+            )));
+        }
+    }
     opts.hook_timeout = args.hook_timeout;
     // A bar only for people watching a terminal; logs and `--json` stay clean.
     let bar = (!ctx.style.json && !ctx.style.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -154,19 +187,22 @@ fn run_suite(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
                 "{e}; start it with `softprobe-runtime` or point --runtime-url / SOFTPROBE_RUNTIME_URL at it"
             ),
         ),
+        SuiteError::Hooks(message) => CliError::invalid(format!("hooks: {message}")),
         other => invalid(other),
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let write = |path: &PathBuf, text: String| {
-        std::fs::write(path, text).map_err(|e| {
-            CliError::new(
-                ExitCode::Failure,
-                "write_failed",
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })
+        super::output::create_parent(path)
+            .and_then(|()| std::fs::write(path, text))
+            .map_err(|e| {
+                CliError::new(
+                    ExitCode::Failure,
+                    "write_failed",
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })
     };
     if let Some(p) = &args.junit {
         write(p, report.junit())?;
@@ -194,7 +230,8 @@ fn validate(args: &ValidateArgs) -> Result<Outcome, CliError> {
     let mut human = String::new();
     let mut files = Vec::new();
     for path in &args.suites {
-        let loaded = suite::load(path, &env).map_err(invalid)?;
+        let loaded = suite::load_with(path, &env, args.strict_suite).map_err(invalid)?;
+        warn(&loaded);
         human.push_str(&format!(
             "{}: valid ({} case(s))\n",
             path.display(),

@@ -31,7 +31,7 @@ pub struct ValidateArgs {
     /// The kind of document.
     #[arg(value_enum)]
     pub kind: Kind,
-    /// The files.
+    /// The files, or globs of them (`'cases/*.case.json'`).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -40,7 +40,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Outcome, CliError> {
     let mut human = String::new();
     let mut files = Vec::new();
     let mut invalid = 0;
-    for file in &args.files {
+    for file in &super::paths::expand(&args.files)? {
         let source = file.display().to_string();
         let bytes = super::read_file(file)?;
         let report: Report = match args.kind {

@@ -26,8 +26,11 @@ use crate::session::{Fixtures, NewSession, Session};
 /// Name given to request bodies in parse errors.
 const BODY: &str = "request body";
 
-/// The version of the protocol documents in `spec/` this runtime implements.
-pub(crate) const SPEC_VERSION: &str = "1.0.0";
+/// The control API this runtime speaks, as the original Softprobe CLI's `doctor` requires it
+/// (`specVersion`), and the version of its JSON Schemas (`schemaVersion`).
+pub(crate) const SPEC_VERSION: &str = "http-control-api@v1";
+/// See [`SPEC_VERSION`].
+pub(crate) const SCHEMA_VERSION: &str = "1";
 
 /// What this runtime can do, for clients that adapt to the server (`GET /v1/meta`).
 pub(crate) const CAPABILITIES: &[&str] = &[
@@ -72,14 +75,21 @@ impl FromRequestParts<AppState> for OpenSession {
 }
 
 pub(crate) async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+    Json(json!({
+        "status": "ok",
+        "specVersion": SPEC_VERSION,
+        "schemaVersion": SCHEMA_VERSION,
+        "runtimeVersion": env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 pub(crate) async fn meta() -> Json<Value> {
     Json(json!({
         "name": "softprobe-runtime",
         "version": env!("CARGO_PKG_VERSION"),
+        "runtimeVersion": env!("CARGO_PKG_VERSION"),
         "specVersion": SPEC_VERSION,
+        "schemaVersion": SCHEMA_VERSION,
         "caseFormatVersion": crate::case::CASE_FORMAT_VERSION,
         "capabilities": CAPABILITIES,
         "modes": [Mode::Capture, Mode::Replay, Mode::Generate],
@@ -89,14 +99,7 @@ pub(crate) async fn meta() -> Json<Value> {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let store = state.store();
     let text = store.metrics().render(store.len());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 pub(crate) async fn create_session(
@@ -299,6 +302,7 @@ pub(crate) async fn close(
         .await
         .map_err(|e| ApiError::internal(format!("capture writer failed: {e}")))??;
     if let (Some(target), Some(hops)) = (&target, written) {
+        state.captures().remember(session.id(), &target.file);
         tracing::info!(
             sessionId = session.id(),
             spans = hops,
@@ -312,6 +316,7 @@ pub(crate) async fn close(
         "sessionId": session.id(),
         "closed": true,
         "casePath": case_path,
+        "capturePath": case_path,
     });
     if lost > 0 {
         answer["lostHops"] = json!(lost);

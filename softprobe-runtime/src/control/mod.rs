@@ -8,9 +8,11 @@
 
 mod auth;
 mod body;
+mod captures;
 mod error;
 pub mod guard;
 mod handlers;
+pub mod openapi;
 mod ui;
 
 use std::sync::{Arc, RwLock};
@@ -22,6 +24,7 @@ use axum::routing::{get, post};
 pub(crate) use body::RawBody;
 pub use error::ApiError;
 pub use guard::Access;
+pub(crate) use handlers::{SCHEMA_VERSION, SPEC_VERSION};
 
 use crate::capture::{CaptureRoot, WrittenCaptures};
 use crate::session::SessionStore;
@@ -45,6 +48,7 @@ struct Inner {
     access: Access,
     capture_root: CaptureRoot,
     written: WrittenCaptures,
+    captures: captures::Captures,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
                 access,
                 capture_root,
                 written: WrittenCaptures::default(),
+                captures: captures::Captures::default(),
             }),
         }
     }
@@ -141,6 +146,11 @@ impl AppState {
         self.inner.capture_path.as_deref()
     }
 
+    /// Where recently closed capture sessions wrote their case files.
+    pub(crate) fn captures(&self) -> &captures::Captures {
+        &self.inner.captures
+    }
+
     /// The request body limit in bytes.
     pub fn body_limit(&self) -> usize {
         self.inner.body_limit
@@ -172,6 +182,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/meta", get(handlers::meta))
         .route(
             "/v1/sessions",
@@ -187,6 +198,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sessions/{id}/stats", get(handlers::stats))
         .route("/v1/sessions/{id}/state", get(handlers::state))
         .route("/v1/sessions/{id}/close", post(handlers::close))
+        .route("/v1/captures/{id}", get(captures::get))
         .route("/v1/inject", post(crate::otlp::handlers::inject))
         .route("/v1/traces", post(crate::otlp::handlers::traces))
         .route("/v1/proxy/ca.pem", get(handlers::proxy_ca))

@@ -83,7 +83,20 @@ pub(crate) async fn inject(
     );
     let request = Request::from_exchange(&exchange);
     tracing::debug!(?request, "inject request");
+    let line = crate::hop_log::HopLine::start(
+        Some(&session_id),
+        exchange.direction,
+        &exchange.method,
+        exchange.url(),
+    );
     let decision = state.store().inject(&session_id, &request)?;
+    let word = crate::hop_log::decision_word(&decision);
+    let status = match &decision {
+        Decision::Respond { response, .. } => response.status,
+        Decision::Passthrough { .. } => 404,
+        Decision::StrictMiss(_) => 599,
+    };
+    line.finish(word, status);
     match decision {
         Decision::Respond {
             response,
@@ -252,8 +265,28 @@ pub(crate) async fn traces(
         }
         let total = exchanges.len();
         for (index, exchange) in exchanges.into_iter().enumerate() {
+            let line = (
+                exchange.direction,
+                exchange.method.clone(),
+                exchange.url(),
+                exchange.status.unwrap_or(0),
+                exchange
+                    .end_time_unix_nano
+                    .saturating_sub(exchange.start_time_unix_nano),
+            );
             match store.record(&session_id, exchange) {
-                Ok(_) => {}
+                Ok(_) => {
+                    let (direction, method, url, status, nanos) = line;
+                    crate::hop_log::log(
+                        Some(&session_id),
+                        direction,
+                        &method,
+                        &url,
+                        "captured",
+                        status,
+                        std::time::Duration::from_nanos(nanos),
+                    );
+                }
                 Err(crate::error::Error::SpanLimit { limit, .. }) => {
                     // Another request filled the session since the check above.
                     let err = crate::error::Error::SpanLimit {

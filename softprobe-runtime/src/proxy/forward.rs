@@ -333,9 +333,47 @@ impl Answer {
 }
 
 impl Core {
-    /// Decides, answers or forwards, and records one hop.
-    pub(crate) async fn handle(self: &Arc<Self>, mut hop: Hop) -> Response<ProxyBody> {
+    /// Decides, answers or forwards, and records one hop, with its log line.
+    pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
+        let url = match &hop.query {
+            Some(q) => format!("{}://{}{}?{q}", hop.scheme, hop.host, hop.path),
+            None => format!("{}://{}{}", hop.scheme, hop.host, hop.path),
+        };
+        let line = crate::hop_log::HopLine::start(
+            hop.session_id.as_deref(),
+            hop.direction,
+            hop.method.as_str(),
+            url,
+        );
+        let mut decision = "passthrough";
+        let response = self.answer(hop, &mut decision).await;
+        line.finish(decision, response.status().as_u16());
+        response
+    }
+
+    async fn answer(
+        self: &Arc<Self>,
+        mut hop: Hop,
+        decision: &mut &'static str,
+    ) -> Response<ProxyBody> {
+        if let Some(mode) = hop.headers.get(super::http::MODE_HEADER) {
+            // A per-request mode would silently do nothing: the session's mode is fixed when
+            // it is created, so the header is refused rather than ignored.
+            *decision = "refused";
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "mode_override_unsupported",
+                format!(
+                    "{}: {:?} is not applied per request: a session's mode is set when it is \
+                     created (POST /v1/sessions {{\"mode\": ...}}); drop the header, or start a \
+                     session in the mode you want",
+                    super::http::MODE_HEADER,
+                    String::from_utf8_lossy(mode.as_bytes())
+                ),
+            );
+        }
         if self.is_loop(&hop.headers) {
+            *decision = "refused";
             return json_error(
                 StatusCode::LOOP_DETECTED,
                 "loop_detected",
@@ -348,17 +386,19 @@ impl Core {
         }
         let Some(session_id) = hop.session_id.clone() else {
             if self.settings.require_session {
+                *decision = "refused";
                 return refuse_without_session(&hop);
             }
-            return self.forward(hop, None).await;
+            return self.forward(hop, None, decision).await;
         };
         let request =
             hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
         let decided = self.backend.decide(&session_id, &request).await;
-        let decision = match decided {
+        let decided = match decided {
             Ok(d) => d,
             Err(BackendError::UnknownSession { .. }) => {
                 if self.settings.require_session {
+                    *decision = "refused";
                     return json_error(
                         StatusCode::FORBIDDEN,
                         "unknown_session",
@@ -369,14 +409,19 @@ impl Core {
                     );
                 }
                 tracing::debug!(session_id, "unknown session; relaying without recording");
-                return self.forward(hop, None).await;
+                return self.forward(hop, None, decision).await;
             }
             Err(err) => {
                 tracing::warn!(%err, session_id, "backend decision failed; forwarding upstream");
-                return self.forward(hop, Some((session_id, request))).await;
+                return self
+                    .forward(hop, Some((session_id, request)), decision)
+                    .await;
             }
         };
-        match decision {
+        if !matches!(decided, Decision::Passthrough { .. }) {
+            *decision = crate::hop_log::decision_word(&decided);
+        }
+        match decided {
             Decision::Respond {
                 response, latency, ..
             } => {
@@ -421,7 +466,10 @@ impl Core {
                 }
                 local_response(&report.to_response(&session_id))
             }
-            Decision::Passthrough { .. } => self.forward(hop, Some((session_id, request))).await,
+            Decision::Passthrough { .. } => {
+                self.forward(hop, Some((session_id, request)), decision)
+                    .await
+            }
         }
     }
 
@@ -512,6 +560,7 @@ impl Core {
         self: &Arc<Self>,
         mut hop: Hop,
         session: Option<(String, Request)>,
+        decision: &mut &'static str,
     ) -> Response<ProxyBody> {
         let is_grpc = hop.is_grpc();
         let grpc = is_grpc && hop.upstream.scheme_str() == Some("http");
@@ -593,6 +642,9 @@ impl Core {
         );
         remove_hop_by_hop(&mut parts.headers);
         let session = session.filter(|(id, _)| !self.backend.count_unkept(id));
+        if session.is_some() {
+            *decision = "captured";
+        }
         let Some((session_id, request)) = session else {
             // Nothing to record: the answer streams through untouched.
             return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());

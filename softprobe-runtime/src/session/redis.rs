@@ -664,7 +664,8 @@ impl SessionStore for RedisStore {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, Arc::clone(&session));
-        self.metrics.record_session_created();
+        self.metrics
+            .record_session_created(&session.mode().to_string());
         Ok(session)
     }
 

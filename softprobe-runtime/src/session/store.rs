@@ -257,7 +257,8 @@ impl SessionStore for InMemoryStore {
         }
         sessions.insert(id, (seq, Arc::clone(&session)));
         drop(sessions);
-        self.metrics.record_session_created();
+        self.metrics
+            .record_session_created(&session.mode().to_string());
         Ok(session)
     }
 

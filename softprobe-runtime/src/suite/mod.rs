@@ -2,8 +2,8 @@
 //! one Rust test per case with `#[softprobe::cases("x.suite.yaml")]`).
 //!
 //! [`model`] reads `*.suite.yaml` files, [`steps`] turns one planned case into a request, mocks
-//! and checks, [`mod@assert`] compares what came back, [`hooks`] lets any executable rewrite
-//! requests and mocks or add checks, and [`report`] writes JUnit, HTML and JSON. [`diff`]
+//! and checks, [`mod@assert`] compares what came back, [`hooks`] lets any executable (or, with
+//! [`node`], a JavaScript/TypeScript function) rewrite requests and mocks or add checks, and [`report`] writes JUnit, HTML and JSON. [`diff`]
 //! compares the hops of two sets of cases. Only the CLI's runner (`runner`, with the `cli`
 //! feature) needs an HTTP client; the rest is what the Rust harness uses.
 
@@ -11,6 +11,7 @@ pub mod assert;
 pub mod diff;
 pub mod hooks;
 pub mod model;
+pub mod node;
 pub mod report;
 #[cfg(feature = "cli")]
 pub mod runner;
@@ -18,7 +19,7 @@ pub mod steps;
 
 use std::path::{Path, PathBuf};
 
-pub use model::{PlannedCase, Suite, SuiteFile, load, read_env_file};
+pub use model::{PlannedCase, Suite, SuiteFile, SuiteWarning, load, load_with, read_env_file};
 pub use report::{CaseResult, CaseStatus, Failure, SuiteReport};
 #[cfg(feature = "cli")]
 pub use runner::{CaseCallback, RunOptions, run};
@@ -45,6 +46,9 @@ pub enum SuiteError {
         /// What is wrong, with the JSON path when known.
         message: String,
     },
+    /// The JavaScript/TypeScript hook modules could not be loaded.
+    #[error("hooks: {0}")]
+    Hooks(String),
     /// The runtime could not be reached.
     #[error("cannot reach the runtime at {url}: {message}")]
     Runtime {

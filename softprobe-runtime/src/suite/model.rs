@@ -6,26 +6,77 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::{self, Visitor};
 use serde_json::Value;
 
 use super::SuiteError;
+use crate::case::validate::locate::{self, Segment};
 
-/// A suite file as written.
+/// A suite file as written. Unknown keys are ignored with a [`SuiteWarning`] (refused with
+/// `--strict-suite`), as the original runner ignores them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SuiteFile {
     /// The suite's name (reports use it).
     pub name: String,
+    /// The format version (informational, as in the original runner).
+    pub version: Option<u32>,
     /// Which cases to run.
     pub cases: CasesSpec,
+    /// Values given to JavaScript/TypeScript hooks as `env`.
+    #[serde(default)]
+    pub env: BTreeMap<String, Value>,
+    /// The hook modules the suite expects (informational: `--hooks FILE` loads them).
+    pub hooks: Option<Vec<Value>>,
     /// What every case gets unless it overrides it.
     #[serde(default)]
     pub defaults: CaseSettings,
+    /// The default request when `defaults` has none (the original's top-level form).
+    pub request: Option<RequestSpec>,
+    /// The default mocks when `defaults` has none.
+    pub mocks: Option<Vec<MockSpec>>,
+    /// The default assertions when `defaults` has none.
+    pub assertions: Option<Assertions>,
+}
+
+impl SuiteFile {
+    /// `defaults`, with the top-level `request`, `mocks` and `assertions` filling what it
+    /// leaves unset.
+    pub fn effective_defaults(&self) -> CaseSettings {
+        let d = &self.defaults;
+        CaseSettings {
+            request: d.request.clone().or_else(|| self.request.clone()),
+            mocks: d.mocks.clone().or_else(|| self.mocks.clone()),
+            assertions: d.assertions.clone().or_else(|| self.assertions.clone()),
+            policy: d.policy.clone(),
+        }
+    }
+}
+
+/// A key the reader ignored: the suite still runs (unless `--strict-suite`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteWarning {
+    /// The suite file.
+    pub path: PathBuf,
+    /// 1-based line of the key.
+    pub line: usize,
+    /// The key's JSON path, e.g. `$.defaults.asserts`.
+    pub key: String,
+}
+
+impl std::fmt::Display for SuiteWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: unknown key {} ignored (--strict-suite refuses it)",
+            self.path.display(),
+            self.line,
+            self.key
+        )
+    }
 }
 
 /// `cases`: one glob, a list of globs, or a list of entries.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum CasesSpec {
     /// `cases: "cases/*.case.json"`.
     Glob(String),
@@ -34,8 +85,7 @@ pub enum CasesSpec {
 }
 
 /// One item of a `cases` list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum CaseEntry {
     /// A glob.
     Glob(String),
@@ -45,7 +95,6 @@ pub enum CaseEntry {
 
 /// `{path, name, only, skip, overrides}`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DetailedEntry {
     /// A case file or a glob.
     pub path: String,
@@ -62,8 +111,7 @@ pub struct DetailedEntry {
 }
 
 /// `skip: true` or `skip: "reason"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Skip {
     /// `skip: true|false`.
     Flag(bool),
@@ -73,7 +121,6 @@ pub enum Skip {
 
 /// What a case runs with: `defaults` and `overrides` share this shape.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CaseSettings {
     /// The request sent to the application.
     pub request: Option<RequestSpec>,
@@ -87,10 +134,12 @@ pub struct CaseSettings {
 
 /// `request`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestSpec {
     /// Only `case.ingress`: the captured inbound requests of the case, in order.
     pub source: Option<String>,
+    /// The application's URL (replaces `--app-url`); the path is appended unless the URL
+    /// already ends with it.
+    pub url: Option<String>,
     /// Replaces the method.
     pub method: Option<String>,
     /// Replaces the path (and query).
@@ -99,15 +148,17 @@ pub struct RequestSpec {
     pub headers: Option<BTreeMap<String, Option<String>>>,
     /// Replaces the body (a string as is, anything else as JSON).
     pub body: Option<Value>,
-    /// A `request` hook that may rewrite the request.
+    /// A `request` hook that may rewrite the request (`transform` in the original's files).
+    #[serde(alias = "transform")]
     pub hook: Option<String>,
 }
 
 /// One mock.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MockSpec {
-    /// The name overrides merge on.
+    /// The name an override replaces the mock by; empty for an unnamed mock (named
+    /// `mock-N` in its rule, never replaced).
+    #[serde(default)]
     pub name: String,
     /// The rule's `when`.
     #[serde(rename = "match")]
@@ -139,7 +190,6 @@ pub enum MockSource {
 
 /// `assertions`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Assertions {
     /// Expected status (default: the captured one).
     pub status: Option<StatusSpec>,
@@ -149,9 +199,8 @@ pub struct Assertions {
     pub body: Option<BodyAssertions>,
 }
 
-/// `status`: `200`, `[200, 201]`, `"2xx"` or `"200-299"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// `status`: `200`, `[200, 201]`, `"2xx"`, `"200-299"` or `{min, max}`.
+#[derive(Debug, Clone)]
 pub enum StatusSpec {
     /// One code.
     Code(u16),
@@ -159,6 +208,13 @@ pub enum StatusSpec {
     List(Vec<u16>),
     /// `"2xx"` or `"200-299"`.
     Range(String),
+    /// `{min: 200, max: 299}` (either bound may be left out).
+    Bounds {
+        /// Lowest accepted status (default 100).
+        min: Option<u16>,
+        /// Highest accepted status (default 599).
+        max: Option<u16>,
+    },
 }
 
 impl StatusSpec {
@@ -169,6 +225,13 @@ impl StatusSpec {
             StatusSpec::List(l) if l.is_empty() => Err("an empty list accepts no status".into()),
             StatusSpec::List(l) => Ok(l.iter().map(|c| (*c, *c)).collect()),
             StatusSpec::Range(text) => parse_range(text).map(|r| vec![r]),
+            StatusSpec::Bounds { min, max } => {
+                let (a, b) = (min.unwrap_or(100), max.unwrap_or(599));
+                if a > b {
+                    return Err(format!("status {{min: {a}, max: {b}}}: min is above max"));
+                }
+                Ok(vec![(a, b)])
+            }
         }
     }
 }
@@ -200,23 +263,29 @@ fn parse_range(text: &str) -> Result<(u16, u16), String> {
 
 /// `headers`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HeaderAssertions {
-    /// Header name → regex its value must match (the header must be present).
+    /// Header name (any case) → regex its value must match, unanchored (the header must be
+    /// present).
     pub include: Option<BTreeMap<String, String>>,
-    /// An `assert_headers` hook.
+    /// Header names left out of the check (only `include` checks headers, so this only
+    /// documents intent, as in the original runner).
+    pub ignore: Option<Vec<String>>,
+    /// An `assert_headers` hook (`custom` in the original's files).
+    #[serde(alias = "custom")]
     pub hook: Option<String>,
 }
 
 /// `body`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BodyAssertions {
     /// How the actual body is compared with the captured one.
     pub mode: Option<BodyMode>,
     /// JSON paths left out of the comparison.
     pub ignore: Option<Vec<String>>,
-    /// An `assert_body` hook.
+    /// JSON paths redacted on both sides before the comparison: left out, like `ignore`.
+    pub redactions: Option<Vec<String>>,
+    /// An `assert_body` hook (`custom` in the original's files).
+    #[serde(alias = "custom")]
     pub hook: Option<String>,
 }
 
@@ -247,6 +316,117 @@ impl BodyMode {
     }
 }
 
+// The one-of-several shapes below are read by hand rather than with `#[serde(untagged)]`:
+// untagged buffers the value, which loses both the line of a nested error and the unknown
+// keys the lenient reader reports.
+
+struct Expecting(&'static str);
+
+impl Expecting {
+    fn text(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CasesSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CasesSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                Expecting("a glob or a list of globs and {path, ...} entries").text(f)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CasesSpec, E> {
+                Ok(CasesSpec::Glob(v.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<CasesSpec, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(CasesSpec::List)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for CaseEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CaseEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                Expecting("a glob or an entry {path, name, only, skip, overrides}").text(f)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CaseEntry, E> {
+                Ok(CaseEntry::Glob(v.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<CaseEntry, A::Error> {
+                DetailedEntry::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|e| CaseEntry::Detailed(Box::new(e)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                Expecting("true, false or a reason").text(f)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Skip, E> {
+                Ok(Skip::Flag(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Skip, E> {
+                Ok(Skip::Reason(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Bounds {
+            min: Option<u16>,
+            max: Option<u16>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                Expecting("a status (200), a list ([200, 201]), a range (\"2xx\", \"200-299\") or {min, max}").text(f)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusSpec, E> {
+                u16::try_from(v)
+                    .map(StatusSpec::Code)
+                    .map_err(|_| E::custom(format!("status {v} is out of range")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusSpec, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("status {v} is out of range")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Range(v.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<StatusSpec, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(StatusSpec::List)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<StatusSpec, A::Error> {
+                let b = Bounds::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(StatusSpec::Bounds {
+                    min: b.min,
+                    max: b.max,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A case ready to run: its file, its name and its merged settings.
 #[derive(Debug, Clone)]
 pub struct PlannedCase {
@@ -269,6 +449,8 @@ pub struct Suite {
     pub file: SuiteFile,
     /// The cases, in order.
     pub cases: Vec<PlannedCase>,
+    /// Keys the reader ignored, with their lines.
+    pub warnings: Vec<SuiteWarning>,
 }
 
 impl Suite {
@@ -389,12 +571,25 @@ pub fn expand(
     Ok(out)
 }
 
-/// Parses an expanded suite text.
+/// Parses an expanded suite text leniently (unknown keys are dropped; see [`parse_with`]).
 pub fn parse(text: &str, path: &Path) -> Result<SuiteFile, SuiteError> {
+    parse_with(text, path, false).map(|(file, _)| file)
+}
+
+/// Parses an expanded suite text. Unknown keys come back as warnings naming their line, or,
+/// with `strict`, make the first of them an error.
+pub fn parse_with(
+    text: &str,
+    path: &Path,
+    strict: bool,
+) -> Result<(SuiteFile, Vec<SuiteWarning>), SuiteError> {
     if text.trim().is_empty() {
         return Err(SuiteError::at(path, 1, "empty suite file".to_owned()));
     }
+    let mut ignored: Vec<Vec<Segment>> = Vec::new();
+    let mut note = |p: serde_ignored::Path<'_>| ignored.push(segments(&p));
     let de = serde_norway::Deserializer::from_str(text);
+    let de = serde_ignored::Deserializer::new(de, &mut note);
     let file: SuiteFile = serde_path_to_error::deserialize(de).map_err(|err| {
         let json_path = format!("$.{}", err.path());
         let inner = err.into_inner();
@@ -409,8 +604,57 @@ pub fn parse(text: &str, path: &Path) -> Result<SuiteFile, SuiteError> {
             message: format!("{json_path}: {message}"),
         }
     })?;
+    let mut warnings = Vec::new();
+    if !ignored.is_empty() {
+        // The text parsed as YAML above, so the locator sees the same document.
+        let locator = locate::parse_yaml(text).map(|(_, l)| l).unwrap_or_default();
+        for segs in ignored {
+            let key = locate::render(&segs);
+            warnings.push(SuiteWarning {
+                path: path.to_owned(),
+                line: locator.locate(&key).line,
+                key,
+            });
+        }
+    }
+    if strict && let Some(w) = warnings.first() {
+        let name = w.key.rsplit(['.', '[']).next().unwrap_or(&w.key);
+        return Err(SuiteError::at(
+            path,
+            w.line,
+            format!(
+                "{}: unknown field `{}` (--strict-suite refuses unknown keys; without it they are ignored with a warning)",
+                w.key,
+                name.trim_end_matches(']').trim_matches('\'')
+            ),
+        ));
+    }
     check(&file, text, path)?;
-    Ok(file)
+    Ok((file, warnings))
+}
+
+/// The JSON path segments of a key serde ignored.
+fn segments(p: &serde_ignored::Path<'_>) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut cur = p;
+    loop {
+        match cur {
+            serde_ignored::Path::Root => break,
+            serde_ignored::Path::Seq { parent, index } => {
+                out.push(Segment::Index(*index));
+                cur = parent;
+            }
+            serde_ignored::Path::Map { parent, key } => {
+                out.push(Segment::Key(key.clone()));
+                cur = parent;
+            }
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => cur = parent,
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// The first line (1-based) holding `needle`, to point the checks serde cannot make at a
@@ -422,7 +666,8 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 fn check(file: &SuiteFile, text: &str, path: &Path) -> Result<(), SuiteError> {
-    let mut all = vec![("defaults", &file.defaults)];
+    let defaults = file.effective_defaults();
+    let mut all = vec![("defaults", &defaults)];
     if let CasesSpec::List(list) = &file.cases {
         for e in list {
             if let CaseEntry::Detailed(d) = e {
@@ -448,10 +693,11 @@ fn check_settings(s: &CaseSettings, text: &str, path: &Path) -> Result<(), Suite
         ));
     }
     for m in s.mocks.iter().flatten() {
+        let shown = if m.name.is_empty() { "mocks:" } else { &m.name };
         if m.source == Some(MockSource::Inline) && m.response.is_none() {
             return Err(SuiteError::at(
                 path,
-                line_of(text, &m.name),
+                line_of(text, shown),
                 format!("mock {:?}: source inline needs a response", m.name),
             ));
         }
@@ -486,7 +732,7 @@ fn check_settings(s: &CaseSettings, text: &str, path: &Path) -> Result<(), Suite
             }
         }
         if let Some(b) = &a.body {
-            for p in b.ignore.iter().flatten() {
+            for p in b.ignore.iter().chain(&b.redactions).flatten() {
                 crate::json::PathPattern::parse(p).map_err(|e| {
                     SuiteError::at(path, line_of(text, p), format!("body.ignore {p:?}: {e}"))
                 })?;
@@ -496,22 +742,33 @@ fn check_settings(s: &CaseSettings, text: &str, path: &Path) -> Result<(), Suite
     Ok(())
 }
 
-/// Loads a suite: expand variables (`env` first, then the process environment), parse,
-/// resolve the case globs relative to the suite's directory.
+/// Loads a suite leniently: expand variables (`env` first, then the process environment),
+/// parse, resolve the case globs relative to the suite's directory. Ignored keys are in
+/// [`Suite::warnings`].
 pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<Suite, SuiteError> {
+    load_with(path, env, false)
+}
+
+/// [`load`], refusing unknown keys when `strict`.
+pub fn load_with(
+    path: &Path,
+    env: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<Suite, SuiteError> {
     let raw = std::fs::read_to_string(path).map_err(|e| SuiteError::Io {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
     let lookup = |name: &str| env.get(name).cloned().or_else(|| std::env::var(name).ok());
     let text = expand(&raw, path, &lookup)?;
-    let file = parse(&text, path)?;
+    let (file, warnings) = parse_with(&text, path, strict)?;
     let base = path.parent().unwrap_or(Path::new(".")).to_owned();
     let cases = plan(&file, &base, &text, path)?;
     Ok(Suite {
         path: path.to_owned(),
         file,
         cases,
+        warnings,
     })
 }
 
@@ -532,6 +789,7 @@ fn plan(
             .collect(),
     };
     let any_only = entries.iter().any(|e| e.only);
+    let defaults = file.effective_defaults();
     let mut out = Vec::new();
     for e in &entries {
         if any_only && !e.only {
@@ -568,7 +826,7 @@ fn plan(
                 name,
                 path: f,
                 skip,
-                settings: merge(&file.defaults, &e.overrides),
+                settings: merge(&defaults, &e.overrides),
             });
         }
     }
@@ -604,42 +862,19 @@ fn expand_glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Overrides over defaults: request fields one by one, mocks merged by name (an override's
-/// fields replace the default's, new names are added), assertion groups one by one, policy
-/// replaced.
+/// Overrides over defaults, as the original runner merges them: `request`, `assertions` and
+/// `policy` given in the override replace the default's whole; a named mock replaces the
+/// default mock of the same name whole; other mocks are appended.
 pub fn merge(defaults: &CaseSettings, over: &CaseSettings) -> CaseSettings {
-    let request = match (&defaults.request, &over.request) {
-        (Some(d), Some(o)) => Some(RequestSpec {
-            source: o.source.clone().or_else(|| d.source.clone()),
-            method: o.method.clone().or_else(|| d.method.clone()),
-            path: o.path.clone().or_else(|| d.path.clone()),
-            headers: match (&d.headers, &o.headers) {
-                (Some(a), Some(b)) => {
-                    let mut m = a.clone();
-                    m.extend(b.clone());
-                    Some(m)
-                }
-                (a, b) => b.clone().or_else(|| a.clone()),
-            },
-            body: o.body.clone().or_else(|| d.body.clone()),
-            hook: o.hook.clone().or_else(|| d.hook.clone()),
-        }),
-        (d, o) => o.clone().or_else(|| d.clone()),
-    };
     let mocks = match (&defaults.mocks, &over.mocks) {
         (Some(d), Some(o)) => {
             let mut list = d.clone();
             for m in o {
-                match list.iter_mut().find(|x| x.name == m.name) {
-                    Some(x) => {
-                        x.matcher = m.matcher.clone().or_else(|| x.matcher.clone());
-                        x.source = m.source.or(x.source);
-                        x.response = m.response.clone().or_else(|| x.response.clone());
-                        x.hook = m.hook.clone().or_else(|| x.hook.clone());
-                        x.priority = m.priority.or(x.priority);
-                        x.consume = m.consume.clone().or_else(|| x.consume.clone());
-                        x.latency_ms = m.latency_ms.or(x.latency_ms);
-                    }
+                match list
+                    .iter_mut()
+                    .find(|x| !m.name.is_empty() && x.name == m.name)
+                {
+                    Some(x) => *x = m.clone(),
                     None => list.push(m.clone()),
                 }
             }
@@ -647,18 +882,13 @@ pub fn merge(defaults: &CaseSettings, over: &CaseSettings) -> CaseSettings {
         }
         (d, o) => o.clone().or_else(|| d.clone()),
     };
-    let assertions = match (&defaults.assertions, &over.assertions) {
-        (Some(d), Some(o)) => Some(Assertions {
-            status: o.status.clone().or_else(|| d.status.clone()),
-            headers: o.headers.clone().or_else(|| d.headers.clone()),
-            body: o.body.clone().or_else(|| d.body.clone()),
-        }),
-        (d, o) => o.clone().or_else(|| d.clone()),
-    };
     CaseSettings {
-        request,
+        request: over.request.clone().or_else(|| defaults.request.clone()),
         mocks,
-        assertions,
+        assertions: over
+            .assertions
+            .clone()
+            .or_else(|| defaults.assertions.clone()),
         policy: over.policy.clone().or_else(|| defaults.policy.clone()),
     }
 }
@@ -682,10 +912,62 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused_with_their_line() {
-        let err = parse("name: x\ncases: a\ndefaults:\n  asserts: {}\n", p()).unwrap_err();
+    fn unknown_keys_warn_with_their_line_and_strict_refuses_them() {
+        let text =
+            "name: x\ncases: a\ndefaults:\n  asserts: {}\n  mocks:\n  - {name: m, colour: red}\n";
+        let (_, warnings) = parse_with(text, p(), false).unwrap();
+        let found: Vec<_> = warnings.iter().map(|w| (w.key.as_str(), w.line)).collect();
+        assert_eq!(
+            found,
+            [("$.defaults.asserts", 4), ("$.defaults.mocks[0].colour", 6)]
+        );
+        assert!(
+            warnings[0]
+                .to_string()
+                .starts_with("s.suite.yaml:4: unknown key $.defaults.asserts ignored"),
+            "{}",
+            warnings[0]
+        );
+        let err = parse_with(text, p(), true).unwrap_err();
         assert_eq!(err.line(), Some(4), "{err}");
-        assert!(err.to_string().contains("asserts"), "{err}");
+        assert!(err.to_string().contains("unknown field `asserts`"), "{err}");
+    }
+
+    #[test]
+    fn the_originals_keys_read_with_its_meaning() {
+        let text = "name: orig\nversion: 1\nenv: {TENANT: acme}\nhooks: [hooks/a.ts]\ncases:\n  - path: a.case.json\n  - path: a.case.json\n    skip: true\n    overrides:\n      mocks:\n        - name: pay\n          response: {status: 503}\n      assertions: {status: 503}\nrequest:\n  url: http://127.0.0.1:1/checkout\n  method: POST\n  path: /checkout\n  transform: addAuth\nmocks:\n  - name: pay\n    match: {hostSuffix: pay.test}\n    hook: rewritePay\n  - match: {path: /other}\n    response: {status: 200}\nassertions:\n  status: {min: 200, max: 299}\n  headers: {include: {Content-Type: json}, ignore: [date], custom: checkHeaders}\n  body: {mode: string, redactions: ['$.id'], custom: checkBody}\n";
+        let (file, warnings) = parse_with(text, p(), true).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(file.version, Some(1));
+        let d = file.effective_defaults();
+        let r = d.request.as_ref().unwrap();
+        assert_eq!(r.hook.as_deref(), Some("addAuth"));
+        assert_eq!(r.url.as_deref(), Some("http://127.0.0.1:1/checkout"));
+        let a = d.assertions.as_ref().unwrap();
+        assert_eq!(a.status.as_ref().unwrap().ranges().unwrap(), [(200, 299)]);
+        assert_eq!(
+            a.headers.as_ref().unwrap().hook.as_deref(),
+            Some("checkHeaders")
+        );
+        let body = a.body.as_ref().unwrap();
+        assert_eq!(body.mode, Some(BodyMode::String));
+        assert_eq!(body.hook.as_deref(), Some("checkBody"));
+        // The override replaces the named mock and the assertions whole.
+        let CasesSpec::List(list) = &file.cases else {
+            panic!("a list")
+        };
+        let CaseEntry::Detailed(e) = &list[1] else {
+            panic!("an entry")
+        };
+        assert!(matches!(e.skip, Some(Skip::Flag(true))));
+        let merged = merge(&d, &e.overrides);
+        let mocks = merged.mocks.unwrap();
+        assert_eq!(mocks.len(), 2);
+        assert_eq!(mocks[0].name, "pay");
+        assert!(mocks[0].hook.is_none() && mocks[0].matcher.is_none());
+        let a = merged.assertions.unwrap();
+        assert!(a.headers.is_none() && a.body.is_none());
+        assert_eq!(a.status.unwrap().ranges().unwrap(), [(503, 503)]);
     }
 
     #[test]
@@ -697,20 +979,20 @@ mod tests {
     }
 
     #[test]
-    fn overrides_merge_mocks_by_name() {
+    fn overrides_replace_named_mocks_whole_and_append_the_rest() {
         let d: CaseSettings = serde_norway::from_str(
-            "mocks:\n- {name: a, source: case, priority: 5}\n- {name: b, source: case}\n",
+            "mocks:\n- {name: a, source: case, priority: 5}\n- {name: b, source: case}\n- {source: case}\n",
         )
         .unwrap();
         let o: CaseSettings = serde_norway::from_str(
-            "mocks:\n- {name: a, source: inline, response: {status: 500}}\n- {name: c, source: case}\n",
+            "mocks:\n- {name: a, source: inline, response: {status: 500}}\n- {name: c, source: case}\n- {source: inline, response: {status: 201}}\n",
         )
         .unwrap();
         let m = merge(&d, &o).mocks.unwrap();
         let names: Vec<_> = m.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(names, ["a", "b", "", "c", ""]);
         assert_eq!(m[0].source, Some(MockSource::Inline));
-        assert_eq!(m[0].priority, Some(5));
+        assert_eq!(m[0].priority, None);
     }
 
     #[test]

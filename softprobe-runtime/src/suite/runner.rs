@@ -12,11 +12,11 @@ use serde_json::{Map, Value, json};
 
 use super::SuiteError;
 use super::assert::Message;
-use super::hooks::{self, HookKind};
+use super::hooks::{HookKind, HookSet};
 use super::model::{PlannedCase, Suite};
 use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
 use super::steps::{self, Checks, fail};
-use crate::case::{Case, Direction, Exchange};
+use crate::case::Case;
 use crate::verdict::{SessionFindings, Verdict};
 
 /// Called with each case's result as it finishes (progress bars, live logs).
@@ -37,8 +37,11 @@ pub struct RunOptions {
     pub filter: Option<String>,
     /// Start no new case after the first failure.
     pub fail_fast: bool,
-    /// Where hooks named in the suite are looked up first.
+    /// Where executable hooks named in the suite are looked up first.
     pub hooks_dir: Option<PathBuf>,
+    /// JavaScript/TypeScript hook modules (`--hooks FILE.js|.mjs|.ts`), loaded into one Node
+    /// process.
+    pub hook_modules: Vec<PathBuf>,
     /// How long a hook may run.
     pub hook_timeout: Duration,
     /// Called as each case finishes, from the worker that ran it.
@@ -55,6 +58,7 @@ impl std::fmt::Debug for RunOptions {
             .field("filter", &self.filter)
             .field("fail_fast", &self.fail_fast)
             .field("hooks_dir", &self.hooks_dir)
+            .field("hook_modules", &self.hook_modules)
             .field("hook_timeout", &self.hook_timeout)
             .field("on_case", &self.on_case.is_some())
             .finish()
@@ -72,6 +76,7 @@ impl RunOptions {
             filter: None,
             fail_fast: false,
             hooks_dir: None,
+            hook_modules: Vec::new(),
             hook_timeout: Duration::from_secs(10),
             on_case: None,
         }
@@ -83,17 +88,15 @@ struct Shared {
     runtime: String,
     app: String,
     token: Option<String>,
-    hooks_dir: Option<PathBuf>,
-    suite_dir: PathBuf,
+    hooks: Arc<HookSet>,
     suite_name: String,
-    hook_timeout: Duration,
     stop: AtomicBool,
     fail_fast: bool,
     on_case: Option<CaseCallback>,
 }
 
 /// Runs the suite and returns every case's result. Fails only when the runtime cannot be
-/// reached at all; everything else is a failed case.
+/// reached at all or the hook modules cannot be loaded; everything else is a failed case.
 pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteError> {
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -105,6 +108,19 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
             url: opts.runtime_url.clone(),
             message: e.to_string(),
         })?;
+    // Hook modules load first: a module that does not load is the suite's fault, whatever
+    // the runtime's state.
+    let (set_suite, modules, dir, timeout) = (
+        suite.clone(),
+        opts.hook_modules.clone(),
+        opts.hooks_dir.clone(),
+        opts.hook_timeout,
+    );
+    let hooks =
+        tokio::task::spawn_blocking(move || HookSet::new(&set_suite, &modules, dir, timeout))
+            .await
+            .map_err(|e| SuiteError::Hooks(e.to_string()))?
+            .map_err(SuiteError::Hooks)?;
     let runtime = opts.runtime_url.trim_end_matches('/').to_owned();
     let health = http.get(format!("{runtime}/health")).send().await;
     if let Err(e) = health {
@@ -118,10 +134,8 @@ pub async fn run(suite: &Suite, opts: &RunOptions) -> Result<SuiteReport, SuiteE
         runtime,
         app: opts.app_url.trim_end_matches('/').to_owned(),
         token: opts.token.clone().filter(|t| !t.is_empty()),
-        hooks_dir: opts.hooks_dir.clone(),
-        suite_dir: suite.base_dir().to_owned(),
+        hooks: Arc::new(hooks),
         suite_name: suite.file.name.clone(),
-        hook_timeout: opts.hook_timeout,
         stop: AtomicBool::new(false),
         fail_fast: opts.fail_fast,
         on_case: opts.on_case.clone(),
@@ -248,16 +262,6 @@ async fn drive(
     let exchanges = parsed
         .exchanges_named(&shown)
         .map_err(|e| fail("case", e.to_string()))?;
-    let inbound: Vec<&Exchange> = exchanges
-        .iter()
-        .filter(|e| e.direction == Direction::Inbound)
-        .collect();
-    if inbound.is_empty() {
-        return Err(fail(
-            "case",
-            format!("{shown} has no inbound request to replay"),
-        ));
-    }
     let settings = &case.settings;
     let mut rules = Vec::new();
     for pending in steps::plan_mocks(&case.path, settings, &exchanges)? {
@@ -290,9 +294,10 @@ async fn drive(
     }
 
     let checks = Checks::new(settings);
-    for (n, ex) in inbound.iter().enumerate() {
-        let mut request = steps::captured_request(ex);
-        steps::apply_request_overrides(&mut request, settings);
+    let planned = steps::plan_requests(&case.path, settings, &exchanges)?;
+    let of = planned.len();
+    let url = settings.request.as_ref().and_then(|r| r.url.clone());
+    for (n, (mut request, expected)) in planned.into_iter().enumerate() {
         if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
             let answer = call_hook(
                 sh,
@@ -304,20 +309,20 @@ async fn drive(
             .await?;
             steps::apply_request_answer(&mut request, &answer);
         }
-        let actual = send(sh, &id, &request).await?;
-        let expected = steps::captured_response(ex);
+        let actual = send(sh, &id, url.as_deref(), &request).await?;
         result
             .failures
-            .extend(checks.check(&expected, &actual, n, inbound.len()));
+            .extend(checks.check(expected.as_ref(), &actual, n, of));
         for (hook, kind) in checks.hooks() {
-            let payload = steps::check_payload(n, &request, &expected, &actual);
-            let path = hooks::resolve(hook, sh.hooks_dir.as_deref(), &sh.suite_dir);
+            let payload = steps::check_payload(n, &request, expected.as_ref(), &actual);
             let answer = call_hook(sh, hook, kind, case, payload).await?;
-            if let Some(f) = steps::check_answer(&path, kind, &answer) {
-                result.failures.push(steps::label(f, n, inbound.len()));
+            if let Some(f) = steps::check_answer(&sh.hooks.describe(hook), kind, &answer) {
+                result.failures.push(steps::label(f, n, of));
             }
         }
-        result.expected.push(expected.to_json());
+        result
+            .expected
+            .push(expected.map_or(Value::Null, |e| e.to_json()));
         result.actual.push(actual.to_json());
     }
     // What the session noticed itself: outbound calls nothing answered, outbound requests
@@ -344,6 +349,7 @@ async fn control_get(sh: &Shared, path: &str) -> Result<Value, Failure> {
 async fn send(
     sh: &Shared,
     session: &str,
+    url: Option<&str>,
     request: &Map<String, Value>,
 ) -> Result<Message, Failure> {
     let method = request
@@ -353,7 +359,13 @@ async fn send(
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| fail("request", format!("bad method {method:?}")))?;
     let path = request.get("path").and_then(Value::as_str).unwrap_or("/");
-    let url = format!("{}{path}", sh.app);
+    if url.is_none() && sh.app.is_empty() {
+        return Err(fail(
+            "request",
+            "no application URL: give request.url in the suite, pass --app-url, or set SOFTPROBE_APP_URL or APP_URL",
+        ));
+    }
+    let url = steps::target_url(&sh.app, url, path);
     let mut req = sh.http.request(method.clone(), &url);
     if let Some(Value::Object(h)) = request.get("headers") {
         for (k, v) in h {
@@ -408,13 +420,12 @@ async fn call_hook(
     case: &PlannedCase,
     payload: Value,
 ) -> Result<Value, Failure> {
-    let path = hooks::resolve(name, sh.hooks_dir.as_deref(), &sh.suite_dir);
     let payload = steps::hook_envelope(payload, kind, &sh.suite_name, &case.name, &case.path);
-    let timeout = sh.hook_timeout;
-    let hook_path = path.clone();
-    tokio::task::spawn_blocking(move || hooks::call(&hook_path, &payload, timeout))
+    let hooks = sh.hooks.clone();
+    let owned = name.to_owned();
+    tokio::task::spawn_blocking(move || hooks.call(&owned, kind, &payload))
         .await
-        .map_err(|e| fail("hook", format!("hook {} panicked: {e}", path.display())))?
+        .map_err(|e| fail("hook", format!("hook {name} panicked: {e}")))?
         .map_err(|e| fail("hook", e))
 }
 

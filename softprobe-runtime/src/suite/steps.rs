@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::assert::{self, Message};
 use super::hooks::{self, HookKind};
-use super::model::{Assertions, BodyMode, CaseSettings, MockSource};
+use super::model::{Assertions, BodyMode, CaseSettings, MockSource, StatusSpec};
 use super::report::Failure;
 use crate::case::{Body, Direction, Exchange};
 
@@ -73,6 +73,73 @@ pub fn captured_response(ex: &Exchange) -> Message {
             .map(|b| b.as_bytes().to_vec())
             .unwrap_or_default(),
     }
+}
+
+/// One request a case sends, and the captured response it is judged against (none when the
+/// request comes from the suite).
+pub type PlannedRequest = (Map<String, Value>, Option<Message>);
+
+/// The requests one case sends, in order, each with the captured response it is judged
+/// against: every captured inbound request with the suite's overrides, or, when the case has
+/// no inbound hop, the one request the suite's `request` spells out (`path` or `url`), with no
+/// captured response. A case with neither fails: it would send nothing.
+pub fn plan_requests(
+    case_path: &Path,
+    settings: &CaseSettings,
+    exchanges: &[Exchange],
+) -> Result<Vec<PlannedRequest>, Failure> {
+    let inbound: Vec<&Exchange> = exchanges
+        .iter()
+        .filter(|e| e.direction == Direction::Inbound)
+        .collect();
+    if !inbound.is_empty() {
+        return Ok(inbound
+            .into_iter()
+            .map(|ex| {
+                let mut request = captured_request(ex);
+                apply_request_overrides(&mut request, settings);
+                (request, Some(captured_response(ex)))
+            })
+            .collect());
+    }
+    let spec = settings.request.as_ref();
+    let url_path = spec
+        .and_then(|r| r.url.as_deref())
+        .map(path_of)
+        .filter(|p| *p != "/" && !p.is_empty());
+    if spec.and_then(|r| r.path.as_ref()).is_none() && url_path.is_none() {
+        return Err(fail(
+            "case",
+            format!(
+                "{} has no inbound request to replay and the suite's request gives no path or url: nothing to send (softprobe fails such a case where the original runner passed it)",
+                case_path.display()
+            ),
+        ));
+    }
+    let mut request = Map::new();
+    request.insert("method".into(), json!("GET"));
+    request.insert("path".into(), json!(url_path.unwrap_or("/")));
+    request.insert("headers".into(), Value::Object(Map::new()));
+    request.insert("body".into(), json!(""));
+    apply_request_overrides(&mut request, settings);
+    Ok(vec![(request, None)])
+}
+
+/// The path (with query) of an absolute URL, `/` when it has none.
+pub fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("/", |i| &rest[i..])
+}
+
+/// Where a request goes: `url` (the suite's `request.url`) when given, else `base`, with the
+/// request's path appended unless the URL already ends with it.
+pub fn target_url(base: &str, url: Option<&str>, path: &str) -> String {
+    let root = url.unwrap_or(base);
+    let bare = |p: &str| p.split('?').next().unwrap_or("").to_owned();
+    if url.is_some() && path_of(root) != "/" && bare(path_of(root)).ends_with(&bare(path)) {
+        return root.to_owned();
+    }
+    format!("{}{path}", root.trim_end_matches('/'))
 }
 
 /// Applies the suite's inline `request` fields (method, path, body, headers; a `null` header
@@ -185,7 +252,12 @@ pub fn plan_mocks(
     exchanges: &[Exchange],
 ) -> Result<Vec<PendingMock>, Failure> {
     let mut out = Vec::new();
-    for m in settings.mocks.iter().flatten() {
+    for (i, m) in settings.mocks.iter().flatten().enumerate() {
+        let name = if m.name.is_empty() {
+            format!("mock-{}", i + 1)
+        } else {
+            m.name.clone()
+        };
         let when = Value::Object(m.matcher.clone().unwrap_or_default());
         let source = m.source.unwrap_or(if m.response.is_some() {
             MockSource::Inline
@@ -203,8 +275,7 @@ pub fn plan_mocks(
                     return Err(fail(
                         "mock",
                         format!(
-                            "mock {:?}: no captured hop of {} matches {when}",
-                            m.name,
+                            "mock {name:?}: no captured hop of {} matches {when}",
                             case_path.display()
                         ),
                     ));
@@ -213,7 +284,7 @@ pub fn plan_mocks(
             },
         };
         out.push(PendingMock {
-            name: m.name.clone(),
+            name,
             when,
             source,
             response,
@@ -267,6 +338,12 @@ fn selects(when: &Value, e: &Exchange) -> bool {
     let s = |k: &str| when.get(k).and_then(Value::as_str);
     s("method").is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
         && s("host").is_none_or(|h| crate::rules::host_matches(h, &e.host))
+        && s("hostSuffix").is_none_or(|h| {
+            let (host, suffix) = (e.host.to_ascii_lowercase(), h.to_ascii_lowercase());
+            let name = host.split(':').next().unwrap_or("");
+            name.ends_with(suffix.trim_start_matches('.'))
+        })
+        && s("service").is_none_or(|v| e.service.as_deref() == Some(v))
         && s("path").is_none_or(|p| p == e.path)
         && s("pathPrefix").is_none_or(|p| e.path.starts_with(p))
         && s("direction").is_none_or(|d| d.eq_ignore_ascii_case("outbound"))
@@ -299,26 +376,58 @@ impl Checks {
         let body = assertions.body.clone().unwrap_or_default();
         Checks {
             mode: body.mode.unwrap_or(BodyMode::JsonSubset),
-            ignore: body.ignore.clone().unwrap_or_default(),
+            ignore: body
+                .ignore
+                .iter()
+                .chain(&body.redactions)
+                .flatten()
+                .cloned()
+                .collect(),
             include,
             assertions,
         }
     }
 
     /// Status, header and body failures of one answer; `n` and `of` label them (`request
-    /// #n`) when the case replays more than one request.
-    pub fn check(&self, expected: &Message, actual: &Message, n: usize, of: usize) -> Vec<Failure> {
+    /// #n`) when the case replays more than one request. Without a captured response (the
+    /// request came from the suite) the status must be a 2xx unless the suite says which, and
+    /// a `body.mode` the suite names explicitly fails: there is nothing to compare with.
+    pub fn check(
+        &self,
+        expected: Option<&Message>,
+        actual: &Message,
+        n: usize,
+        of: usize,
+    ) -> Vec<Failure> {
         let mut out = Vec::new();
-        if let Some(f) = assert::check_status(
-            self.assertions.status.as_ref(),
-            expected.status,
-            actual.status,
-        ) {
-            out.push(f);
-        }
+        let status = match (&self.assertions.status, expected) {
+            (Some(spec), _) => assert::check_status(Some(spec), 0, actual.status),
+            (None, Some(e)) => assert::check_status(None, e.status, actual.status),
+            (None, None) => {
+                assert::check_status(Some(&StatusSpec::Range("2xx".into())), 0, actual.status)
+            }
+        };
+        out.extend(status);
         out.extend(assert::check_headers(&self.include, &actual.headers));
-        if let Some(f) = assert::check_body(self.mode, &self.ignore, &expected.body, &actual.body) {
-            out.push(f);
+        match expected {
+            Some(e) => out.extend(assert::check_body(
+                self.mode,
+                &self.ignore,
+                &e.body,
+                &actual.body,
+            )),
+            None => {
+                let named = self.assertions.body.as_ref().and_then(|b| b.mode);
+                if let Some(mode) = named.filter(|m| *m != BodyMode::Ignore) {
+                    out.push(fail(
+                        "body",
+                        format!(
+                            "body.mode {} compares with the captured response, and this case has none (its request comes from the suite); use body.custom or mode: ignore (the original runner skips this check silently)",
+                            mode.as_str()
+                        ),
+                    ));
+                }
+            }
         }
         out.into_iter().map(|f| label(f, n, of)).collect()
     }
@@ -349,28 +458,30 @@ pub fn label(mut f: Failure, n: usize, of: usize) -> Failure {
     f
 }
 
-/// The payload of a check hook for answer `n`.
+/// The payload of a check hook for answer `n` (`captured` is `null` when the request came
+/// from the suite).
 pub fn check_payload(
     n: usize,
     request: &Map<String, Value>,
-    expected: &Message,
+    expected: Option<&Message>,
     actual: &Message,
 ) -> Value {
     json!({
         "index": n,
         "request": request.clone(),
-        "captured": expected.to_json(),
+        "captured": expected.map(Message::to_json),
         "actual": actual.to_json(),
     })
 }
 
-/// Turns a check hook's answer into a failure, if it reports one.
-pub fn check_answer(hook: &Path, kind: HookKind, answer: &Value) -> Option<Failure> {
+/// Turns a check hook's answer into a failure, if it reports one; `hook` is how the hook is
+/// named in the message.
+pub fn check_answer(hook: &str, kind: HookKind, answer: &Value) -> Option<Failure> {
     match hooks::verdict(hook, answer) {
         Ok(None) => None,
         Ok(Some(message)) => Some(Failure {
             kind: kind.as_str().into(),
-            message: format!("{}: {message}", hook.display()),
+            message: format!("{hook}: {message}"),
             diff: answer
                 .get("diff")
                 .and_then(Value::as_str)
@@ -454,13 +565,13 @@ mod tests {
             headers: vec![("content-type".into(), "application/json".into())],
             body: b"{\"a\":1}".to_vec(),
         };
-        assert!(c.check(&ok, &ok, 0, 1).is_empty());
+        assert!(c.check(Some(&ok), &ok, 0, 1).is_empty());
         let bad = Message {
             status: 500,
             headers: vec![],
             body: b"{\"a\":2}".to_vec(),
         };
-        let f = c.check(&ok, &bad, 1, 2);
+        let f = c.check(Some(&ok), &bad, 1, 2);
         let kinds: Vec<_> = f.iter().map(|f| f.kind.as_str()).collect();
         assert_eq!(kinds, ["status", "headers", "body"]);
         assert!(f[0].message.starts_with("request #1: "), "{}", f[0].message);

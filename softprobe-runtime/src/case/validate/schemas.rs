@@ -265,6 +265,15 @@ impl SchemaKind {
     }
 }
 
+/// Every embedded schema, as `(file under spec/schemas/, document)`, shared definitions
+/// (`control/common.json`) included.
+pub fn documents() -> Vec<(&'static str, &'static Value)> {
+    FILES
+        .iter()
+        .map(|(file, _)| (*file, &SCHEMAS[&format!("{BASE}{file}")]))
+        .collect()
+}
+
 /// Every embedded schema document by `$id`.
 static SCHEMAS: LazyLock<HashMap<String, Value>> = LazyLock::new(|| {
     FILES
