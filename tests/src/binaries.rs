@@ -7,57 +7,71 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// `target/<profile>/<name>`, built first when missing or stale.
+/// `target/<profile>/<name>` of the runtime's binaries (`softprobe-runtime`, `softprobe`),
+/// built first when missing or stale.
 pub fn runtime_binary(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test knows its own path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from target/<profile>/deps")
-            .to_path_buf();
-        if ["softprobe-runtime", "softprobe"]
-            .iter()
-            .all(|bin| is_current(&dir.join(bin)))
-        {
-            return dir;
-        }
-        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-        let target = dir.parent().expect("target/<profile> has a parent");
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build
-            .args(["build", "--quiet", "-p", "softprobe-runtime"])
-            .args(["--bin", "softprobe-runtime", "--bin", "softprobe"])
-            .arg("--target-dir")
-            .arg(target)
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        if profile == "release" {
-            build.arg("--release");
-        } else if profile != "debug" {
-            build.args(["--profile", profile]);
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the runtime binaries failed: {status}"
-        );
-        dir
-    });
-    dir.join(name)
+    DIR.get_or_init(|| {
+        built_binaries(
+            &[
+                ("softprobe-runtime", "softprobe-runtime"),
+                ("softprobe-runtime", "softprobe"),
+            ],
+            &["softprobe-runtime/src"],
+        )
+    })
+    .join(name)
 }
 
-fn is_current(binary: &Path) -> bool {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return false;
+/// `target/<profile>`, the directory of the running test's executable, holding `binaries`
+/// (package, binary) of the workspace: built with `cargo build` of those binaries only when
+/// one is missing or older than a file below `sources` (directories relative to the
+/// workspace root), so a binary left from before an edit is rebuilt rather than tested.
+pub fn built_binaries(binaries: &[(&str, &str)], sources: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf();
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let newest_source = sources
+        .iter()
+        .filter_map(|src| newest_file(&root.join(src)))
+        .max();
+    let current = |bin: &str| {
+        dir.join(bin)
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|built| newest_source.is_none_or(|newest| newest <= built))
     };
-    let src = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../softprobe-runtime/src"
-    ));
-    newest_file(src).is_none_or(|newest| newest <= built)
+    if binaries.iter().all(|(_, bin)| current(bin)) {
+        return dir;
+    }
+    let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+    let target = dir.parent().expect("target/<profile> has a parent");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet"]);
+    for (package, bin) in binaries {
+        build.args(["-p", package, "--bin", bin]);
+    }
+    build.arg("--target-dir").arg(target).current_dir(root);
+    if profile == "release" {
+        build.arg("--release");
+    } else if profile != "debug" {
+        build.args(["--profile", profile]);
+    }
+    let status = build.status().expect("cargo runs");
+    let names: Vec<&str> = binaries.iter().map(|(_, bin)| *bin).collect();
+    assert!(
+        status.success(),
+        "building {} failed: {status}",
+        names.join(", ")
+    );
+    dir
 }
 
+/// The latest modification time of the files below `dir`.
 fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
     let mut newest = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {

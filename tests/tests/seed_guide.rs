@@ -24,67 +24,14 @@ use serde_json::Value;
 fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test knows its own path");
-        // target/<profile>/deps/seed_guide-<hash>
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from target/<profile>/deps")
-            .to_path_buf();
-        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-        let target = dir.parent().expect("target/<profile> has a parent");
-        if ["stack", "softprobe"]
-            .iter()
-            .all(|bin| is_current(&dir.join(bin)))
-        {
-            return dir;
-        }
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build
-            .args(["build", "--quiet", "--bin", "stack", "--bin", "softprobe"])
-            .args(["-p", "checkout-example", "-p", "softprobe-runtime"])
-            .arg("--target-dir")
-            .arg(target)
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        if profile == "release" {
-            build.arg("--release");
-        } else if profile != "debug" {
-            build.args(["--profile", profile]);
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the stack and softprobe binaries failed: {status}"
-        );
-        dir
+        softprobe_e2e::binaries::built_binaries(
+            &[
+                ("checkout-example", "stack"),
+                ("softprobe-runtime", "softprobe"),
+            ],
+            &["softprobe-runtime/src", "examples/checkout/src"],
+        )
     })
-}
-
-/// Whether a binary exists and is newer than every source file it is built from, so a
-/// binary left from before an edit is rebuilt rather than tested.
-fn is_current(binary: &Path) -> bool {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return false;
-    };
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    ["softprobe-runtime/src", "examples/checkout/src"]
-        .iter()
-        .all(|dir| newest_file(&root.join(dir)).is_none_or(|newest| newest <= built))
-}
-
-/// The latest modification time of the files below `dir`.
-fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let time = if path.is_dir() {
-            newest_file(&path)
-        } else {
-            entry.metadata().and_then(|m| m.modified()).ok()
-        };
-        newest = newest.max(time);
-    }
-    newest
 }
 
 /// A stack process, stopped with SIGTERM (as Ctrl-C would) when dropped.
