@@ -350,7 +350,12 @@ impl Session {
         tokio::process::Command::from(self.command(program))
     }
 
-    fn command_env(&self) -> Vec<(&'static str, String)> {
+    /// The environment [`Session::command`] gives a service in another process, for process
+    /// builders other than `std::process::Command` (a container, a shell script, a test
+    /// runner's own command type): `HTTP_PROXY` / `HTTPS_PROXY` (both cases) with this session
+    /// in the credentials, `NO_PROXY` empty, `SSL_CERT_FILE` and `SOFTPROBE_CA_FILE` naming
+    /// [`Session::ca_cert_file`], and `SOFTPROBE_SESSION_ID`.
+    pub fn command_env(&self) -> Vec<(&'static str, String)> {
         crate::proxy_env::names_its_session(&self.inner.id);
         let proxy = self.session_proxy_url();
         let ca_path = self.ca_file_path();
