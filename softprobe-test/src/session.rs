@@ -184,6 +184,8 @@ impl Session {
     /// builds its client from `HTTP_PROXY`, use [`Session::proxy_env`] instead.
     pub fn egress_proxy_url(&self) -> String {
         crate::proxy_env::took_raw_url(&self.inner.id);
+        // A client built from it names the session: its calls are never those without one.
+        crate::proxy_env::names_its_session(&self.inner.id);
         self.session_proxy_url()
     }
 

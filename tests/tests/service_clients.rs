@@ -549,6 +549,64 @@ fn a_service_process_that_reads_its_proxy_and_roots_from_the_environment() {
     );
 }
 
+/// A test whose client names its session (built from `egress_proxy_url()`) is never among the
+/// suspects of a call that names none: only the test that made it fails.
+#[test]
+fn a_call_naming_no_session_fails_only_the_tests_whose_clients_name_none() {
+    use std::sync::{Arc, Barrier};
+    let dir = tempfile::tempdir().unwrap();
+    let steps = Arc::new(Barrier::new(2));
+    let named = {
+        let (case, steps) = (dir.path().join("named.case.json"), steps.clone());
+        std::thread::spawn(move || {
+            Run::new(case)
+                .mode(Mode::Capture)
+                .name("service_clients::named")
+                .run(move |sp: Session| {
+                    steps.wait(); // both tests are open
+                    let _client = reqwest012_client(&sp);
+                    steps.wait(); // the client is built
+                    steps.wait(); // the other test's call was refused
+                })
+        })
+    };
+    let anonymous = {
+        let (case, steps) = (dir.path().join("anonymous.case.json"), steps.clone());
+        std::thread::spawn(move || {
+            Run::new(case)
+                .mode(Mode::Capture)
+                .name("service_clients::anonymous")
+                .run(move |sp: Session| async move {
+                    steps.wait();
+                    steps.wait();
+                    let proxy = format!("http://{}", sp.egress_proxy_addr());
+                    let client = softprobe::reqwest::Client::builder()
+                        .proxy(softprobe::reqwest::Proxy::all(proxy).unwrap())
+                        .build()
+                        .unwrap();
+                    let status = client
+                        .get(format!("http://127.0.0.1:{}/quote", free_port()))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    steps.wait();
+                    assert_eq!(status, 421, "a call naming no session is refused");
+                })
+        })
+    };
+    let named = named.join().unwrap();
+    let anonymous = anonymous.join().unwrap();
+    assert!(
+        named.is_ok(),
+        "the test whose client names its session was blamed: {named:?}"
+    );
+    let refused = anonymous
+        .expect_err("the test that made the call fails")
+        .to_string();
+    assert!(refused.contains("without naming a session"), "{refused}");
+}
+
 /// Set in the child process of the in-process environment test.
 const ENV_CHILD: &str = "SOFTPROBE_SERVICE_CLIENTS_ENV_CHILD";
 
