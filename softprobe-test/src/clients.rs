@@ -36,10 +36,15 @@ impl Session {
     /// proxy, with the proxy token when the runtime requires one: the credentials of
     /// [`Session::egress_proxy_url`], for clients that send the header themselves.
     ///
-    /// ```no_run
-    /// # fn demo(sp: softprobe::Session) {
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # softprobe::Run::new(dir.path().join("auth.case.json"))
+    /// #     .mode(softprobe::Mode::Capture)
+    /// #     .run(|sp: softprobe::Session| {
     /// let auth = http::HeaderValue::from_str(&sp.proxy_authorization()).unwrap();
-    /// # }
+    /// assert!(auth.to_str().unwrap().starts_with("Basic "));
+    /// # })
+    /// # .unwrap();
     /// ```
     pub fn proxy_authorization(&self) -> String {
         crate::proxy_env::names_its_session(&self.inner.id);
@@ -53,11 +58,15 @@ impl Session {
     /// and for clients configured with a path to their roots. [`Session::command`] and
     /// [`Session::command_env`] name it.
     ///
-    /// ```no_run
-    /// # fn demo(sp: softprobe::Session) {
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # softprobe::Run::new(dir.path().join("ca.case.json"))
+    /// #     .mode(softprobe::Mode::Capture)
+    /// #     .run(|sp: softprobe::Session| {
     /// let pem = std::fs::read_to_string(sp.ca_cert_file()).unwrap();
     /// assert_eq!(pem, sp.ca_cert_pem());
-    /// # }
+    /// # })
+    /// # .unwrap();
     /// ```
     pub fn ca_cert_file(&self) -> PathBuf {
         PathBuf::from(self.ca_file_path())

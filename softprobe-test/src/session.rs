@@ -357,6 +357,18 @@ impl Session {
     /// runner's own command type): `HTTP_PROXY` / `HTTPS_PROXY` (both cases) with this session
     /// in the credentials, `NO_PROXY` empty, `SSL_CERT_FILE` and `SOFTPROBE_CA_FILE` naming
     /// [`Session::ca_cert_file`], and `SOFTPROBE_SESSION_ID`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # softprobe::Run::new(dir.path().join("env.case.json"))
+    /// #     .mode(softprobe::Mode::Capture)
+    /// #     .run(|sp: softprobe::Session| {
+    /// let env: std::collections::HashMap<_, _> = sp.command_env().into_iter().collect();
+    /// assert_eq!(env["HTTPS_PROXY"], sp.egress_proxy_url());
+    /// assert_eq!(env["SSL_CERT_FILE"], sp.ca_cert_file().display().to_string());
+    /// # })
+    /// # .unwrap();
+    /// ```
     pub fn command_env(&self) -> Vec<(&'static str, String)> {
         crate::proxy_env::names_its_session(&self.inner.id);
         let proxy = self.session_proxy_url();
