@@ -685,6 +685,15 @@ fn a_service_in_this_process_that_reads_its_proxy_and_roots_from_the_environment
                         && text.contains("holds something else than a proxy CA"),
                     "{text}"
                 );
+                // A CA an earlier run wrote is replaced by this run's.
+                let earlier = ca_file.with_file_name("earlier-ca.pem");
+                let mark = "# softprobe egress proxy CA (written by Session::write_ca_cert)";
+                std::fs::write(&earlier, format!("{mark}\nan earlier CA\n")).unwrap();
+                sp.write_ca_cert(&earlier).unwrap();
+                assert_eq!(
+                    std::fs::read_to_string(&earlier).unwrap(),
+                    format!("{mark}\n{}", sp.ca_cert_pem())
+                );
                 checked.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         });
