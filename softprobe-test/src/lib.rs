@@ -97,6 +97,7 @@ pub mod attribute_reference {}
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod clients;
 mod control;
 mod embedded;
 mod error;

@@ -184,6 +184,8 @@ impl Session {
     /// builds its client from `HTTP_PROXY`, use [`Session::proxy_env`] instead.
     pub fn egress_proxy_url(&self) -> String {
         crate::proxy_env::took_raw_url(&self.inner.id);
+        // A client built from it names the session: its calls are never those without one.
+        crate::proxy_env::names_its_session(&self.inner.id);
         self.session_proxy_url()
     }
 
@@ -350,7 +352,24 @@ impl Session {
         tokio::process::Command::from(self.command(program))
     }
 
-    fn command_env(&self) -> Vec<(&'static str, String)> {
+    /// The environment [`Session::command`] gives a service in another process, for process
+    /// builders other than `std::process::Command` (a container, a shell script, a test
+    /// runner's own command type): `HTTP_PROXY` / `HTTPS_PROXY` (both cases) with this session
+    /// in the credentials, `NO_PROXY` empty, `SSL_CERT_FILE` and `SOFTPROBE_CA_FILE` naming
+    /// [`Session::ca_cert_file`], and `SOFTPROBE_SESSION_ID`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # softprobe::Run::new(dir.path().join("env.case.json"))
+    /// #     .mode(softprobe::Mode::Capture)
+    /// #     .run(|sp: softprobe::Session| {
+    /// let env: std::collections::HashMap<_, _> = sp.command_env().into_iter().collect();
+    /// assert_eq!(env["HTTPS_PROXY"], sp.egress_proxy_url());
+    /// assert_eq!(env["SSL_CERT_FILE"], sp.ca_cert_file().display().to_string());
+    /// # })
+    /// # .unwrap();
+    /// ```
+    pub fn command_env(&self) -> Vec<(&'static str, String)> {
         crate::proxy_env::names_its_session(&self.inner.id);
         let proxy = self.session_proxy_url();
         let ca_path = self.ca_file_path();
