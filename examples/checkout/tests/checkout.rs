@@ -139,13 +139,15 @@ async fn an_unknown_item_is_refused_by_the_inventory(sp: Session) {
 
 // The service must send the inventory what it sent when the case was recorded: asking for two
 // mugs instead of one is request drift on the gRPC call, and the test fails naming the call
-// and the changed field of the message.
+// and the changed field of the message (field 2, `qty`: the wire format numbers fields).
 #[softprobe::case(
     "cases/checkout-happy-path.case.json",
     mode = "replay",
     redact(".body.orderId", ".body.createdAt")
 )]
-#[should_panic(expected = "POST http://127.0.0.1:47551/shop.Inventory/Reserve")]
+#[should_panic(
+    expected = "POST http://127.0.0.1:47551/shop.Inventory/Reserve (hop 1 of 3): $['2']: recorded 1, sent 2"
+)]
 async fn a_changed_inventory_request_fails_with_a_diff(sp: Session) {
     let base = serve(&sp).await;
     let _ = post(
