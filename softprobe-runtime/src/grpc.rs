@@ -5,9 +5,12 @@
 //! the recorded message again and sends the recorded trailers.
 //!
 //! Unary calls (one message each way) are recorded and replayed. A streaming call (any other
-//! number of messages) is passed through and recorded with its framed bodies as they came and
-//! `sp.grpc.streaming`; a replay answers it at once with `UNIMPLEMENTED` and a message saying
-//! so, never a hang. `spec/protocol/case-format.md` ("gRPC hops") is the contract.
+//! number of messages: server-, client- or bidirectional streaming) is recorded with its
+//! framed bodies, which hold the ordered message sequence of each direction, their message
+//! counts and `sp.grpc.streaming`. Replay matches the client's messages (the whole request
+//! stream, read to its end) against the recording and sends the recorded messages back in
+//! order with the recorded trailers; a recording it cannot play is answered at once with
+//! `UNIMPLEMENTED` and a message saying why, never a hang. `spec/protocol/case-format.md` ("gRPC hops") is the contract.
 
 use crate::case::{Body, Exchange, KeyValue};
 
@@ -23,6 +26,11 @@ pub const GRPC_STATUS: &str = "rpc.grpc.status_code";
 pub const GRPC_MESSAGE: &str = "sp.grpc.message";
 /// `true` on a call that was not one message each way; its bodies keep their framing.
 pub const STREAMING: &str = "sp.grpc.streaming";
+/// On a streaming call: how many messages the client sent, in the order the framed request
+/// body holds them.
+pub const REQUEST_MESSAGES: &str = "sp.grpc.request.messages";
+/// On a streaming call: how many messages the server sent.
+pub const RESPONSE_MESSAGES: &str = "sp.grpc.response.messages";
 /// Prefix of one attribute per response trailer, lowercase name appended.
 pub const RESPONSE_TRAILER_PREFIX: &str = "http.response.trailer.";
 
@@ -123,8 +131,11 @@ pub(crate) fn request_for_record(path: &str, bytes: &[u8]) -> (Option<Body>, Vec
     }
     let body = match unframe(bytes) {
         Ok(mut messages) if messages.len() == 1 => Body::Binary(messages.remove(0)),
-        _ => {
+        unframed => {
             attrs.push(streaming_flag());
+            if let Ok(messages) = unframed {
+                attrs.push(message_count(REQUEST_MESSAGES, messages.len()));
+            }
             Body::Binary(bytes.to_vec())
         }
     };
@@ -164,14 +175,21 @@ pub(crate) fn response_for_record(
         Ok(mut messages) if messages.len() == 1 && !request_streaming => {
             Some(Body::Binary(messages.remove(0)))
         }
-        Ok(messages) if messages.is_empty() => None,
-        _ => {
+        Ok(messages) if messages.is_empty() && !request_streaming => None,
+        unframed => {
             if !request_streaming {
                 extra.push(streaming_flag());
             }
-            Some(Body::Binary(bytes.to_vec()))
+            if let Ok(messages) = &unframed {
+                extra.push(message_count(RESPONSE_MESSAGES, messages.len()));
+            }
+            (!bytes.is_empty()).then(|| Body::Binary(bytes.to_vec()))
         }
     }
+}
+
+fn message_count(key: &str, n: usize) -> KeyValue {
+    KeyValue::int(key, i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 fn streaming_flag() -> KeyValue {
@@ -217,8 +235,10 @@ pub fn status_of(ex: &Exchange) -> Option<i64> {
 }
 
 /// Turns a recorded gRPC hop's answer into one the proxy can send: the message framed again,
-/// the trailers carried in [`TRAILER_HEADER_PREFIX`] headers. A streaming call is answered
-/// with `UNIMPLEMENTED`, saying why.
+/// the trailers carried in [`TRAILER_HEADER_PREFIX`] headers. A streaming call's answer was
+/// recorded framed, as the ordered message sequence: it is sent as it is, messages in their
+/// recorded order, then the recorded trailers. One whose recording is not a readable message
+/// sequence is answered with `UNIMPLEMENTED`, saying why, never left hanging.
 pub(crate) fn prepare_replay(ex: &Exchange, response: &mut crate::replay::Response) {
     let mut trailers: Vec<(String, String)> = ex
         .extra_attributes
@@ -230,7 +250,10 @@ pub(crate) fn prepare_replay(ex: &Exchange, response: &mut crate::replay::Respon
         .collect();
     let streaming =
         attribute(ex, STREAMING).is_some_and(|v| matches!(v, crate::case::AnyValue::Bool(true)));
-    if streaming {
+    let unreadable = streaming
+        .then(|| unframe(response.body.as_ref().map_or(&[][..], Body::as_bytes)).err())
+        .flatten();
+    if let Some(why) = unreadable {
         response.status = 200;
         response.body = None;
         response
@@ -242,8 +265,9 @@ pub(crate) fn prepare_replay(ex: &Exchange, response: &mut crate::replay::Respon
                 "grpc-message".to_owned(),
                 percent_encoding::utf8_percent_encode(
                     &format!(
-                        "softprobe cannot replay the streaming call {} yet; capture it as a \
-                         unary call or answer it with a rule",
+                        "softprobe cannot replay the streaming call {}: its recorded answer is \
+                         not a message sequence ({why}); capture it again or answer it with a \
+                         rule",
                         call_name(ex)
                     ),
                     percent_encoding::NON_ALPHANUMERIC,
@@ -251,7 +275,7 @@ pub(crate) fn prepare_replay(ex: &Exchange, response: &mut crate::replay::Respon
                 .to_string(),
             ),
         ];
-    } else if let Some(body) = response.body.take() {
+    } else if !streaming && let Some(body) = response.body.take() {
         response.body = Some(Body::Binary(frame(body.as_bytes())));
     }
     if trailers.is_empty() && !response.headers.iter().any(|(k, _)| k == "grpc-status") {
@@ -266,9 +290,238 @@ pub(crate) fn prepare_replay(ex: &Exchange, response: &mut crate::replay::Respon
     }
 }
 
+/// A recorded or sent gRPC body as JSON for comparison, read with the protobuf wire format
+/// alone (no schema): an object per message keyed by field number, `{"1": "mug", "2": 1}`.
+/// A streaming call's framed body becomes the array of its messages, in order. `None` when
+/// the bytes are not protobuf messages.
+///
+/// Without the schema a length-delimited field is read as text when it is printable UTF-8, else
+/// as a nested message when it parses as one, else as `base64:...`; numbers are shown as the
+/// unsigned values on the wire. That is enough to say which field of which message changed.
+pub(crate) fn readable(bytes: &[u8], framed: bool) -> Option<serde_json::Value> {
+    if framed {
+        let messages = unframe(bytes).ok()?;
+        return messages
+            .iter()
+            .map(|m| message_json(m, 0))
+            .collect::<Option<Vec<_>>>()
+            .map(serde_json::Value::Array);
+    }
+    message_json(bytes, 0)
+}
+
+/// Nested messages deeper than this are shown as bytes.
+const MAX_DEPTH: usize = 16;
+
+fn message_json(mut bytes: &[u8], depth: usize) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+        *bytes = rest;
+        Some(head)
+    }
+    let mut fields: Map<String, Value> = Map::new();
+    while !bytes.is_empty() {
+        let key = varint(&mut bytes)?;
+        let number = key >> 3;
+        if number == 0 {
+            return None;
+        }
+        let value = match key & 7 {
+            0 => Value::from(varint(&mut bytes)?),
+            1 => Value::from(u64::from_le_bytes(take(&mut bytes, 8)?.try_into().ok()?)),
+            5 => Value::from(u32::from_le_bytes(take(&mut bytes, 4)?.try_into().ok()?)),
+            2 => {
+                let len = usize::try_from(varint(&mut bytes)?).ok()?;
+                let inner = take(&mut bytes, len)?;
+                match std::str::from_utf8(inner) {
+                    Ok(text) if !text.chars().any(|c| c.is_control() && !c.is_whitespace()) => {
+                        Value::from(text)
+                    }
+                    _ => (depth < MAX_DEPTH)
+                        .then(|| message_json(inner, depth + 1))
+                        .flatten()
+                        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+                        .unwrap_or_else(|| {
+                            use base64::Engine as _;
+                            Value::from(format!(
+                                "base64:{}",
+                                base64::engine::general_purpose::STANDARD.encode(inner)
+                            ))
+                        }),
+                }
+            }
+            _ => return None,
+        };
+        // A repeated field: its values in order.
+        match fields.get_mut(&number.to_string()) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None => {
+                fields.insert(number.to_string(), value);
+            }
+        }
+    }
+    Some(Value::Object(fields))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn streaming_hop(response: &[u8]) -> Exchange {
+        let (_, mut attrs) = request_for_record("/shop.Inventory/Watch", &frame(b"x"));
+        let body = response_for_record(
+            response,
+            &[],
+            &[("grpc-status".into(), "0".into())],
+            false,
+            &mut attrs,
+        );
+        Exchange {
+            direction: crate::case::Direction::Outbound,
+            service: None,
+            session_id: None,
+            span_type: None,
+            method: "POST".into(),
+            scheme: Some("http".into()),
+            host: "inventory:50051".into(),
+            path: "/shop.Inventory/Watch".into(),
+            query: None,
+            request_headers: vec![],
+            request_body: Some(Body::Binary(b"x".to_vec())),
+            status: Some(200),
+            response_headers: vec![("content-type".into(), "application/grpc".into())],
+            response_body: body,
+            trace_id: crate::case::TraceId([1; 16]),
+            span_id: crate::case::SpanId([1; 8]),
+            parent_span_id: None,
+            name: String::new(),
+            start_time_unix_nano: 0,
+            end_time_unix_nano: 0,
+            extra_attributes: attrs,
+        }
+    }
+
+    fn replayed(ex: &Exchange) -> crate::replay::Response {
+        let mut response = crate::replay::Response {
+            status: 200,
+            headers: ex.response_headers.clone(),
+            body: ex.response_body.clone(),
+        };
+        prepare_replay(ex, &mut response);
+        response
+    }
+
+    #[test]
+    fn a_streamed_answer_replays_its_messages_in_order_or_says_why_not() {
+        let sequence = [frame(b"first"), frame(b"second")].concat();
+        let hop = streaming_hop(&sequence);
+        assert!(is_streaming(&hop.extra_attributes));
+        let count = |key: &str| {
+            hop.extra_attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| kv.value.as_i64())
+        };
+        assert_eq!(count(RESPONSE_MESSAGES), Some(2));
+        let answer = replayed(&hop);
+        assert_eq!(
+            answer.body.as_ref().map(Body::as_bytes),
+            Some(&sequence[..])
+        );
+        assert!(
+            answer
+                .headers
+                .contains(&(format!("{TRAILER_HEADER_PREFIX}grpc-status"), "0".into())),
+            "{:?}",
+            answer.headers
+        );
+
+        // A recorded answer cut short is no message sequence: UNIMPLEMENTED, with the reason.
+        let mut broken = hop.clone();
+        broken.response_body = Some(Body::Binary(sequence[..sequence.len() - 2].to_vec()));
+        let answer = replayed(&broken);
+        assert_eq!(answer.body, None);
+        let trailer = |name: &str| {
+            answer
+                .headers
+                .iter()
+                .find(|(k, _)| k == &format!("{TRAILER_HEADER_PREFIX}{name}"))
+                .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+        };
+        assert_eq!(trailer("grpc-status").as_deref(), Some("12"));
+        assert_eq!(
+            trailer("grpc-message").as_deref(),
+            Some(
+                "softprobe cannot replay the streaming call shop.Inventory/Watch: its recorded \
+                 answer is not a message sequence (a message announces 6 bytes but 4 follow); \
+                 capture it again or answer it with a rule"
+            )
+        );
+    }
+
+    #[test]
+    fn messages_read_without_their_schema() {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Item {
+            #[prost(string, tag = "1")]
+            sku: String,
+            #[prost(uint32, tag = "2")]
+            qty: u32,
+        }
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Order {
+            #[prost(message, repeated, tag = "1")]
+            items: Vec<Item>,
+            #[prost(fixed64, tag = "3")]
+            at: u64,
+            #[prost(bytes = "vec", tag = "4")]
+            raw: Vec<u8>,
+        }
+        let item = |sku: &str, qty| Item {
+            sku: sku.into(),
+            qty,
+        };
+        let order = Order {
+            items: vec![item("mug", 1), item("tee", 2)],
+            at: 7,
+            raw: vec![0, 0xff],
+        };
+        let bytes = prost::Message::encode_to_vec(&order);
+        assert_eq!(
+            readable(&bytes, false).unwrap(),
+            serde_json::json!({
+                "1": [{"1": "mug", "2": 1}, {"1": "tee", "2": 2}],
+                "3": 7,
+                "4": "base64:AP8=",
+            })
+        );
+        let one = prost::Message::encode_to_vec(&item("mug", 1));
+        let framed = [frame(&one), frame(&one)].concat();
+        assert_eq!(
+            readable(&framed, true).unwrap(),
+            serde_json::json!([{"1": "mug", "2": 1}, {"1": "mug", "2": 1}])
+        );
+        // Not protobuf: a truncated field, a field number 0.
+        assert_eq!(readable(&[0x0a, 0x05, b'a'], false), None);
+        assert_eq!(readable(&[0x00, 0x01], false), None);
+    }
 
     #[test]
     fn frames_round_trip_and_bad_frames_are_named() {

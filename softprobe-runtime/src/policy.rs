@@ -53,6 +53,23 @@ str_enum!(DriftAction {
     "ignore" => DriftAction::Ignore,
 });
 
+/// How replay plays back a recorded stream (a hop with `sp.http.response.body.chunks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamTiming {
+    /// The whole body at once, unless the hop itself asks for its recorded timing
+    /// (`sp.replay.stream_timing`).
+    #[default]
+    Immediate,
+    /// Every recorded stream with its chunks at their recorded offsets.
+    Recorded,
+}
+
+str_enum!(StreamTiming {
+    "immediate" => StreamTiming::Immediate,
+    "recorded" => StreamTiming::Recorded,
+});
+
 /// Fields of a request named by a test: body fields as JSON paths (`.body.items[].at` or
 /// `$.items[*].at`; a form body's fields are its top-level members), `header:<name>` and
 /// `query:<name>`.
@@ -130,6 +147,8 @@ pub struct Policy {
     pub exact_fields: Fields,
     /// Request headers compared besides `content-type`.
     pub compared_headers: Vec<String>,
+    /// How replayed streams are paced.
+    pub stream_timing: StreamTiming,
 }
 
 impl Policy {
@@ -203,6 +222,7 @@ pub fn parse_policy(bytes: &[u8], source_name: &str) -> Result<Policy, RulesErro
             .iter()
             .map(|h| h.trim().to_ascii_lowercase())
             .collect(),
+        stream_timing: raw.stream_timing.unwrap_or_default(),
     })
 }
 
@@ -228,11 +248,12 @@ struct RawPolicy {
     volatile_fields: Option<Vec<String>>,
     exact_fields: Option<Vec<String>>,
     compared_headers: Option<Vec<String>>,
+    stream_timing: Option<StreamTiming>,
 }
 
 impl Serialize for Policy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(8))?;
+        let mut map = serializer.serialize_map(Some(9))?;
         map.serialize_entry("externalHttp", &self.external_http)?;
         map.serialize_entry("externalAllowlist", &self.external_allowlist)?;
         map.serialize_entry("defaultOnMiss", &self.default_on_miss)?;
@@ -241,6 +262,7 @@ impl Serialize for Policy {
         map.serialize_entry("volatileFields", &self.volatile_fields)?;
         map.serialize_entry("exactFields", &self.exact_fields)?;
         map.serialize_entry("comparedHeaders", &self.compared_headers)?;
+        map.serialize_entry("streamTiming", &self.stream_timing)?;
         map.end()
     }
 }
@@ -278,6 +300,12 @@ mod tests {
     fn defaults_and_the_sdk_shapes() {
         let p = parse_policy(b"{}", "p").unwrap();
         assert_eq!(p, Policy::default());
+        let p = parse_policy(br#"{"streamTiming": "recorded"}"#, "p").unwrap();
+        assert_eq!(p.stream_timing, StreamTiming::Recorded);
+        let err = parse_policy(br#"{"streamTiming": "slow"}"#, "p").unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("$.streamTiming"), "{err}");
+        assert!(err.contains("unknown variant `slow`"), "{err}");
         let p = parse_policy(br#"{"externalHttp": "strict"}"#, "p").unwrap();
         assert_eq!(p.external_http, ExternalHttp::Strict);
         let p = parse_policy(
@@ -292,7 +320,8 @@ mod tests {
             json,
             serde_json::json!({"externalHttp": "allow", "externalAllowlist": ["localhost:8080", "*.internal"],
                                "defaultOnMiss": "error", "rules": [], "requestDrift": "fail",
-                               "volatileFields": [], "exactFields": [], "comparedHeaders": []})
+                               "volatileFields": [], "exactFields": [], "comparedHeaders": [],
+                               "streamTiming": "immediate"})
         );
         assert_eq!(
             parse_policy(&serde_json::to_vec(&p).unwrap(), "again").unwrap(),

@@ -1,7 +1,7 @@
 //! Streamed answers (server-sent events, chunked transfers, long polls): the proxies pass
 //! them on frame by frame as they arrive, and a capture records the whole body plus when
 //! each chunk arrived, so that a replay can play them back at once (the default) or with
-//! the recorded timing when the hop asks for it.
+//! the recorded timing when the hop or the session's policy (`streamTiming`) asks for it.
 //!
 //! The proxies' [`crate::proxy::http::RecordingBody`] measures the chunks; this module owns
 //! the attribute that stores them, the option that asks for them on replay, and the body
@@ -92,15 +92,17 @@ pub fn parse_chunks(value: &str) -> Result<Vec<(usize, Duration)>, String> {
 }
 
 /// The chunk timings replay should play for hop `ex`: its recorded chunks when it asks for
-/// [`TIMING_RECORDED`].
-pub(crate) fn replay_timing(ex: &Exchange) -> Option<&str> {
+/// [`TIMING_RECORDED`] or the session's policy says `streamTiming: recorded`.
+pub(crate) fn replay_timing(ex: &Exchange, policy: crate::policy::StreamTiming) -> Option<&str> {
     let attr = |key: &str| {
         ex.extra_attributes
             .iter()
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_str())
     };
-    if attr(REPLAY_TIMING)? != TIMING_RECORDED {
+    let asked = policy == crate::policy::StreamTiming::Recorded
+        || attr(REPLAY_TIMING) == Some(TIMING_RECORDED);
+    if !asked {
         return None;
     }
     attr(RESPONSE_CHUNKS)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use softprobe_runtime::case::{Body, Case, Direction, SpanId, TraceId};
 
 fn example() -> PathBuf {
-    support::root().join("examples/checkout/cases/checkout-happy-path.case.json")
+    support::root().join("fixtures/cases/checkout-captured.case.json")
 }
 
 fn softprobe(dir: &Path, args: &[&str]) -> (i32, String, String) {

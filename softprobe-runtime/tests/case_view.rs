@@ -56,7 +56,7 @@ fn view(args: &[&str]) -> Viewer {
 }
 
 fn example() -> PathBuf {
-    support::root().join("examples/checkout/cases/checkout-happy-path.case.json")
+    support::root().join("fixtures/cases/checkout-captured.case.json")
 }
 
 /// Where a screenshot goes: the test's target dir, and the docs when asked to update them.
@@ -89,7 +89,7 @@ fn view_shows_every_hop_with_timing_and_opens_one() {
     let case = Case::read(example()).unwrap();
     let hops = softprobe_runtime::case::diff::in_order(case.exchanges().unwrap());
     assert_eq!(hops.len(), 3);
-    let viewer = view(&["examples/checkout/cases/checkout-happy-path.case.json"]);
+    let viewer = view(&["fixtures/cases/checkout-captured.case.json"]);
     let mut b = Browser::start();
     b.size(1280, 800);
     b.goto(&viewer.url);

@@ -1,8 +1,9 @@
 //! gRPC through the proxies with tonic on both ends (messages from prost derives; no protoc):
 //! a unary call and a server-streaming call reach a tonic server over h2c with their
 //! trailers, capture records the unary call with its service, method, unframed messages and
-//! status, and replay answers it with the upstream stopped. A streaming call that replay cannot
-//! answer and a call nothing recorded both fail at once with a gRPC status naming the call.
+//! status, and replay answers it with the upstream stopped. Server- and client-streaming calls
+//! replay their recorded message sequences in order. A call nothing recorded fails at once with
+//! a gRPC status naming the call.
 
 mod proxy_support;
 
@@ -40,6 +41,7 @@ struct ReserveReply {
 
 const RESERVE: &str = "/shop.Inventory/Reserve";
 const WATCH: &str = "/shop.Inventory/Watch";
+const TALLY: &str = "/shop.Inventory/Tally";
 
 /// The inventory service: `Reserve` answers a reservation, or `NOT_FOUND` for sku `none`;
 /// `Watch` streams two stock levels.
@@ -90,6 +92,28 @@ async fn inventory() -> (String, tokio::task::JoinHandle<()>) {
                                 ProstCodec::<ReserveReply, ReserveRequest>::default(),
                             )
                             .server_streaming(watch, req)
+                            .await
+                        }
+                        TALLY => {
+                            let tally = tower::service_fn(
+                                |req: tonic::Request<tonic::Streaming<ReserveRequest>>| async move {
+                                    let mut asked = req.into_inner();
+                                    let mut skus = Vec::new();
+                                    let mut total = 0;
+                                    while let Some(item) = asked.message().await? {
+                                        skus.push(item.sku);
+                                        total += item.qty;
+                                    }
+                                    Ok::<_, Status>(tonic::Response::new(ReserveReply {
+                                        reservation: skus.join("+"),
+                                        left: total,
+                                    }))
+                                },
+                            );
+                            tonic::server::Grpc::new(
+                                ProstCodec::<ReserveReply, ReserveRequest>::default(),
+                            )
+                            .client_streaming(tally, req)
                             .await
                         }
                         _ => Status::unimplemented("no such method").into_http(),
@@ -160,6 +184,29 @@ async fn watch(client: &mut Client, session: &str) -> Result<Vec<u32>, Status> {
     Ok(levels)
 }
 
+/// Client streaming: sends one request per `(sku, qty)`, gets their tally.
+async fn tally(
+    client: &mut Client,
+    session: &str,
+    items: &[(&str, u32)],
+) -> Result<ReserveReply, Status> {
+    client.ready().await.unwrap();
+    let items: Vec<ReserveRequest> = items
+        .iter()
+        .map(|(sku, qty)| ReserveRequest {
+            sku: (*sku).to_owned(),
+            qty: *qty,
+        })
+        .collect();
+    let mut req = tonic::Request::new(futures_util::stream::iter(items));
+    req.metadata_mut()
+        .insert("x-softprobe-session-id", session.parse().unwrap());
+    client
+        .client_streaming(req, PathAndQuery::from_static(TALLY), ProstCodec::default())
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 fn attr<'a>(hop: &'a Exchange, key: &str) -> Option<&'a AnyValue> {
     hop.extra_attributes
         .iter()
@@ -228,7 +275,10 @@ async fn grpc_through_the_ingress_keeps_trailers_and_records_the_call() {
     };
     assert!(line("OK", "shop.Inventory/Reserve"), "{shown}");
     assert!(line("NOT_FOUND", "shop.Inventory/Reserve"), "{shown}");
-    assert!(line("OK", "shop.Inventory/Watch"), "{shown}");
+    assert!(
+        line("OK", "shop.Inventory/Watch (1 → 2 messages)"),
+        "{shown}"
+    );
     let ok = hops
         .iter()
         .find(|h| h.path == RESERVE && attr(h, GRPC_STATUS) == Some(&AnyValue::Int(0)))
@@ -281,7 +331,23 @@ async fn grpc_through_the_egress_is_replayed_offline_and_unanswerable_calls_fail
     let mut client = grpc_client(&egress.uri()).await;
     let captured = reserve(&mut client, &session, "A-1", 3).await.unwrap();
     assert_eq!(watch(&mut client, &session).await.unwrap(), vec![5, 4]);
-    let (case, _) = close(&rt, &session, 2, &dir).await;
+    let items = [("A-1", 2), ("B-2", 5)];
+    let tallied = tally(&mut client, &session, &items).await.unwrap();
+    assert_eq!((tallied.reservation.as_str(), tallied.left), ("A-1+B-2", 7));
+    let (case, hops) = close(&rt, &session, 3, &dir).await;
+    // Each streaming call holds its messages in order, counted, in both directions.
+    let counts = |path: &str| {
+        let hop = hops.iter().find(|h| h.path == path).unwrap();
+        (
+            attr(hop, softprobe_runtime::grpc::REQUEST_MESSAGES).cloned(),
+            attr(hop, softprobe_runtime::grpc::RESPONSE_MESSAGES).cloned(),
+        )
+    };
+    assert_eq!(counts(WATCH), (None, Some(AnyValue::Int(2))));
+    assert_eq!(
+        counts(TALLY),
+        (Some(AnyValue::Int(2)), Some(AnyValue::Int(1)))
+    );
 
     task.abort();
     let replay = create_session(&rt, "replay").await;
@@ -296,14 +362,25 @@ async fn grpc_through_the_egress_is_replayed_offline_and_unanswerable_calls_fail
     let replayed = reserve(&mut client, &replay, "A-1", 3).await.unwrap();
     assert_eq!(replayed, captured);
 
-    let err = watch(&mut client, &replay).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(
-        err.message()
-            .starts_with("softprobe cannot replay the streaming call shop.Inventory/Watch"),
-        "{}",
-        err.message()
+    // Streaming calls replay their recorded messages in order, with the upstream gone.
+    assert_eq!(watch(&mut client, &replay).await.unwrap(), vec![5, 4]);
+    assert_eq!(tally(&mut client, &replay, &items).await.unwrap(), tallied);
+    // The client's messages are compared in order: the same items sent the other way round
+    // are still answered (the recorded answer is served), and reported as request drift.
+    let swapped = [("B-2", 5), ("A-1", 2)];
+    assert_eq!(
+        tally(&mut client, &replay, &swapped).await.unwrap(),
+        tallied
     );
+    assert_eq!(stats(&rt, &replay).await["requestDrift"], 1);
+    let state: serde_json::Value = reqwest::get(format!("{rt}/v1/sessions/{replay}/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let drift = state["requestDrift"].to_string();
+    assert!(drift.contains("shop.Inventory/Tally"), "{state}");
 
     client.ready().await.unwrap();
     let mut req = tonic::Request::new(ReserveRequest::default());

@@ -261,4 +261,28 @@ async fn an_event_stream_is_relayed_unbuffered_recorded_with_timings_and_replaye
     let chunks = read_events(&ingress.uri(), &paced, &quiet, &Arc::default()).await;
     assert_eq!(chunks, vec![ONE.to_owned(), TWO.to_owned()]);
     assert_eq!(stats(&rt, &replay).await["strictMisses"], 0);
+
+    // The same pacing for every stream of a session, from its policy, with the case as
+    // recorded.
+    let unmarked: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let by_policy = create_session(&rt, "replay").await;
+    post(
+        &rt,
+        &format!("/v1/sessions/{by_policy}/load-case"),
+        unmarked,
+    )
+    .await;
+    post(
+        &rt,
+        &format!("/v1/sessions/{by_policy}/policy"),
+        json!({"externalHttp": "strict", "streamTiming": "recorded"}),
+    )
+    .await;
+    let chunks = read_events(&ingress.uri(), &by_policy, &quiet, &Arc::default()).await;
+    assert_eq!(
+        chunks,
+        vec![ONE.to_owned(), TWO.to_owned()],
+        "paced by the policy"
+    );
+    assert_eq!(stats(&rt, &by_policy).await["strictMisses"], 0);
 }

@@ -129,6 +129,6 @@ fn policy_documents_as_the_sdks_send_them() {
     let err = parse_policy(br#"{"externalHttp": "strict", "strict": true}"#, "p.json").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "p.json: $.strict: unknown field `strict`, expected one of `externalHttp`, `externalAllowlist`, `defaultOnMiss`, `rules`, `requestDrift`, `volatileFields`, `exactFields`, `comparedHeaders` (line 1, column 35)"
+        "p.json: $.strict: unknown field `strict`, expected one of `externalHttp`, `externalAllowlist`, `defaultOnMiss`, `rules`, `requestDrift`, `volatileFields`, `exactFields`, `comparedHeaders`, `streamTiming` (line 1, column 35)"
     );
 }

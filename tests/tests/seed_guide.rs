@@ -194,7 +194,14 @@ fn the_capture_guide_works_as_written_and_its_case_replays_offline() {
     let dir = work.path();
     let stack = Stack::start(
         dir,
-        &["--payments", "127.0.0.1:0", "--shipping", "127.0.0.1:0"],
+        &[
+            "--payments",
+            "127.0.0.1:0",
+            "--shipping",
+            "127.0.0.1:0",
+            "--inventory",
+            "127.0.0.1:0",
+        ],
     );
     let runtime = stack.url("runtime");
     let ingress = stack.url("ingress");
@@ -256,9 +263,10 @@ fn the_capture_guide_works_as_written_and_its_case_replays_offline() {
         .to_owned();
     assert!(payment_id.starts_with("pi_"), "{captured}");
 
-    // The stats show the inbound hop and both outbound ones.
-    let stats = stats_once_settled(dir, &env, 3);
-    assert_eq!(stats["extractedSpans"], 3, "{stats}");
+    // The stats show the inbound hop and the three outbound ones (inventory over gRPC,
+    // payments over HTTPS, shipping over HTTP).
+    let stats = stats_once_settled(dir, &env, 4);
+    assert_eq!(stats["extractedSpans"], 4, "{stats}");
     // A session that got no traffic stays at 0: the guide's hint that the header is lost.
     let quiet: Vec<(&str, &str)> = base
         .iter()
@@ -281,7 +289,7 @@ fn the_capture_guide_works_as_written_and_its_case_replays_offline() {
     assert!(closed.contains("cases/checkout.case.json"), "{closed}");
     let drive_again = step(dir, &quiet, drive);
     assert!(drive_again.contains("\"total\":1499"), "{drive_again}");
-    stats_once_settled(dir, &quiet, 3);
+    stats_once_settled(dir, &quiet, 4);
     let closed = json(&step(
         dir,
         &quiet,
@@ -310,8 +318,8 @@ fn the_capture_guide_works_as_written_and_its_case_replays_offline() {
     );
     assert_eq!(
         all_spans.trim(),
-        "3 true",
-        "three spans, every traceId 32 hex"
+        "4 true",
+        "four spans, every traceId 32 hex"
     );
     let table = step(
         dir,
@@ -329,6 +337,10 @@ fn the_capture_guide_works_as_written_and_its_case_replays_offline() {
         "/…",
         "/shipping",
         "200",
+        // The inventory call, as gRPC.
+        "grpc",
+        "shop.Inventory/Reserve",
+        "OK",
     ] {
         assert!(
             table.contains(needle),
@@ -426,8 +438,28 @@ rules:
         "{table}"
     );
 
+    // The order status stream (server-sent events relayed from the carrier) through the
+    // ingress, in a capture of its own.
+    let captured_events = step(
+        dir,
+        &base,
+        r#"SESSION_ID=$(softprobe session start --mode capture --json | jq -r .sessionId)
+           curl -s -f -N -H "x-softprobe-session-id: $SESSION_ID" "$INGRESS/orders/ord_guide/status"
+           sleep 1
+           softprobe session close --session $SESSION_ID --out cases/status.case.json >&2"#,
+    );
+    assert_eq!(
+        captured_events.matches("event: status").count(),
+        3,
+        "{captured_events}"
+    );
+
     // Ctrl-C (here SIGTERM) stops the stack cleanly, upstreams included.
-    let (payments_port, shipping_port) = (stack.port("payments"), stack.port("shipping"));
+    let (payments_port, shipping_port, inventory_port) = (
+        stack.port("payments"),
+        stack.port("shipping"),
+        stack.port("inventory"),
+    );
     stack.stop();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", payments_port)).is_err(),
@@ -435,9 +467,10 @@ rules:
     );
 
     // Replay: a new stack with no upstreams; the case answers for them.
-    let (payments, shipping) = (
+    let (payments, shipping, inventory) = (
         format!("127.0.0.1:{payments_port}"),
         format!("127.0.0.1:{shipping_port}"),
+        format!("127.0.0.1:{inventory_port}"),
     );
     let replay = Stack::start(
         dir,
@@ -447,6 +480,8 @@ rules:
             &payments,
             "--shipping",
             &shipping,
+            "--inventory",
+            &inventory,
         ],
     );
     let (runtime, ingress) = (replay.url("runtime"), replay.url("ingress"));
@@ -475,6 +510,16 @@ rules:
         replayed["orderId"], captured["orderId"],
         "the app makes a new order id"
     );
+    assert_eq!(replayed["reservation"], captured["reservation"]);
+    // The stream replays too, event for event, with no carrier running.
+    let replayed_events = step(
+        dir,
+        &base,
+        r#"SESSION_ID=$(softprobe session start --mode replay --json | jq -r .sessionId)
+           softprobe session load-case --session $SESSION_ID --file cases/status.case.json >&2
+           curl -s -f -N -H "x-softprobe-session-id: $SESSION_ID" "$INGRESS/orders/ord_guide/status""#,
+    );
+    assert_eq!(replayed_events, captured_events);
     replay.stop();
 }
 
@@ -488,7 +533,14 @@ fn ctrl_c_on_the_stack_with_sessions_left_open_keeps_the_real_capture() {
     let dir = work.path();
     let mut stack = Stack::start(
         dir,
-        &["--payments", "127.0.0.1:0", "--shipping", "127.0.0.1:0"],
+        &[
+            "--payments",
+            "127.0.0.1:0",
+            "--shipping",
+            "127.0.0.1:0",
+            "--inventory",
+            "127.0.0.1:0",
+        ],
     );
     let runtime = stack.url("runtime");
     let ingress = stack.url("ingress");
@@ -523,7 +575,7 @@ fn ctrl_c_on_the_stack_with_sessions_left_open_keeps_the_real_capture() {
         r#"curl -s -f -H "x-softprobe-session-id: $SESSION_ID" "$INGRESS/checkout" \
              -d "$ORDER" -H 'content-type: application/json'"#,
     );
-    stats_once_settled(dir, &env, 3);
+    stats_once_settled(dir, &env, 4);
     step(
         dir,
         &env,
@@ -531,7 +583,7 @@ fn ctrl_c_on_the_stack_with_sessions_left_open_keeps_the_real_capture() {
     );
     let spans =
         r#"jq '[.traces[].resourceSpans[].scopeSpans[].spans[]] | length' e2e/captured.case.json"#;
-    assert_eq!(step(dir, &base, spans).trim(), "3");
+    assert_eq!(step(dir, &base, spans).trim(), "4");
 
     // Ctrl-C.
     let status = Command::new("kill")
@@ -550,7 +602,7 @@ fn ctrl_c_on_the_stack_with_sessions_left_open_keeps_the_real_capture() {
     assert!(exit.success(), "the stack stopped with {exit}");
     assert_eq!(
         step(dir, &base, spans).trim(),
-        "3",
+        "4",
         "Ctrl-C replaced the capture with the sessions left open"
     );
     let written = step(dir, &base, "ls e2e");

@@ -1,12 +1,19 @@
-//! The checkout service. Its outbound calls go through one `reqwest::Client` built from the
+//! The checkout service. Its HTTP calls go through one `reqwest::Client` built from the
 //! usual environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, `SSL_CERT_FILE`), which is all
-//! softprobe's egress proxy needs: point the proxies at it and trust its CA.
+//! softprobe's egress proxy needs: point the proxies at it and trust its CA. Its gRPC calls
+//! to the inventory service go through the same proxy (see [`crate::inventory::channel`]).
+//!
+//! - `POST /checkout`: reserves the item (gRPC), creates a payment (HTTPS), gets a shipping
+//!   quote (HTTP) and answers with a new order id and timestamp.
+//! - `GET /orders/{id}/status`: the order's shipping status as server-sent events, relayed
+//!   from the carrier's tracking stream one event at a time as they arrive.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -27,13 +34,16 @@ pub struct Config {
     pub payments_url: String,
     /// Base URL of the shipping service, e.g. `http://127.0.0.1:8090`.
     pub shipping_url: String,
+    /// The channel to the inventory service (gRPC), from [`crate::inventory::channel`].
+    pub inventory: tonic::transport::Channel,
     /// Sent as `authorization: Bearer ...` to the payments API.
     pub payments_api_key: String,
 }
 
 impl Config {
-    /// Reads `PAYMENTS_URL`, `SHIPPING_URL` (both required), `PAYMENTS_API_KEY`, and builds
-    /// the client with [`client_from_env`].
+    /// Reads `PAYMENTS_URL`, `SHIPPING_URL`, `INVENTORY_URL` (all required),
+    /// `PAYMENTS_API_KEY`, and builds the client with [`client_from_env`]. The inventory
+    /// channel goes through `HTTP_PROXY` when it is set.
     pub fn from_env() -> Result<Config, String> {
         let required = |name: &str| {
             std::env::var(name)
@@ -41,10 +51,15 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| format!("{name} is not set (the base URL of that upstream)"))
         };
+        let proxy = std::env::var("HTTP_PROXY")
+            .or_else(|_| std::env::var("http_proxy"))
+            .ok()
+            .filter(|v| !v.is_empty());
         Ok(Config {
             http: client_from_env()?,
             payments_url: required("PAYMENTS_URL")?,
             shipping_url: required("SHIPPING_URL")?,
+            inventory: crate::inventory::channel(&required("INVENTORY_URL")?, proxy.as_deref())?,
             payments_api_key: std::env::var("PAYMENTS_API_KEY")
                 .unwrap_or_else(|_| DEFAULT_PAYMENTS_API_KEY.to_owned()),
         })
@@ -124,6 +139,12 @@ struct Order {
     /// Card details, passed to the payments API as they are.
     #[serde(default)]
     card: Option<Value>,
+    /// The item reserved with the inventory service; `mug` when absent.
+    #[serde(default)]
+    sku: Option<String>,
+    /// How many of it; 1 when absent.
+    #[serde(default)]
+    qty: Option<u32>,
 }
 
 type Failure = (StatusCode, Json<Value>);
@@ -206,6 +227,27 @@ async fn checkout(
     let order = validate(&body)?;
     let context = trace_context(&headers);
 
+    let sku = order.sku.clone().unwrap_or_else(|| "mug".to_owned());
+    let reserved = crate::inventory::reserve(
+        cfg.inventory.clone(),
+        &context,
+        crate::inventory::ReserveRequest {
+            sku: sku.clone(),
+            qty: order.qty.unwrap_or(1),
+        },
+    )
+    .await
+    .map_err(|status| match status.code() {
+        tonic::Code::NotFound | tonic::Code::FailedPrecondition => fail(
+            StatusCode::CONFLICT,
+            format!("cannot reserve {sku}: {}", status.message()),
+        ),
+        _ => fail(
+            StatusCode::BAD_GATEWAY,
+            format!("inventory: {}: {}", status.code(), status.message()),
+        ),
+    })?;
+
     let mut payment_request = json!({
         "amount": order.amount,
         "currency": order.currency.to_lowercase(),
@@ -236,6 +278,9 @@ async fn checkout(
 
     Ok(Json(json!({
         "orderId": crate::random_id("ord"),
+        "reservation": reserved.reservation,
+        "sku": sku,
+        "left": reserved.left,
         "createdAt": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         "paymentId": payment["id"],
         "paymentStatus": payment["status"],
@@ -246,14 +291,116 @@ async fn checkout(
     })))
 }
 
+/// `GET /orders/{id}/status`: the carrier's tracking events for the order, relayed as
+/// server-sent events one by one as they arrive (never gathered first).
+async fn order_status(
+    State(cfg): State<Arc<Config>>,
+    Path(order): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let valid = order.len() <= 64
+        && order
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "the order id is letters, digits, '_' and '-' (at most 64)",
+        ));
+    }
+    let upstream = cfg
+        .http
+        .get(format!("{}/tracking/{order}", cfg.shipping_url))
+        .headers(trace_context(&headers))
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .map_err(|e| fail(StatusCode::BAD_GATEWAY, format!("tracking: {e}")))?;
+    if !upstream.status().is_success() {
+        return Err(fail(
+            StatusCode::BAD_GATEWAY,
+            format!("tracking answered {}", upstream.status()),
+        ));
+    }
+    let events = futures_util::stream::unfold(
+        Relay {
+            upstream: Some(upstream),
+            pending: String::new(),
+            order,
+        },
+        Relay::next,
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response())
+}
+
+/// The state of one tracking relay: the carrier's stream and the part of an event read so
+/// far.
+struct Relay {
+    upstream: Option<reqwest::Response>,
+    pending: String,
+    order: String,
+}
+
+impl Relay {
+    /// The next event for the client, in the service's own shape, once the carrier's next
+    /// event is complete; `None` when the carrier's stream ended.
+    async fn next(mut self) -> Option<(Result<String, reqwest::Error>, Relay)> {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let event: String = self.pending.drain(..end + 2).collect();
+                if let Some(out) = self.relayed(&event) {
+                    return Some((Ok(out), self));
+                }
+                continue;
+            }
+            let chunk = match self.upstream.as_mut()?.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    self.upstream = None;
+                    return None;
+                }
+                Err(e) => {
+                    self.upstream = None;
+                    return Some((Err(e), self));
+                }
+            };
+            self.pending.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// One carrier event as the service's `status` event; comments and events without JSON
+    /// data are skipped.
+    fn relayed(&self, event: &str) -> Option<String> {
+        let data = event
+            .lines()
+            .find_map(|line| line.strip_prefix("data:"))
+            .map(str::trim)?;
+        let carrier: Value = serde_json::from_str(data).ok()?;
+        let status = json!({
+            "orderId": self.order,
+            "status": carrier["status"],
+            "at": carrier["at"],
+        });
+        Some(format!("event: status\ndata: {status}\n\n"))
+    }
+}
+
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The service's routes: `POST /checkout` and `GET /healthz`.
+/// The service's routes: `POST /checkout`, `GET /orders/{id}/status` and `GET /healthz`.
 pub fn router(cfg: Config) -> Router {
     Router::new()
         .route("/checkout", post(checkout))
+        .route("/orders/{id}/status", get(order_status))
         .route("/healthz", get(health))
         .with_state(Arc::new(cfg))
 }

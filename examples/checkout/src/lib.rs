@@ -2,13 +2,18 @@
 //! upstreams it is captured against, and the pieces of the reference stack that runs it all
 //! on the ports of the capture guide.
 //!
-//! - [`app`]: `POST /checkout` validates an order, creates a payment over HTTPS, asks an HTTP
-//!   shipping service for a quote and answers with a fresh order id and timestamp.
-//! - [`upstreams`]: the payments API (HTTPS, signed by a CA generated at start) and the
-//!   shipping service (HTTP), both slow and both answering with ids that change every call,
-//!   as real services do.
+//! - [`app`]: `POST /checkout` validates an order, reserves the item with a gRPC inventory
+//!   service, creates a payment over HTTPS, asks an HTTP shipping service for a quote and
+//!   answers with a fresh order id and timestamp; `GET /orders/{id}/status` relays the
+//!   carrier's tracking events as server-sent events.
+//! - [`inventory`]: the inventory service's gRPC messages and the tonic client call.
+//! - [`upstreams`]: the payments API (HTTPS, signed by a CA generated at start), the
+//!   shipping service (HTTP, with a streaming tracking endpoint) and the inventory service
+//!   (gRPC over h2c), all slow and answering with ids that change every call, as real
+//!   services do.
 
 pub mod app;
+pub mod inventory;
 pub mod upstreams;
 
 /// Installs ring as the process-wide rustls provider; the workspace builds reqwest and rustls

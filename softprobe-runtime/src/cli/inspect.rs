@@ -42,8 +42,8 @@ pub(crate) fn rows(exchanges: &[Exchange]) -> Vec<Value> {
         .collect()
 }
 
-/// What a row says beyond HTTP: the call and status of a gRPC hop, the message count of a
-/// WebSocket, the chunk count of a streamed answer.
+/// What a row says beyond HTTP: the call and status of a gRPC hop (and its message counts
+/// when it streamed), the message count of a WebSocket, the chunk count of a streamed answer.
 fn protocol_fields(ex: &Exchange, row: &mut Value) {
     let attr = |key: &str| ex.extra_attributes.iter().find(|kv| kv.key == key);
     if crate::grpc::is_grpc_hop(ex) {
@@ -51,6 +51,14 @@ fn protocol_fields(ex: &Exchange, row: &mut Value) {
         row["call"] = json!(crate::grpc::call_name(ex));
         if let Some(code) = crate::grpc::status_of(ex) {
             row["grpcStatus"] = json!(crate::grpc::status_name(code));
+        }
+        for (key, field) in [
+            (crate::grpc::REQUEST_MESSAGES, "requestMessages"),
+            (crate::grpc::RESPONSE_MESSAGES, "responseMessages"),
+        ] {
+            if let Some(n) = attr(key).and_then(|kv| kv.value.as_i64()) {
+                row[field] = json!(n);
+            }
         }
     } else if attr(crate::proxy::websocket::PROTOCOL).and_then(|kv| kv.value.as_str())
         == Some(crate::proxy::websocket::WEBSOCKET)
@@ -148,6 +156,18 @@ pub(crate) fn table(rows: &[Value], wide: bool) -> String {
                 method = "grpc".to_owned();
                 status = row["grpcStatus"].as_str().unwrap_or("-").to_owned();
                 url = row["call"].as_str().unwrap_or("?").to_owned();
+                // A streaming call: how many messages went each way (one where not counted).
+                let (sent, answered) = (
+                    row["requestMessages"].as_u64(),
+                    row["responseMessages"].as_u64(),
+                );
+                if sent.is_some() || answered.is_some() {
+                    url.push_str(&format!(
+                        " ({} → {} messages)",
+                        sent.unwrap_or(1),
+                        answered.unwrap_or(1)
+                    ));
+                }
             }
             Some("websocket") => {
                 method = "websocket".to_owned();

@@ -1,7 +1,8 @@
 //! Request drift: after a replayed outbound request is matched to its recording (by its
 //! request line), what the service sent is compared with what was recorded — query
 //! parameters, the compared headers (`content-type` and those the policy names) and the body
-//! (JSON structurally, form bodies field by field, anything else byte for byte). The recorded
+//! (JSON structurally, form bodies field by field, gRPC messages by field number, anything
+//! else byte for byte). The recorded
 //! answer is served either way; the differences become a [`RequestDrift`] that fails the
 //! verdict under `requestDrift: fail`.
 
@@ -267,6 +268,10 @@ impl Comparison<'_> {
             .map(|(_, v)| v.as_str());
         let documents = if form(recorded_ct) || form(req.header("content-type")) {
             Some((form_object(eb), form_object(ab)))
+        } else if crate::grpc::is_grpc_hop(recorded) {
+            // gRPC messages, field by field (a streaming call: message by message).
+            let framed = crate::grpc::is_streaming(&recorded.extra_attributes);
+            crate::grpc::readable(eb, framed).zip(crate::grpc::readable(ab, framed))
         } else {
             let sent: Option<Value> = serde_json::from_slice(ab).ok();
             match (recorded_json, sent) {
@@ -481,6 +486,36 @@ mod tests {
         let (d, _) = fields("{}", &bin, &sent(&bin, "abd", None));
         assert_eq!(d.len(), 1);
         assert!(d[0].starts_with("body \"3 bytes, sha256 "), "{d:?}");
+    }
+
+    #[test]
+    fn grpc_messages_compare_field_by_field() {
+        let message = |sku: &str, qty: u8| {
+            let mut m = vec![0x0a, u8::try_from(sku.len()).unwrap()];
+            m.extend_from_slice(sku.as_bytes());
+            m.extend_from_slice(&[0x10, qty]);
+            m
+        };
+        let mut ex = recorded("application/grpc", "", None);
+        let (body, attrs) = crate::grpc::request_for_record(
+            "/shop.Inventory/Reserve",
+            &crate::grpc::frame(&message("mug", 1)),
+        );
+        ex.request_body = body;
+        ex.extra_attributes = attrs;
+        let mut req = sent(&ex, "", None);
+        req.body = Some(Body::Binary(message("mug", 2)));
+        let policy = Policy::default();
+        let (d, _) = compare(&ex, None, &req, &policy, SystemTime::now());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (
+                d[0].field.as_str(),
+                d[0].expected.clone(),
+                d[0].actual.clone()
+            ),
+            ("$['2']", Some(json!(1)), Some(json!(2)))
+        );
     }
 
     #[test]

@@ -185,8 +185,14 @@ impl CaseIndex {
     }
 
     /// The recorded answer of hop `i` for `req`: a body recorded decoded from a content
-    /// coding is encoded again when the request accepts that coding, identity otherwise.
-    pub(crate) fn response_for(&self, i: usize, req: &Request) -> Response {
+    /// coding is encoded again when the request accepts that coding, identity otherwise; a
+    /// recorded stream carries its chunk timings when the hop or the policy asks for them.
+    pub(crate) fn response_for(
+        &self,
+        i: usize,
+        req: &Request,
+        timing: crate::policy::StreamTiming,
+    ) -> Response {
         let mut response = self.response(i);
         let coding = self.exchanges[i]
             .extra_attributes
@@ -209,7 +215,7 @@ impl CaseIndex {
         if crate::grpc::is_grpc_hop(&self.exchanges[i]) {
             crate::grpc::prepare_replay(&self.exchanges[i], &mut response);
         }
-        if let Some(chunks) = crate::streaming::replay_timing(&self.exchanges[i]) {
+        if let Some(chunks) = crate::streaming::replay_timing(&self.exchanges[i], timing) {
             response.headers.push((
                 crate::streaming::TIMING_HEADER.to_owned(),
                 chunks.to_owned(),

@@ -521,7 +521,7 @@ impl Engine {
             self.note_drift(index, chosen, req);
         }
         Some(Decision::Respond {
-            response: index.response_for(chosen, req),
+            response: index.response_for(chosen, req, self.policy.stream_timing),
             latency,
             origin: match rule {
                 Some((layer, i)) => Origin::Rule {

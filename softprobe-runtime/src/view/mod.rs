@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn the_example_case_becomes_page_data_with_times_bodies_and_ids() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/checkout/cases/checkout-happy-path.case.json");
+            .join("../fixtures/cases/checkout-captured.case.json");
         let data = case_json(&path, None).unwrap();
         let hops = data["hops"].as_array().unwrap();
         assert_eq!(hops.len(), 3);

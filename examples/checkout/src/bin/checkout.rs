@@ -1,7 +1,7 @@
 //! `checkout`: the example service on its own, configured by the environment:
 //! `CHECKOUT_LISTEN_ADDR` (default 127.0.0.1:8081), `PAYMENTS_URL`, `SHIPPING_URL`,
-//! `PAYMENTS_API_KEY`, and for its outbound client `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`,
-//! `SSL_CERT_FILE`.
+//! `INVENTORY_URL`, `PAYMENTS_API_KEY`, and for its outbound calls `HTTP_PROXY`,
+//! `HTTPS_PROXY`, `NO_PROXY`, `SSL_CERT_FILE` (the gRPC channel uses `HTTP_PROXY` only).
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! `fake-upstreams`: the payments API (HTTPS) and shipping service (HTTP) the checkout
+//! `fake-upstreams`: the payments API (HTTPS), shipping service (HTTP) and inventory service
+//! (gRPC) the checkout
 //! service is captured against. The payments CA is generated at start and written where
 //! `--ca-out` says, for the egress proxy (or the service itself) to trust.
 
@@ -13,7 +14,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "fake-upstreams",
-    about = "Fake payments (HTTPS) and shipping (HTTP) upstreams"
+    about = "Fake payments (HTTPS), shipping (HTTP) and inventory (gRPC) upstreams"
 )]
 struct Flags {
     /// Address of the payments API (HTTPS).
@@ -22,6 +23,9 @@ struct Flags {
     /// Address of the shipping service (HTTP).
     #[arg(long, env = "SHIPPING_LISTEN_ADDR", default_value = "127.0.0.1:8090")]
     shipping: SocketAddr,
+    /// Address of the inventory service (gRPC over h2c).
+    #[arg(long, env = "INVENTORY_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    inventory: SocketAddr,
     /// Where to write the PEM certificate of the CA that signs the payments certificate.
     #[arg(
         long,
@@ -35,13 +39,14 @@ struct Flags {
 async fn main() -> ExitCode {
     let flags = Flags::parse();
     checkout::install_crypto_provider();
-    let upstreams = match FakeUpstreams::start(flags.payments, flags.shipping).await {
-        Ok(upstreams) => upstreams,
-        Err(err) => {
-            eprintln!("fake-upstreams: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let upstreams =
+        match FakeUpstreams::start(flags.payments, flags.shipping, flags.inventory).await {
+            Ok(upstreams) => upstreams,
+            Err(err) => {
+                eprintln!("fake-upstreams: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
     if let Err(err) = upstreams.write_ca(&flags.ca_out) {
         eprintln!("fake-upstreams: --ca-out: {err}");
         return ExitCode::FAILURE;
@@ -52,6 +57,7 @@ async fn main() -> ExitCode {
         flags.ca_out.display()
     );
     println!("shipping  {}", upstreams.shipping_url());
+    println!("inventory {}", upstreams.inventory_url());
     let signal = checkout::shutdown_signal().await;
     eprintln!("fake-upstreams: {signal}, stopping");
     upstreams.stop().await;

@@ -1,6 +1,7 @@
 //! `stack`: the whole reference stack of the capture guide in one process: the softprobe
 //! runtime and control API (8080), the checkout app (8081) behind the ingress proxy (8082),
-//! the egress proxy (8084) its outbound calls go through, and the fake upstreams. Ctrl-C or
+//! the egress proxy (8084) its outbound calls go through (HTTP, HTTPS and gRPC), and the fake
+//! upstreams (payments, shipping, inventory). Ctrl-C or
 //! SIGTERM stops everything and flushes open capture sessions to their case files.
 //!
 //! Every address is a flag, and port 0 picks a free one: the last line on stdout is
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use checkout::app::{Config, DEFAULT_PAYMENTS_API_KEY, router};
-use checkout::upstreams::{FakeUpstreams, payments_url, shipping_url};
+use checkout::upstreams::{FakeUpstreams, inventory_url, payments_url, shipping_url};
 use clap::Parser;
 use serde_json::json;
 use softprobe_runtime::Server;
@@ -43,8 +44,12 @@ struct Flags {
     /// Fake shipping service (HTTP).
     #[arg(long, default_value = "127.0.0.1:8090")]
     shipping: SocketAddr,
+    /// Fake inventory service (gRPC over h2c).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    inventory: SocketAddr,
     /// Do not start the fake upstreams: replay sessions answer from their case, with nothing
-    /// listening on --payments and --shipping (which must then name the captured ports).
+    /// listening on --payments, --shipping and --inventory (which must then name the captured
+    /// ports).
     #[arg(long)]
     no_upstreams: bool,
     /// Where `close` writes a capture without `--out` (`{sessionId}`, `{ts}`, `{mode}` are
@@ -85,10 +90,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), String> {
-    if flags.no_upstreams && (flags.payments.port() == 0 || flags.shipping.port() == 0) {
+    if flags.no_upstreams
+        && [flags.payments, flags.shipping, flags.inventory]
+            .iter()
+            .any(|a| a.port() == 0)
+    {
         return Err(
-            "--no-upstreams needs the --payments and --shipping ports the case was \
-                    captured with (not 0)"
+            "--no-upstreams needs the --payments, --shipping and --inventory ports the case \
+                    was captured with (not 0)"
                 .into(),
         );
     }
@@ -105,15 +114,17 @@ async fn run(flags: Flags) -> Result<(), String> {
     let upstreams = if flags.no_upstreams {
         None
     } else {
-        let upstreams = FakeUpstreams::start(flags.payments, flags.shipping).await?;
+        let upstreams =
+            FakeUpstreams::start(flags.payments, flags.shipping, flags.inventory).await?;
         upstreams.write_ca(&flags.dir.join("payments-ca.pem"))?;
         Some(upstreams)
     };
-    let (payments, shipping) = match &upstreams {
-        Some(u) => (u.payments_url(), u.shipping_url()),
+    let (payments, shipping, inventory) = match &upstreams {
+        Some(u) => (u.payments_url(), u.shipping_url(), u.inventory_url()),
         None => (
             payments_url(flags.payments.port()),
             shipping_url(flags.shipping.port()),
+            inventory_url(flags.inventory.port()),
         ),
     };
 
@@ -152,6 +163,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         Some(&egress.uri()),
         Some(&proxy_ca_path),
     )?;
+    let inventory_channel = checkout::inventory::channel(&inventory, Some(&egress.uri()))?;
     let app_listener = tokio::net::TcpListener::bind(flags.app)
         .await
         .map_err(|e| format!("checkout app on {}: {e}", flags.app))?;
@@ -164,6 +176,7 @@ async fn run(flags: Flags) -> Result<(), String> {
                 http,
                 payments_url: payments.clone(),
                 shipping_url: shipping.clone(),
+                inventory: inventory_channel,
                 payments_api_key: DEFAULT_PAYMENTS_API_KEY.to_owned(),
             }),
         )
@@ -188,6 +201,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         "egress": egress.uri(),
         "payments": payments,
         "shipping": shipping,
+        "inventory": inventory,
         "upstreams": upstreams.is_some(),
         "proxyCa": proxy_ca_path,
     });
@@ -238,6 +252,7 @@ fn print_banner(ready: &serde_json::Value, proxy_ca: &Path, upstreams: bool) {
     if upstreams {
         println!("  fake payments (HTTPS)   {}", s("payments"));
         println!("  fake shipping (HTTP)    {}", s("shipping"));
+        println!("  fake inventory (gRPC)   {}", s("inventory"));
     } else {
         println!("  upstreams               stopped: replay sessions only");
     }
