@@ -4,14 +4,14 @@
 //! the problem (its JSON path, and a line where the entry point reports positions), and a
 //! refused file must leave what the session already held exactly as it was.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::*;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

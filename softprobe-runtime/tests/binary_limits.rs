@@ -4,28 +4,16 @@
 
 #![cfg(feature = "cli")]
 
+mod support;
+
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use softprobe_runtime::case::Case;
-
-struct Binary(Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+use support::{Binary, Hop, free_addr, runtime_command, traces, wait_health};
 
 fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -43,27 +31,13 @@ fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
 }
 
 fn span(session: &str, i: usize) -> Value {
-    let attr = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
-    json!({
-        "traceId": "5b8efff798038103d269b633813fc60c",
-        "spanId": format!("{:016x}", i + 1),
-        "name": "HTTP GET",
-        "kind": 3,
-        "startTimeUnixNano": "1713616200000000000",
-        "endTimeUnixNano": "1713616200035000000",
-        "attributes": [
-            attr("sp.session.id", session),
-            attr("sp.span.type", "extract"),
-            attr("sp.traffic.direction", "outbound"),
-            attr("http.request.method", "GET"),
-            attr("url.host", "api.test"),
-            attr("url.path", &format!("/item/{i}")),
-        ],
-    })
-}
-
-fn traces(spans: Vec<Value>) -> Value {
-    json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    let span_id = format!("{:016x}", i + 1);
+    let path = format!("/item/{i}");
+    Hop {
+        span_id: &span_id,
+        ..Hop::outbound(session, "GET", "api.test", &path)
+    }
+    .span()
 }
 
 /// Sends a request head one byte every 100 ms; returns how long until the peer closed.
@@ -101,7 +75,7 @@ fn the_binary_applies_its_limit_flags_and_variables() {
     let dir = tempfile::tempdir().unwrap();
     let (runtime, egress) = (free_addr(), free_addr());
     let template = format!("{}/{{sessionId}}.case.json", dir.path().display());
-    let child = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"))
+    let child = runtime_command()
         .args([
             "--listen",
             &runtime,
@@ -115,20 +89,11 @@ fn the_binary_applies_its_limit_flags_and_variables() {
         .env("SOFTPROBE_MAX_SPANS_PER_SESSION", "3")
         .env("SOFTPROBE_IDLE_TIMEOUT", "2")
         .env("SOFTPROBE_CAPTURE_CASE_PATH", &template)
-        .env("SOFTPROBE_LOG", "warn")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_RUNTIME_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let _bin = Binary(child);
     let base = format!("http://{runtime}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client().get(format!("{base}/health")).send().is_err() {
-        assert!(Instant::now() < deadline, "the runtime never came up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_health(&runtime);
 
     for addr in [&runtime, &egress] {
         let closed = dribble(addr, Duration::from_secs(8));

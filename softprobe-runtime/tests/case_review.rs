@@ -100,7 +100,7 @@ fn diff_ignores_ids_and_timestamps_and_names_changed_fields() {
         &["diff", "--json", a.to_str().unwrap(), "changed.case.json"],
     );
     assert_eq!(code, 1);
-    let v = support::json_of(&out);
+    let v = support::json_line(&out);
     assert_eq!(v["equal"], false);
     let changes: Vec<&str> = v["hops"]
         .as_array()
@@ -145,7 +145,7 @@ fn review_without_a_terminal_refuses_to_ask_and_flags_decide() {
 
     let (code, out, _) = softprobe(dir.path(), &["review", "--json"]);
     assert_eq!(code, 0);
-    let v = support::json_of(&out);
+    let v = support::json_line(&out);
     assert_eq!(v["pending"].as_array().unwrap().len(), 3, "{v}");
     assert_eq!(
         v["pending"][0]["hops"][0]["fields"][0]["field"],

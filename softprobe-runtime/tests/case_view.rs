@@ -3,17 +3,15 @@
 //! `/ui` shows a hop recorded after the page was opened. Screenshots land in the test's
 //! temporary target dir, and in `docs/images/` with `SOFTPROBE_UPDATE_SCREENSHOTS=1`.
 
-mod browser;
-mod common;
 mod support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use browser::Browser;
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Body, Case, Direction};
+use support::browser::Browser;
 
 /// A running `softprobe view`, killed when dropped.
 struct Viewer {
@@ -262,23 +260,23 @@ fn a_missing_case_is_refused_with_its_name() {
 }
 
 fn post_hop(base: &str, token: &str, session: &str, path: &str, span_id: &str) {
-    let hop = common::Hop {
+    let hop = support::Hop {
         span_id,
         response: Some((
             200,
             vec![("content-type", "application/json")],
             r#"{"ok":true}"#,
         )),
-        ..common::Hop::outbound(session, "GET", "api.example.com", path)
+        ..support::Hop::outbound(session, "GET", "api.example.com", path)
     };
-    common::install_crypto_provider();
+    support::install_crypto_provider();
     let resp = reqwest::blocking::Client::builder()
         .no_proxy()
         .build()
         .unwrap()
         .post(format!("{base}/v1/traces"))
         .bearer_auth(token)
-        .json(&common::traces(vec![hop.span()]))
+        .json(&support::traces(vec![hop.span()]))
         .send()
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -288,7 +286,7 @@ fn post_hop(base: &str, token: &str, session: &str, path: &str, span_id: &str) {
 fn the_runtime_ui_shows_hops_as_they_are_recorded() {
     let token = "ui-test-token";
     let rt = support::spawn_runtime(&[("SOFTPROBE_API_TOKEN", token)], Default::default());
-    common::install_crypto_provider();
+    support::install_crypto_provider();
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
         .build()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use softprobe_runtime::case::validate::validate_case;
-use support::{Runtime, cli, free_port, json_of, root, run, spawn_runtime};
+use support::{Runtime, cli, free_port, json_line, root, run, spawn_runtime};
 
 fn runtime(envs: &[(&str, &str)]) -> Runtime {
     spawn_runtime(envs, support::Spawn::default())
@@ -21,7 +21,7 @@ fn start(base: &str, mode: &str) -> String {
     cmd.args(["session", "start", "--mode", mode, "--json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
-    json_of(&out)["sessionId"].as_str().unwrap().to_owned()
+    json_line(&out)["sessionId"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -31,7 +31,7 @@ fn session_start_json_matches_the_guide() {
     cmd.args(["session", "start", "--mode", "capture", "--json"]);
     let (code, out, _) = run(cmd);
     assert_eq!(code, 0);
-    let body = json_of(&out);
+    let body = json_line(&out);
     let id = body["sessionId"].as_str().unwrap();
     assert!(id.starts_with("sess_") && id.len() >= 5 + 16, "{id}");
     assert_eq!(body["sessionRevision"], 0);
@@ -86,12 +86,12 @@ fn capture_through_the_otlp_api_then_close_with_out_writes_a_valid_case() {
     ]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(json_of(&out)["spans"], 3);
+    assert_eq!(json_line(&out)["spans"], 3);
 
     let mut cmd = cli(&rt.base);
     cmd.args(["session", "stats", "--session", &id, "--json"]);
     let (_, out, _) = run(cmd);
-    let stats = json_of(&out);
+    let stats = json_line(&out);
     assert_eq!(stats["extractedSpans"], 3, "{stats}");
     assert_eq!(stats["stats"]["extractedSpans"], 3, "{stats}");
 
@@ -162,7 +162,7 @@ fn inspect_case_prints_the_guides_table() {
         "--json",
     ]);
     let (_, out, _) = run(cmd);
-    let body = json_of(&out);
+    let body = json_line(&out);
     let rows: Vec<(String, String)> = body["rows"]
         .as_array()
         .unwrap()
@@ -215,7 +215,7 @@ fn rules_policy_and_load_case_bump_the_revision() {
         cmd.args(*step).args(["--session", &id, "--json"]);
         let (code, out, err) = run(cmd);
         assert_eq!(code, 0, "{step:?}: {err}");
-        assert_eq!(json_of(&out)["sessionRevision"], i as u64 + 1, "{out}");
+        assert_eq!(json_line(&out)["sessionRevision"], i as u64 + 1, "{out}");
     }
     let mut cmd = cli(&rt.base);
     cmd.args(["inspect", "session", "--session", &id]);
@@ -233,7 +233,7 @@ fn exit_codes_are_the_documented_ones() {
     cmd.args(["session", "stats", "--session", "sess_nope", "--json"]);
     let (code, out, _) = run(cmd);
     assert_eq!(code, 4);
-    let body = json_of(&out);
+    let body = json_line(&out);
     assert_eq!(body["error"]["code"], "unknown_session");
     assert_eq!(body["exitCode"], 4);
     assert_eq!(body["status"], "error");
@@ -303,7 +303,7 @@ fn validate_accepts_every_fixture_and_rejects_every_invalid_one() {
         cmd.args(["validate", kind]).arg(&path).arg("--json");
         let (code, out, _) = run(cmd);
         assert_eq!(code, 5, "{name} should be invalid: {out}");
-        let body = json_of(&out);
+        let body = json_line(&out);
         let finding = &body["files"][0]["findings"][0];
         assert!(finding["line"].as_u64().unwrap() >= 1, "{name}: {body}");
         assert!(
@@ -402,7 +402,7 @@ fn doctor_passes_on_a_healthy_runtime_and_fails_with_a_wrong_token() {
         .args(["doctor", "--json"]);
     let (code, out, _) = run(cmd);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(json_of(&out)["ok"], true);
+    assert_eq!(json_line(&out)["ok"], true);
 
     let mut cmd = cli(&rt.base);
     cmd.env("SOFTPROBE_API_TOKEN", "wrong").arg("doctor");
@@ -519,7 +519,7 @@ fn replay_run_answers_from_the_case_and_reports_misses() {
     ]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{out}{err}");
-    let body = json_of(&out);
+    let body = json_line(&out);
     assert_eq!(body["stats"]["injectedSpans"], 1, "{body}");
     assert_eq!(body["strictMisses"], json!([]), "{body}");
 
@@ -561,7 +561,7 @@ fn validate_suite_accepts_the_fixture_and_names_the_line_of_a_mistake() {
     ]);
     let (code, out, _) = run(cmd);
     assert_eq!(code, 5, "{out}");
-    let finding = &json_of(&out)["files"][0]["findings"][0];
+    let finding = &json_line(&out)["files"][0]["findings"][0];
     assert_eq!(finding["line"], 6, "{finding}");
     assert!(
         finding["message"].as_str().unwrap().contains("fuzzy"),

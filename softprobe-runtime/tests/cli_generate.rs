@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use softprobe_runtime::case::Case;
 use softprobe_runtime::case::validate::validate_case;
-use support::{cli, json_of, root, run};
+use support::{cli, json_line, root, run};
 
 /// One request the stand-in received: its headers (lower-cased names) and JSON body.
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ fn an_invalid_answer_is_sent_back_with_its_findings_and_the_valid_one_is_written
 
     let (code, stdout, stderr) = generate(Some(&base), &out, &["--json"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let report = json_of(&stdout);
+    let report = json_line(&stdout);
     assert_eq!(report["attempts"], 2, "{report}");
     assert_eq!(report["caseId"], "checkout-happy-path");
     assert_eq!(report["spans"], 3);

@@ -9,7 +9,7 @@ mod support;
 use serde_json::Value;
 use softprobe_runtime::case::validate::validate_case;
 use softprobe_runtime::case::{AnyValue, Case, KeyValue};
-use support::{cli, json_of, root, run};
+use support::{cli, json_line, root, run};
 
 const RULES: &str = "fixtures/scrub/internal.yaml";
 
@@ -67,7 +67,7 @@ fn custom_rules_find_what_the_defaults_miss_and_scrub_removes_it() {
 
     let (code, out, _) = scrub(&["--rules", RULES, "--json"], &file);
     assert_eq!(code, 0, "{out}");
-    let report = json_of(&out);
+    let report = json_line(&out);
     assert_eq!(report["findings"], 4, "{report}");
     assert_eq!(report["rewritten"], true);
     let rules: Vec<&str> = report["files"][0]["findings"]
@@ -132,7 +132,7 @@ fn a_mistake_in_the_rules_file_exits_5_with_file_line_and_path() {
     // --check reads the rules the same way, and --json carries the location as fields.
     let (code, out, _) = scrub(&["--check", "--json", "--rules", bad_arg], &file);
     assert_eq!(code, 5, "{out}");
-    let report = json_of(&out);
+    let report = json_line(&out);
     assert_eq!(report["error"]["code"], "invalid_input", "{report}");
     assert_eq!(report["line"], 6, "{report}");
     assert_eq!(report["jsonPath"], "$.patterns[1].regex", "{report}");
@@ -152,7 +152,8 @@ fn the_schema_accepts_the_fixture_and_refuses_what_the_reader_refuses() {
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let fixture: Value =
-        serde_norway::from_str(&std::fs::read_to_string(root().join(RULES)).unwrap()).unwrap();
+        serde_norway::from_str(&std::fs::read_to_string(root().join(RULES)).unwrap())
+            .unwrap();
     assert!(validator.is_valid(&fixture));
     let reader = |doc: &Value| {
         softprobe_runtime::scrub::ScrubRules::parse(doc.to_string().as_bytes(), "doc").is_ok()

@@ -5,14 +5,14 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{cli, json_of, run, spawn_runtime};
+use support::{cli, json_line, run, spawn_runtime};
 
 fn capture_with_traffic(base: &str) -> String {
     let mut cmd = cli(base);
     cmd.args(["session", "start", "--mode", "capture", "--json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
-    let id = json_of(&out)["sessionId"].as_str().unwrap().to_owned();
+    let id = json_line(&out)["sessionId"].as_str().unwrap().to_owned();
     let mut cmd = cli(base);
     cmd.args([
         "export",

@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{cli, json_of, root, run, spawn_runtime};
+use support::{cli, json_line, root, run, spawn_runtime};
 
 /// Runs `softprobe ARGS | head -1` in bash and returns softprobe's own exit code, the line
 /// head printed and softprobe's stderr.
@@ -105,18 +105,18 @@ fn version_session_default_and_several_files() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_softprobe"));
     cmd.args(["version", "--json"]);
     let (_, out, _) = run(cmd);
-    assert_eq!(json_of(&out)["specVersion"], "http-control-api@v1");
+    assert_eq!(json_line(&out)["specVersion"], "http-control-api@v1");
 
     let rt = spawn_runtime(&[], Default::default());
     let mut cmd = cli(&rt.base);
     cmd.args(["session", "start", "--json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
-    let id = json_of(&out)["sessionId"].as_str().unwrap().to_owned();
+    let id = json_line(&out)["sessionId"].as_str().unwrap().to_owned();
     let mut cmd = cli(&rt.base);
     cmd.args(["session", "list", "--json"]);
     let (_, out, _) = run(cmd);
-    let list: Value = json_of(&out);
+    let list: Value = json_line(&out);
     let listed = list["sessions"]
         .as_array()
         .unwrap()
@@ -136,7 +136,7 @@ fn version_session_default_and_several_files() {
     ]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{err}");
-    let cases = json_of(&out)["cases"].as_array().unwrap().clone();
+    let cases = json_line(&out)["cases"].as_array().unwrap().clone();
     assert!(cases.len() >= 2, "{out}");
     assert!(
         cases

@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 
 use serde_json::Value;
-use support::{cli, json_of, run, spawn_runtime};
+use support::{cli, json_line, run, spawn_runtime};
 
 /// The original doctor's verdict: 0, 10 (`runtime_drift`) or `auth_required`, as compat.md
 /// describes it: `/health` must answer 200 with JSON, `/v1/meta` (with the token) must carry
@@ -101,7 +101,7 @@ fn doctor_json_has_the_originals_shape_and_exits_10_on_drift() {
     cmd.args(["doctor", "--json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{out}{err}");
-    let body = json_of(&out);
+    let body = json_line(&out);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["exitCode"], 0);
     assert_eq!(body["cliVersion"], env!("CARGO_PKG_VERSION"));
@@ -140,7 +140,7 @@ fn doctor_json_has_the_originals_shape_and_exits_10_on_drift() {
     cmd.args(["doctor", "--json"]);
     let (code, out, _) = run(cmd);
     assert_eq!(code, 10, "{out}");
-    let body = json_of(&out);
+    let body = json_line(&out);
     let drift = body["checks"]
         .as_array()
         .unwrap()

@@ -1,11 +1,11 @@
 //! Configuring a session over HTTP: load-case, rules (JSON and YAML), policy, fixtures; each
 //! success adds one to the revision and shows up in `state`.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
 use softprobe_runtime::case::validate::SchemaKind;
+use support::*;
 
 #[tokio::test]
 async fn each_configuration_call_adds_one_revision() {

@@ -1,10 +1,10 @@
 //! Every documented error of the control API, over real HTTP: each bad request gets its
 //! code and a message naming what was wrong, and changes nothing stored.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::*;
 
 #[tokio::test]
 async fn bearer_token_is_required_on_v1_routes_only() {

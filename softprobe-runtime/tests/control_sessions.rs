@@ -1,11 +1,11 @@
 //! Session lifecycle over real HTTP: health, meta, create, list, stats, state, close, and
 //! the exact response bodies (insta snapshots, ids redacted).
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
 use softprobe_runtime::case::validate::SchemaKind;
+use support::*;
 
 #[tokio::test]
 async fn health_and_meta() {

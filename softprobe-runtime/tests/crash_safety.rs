@@ -7,7 +7,8 @@
 
 #![cfg(all(feature = "cli", unix))]
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,21 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use softprobe_runtime::case::Case;
+use support::{Runtime, free_addr, runtime_command_under, start_runtime};
 
 /// Spans per capture: about 1.5 MB of case file.
 const SPANS: usize = 1500;
-
-struct Runtime {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -40,49 +30,12 @@ fn client() -> Client {
         .unwrap()
 }
 
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 /// Starts the binary (through `wrapper` when given) and waits for `/health`.
 fn start(wrapper: &[&str]) -> Runtime {
     let addr = free_addr();
-    let bin = env!("CARGO_BIN_EXE_softprobe-runtime");
-    let mut cmd = match wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    cmd.args(["--listen", &addr])
-        .env("SOFTPROBE_LOG", "warn")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
-        // Tests close into their temporary directories.
-        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = cmd.spawn().expect("the binary starts");
-    let rt = Runtime {
-        child,
-        base: format!("http://{addr}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let http = client();
-    while Instant::now() < deadline {
-        if http
-            .get(format!("{}/health", rt.base))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return rt;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the runtime never answered /health on {addr}");
+    let mut cmd = runtime_command_under(wrapper);
+    cmd.args(["--listen", &addr]).stderr(Stdio::null());
+    start_runtime(cmd, &addr)
 }
 
 fn post(http: &Client, url: &str, body: &Value) -> (u16, Value) {

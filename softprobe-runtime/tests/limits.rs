@@ -2,19 +2,19 @@
 //! (a capture is written, not lost), the header read timeout of every listener (control
 //! API, ingress, egress) and the refusal of non-loopback binds.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Hop, create_session, expect_error, get_json, post_json, traces};
 use reqwest::StatusCode;
 use serde_json::json;
 use softprobe_runtime::case::Case;
 use softprobe_runtime::proxy::{EgressProxy, IngressProxy};
 use softprobe_runtime::session::SessionLimits;
 use softprobe_runtime::{Error, RunningServer, Server};
+use support::{Hop, create_session, expect_error, get_json, post_json, traces};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -23,7 +23,7 @@ fn loopback() -> SocketAddr {
 }
 
 async fn server_with(limits: SessionLimits, idle: Option<Duration>, dir: &Path) -> RunningServer {
-    common::install_crypto_provider();
+    support::install_crypto_provider();
     Server::builder()
         .listen(loopback())
         .limits(limits)
@@ -280,7 +280,7 @@ async fn assert_prompt_request_works(addr: SocketAddr, path: &str) -> String {
 
 #[tokio::test]
 async fn every_listener_closes_connections_that_dribble_their_headers() {
-    common::install_crypto_provider();
+    support::install_crypto_provider();
     let timeout = Duration::from_millis(700);
     let server = Server::builder()
         .listen(loopback())

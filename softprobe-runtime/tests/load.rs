@@ -6,7 +6,7 @@
 //! 20 sessions × 10 requests by default; `SOFTPROBE_LOAD_FULL=1` runs 100 × 20 (the
 //! figure in RELIABILITY). Bounded: a fixed number of requests and a deadline.
 
-mod proxy_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,9 +20,9 @@ use softprobe_runtime::proxy::{EgressProxy, IngressProxy, StoreBackend};
 use softprobe_runtime::session::SessionLimits;
 use softprobe_runtime::{RunningServer, Server};
 
-use proxy_support::*;
+use support::*;
 
-/// What `proxy_support::serve` takes.
+/// What `support::serve` takes.
 type Handler = std::sync::Arc<
     dyn Fn(
             http::Request<bytes::Bytes>,
@@ -97,7 +97,7 @@ fn tagged_app(egress: String, upstream: String) -> Handler {
 }
 
 async fn runtime_for(sessions: usize) -> RunningServer {
-    ensure_provider();
+    install_crypto_provider();
     Server::builder()
         .listen(localhost())
         .limits(SessionLimits {
@@ -182,12 +182,7 @@ async fn concurrent_capture_sessions_lose_nothing_and_replay_without_misses() {
         let out = dir.path().join(format!("{s}.case.json"));
         let rt = rt.clone();
         closing.push(tokio::spawn(async move {
-            post(
-                &rt,
-                &format!("/v1/sessions/{session}/close?out={}", out.display()),
-                json!({}),
-            )
-            .await;
+            close_to(&rt, &session, &out).await;
             out
         }));
     }

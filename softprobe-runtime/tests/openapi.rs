@@ -3,7 +3,7 @@
 //! runtime serves it at `/openapi.json`, and `spec/openapi.json` is the same document
 //! (`SOFTPROBE_WRITE_OPENAPI=1 cargo test -p softprobe-runtime --test openapi` rewrites it).
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -131,9 +131,9 @@ fn refs_resolve_and_examples_validate() {
 
 #[tokio::test]
 async fn served_and_written_documents_are_the_document() {
-    let server = common::start(Some("s3cret"), None).await;
+    let server = support::start(Some("s3cret"), None).await;
     // Open like /health: no token needed.
-    let (status, served) = common::get_json(&server.uri(), "/openapi.json").await;
+    let (status, served) = support::get_json(&server.uri(), "/openapi.json").await;
     assert_eq!(status, 200);
     let doc = openapi::document();
     assert_eq!(served, doc);

@@ -1,15 +1,15 @@
 //! `POST /v1/inject` over HTTP with JSON and protobuf payloads: hits carry the response as
 //! span attributes, misses are 404, strict misses 599 with the miss report.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message as _;
 use serde_json::{Value, json};
+use support::*;
 
 fn inject_span(session: &str, method: &str, host: &str, path: &str) -> Value {
     Hop {

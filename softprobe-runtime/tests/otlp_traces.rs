@@ -1,15 +1,15 @@
 //! `POST /v1/traces` and capture: extracted hops are redacted, buffered for capture
 //! sessions, and written as a case file on close.
 
-mod common;
+mod support;
 
-use common::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message as _;
 use serde_json::json;
 use softprobe_runtime::case::{Body, Case, CaseMode, Direction};
+use support::*;
 
 fn checkout_traces(id: &str) -> serde_json::Value {
     let inbound = Hop {

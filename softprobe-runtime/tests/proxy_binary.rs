@@ -2,57 +2,22 @@
 //! `--ca-out` and `GET /v1/proxy/ca.pem`, and the proxies alone in front of a runtime
 //! elsewhere with `--runtime-url`.
 
-mod proxy_support;
+mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Case, Direction};
 
-use proxy_support::*;
-
-struct Binary(Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+use support::*;
 
 fn spawn(args: &[&str]) -> Binary {
-    let child = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"))
-        .args(args)
-        .env("SOFTPROBE_LOG", "warn")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_RUNTIME_URL")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
-        // Tests close into their temporary directories.
-        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    Binary(child)
-}
-
-/// Waits until `url` answers anything at all.
-async fn wait_up(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if client().get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered");
+    Binary(
+        runtime_command()
+            .args(args)
+            .spawn()
+            .expect("the binary starts"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,12 +83,7 @@ async fn the_binary_runs_both_proxies_next_to_the_runtime() {
     wait_extracted(&rt, &session, 2).await;
 
     let out = dir.path().join("bin.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(&rt, &session, &out).await;
     let hops = Case::read(&out).unwrap().exchanges().unwrap();
     assert_eq!(hops.len(), 2, "{hops:#?}");
     let inbound = hops

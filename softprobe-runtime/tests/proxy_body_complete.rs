@@ -4,18 +4,17 @@
 //! carries no mark. Real sockets throughout: a raw TCP upstream writes each answer by hand,
 //! the egress proxy records in a capture session, and the case file is read back.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use softprobe_runtime::case::{Case, Exchange};
 use softprobe_runtime::proxy::{EgressProxy, StoreBackend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use proxy_support::*;
+use support::*;
 
 const INCOMPLETE: &str = "sp.http.response.body.incomplete";
 
@@ -155,12 +154,7 @@ async fn only_bodies_that_really_ended_early_are_marked_incomplete() {
     wait_extracted(&rt, &session, 6).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("truth.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(&rt, &session, &out).await;
     let case = Case::read(&out).unwrap();
     let hops = case.exchanges().unwrap();
     let by_path = |p: &str| {

@@ -2,7 +2,7 @@
 //! the ingress proxy, the application calls an upstream through the egress proxy; capture
 //! writes one linked trace, replay answers the upstream's part with the upstream gone.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use softprobe_runtime::proxy::{
     EgressProxy, IngressProxy, RunningEgress, RunningProxy, StoreBackend,
 };
 
-use proxy_support::*;
+use support::*;
 
 struct Stack {
     runtime: RunningServer,
@@ -47,7 +47,7 @@ async fn stack(upstream: &str) -> Stack {
     }
 }
 
-async fn checkout(ingress: &str, session: &str) -> (u16, Value) {
+async fn checkout(ingress: &str, session: &str) -> (reqwest::StatusCode, Value) {
     json_of(
         client()
             .get(format!("{ingress}/checkout?cart=7"))
@@ -77,12 +77,7 @@ async fn capture_through_both_proxies_then_replay_offline() {
     assert_eq!(upstream.hits(), 1);
     wait_extracted(&rt, &session, 2).await;
     let out = dir.path().join("checkout.case.json");
-    let closed = post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    let closed = close_to(&rt, &session, &out).await;
     assert_eq!(closed["casePath"], out.display().to_string());
 
     let case = Case::read(&out).unwrap();
@@ -186,12 +181,7 @@ async fn a_strict_miss_answers_599_with_the_nearest_candidates() {
     checkout(&s.ingress.uri(), &session).await;
     wait_extracted(&rt, &session, 2).await;
     let out = dir.path().join("c.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(&rt, &session, &out).await;
 
     let replay = create_session(&rt, "replay").await;
     let case_json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();

@@ -4,7 +4,7 @@
 //! with the upstream stopped, encodes again for a client that accepts the coding and serves
 //! identity otherwise; a body that does not decode is kept byte for byte.
 
-mod proxy_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -12,11 +12,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
-use softprobe_runtime::case::{AnyValue, Body, Case, Exchange};
+use softprobe_runtime::case::{AnyValue, Body, Exchange};
 use softprobe_runtime::content_coding::{REQUEST_CODING, RESPONSE_CODING, RESPONSE_CODING_ERROR};
 use softprobe_runtime::proxy::{EgressProxy, StoreBackend};
 
-use proxy_support::*;
+use support::*;
 
 const BROKEN: &[u8] = b"\x1f\x8b\x08\x00this is not a gzip stream";
 
@@ -88,7 +88,7 @@ fn upstream_handler() -> Handler {
 
 /// A client that decodes every coding reqwest knows, through `proxy`.
 fn decoding_client(proxy: &str) -> reqwest::Client {
-    ensure_provider();
+    install_crypto_provider();
     reqwest::Client::builder()
         .proxy(reqwest::Proxy::http(proxy).unwrap())
         .build()
@@ -97,7 +97,7 @@ fn decoding_client(proxy: &str) -> reqwest::Client {
 
 /// A client that decodes nothing: it sees the bytes on the wire.
 fn raw_client(proxy: &str) -> reqwest::Client {
-    ensure_provider();
+    install_crypto_provider();
     reqwest::Client::builder()
         .proxy(reqwest::Proxy::http(proxy).unwrap())
         .no_gzip()
@@ -171,18 +171,10 @@ async fn compressed_bodies_are_recorded_decoded_and_replayed_in_the_coding_the_c
     assert_eq!(quote(&client, &base, "B-7", 9).await["price"], 450);
     let broken = raw.get(format!("{base}/broken")).send().await.unwrap();
     assert_eq!(&broken.bytes().await.unwrap()[..], BROKEN);
-    wait_extracted(&rt, &session, 7).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("coded.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
 
     // The case holds readable bodies and notes the codings.
-    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    let closed = close_case(&rt, &session, 7).await;
+    let hops = closed.exchanges().unwrap();
     assert_eq!(hops.len(), 7, "{hops:#?}");
     for coding in ["gzip", "deflate", "br", "zstd"] {
         let hop = hops
@@ -218,7 +210,7 @@ async fn compressed_bodies_are_recorded_decoded_and_replayed_in_the_coding_the_c
     // Replay with the upstream stopped.
     upstream.stop().await;
     let replay = create_session(&rt, "replay").await;
-    let case_json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let case_json: Value = serde_json::to_value(&closed).unwrap();
     post(&rt, &format!("/v1/sessions/{replay}/load-case"), case_json).await;
     post(
         &rt,

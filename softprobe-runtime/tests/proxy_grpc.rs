@@ -5,7 +5,7 @@
 //! replay their recorded message sequences in order. A call nothing recorded fails at once with
 //! a gRPC status naming the call.
 
-mod proxy_support;
+mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
-use proxy_support::*;
+use support::*;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct ReserveRequest {
@@ -222,12 +222,7 @@ async fn close(
 ) -> (serde_json::Value, Vec<Exchange>) {
     wait_extracted(rt, session, n).await;
     let out = dir.path().join(format!("{session}.case.json"));
-    post(
-        rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(rt, session, &out).await;
     let hops = Case::read(&out).unwrap().exchanges().unwrap();
     (
         serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap(),

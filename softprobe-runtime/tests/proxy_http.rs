@@ -2,7 +2,7 @@
 //! headers, body caps, timeouts and unreachable upstreams, `Expect: 100-continue`, HTTP/2
 //! clients, rules answered locally, refusing traffic without a session.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use softprobe_runtime::proxy::{EgressProxy, IngressProxy, StoreBackend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use proxy_support::*;
+use support::*;
 
 async fn ingress_to(upstream: &str) -> softprobe_runtime::proxy::RunningProxy {
     IngressProxy::builder()
@@ -442,12 +442,7 @@ async fn a_response_over_the_cap_is_streamed_whole_and_recorded_without_its_body
     wait_extracted(&rt, &session, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("big.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(&rt, &session, &out).await;
     let hops = softprobe_runtime::case::Case::read(&out)
         .unwrap()
         .exchanges()

@@ -2,15 +2,15 @@
 //! client trusts it), talks to a TLS upstream signed by another CA, captures the hop, and
 //! replays it with the upstream gone.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use softprobe_runtime::case::{Case, Direction};
+use serde_json::Value;
+use softprobe_runtime::case::Direction;
 use softprobe_runtime::proxy::{CertificateAuthority, EgressProxy, StoreBackend};
 
-use proxy_support::*;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_capture_through_connect_then_offline_replay() {
@@ -45,17 +45,8 @@ async fn https_capture_through_connect_then_offline_replay() {
     let captured: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(captured["item"], "item=7");
     assert_eq!(upstream.hits(), 1);
-    wait_extracted(&rt, &session, 1).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("https.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
-    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    let closed = close_case(&rt, &session, 1).await;
+    let hops = closed.exchanges().unwrap();
     assert_eq!(hops.len(), 1);
     let hop = &hops[0];
     assert_eq!(hop.direction, Direction::Outbound);
@@ -69,7 +60,7 @@ async fn https_capture_through_connect_then_offline_replay() {
 
     upstream.stop().await;
     let replay = create_session(&rt, "replay").await;
-    let case_json: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let case_json: Value = serde_json::to_value(&closed).unwrap();
     post(&rt, &format!("/v1/sessions/{replay}/load-case"), case_json).await;
     let (status, _, body) = https_via_connect(
         egress.addr(),
@@ -205,16 +196,7 @@ async fn reqwest_through_https_proxy_trusting_the_ca_is_captured() {
     assert_eq!(echoed["body"], "{\"amount\":5}");
     assert_eq!(echoed["headers"]["authorization"], "Bearer app-secret");
     assert!(echoed["headers"].get("proxy-authorization").is_none());
-    wait_extracted(&rt, &session, 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("reqwest.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
-    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    let hops = close_case(&rt, &session, 1).await.exchanges().unwrap();
     assert_eq!(hops[0].method, "POST");
     assert_eq!(hops[0].scheme.as_deref(), Some("https"));
     assert_eq!(

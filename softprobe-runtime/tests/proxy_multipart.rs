@@ -3,18 +3,17 @@
 //! the parts (large ones as digests), replay with the upstream stopped answers each upload
 //! with its own recording in any order, and a miss report lists the parts that differ.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
-use softprobe_runtime::case::Case;
 use softprobe_runtime::multipart::{INLINE_PART_LIMIT, Part, REQUEST_PARTS};
 use softprobe_runtime::proxy::{EgressProxy, StoreBackend};
 
-use proxy_support::*;
+use support::*;
 
 /// Answers an upload with the size of its body and the sku its CSV names.
 fn uploads() -> Handler {
@@ -51,7 +50,7 @@ async fn upload(
     base: &str,
     path: &str,
     form: reqwest::multipart::Form,
-) -> (u16, Value) {
+) -> (reqwest::StatusCode, Value) {
     json_of(
         client
             .post(format!("{base}{path}"))
@@ -102,17 +101,9 @@ async fn uploads_are_matched_part_by_part_whatever_their_boundary() {
         (Some("A-1"), Some("B-7"))
     );
     assert_eq!(large.1["bytes"], true);
-    wait_extracted(&rt, &session, 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("uploads.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
 
-    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    let closed = close_case(&rt, &session, 3).await;
+    let hops = closed.exchanges().unwrap();
     let parts = |i: usize| -> Vec<Part> {
         let kv = hops[i]
             .extra_attributes
@@ -138,7 +129,7 @@ async fn uploads_are_matched_part_by_part_whatever_their_boundary() {
     // Replay in another order, with new boundaries: each upload gets its own answer.
     upstream.stop().await;
     let replay = create_session(&rt, "replay").await;
-    let case: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let case: Value = serde_json::to_value(&closed).unwrap();
     post(&rt, &format!("/v1/sessions/{replay}/load-case"), case).await;
     post(
         &rt,

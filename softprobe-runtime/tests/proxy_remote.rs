@@ -1,15 +1,15 @@
 //! The proxy against a runtime in another place (`--runtime-url`): decisions over
 //! `POST /v1/inject`, recordings over `POST /v1/traces`, the wire the original proxy uses.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use softprobe_runtime::case::{Case, Direction};
+use softprobe_runtime::case::Direction;
 use softprobe_runtime::proxy::{EgressProxy, ProxyBackend, RemoteBackend};
 
-use proxy_support::*;
+use support::*;
 
 fn proxied(egress: &str) -> reqwest::Client {
     reqwest::Client::builder()
@@ -46,16 +46,7 @@ async fn capture_mock_and_strict_miss_over_the_otlp_api() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let captured: Value = resp.json().await.unwrap();
-    wait_extracted(&rt, &session, 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("remote.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
-    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    let hops = close_case(&rt, &session, 1).await.exchanges().unwrap();
     assert_eq!(hops.len(), 1);
     assert_eq!(hops[0].direction, Direction::Outbound);
     assert_eq!(hops[0].host, upstream.addr.to_string());

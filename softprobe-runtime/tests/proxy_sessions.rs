@@ -1,14 +1,14 @@
 //! Which session a hop belongs to: the egress lookup order (tracestate, session header, proxy
 //! credentials, bound session) and inbound rules answered by the ingress itself.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 
 use serde_json::json;
 use softprobe_runtime::proxy::{EgressProxy, IngressProxy, StoreBackend};
 
-use proxy_support::*;
+use support::*;
 
 /// A replay session whose rule answers every outbound call with its own name.
 async fn named_session(rt: &str, name: &str) -> String {

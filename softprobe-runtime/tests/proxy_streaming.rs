@@ -6,7 +6,7 @@
 //! the upstream stopped, sends the body at once, or chunk by chunk when the hop asks for the
 //! recorded timing.
 
-mod proxy_support;
+mod support;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -19,13 +19,13 @@ use http_body::Frame;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use softprobe_runtime::case::{Case, Direction};
+use softprobe_runtime::case::Direction;
 use softprobe_runtime::proxy::{EgressProxy, IngressProxy, StoreBackend};
 use softprobe_runtime::streaming::{REPLAY_TIMING, RESPONSE_CHUNKS, parse_chunks};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
-use proxy_support::*;
+use support::*;
 
 const ONE: &str = "event: stock\ndata: {\"sku\":\"A-1\",\"left\":3}\n\n";
 const TWO: &str = "event: stock\ndata: {\"sku\":\"A-1\",\"left\":2}\n\n";
@@ -189,16 +189,8 @@ async fn an_event_stream_is_relayed_unbuffered_recorded_with_timings_and_replaye
         vec!["client has one", "upstream sends two"],
         "a proxy held event one back until event two was sent"
     );
-    wait_extracted(&rt, &session, 2).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events.case.json");
-    post(
-        &rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
-    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    let closed = close_case(&rt, &session, 2).await;
+    let hops = closed.exchanges().unwrap();
     for direction in [Direction::Inbound, Direction::Outbound] {
         let hop = hops.iter().find(|h| h.direction == direction).unwrap();
         assert_eq!(
@@ -222,7 +214,7 @@ async fn an_event_stream_is_relayed_unbuffered_recorded_with_timings_and_replaye
 
     // Replay with the upstream stopped: the whole stream at once by default.
     upstream_task.abort();
-    let mut case: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut case: Value = serde_json::to_value(&closed).unwrap();
     let replay = create_session(&rt, "replay").await;
     post(
         &rt,

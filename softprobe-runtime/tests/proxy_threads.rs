@@ -3,7 +3,7 @@
 //! runtime, loops caught across threads, in-flight requests finished on shutdown, and the
 //! threads gone afterwards.
 
-mod proxy_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use softprobe_runtime::proxy::{EgressProxy, IngressProxy, StoreBackend};
 
-use proxy_support::*;
+use support::*;
 
 /// Names of this process's threads that serve the ingress on `port`.
 fn proxy_threads(port: u16) -> Vec<String> {

@@ -3,7 +3,7 @@
 //! conversation, replay plays it back with the upstream stopped, and a client message that
 //! differs from the recording closes the socket with the difference and counts as a miss.
 
-mod proxy_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use proxy_support::*;
+use support::*;
 
 type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
 
@@ -156,12 +156,7 @@ fn expected_replies() -> Vec<Message> {
 async fn close_to_case(rt: &str, session: &str, dir: &tempfile::TempDir) -> (Value, Transcript) {
     wait_extracted(rt, session, 1).await;
     let out = dir.path().join(format!("{session}.case.json"));
-    post(
-        rt,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(rt, session, &out).await;
     let hops = Case::read(&out).unwrap().exchanges().unwrap();
     assert_eq!(hops.len(), 1, "{hops:#?}");
     let hop = &hops[0];

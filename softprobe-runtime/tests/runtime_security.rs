@@ -11,68 +11,29 @@ mod support;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
-use support::{free_port, run};
+use support::{Runtime, free_addr, free_port, run, runtime_command, start_runtime};
 
-/// A runtime binary started in `dir` (its working directory, so its default capture root),
-/// killed when dropped.
-struct Runtime {
-    child: Child,
-    base: String,
-    addr: String,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The runtime binary run in `dir` (its working directory, so its default capture root)
+/// with its log on a pipe.
 fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"));
+    let mut cmd = runtime_command();
     cmd.args(args)
         .current_dir(dir)
         .env("SOFTPROBE_LOG", "info")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
         .env_remove("SOFTPROBE_CAPTURE_ROOT")
-        .env_remove("SOFTPROBE_ALLOW_REMOTE")
-        .env_remove("SOFTPROBE_RUNTIME_URL")
-        .env_remove("SOFTPROBE_PUBLIC_HOSTS")
-        .env_remove("SOFTPROBE_ALLOWED_ORIGINS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
 }
 
+/// A runtime binary started in `dir`, killed when dropped.
 fn start(dir: &Path, args: &[&str]) -> Runtime {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = command(dir, &[&["--listen", &addr], args].concat())
-        .spawn()
-        .expect("softprobe-runtime starts");
-    let rt = Runtime {
-        child,
-        base: format!("http://{addr}"),
-        addr,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if client()
-            .get(format!("{}/health", rt.base))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return rt;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("softprobe-runtime did not answer on {}", rt.addr);
+    let addr = free_addr();
+    start_runtime(command(dir, &[&["--listen", &addr], args].concat()), &addr)
 }
 
 fn client() -> Client {
@@ -409,7 +370,7 @@ fn the_original_sdks_requests_raw_curl_and_the_cli_keep_working() {
     // `localhost` and `[::1]`-style names are loopback too.
     let (status, _, _) = answer(client().get(format!("{}/v1/sessions", rt.base)).header(
         "host",
-        format!("localhost:{}", rt.addr.rsplit(':').next().unwrap()),
+        format!("localhost:{}", rt.base.rsplit(':').next().unwrap()),
     ));
     assert_eq!(status, 200);
 
@@ -419,7 +380,7 @@ fn the_original_sdks_requests_raw_curl_and_the_cli_keep_working() {
         .args(["session", "start", "--mode", "capture", "--json"]);
     let (code, stdout, stderr) = run(cli);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let id = support::json_of(&stdout)["sessionId"]
+    let id = support::json_line(&stdout)["sessionId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -442,7 +403,7 @@ fn the_original_sdks_requests_raw_curl_and_the_cli_keep_working() {
     cli.current_dir(&root)
         .args(["session", "start", "--mode", "capture", "--json"]);
     let (_, stdout, _) = run(cli);
-    let id = support::json_of(&stdout)["sessionId"]
+    let id = support::json_line(&stdout)["sessionId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -546,17 +507,7 @@ fn allow_remote_refuses_to_start_without_a_token() {
         &["--listen", &format!("0.0.0.0:{port}"), "--allow-remote"],
     );
     cmd.env("SOFTPROBE_API_TOKEN", "s3cret");
-    let child = cmd.spawn().unwrap();
-    let rt = Runtime {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        addr: format!("127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client().get(format!("{}/health", rt.base)).send().is_err() {
-        assert!(Instant::now() < deadline, "never came up");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let rt = start_runtime(cmd, &format!("127.0.0.1:{port}"));
     let (status, _, _) = answer(client().get(format!("{}/v1/sessions", rt.base)));
     assert_eq!(status, 401);
 }
@@ -699,16 +650,7 @@ fn with_a_token_the_egress_proxy_requires_it_as_proxy_credentials() {
         ],
     );
     cmd.env("SOFTPROBE_API_TOKEN", "s3cret");
-    let rt = Runtime {
-        child: cmd.spawn().unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-        addr: format!("127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client().get(format!("{}/health", rt.base)).send().is_err() {
-        assert!(Instant::now() < deadline, "never came up");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let rt = start_runtime(cmd, &format!("127.0.0.1:{port}"));
     // The upstream behind the proxy: the runtime's own /health.
     let through = |proxy: &str| {
         let client = Client::builder()

@@ -5,10 +5,9 @@
 
 #![cfg(feature = "cli")]
 
-mod proxy_support;
+mod support;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,9 @@ use serde_json::json;
 use softprobe_runtime::Server;
 use softprobe_runtime::proxy::CertificateAuthority;
 
-use proxy_support::*;
+use support::*;
 
-/// What `proxy_support::serve` takes.
+/// What `support::serve` takes.
 type Handler = std::sync::Arc<
     dyn Fn(
             http::Request<bytes::Bytes>,
@@ -72,7 +71,7 @@ fn routes_in_spec() -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn every_v1_route_requires_the_token() {
-    ensure_provider();
+    install_crypto_provider();
     // The capture session below is still open when the server stops, which writes it:
     // into a temp dir, not the source tree.
     let out = tempfile::tempdir().unwrap();
@@ -150,7 +149,7 @@ async fn every_v1_route_requires_the_token() {
 /// `Origin` 403, a `text/plain` POST 415, before any handler changes anything.
 #[tokio::test]
 async fn every_route_refuses_a_foreign_host_origin_and_simple_content_type() {
-    ensure_provider();
+    install_crypto_provider();
     let out = tempfile::tempdir().unwrap();
     let server = Server::builder()
         .listen(localhost())
@@ -217,49 +216,15 @@ async fn every_route_refuses_a_foreign_host_origin_and_simple_content_type() {
     assert_eq!(state["sessionRevision"], 0, "{state}");
 }
 
-struct Binary {
-    child: Child,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 fn spawn(args: &[&str], log: &str, stderr: Stdio) -> Binary {
-    let child = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"))
+    let child = runtime_command()
         .args(args)
         .env("SOFTPROBE_LOG", log)
         .env("RUST_LOG", log)
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_RUNTIME_URL")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
-        .env_remove("SOFTPROBE_ALLOW_REMOTE")
-        // Tests close into their temporary directories.
-        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
-        .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .expect("the binary starts");
-    Binary { child }
-}
-
-async fn wait_up(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client().get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered");
+    Binary(child)
 }
 
 /// Runs the binary to its exit and returns (exit code, stderr).
@@ -309,7 +274,7 @@ fn the_binary_refuses_non_loopback_binds_without_allow_remote() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_remote_binds_everywhere_and_warns() {
-    ensure_provider();
+    install_crypto_provider();
     let port = free_addr().rsplit(':').next().unwrap().to_owned();
     let listen = format!("0.0.0.0:{port}");
     let mut bin = spawn(
@@ -319,9 +284,9 @@ async fn allow_remote_binds_everywhere_and_warns() {
     );
     wait_up(&format!("http://127.0.0.1:{port}/health")).await;
     let _ = Command::new("kill")
-        .args(["-TERM", &bin.child.id().to_string()])
+        .args(["-TERM", &bin.id().to_string()])
         .status();
-    let out = bin.child.wait_with_output_ref();
+    let out = bin.wait_with_output_ref();
     assert!(out.contains("not a loopback address"), "{out}");
 }
 
@@ -352,7 +317,7 @@ async fn create(runtime: &str, mode: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_session_refuses_anonymous_traffic_on_both_proxies() {
-    ensure_provider();
+    install_crypto_provider();
     let upstream = echo().await;
     let (runtime, ingress, egress) = (free_addr(), free_addr(), free_addr());
     let _bin = spawn(
@@ -426,7 +391,7 @@ const SECRETS: [&str; 6] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_reach_the_case_file_on_disk() {
-    ensure_provider();
+    install_crypto_provider();
     // The upstream answers with a credential-bearing Set-Cookie of its own.
     let handler: Handler = std::sync::Arc::new(|req: http::Request<bytes::Bytes>| {
         Box::pin(async move {
@@ -484,12 +449,7 @@ async fn credentials_never_reach_the_case_file_on_disk() {
     }
     wait_extracted(&runtime, &session, 2).await;
     let out = dir.path().join("secrets.case.json");
-    post(
-        &runtime,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    close_to(&runtime, &session, &out).await;
     let bytes = std::fs::read(&out).unwrap();
     let text = String::from_utf8(bytes).unwrap();
     for secret in SECRETS {
@@ -506,7 +466,7 @@ async fn credentials_never_reach_the_case_file_on_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ca_private_key_never_appears_in_the_logs() {
-    ensure_provider();
+    install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let ca = CertificateAuthority::generate().unwrap();
     let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
@@ -543,7 +503,7 @@ async fn the_ca_private_key_never_appears_in_the_logs() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        Binary { child }
+        Binary(child)
     };
     let runtime = format!("http://{runtime}");
     wait_up(&format!("{runtime}/health")).await;
@@ -567,13 +527,13 @@ async fn the_ca_private_key_never_appears_in_the_logs() {
     let served = resp.text().await.unwrap();
     assert!(!served.contains("PRIVATE KEY"), "{served}");
     let _ = Command::new("kill")
-        .args(["-TERM", &bin.child.id().to_string()])
+        .args(["-TERM", &bin.id().to_string()])
         .status();
-    let logs = bin.child.wait_with_output_ref();
+    let logs = bin.wait_with_output_ref();
     let stdout = {
         use std::io::Read as _;
         let mut s = String::new();
-        if let Some(mut o) = bin.child.stdout.take() {
+        if let Some(mut o) = bin.stdout.take() {
             let _ = o.read_to_string(&mut s);
         }
         s

@@ -4,36 +4,17 @@
 //! `SOFTPROBE_REDIS_SERVER` / `SOFTPROBE_MOTO_SERVER` or on `PATH`. A missing server fails
 //! the test with what to install.
 
-mod proxy_support;
+mod support;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Case, Direction};
 
-use proxy_support::*;
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::*;
 
 /// The server program named by `env`, else `name` on `PATH`; panics with `install` when
 /// neither exists.
@@ -57,23 +38,12 @@ fn find_program(env: &str, name: &str, install: &str) -> PathBuf {
     })
 }
 
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} never listened on port {port}");
-}
-
 /// A `redis-server` on a free port, persisting every write to an append-only file in its
 /// own directory so that a restart keeps the sessions.
 struct Redis {
     port: u16,
     dir: tempfile::TempDir,
-    proc: Option<Proc>,
+    proc: Option<Binary>,
 }
 
 impl Redis {
@@ -109,7 +79,7 @@ impl Redis {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("redis-server starts");
-        self.proc = Some(Proc(child));
+        self.proc = Some(Binary(child));
         wait_port(self.port, "redis-server");
     }
 
@@ -134,25 +104,16 @@ struct Replica {
     api: String,
     ingress: String,
     egress: String,
-    proc: Proc,
+    proc: Binary,
 }
 
-fn spawn_runtime(args: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"));
-    cmd.args(args)
-        .env("SOFTPROBE_LOG", "warn")
-        .env_remove("SOFTPROBE_API_TOKEN")
-        .env_remove("SOFTPROBE_RUNTIME_URL")
-        .env_remove("SOFTPROBE_CAPTURE_CASE_PATH")
-        .env_remove("SOFTPROBE_STORE_URL")
-        // The tests close into their temporary directories.
-        .env("SOFTPROBE_CAPTURE_ROOT", std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> Binary {
+    let mut cmd = runtime_command();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Proc(cmd.spawn().expect("the runtime starts"))
+    Binary(cmd.spawn().expect("the runtime starts"))
 }
 
 /// A replica whose egress binds `egress` (the app behind it was told that address) and
@@ -160,7 +121,7 @@ fn spawn_runtime(args: &[&str], env: &[(&str, &str)]) -> Proc {
 async fn start_replica(store: &str, app: &str, egress: &str) -> Replica {
     let api = format!("127.0.0.1:{}", free_port());
     let ingress = format!("127.0.0.1:{}", free_port());
-    let proc = spawn_runtime(
+    let proc = spawn_binary(
         &[
             "--listen",
             &api,
@@ -188,23 +149,12 @@ async fn start_replica(store: &str, app: &str, egress: &str) -> Replica {
     replica
 }
 
-/// The application (see `proxy_support::app`) and a replica in front of it.
+/// The application (see `support::app`) and a replica in front of it.
 async fn pod(store: &str, upstream: &str) -> (TestServer, Replica) {
     let egress = format!("127.0.0.1:{}", free_port());
     let app_server = app(format!("http://{egress}"), upstream.to_owned()).await;
     let replica = start_replica(store, &app_server.url(), &egress).await;
     (app_server, replica)
-}
-
-async fn wait_up(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client().get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered");
 }
 
 async fn checkout(replica: &Replica, session: &str, n: usize) -> Value {
@@ -234,7 +184,7 @@ async fn wait_stored(api: &str, session: &str, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_a_capture_survive_a_kill_and_replay_it() {
-    ensure_provider();
+    install_crypto_provider();
     let redis = Redis::start();
     let upstream = serve(price_handler(), None).await;
     // The application runs as three pods, each behind the proxies of its own replica.
@@ -272,12 +222,7 @@ async fn three_replicas_share_a_capture_survive_a_kill_and_replay_it() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("shared.case.json");
-    let closed = post(
-        &api1,
-        &format!("/v1/sessions/{session}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    let closed = close_to(&api1, &session, &out).await;
     assert_eq!(closed["casePath"], out.display().to_string());
     // Closed everywhere: the other replica answers as for any closed session.
     let again = client()
@@ -360,7 +305,7 @@ async fn status_and_body(resp: reqwest::Response) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_answers_per_policy_and_recovers_without_a_restart() {
-    ensure_provider();
+    install_crypto_provider();
     let mut redis = Redis::start();
     let upstream = serve(price_handler(), None).await;
     let (_app, r) = pod(&redis.url(), &upstream.url()).await;
@@ -479,12 +424,7 @@ async fn a_redis_outage_answers_per_policy_and_recovers_without_a_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("outage.case.json");
-    let closed = post(
-        &api,
-        &format!("/v1/sessions/{capture}/close?out={}", out.display()),
-        json!({}),
-    )
-    .await;
+    let closed = close_to(&api, &capture, &out).await;
     // The two hops of the call made during the outage reached the upstream but not the
     // store: the close says so.
     assert_eq!(closed["lostHops"], 2, "{closed}");
@@ -520,7 +460,7 @@ fn an_unreachable_store_at_start_stops_the_binary_naming_it() {
 /// moto's S3 server on a free port, with one bucket.
 struct S3 {
     endpoint: String,
-    _proc: Proc,
+    _proc: Binary,
 }
 
 async fn s3_with_bucket(bucket: &str) -> S3 {
@@ -538,7 +478,7 @@ async fn s3_with_bucket(bucket: &str) -> S3 {
         .stderr(Stdio::null())
         .spawn()
         .expect("moto_server starts");
-    let proc = Proc(child);
+    let proc = Binary(child);
     wait_port(port, "moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
     let made = client()
@@ -583,7 +523,7 @@ fn softprobe(args: &[&str], env: &[(&'static str, String)]) -> (bool, String, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_land_in_object_storage_and_the_cli_reads_them() {
-    ensure_provider();
+    install_crypto_provider();
     let s3 = s3_with_bucket("cases").await;
     let env = aws_env(&s3);
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -614,7 +554,7 @@ async fn captures_land_in_object_storage_and_the_cli_reads_them() {
         for (k, v) in &env_with_path {
             cmd.env(k, v);
         }
-        Proc(cmd.spawn().unwrap())
+        Binary(cmd.spawn().unwrap())
     };
     let api = format!("http://{api}");
     wait_up(&format!("{api}/health")).await;

@@ -5,37 +5,25 @@
 //! `SOFTPROBE_SUITE_CASES=1000 cargo test -p softprobe-runtime --test suite_run -- --nocapture
 //! two_hundred` replays more cases and prints the throughput (the benchmark's figure).
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use support::{Binary, free_addr, runtime_command, wait_up};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../fixtures/cases/checkout.case.json"
 );
-
-struct Binary(Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 #[derive(Clone)]
 struct AppState {
@@ -110,18 +98,6 @@ struct Stack {
     quote_factor: Arc<AtomicU64>,
 }
 
-async fn wait_up(url: &str) {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered");
-}
-
 impl Stack {
     async fn start() -> Stack {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -143,16 +119,11 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app_addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let child = Command::new(env!("CARGO_BIN_EXE_softprobe-runtime"))
+        let child = runtime_command()
             .args(["--listen", &control])
             .args(["--ingress-listen", &ingress])
             .args(["--ingress-upstream", &format!("http://{app_addr}")])
             .args(["--egress-listen", &egress])
-            .env("SOFTPROBE_LOG", "warn")
-            .env_remove("SOFTPROBE_API_TOKEN")
-            .env_remove("SOFTPROBE_RUNTIME_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("the runtime binary starts");
         let runtime = Binary(child);

@@ -96,10 +96,7 @@ pub struct RuntimeProcess {
 impl RuntimeProcess {
     /// Starts the standalone runtime and waits until `/health` answers.
     pub fn start() -> RuntimeProcess {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .to_string();
+        let addr = format!("127.0.0.1:{}", crate::free_port());
         let child = Command::new(runtime_binary("softprobe-runtime"))
             .args(["--listen", &addr])
             .env("SOFTPROBE_LOG", "warn")

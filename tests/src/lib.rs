@@ -203,6 +203,40 @@ impl Drop for Upstreams {
     }
 }
 
+/// The upstream ports (payments, shipping) most committed cases were recorded with.
+pub const RECORDED_PORTS: (u16, u16) = (47443, 47080);
+
+/// The checkout service calling the upstreams on `ports` (payments, shipping) through `http`
+/// (in a test, the session's client, which goes through its egress).
+pub fn checkout_app(http: reqwest::Client, ports: (u16, u16), variant: Variant) -> Router {
+    let (payments_url, shipping_url) = urls(ports.0, ports.1);
+    router(Config {
+        http,
+        payments_url,
+        shipping_url,
+        variant,
+    })
+}
+
+/// Posts the seed guide's checkout order (`{"amount": 1000, "currency": "USD"}`) to
+/// `{base}/checkout` with `client`.
+pub async fn post_checkout(client: &reqwest::Client, base: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/checkout"))
+        .json(&json!({"amount": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .expect("the checkout service answers")
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// The URLs a test's service is configured with: fixed per test, so a replay (with nothing
 /// listening) asks for exactly what the capture recorded.
 pub fn urls(payments_port: u16, shipping_port: u16) -> (String, String) {

@@ -3,32 +3,13 @@
 //! then change the service and read the failure a person would read.
 
 use softprobe::{Mode, Run, Session};
-use softprobe_e2e::{Config, Upstreams, Variant, router, urls};
+use softprobe_e2e::{Upstreams, Variant, checkout_app, free_port, post_checkout};
 use softprobe_runtime::case::{Case, Direction, validate::validate_case};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn checkout(sp: &Session, variant: Variant, ports: (u16, u16)) -> reqwest::Response {
-    let (payments_url, shipping_url) = urls(ports.0, ports.1);
-    let app = router(Config {
-        http: sp.http_client(),
-        payments_url,
-        shipping_url,
-        variant,
-    });
+    let app = checkout_app(sp.http_client(), ports, variant);
     let base = sp.serve(app).await;
-    sp.client()
-        .post(format!("{base}/checkout"))
-        .json(&serde_json::json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap()
+    post_checkout(&sp.client(), &base).await
 }
 
 fn replay(
@@ -189,14 +170,8 @@ fn repeated_identical_calls_replay_in_recorded_order() {
     let path = dir.path().join("stock.case.json");
     let ports = (free_port(), free_port());
     let poll = move |sp: Session| async move {
-        let (payments_url, shipping_url) = urls(ports.0, ports.1);
         let base = sp
-            .serve(router(Config {
-                http: sp.http_client(),
-                payments_url,
-                shipping_url,
-                variant: Variant::Recorded,
-            }))
+            .serve(checkout_app(sp.http_client(), ports, Variant::Recorded))
             .await;
         let body: serde_json::Value = sp
             .client()

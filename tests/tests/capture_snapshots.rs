@@ -3,15 +3,7 @@
 //! replay compares against it the way insta always does.
 
 use softprobe::{Mode, Run, Session};
-use softprobe_e2e::{Config, Upstreams, Variant, router, urls};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use softprobe_e2e::{Upstreams, Variant, checkout_app, free_port, post_checkout};
 
 /// Runs the checkout once in `mode` and snapshot-asserts its answer as `checkout`; the body
 /// fails after the assertion when `fail_after` is set.
@@ -31,22 +23,10 @@ fn run(
                 Mode::Capture => Some(Upstreams::start(ports.0, ports.1).await),
                 _ => None,
             };
-            let (payments_url, shipping_url) = urls(ports.0, ports.1);
             let base = sp
-                .serve(router(Config {
-                    http: sp.http_client(),
-                    payments_url,
-                    shipping_url,
-                    variant,
-                }))
+                .serve(checkout_app(sp.http_client(), ports, variant))
                 .await;
-            let resp = sp
-                .client()
-                .post(format!("{base}/checkout"))
-                .json(&serde_json::json!({"amount": 1000, "currency": "USD"}))
-                .send()
-                .await
-                .unwrap();
+            let resp = post_checkout(&sp.client(), &base).await;
             softprobe::assert_response!(sp, "checkout", resp);
             if fail_after {
                 return Err("the test body failed after its assertion");

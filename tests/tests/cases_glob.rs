@@ -2,19 +2,17 @@
 //! each resending the recorded inbound requests to the service and comparing the answers.
 
 use softprobe::Session;
-use softprobe_e2e::{Config, Variant, router, urls};
+use softprobe_e2e::{RECORDED_PORTS, Variant, checkout_app};
 
 #[softprobe::cases(
     "cases/checkout/*.case.json",
     redact(".body.orderId", ".body.createdAt")
 )]
 async fn checkout(sp: Session) -> String {
-    let (payments_url, shipping_url) = urls(47443, 47080);
-    sp.serve(router(Config {
-        http: sp.http_client(),
-        payments_url,
-        shipping_url,
-        variant: Variant::Recorded,
-    }))
+    sp.serve(checkout_app(
+        sp.http_client(),
+        RECORDED_PORTS,
+        Variant::Recorded,
+    ))
     .await
 }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use softprobe::{Mode, Session};
-use softprobe_e2e::{Config, Upstreams, Variant, router, urls};
+use softprobe_e2e::{Upstreams, Variant, checkout_app, post_checkout};
 
 /// Fixed loopback ports, so a replay asks for exactly the URLs the capture recorded. Only a
 /// capture binds them.
@@ -19,24 +19,12 @@ async fn upstreams(sp: &Session) -> Option<Upstreams> {
 }
 
 async fn serve(sp: &Session, variant: Variant) -> String {
-    let (payments_url, shipping_url) = urls(PAYMENTS_PORT, SHIPPING_PORT);
-    sp.serve(router(Config {
-        http: sp.http_client(),
-        payments_url,
-        shipping_url,
+    sp.serve(checkout_app(
+        sp.http_client(),
+        (PAYMENTS_PORT, SHIPPING_PORT),
         variant,
-    }))
+    ))
     .await
-}
-
-/// The request every test sends: the seed guide's checkout body.
-async fn post_checkout(sp: &Session, base: &str) -> reqwest::Response {
-    sp.client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap()
 }
 
 #[softprobe::case(
@@ -46,7 +34,7 @@ async fn post_checkout(sp: &Session, base: &str) -> reqwest::Response {
 async fn checkout_happy_path(sp: Session) {
     let _upstreams = upstreams(&sp).await;
     let base = serve(&sp, Variant::Recorded).await;
-    let resp = post_checkout(&sp, &base).await;
+    let resp = post_checkout(&sp.client(), &base).await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["total"], 1499, "{body}");
@@ -75,7 +63,7 @@ fn the_loaded_case_is_there_to_look_at(sp: Session) -> Result<(), softprobe::Err
 #[should_panic(expected = "body $.total:\n      - recorded: 1499\n      + actual:   1549")]
 async fn a_changed_response_fails_with_a_field_diff(sp: Session) {
     let base = serve(&sp, Variant::ExtraFee).await;
-    let _ = post_checkout(&sp, &base).await;
+    let _ = post_checkout(&sp.client(), &base).await;
 }
 
 #[softprobe::case(
@@ -86,7 +74,7 @@ async fn a_changed_response_fails_with_a_field_diff(sp: Session) {
 #[should_panic(expected = "/shipping?zip=10001")]
 async fn a_call_never_captured_is_reported_with_the_nearest_recording(sp: Session) {
     let base = serve(&sp, Variant::OtherZip).await;
-    let resp = post_checkout(&sp, &base).await;
+    let resp = post_checkout(&sp.client(), &base).await;
     // The service turned the strict miss into its own 502; the harness still fails the test.
     assert_eq!(resp.status(), 502);
 }
@@ -101,7 +89,7 @@ async fn a_mock_rule_overrides_the_recording(sp: Session) {
     }))
     .unwrap();
     let base = serve(&sp, Variant::Recorded).await;
-    let resp = post_checkout(&sp, &base).await;
+    let resp = post_checkout(&sp.client(), &base).await;
     assert_eq!(resp.status(), 502);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "payments answered 402 Payment Required");
@@ -114,6 +102,6 @@ async fn a_mock_rule_overrides_the_recording(sp: Session) {
 )]
 async fn the_response_matches_its_insta_snapshot(sp: Session) {
     let base = serve(&sp, Variant::Recorded).await;
-    let resp = post_checkout(&sp, &base).await;
+    let resp = post_checkout(&sp.client(), &base).await;
     softprobe::assert_response!(sp, "checkout_happy_path", resp);
 }

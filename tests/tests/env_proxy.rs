@@ -8,7 +8,6 @@
 //! with `HTTP_PROXY` and `SOFTPROBE_EGRESS_ADDR` set, and the child runs the test functions on
 //! two threads, as libtest does.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -18,18 +17,11 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde_json::{Value, json};
 use softprobe::{Mode, Session};
+use softprobe_e2e::free_port;
 
 const ROLE: &str = "SOFTPROBE_ENV_PROXY_TEST_ROLE";
 const CASES: &str = "SOFTPROBE_ENV_PROXY_TEST_CASES";
 const UPSTREAM: &str = "SOFTPROBE_ENV_PROXY_TEST_UPSTREAM";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The service under test: on every request it builds a client the way most services do,
 /// from the environment (`HTTP_PROXY`), and calls its upstream.

@@ -2,7 +2,7 @@
 //! without cross-talk: each sees only its own session's hops and its own verdict.
 
 use softprobe::{Mode, Run, Session};
-use softprobe_e2e::{Config, Variant, router, urls};
+use softprobe_e2e::{RECORDED_PORTS, Variant, checkout_app, post_checkout};
 
 const CASE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -15,22 +15,10 @@ fn run(variant: Variant, n: usize) -> Result<(), softprobe::Failure> {
         .redact([".body.orderId", ".body.createdAt"])
         .name(format!("parallel_sessions::{n}"))
         .run(move |sp: Session| async move {
-            let (payments_url, shipping_url) = urls(47443, 47080);
             let base = sp
-                .serve(router(Config {
-                    http: sp.http_client(),
-                    payments_url,
-                    shipping_url,
-                    variant,
-                }))
+                .serve(checkout_app(sp.http_client(), RECORDED_PORTS, variant))
                 .await;
-            let resp = sp
-                .client()
-                .post(format!("{base}/checkout"))
-                .json(&serde_json::json!({"amount": 1000, "currency": "USD"}))
-                .send()
-                .await
-                .unwrap();
+            let resp = post_checkout(&sp.client(), &base).await;
             let _ = resp.bytes().await;
         })
 }

@@ -6,32 +6,19 @@
 
 use std::process::Command;
 
-use serde_json::json;
 use softprobe::{InboundRequest, MockResponse, OutboundCall, Session};
-use softprobe_e2e::{Config, Variant, router, urls};
+use softprobe_e2e::{RECORDED_PORTS, Variant, checkout_app, post_checkout};
 
 const CASE: &str = "cases/checkout-happy-path.case.json";
 const VOLATILE: [&str; 2] = [".body.orderId", ".body.createdAt"];
 
 async fn serve_with(sp: &Session, http: reqwest::Client) -> String {
-    let (payments_url, shipping_url) = urls(47443, 47080);
-    sp.serve(router(Config {
-        http,
-        payments_url,
-        shipping_url,
-        variant: Variant::Recorded,
-    }))
-    .await
+    sp.serve(checkout_app(http, RECORDED_PORTS, Variant::Recorded))
+        .await
 }
 
 async fn checkout(sp: &Session, base: &str) -> reqwest::StatusCode {
-    sp.client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    post_checkout(&sp.client(), base).await.status()
 }
 
 fn replay(name: &str) -> softprobe::Run {

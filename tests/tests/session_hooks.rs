@@ -4,27 +4,19 @@
 
 use serde_json::{Value, json};
 use softprobe::{InboundRequest, MockResponse, OutboundCall, Session};
-use softprobe_e2e::{Config, Variant, router, urls};
+use softprobe_e2e::{RECORDED_PORTS, Variant, checkout_app, post_checkout};
 
 async fn serve(sp: &Session) -> String {
-    let (payments_url, shipping_url) = urls(47443, 47080);
-    sp.serve(router(Config {
-        http: sp.http_client(),
-        payments_url,
-        shipping_url,
-        variant: Variant::Recorded,
-    }))
+    sp.serve(checkout_app(
+        sp.http_client(),
+        RECORDED_PORTS,
+        Variant::Recorded,
+    ))
     .await
 }
 
 async fn checkout(sp: &Session, base: &str) -> Value {
-    let resp = sp
-        .client()
-        .post(format!("{base}/checkout"))
-        .json(&json!({"amount": 1000, "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_checkout(&sp.client(), base).await;
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }

@@ -3,16 +3,14 @@
 //! against the checkout service, failing with the same text as `softprobe suite run`.
 
 use softprobe::Session;
-use softprobe_e2e::{Config, Variant, router, urls};
+use softprobe_e2e::{RECORDED_PORTS, Variant, checkout_app};
 
 async fn checkout_service(sp: &Session) -> String {
-    let (payments_url, shipping_url) = urls(47443, 47080);
-    sp.serve(router(Config {
-        http: sp.http_client(),
-        payments_url,
-        shipping_url,
-        variant: Variant::Recorded,
-    }))
+    sp.serve(checkout_app(
+        sp.http_client(),
+        RECORDED_PORTS,
+        Variant::Recorded,
+    ))
     .await
 }
 

@@ -3,8 +3,6 @@
 //! DOM, click, press keys, take screenshots. A missing browser fails the test with what to
 //! install.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,8 +1,6 @@
-//! Helpers for the proxy tests: a runtime on a free port, an echo upstream (plain or TLS), a
-//! small application that calls out through the egress proxy while propagating trace
-//! context, and a rustls client that speaks through `CONNECT`.
-
-#![allow(dead_code, unreachable_pub)]
+//! The other side of the proxies: an echo upstream (plain or TLS), a small application that
+//! calls out through the egress proxy while propagating trace context, and a rustls client
+//! that speaks through `CONNECT`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,96 +14,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use softprobe_runtime::proxy::CertificateAuthority;
-use softprobe_runtime::{RunningServer, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-
-pub fn localhost() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-/// The workspace's reqwest brings TLS without a crypto provider; the tests use ring, as the
-/// proxy does.
-pub fn ensure_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A runtime on a free loopback port.
-pub async fn runtime() -> RunningServer {
-    ensure_provider();
-    Server::builder()
-        .listen(localhost())
-        // Tests close into their temporary directories.
-        .capture_root(Some(std::env::temp_dir()))
-        .start()
-        .await
-        .expect("the runtime starts")
-}
-
-pub fn client() -> reqwest::Client {
-    ensure_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-pub async fn json_of(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"));
-    (status, body)
-}
-
-pub async fn create_session(runtime: &str, mode: &str) -> String {
-    let resp = client()
-        .post(format!("{runtime}/v1/sessions"))
-        .json(&json!({"mode": mode}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(resp).await;
-    assert_eq!(status, 200, "{body}");
-    body["sessionId"].as_str().unwrap().to_owned()
-}
-
-pub async fn post(runtime: &str, path: &str, body: Value) -> Value {
-    let resp = client()
-        .post(format!("{runtime}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(resp).await;
-    assert_eq!(status, 200, "POST {path}: {body}");
-    body
-}
-
-pub async fn stats(runtime: &str, session: &str) -> Value {
-    json_of(
-        client()
-            .get(format!("{runtime}/v1/sessions/{session}/stats"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .1
-}
-
-/// Waits until the session has recorded `n` hops (recording finishes after the response
-/// body has been passed on, so it can trail the client by a moment).
-pub async fn wait_extracted(runtime: &str, session: &str, n: u64) {
-    for _ in 0..200 {
-        if stats(runtime, session).await["extractedSpans"].as_u64() >= Some(n) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!(
-        "session {session} never recorded {n} hops: {}",
-        stats(runtime, session).await
-    );
-}
 
 /// A server that stops when dropped.
 pub struct TestServer {
@@ -153,8 +64,8 @@ pub type Handler = Arc<
 
 /// Serves `handler` on a loopback port, optionally over TLS with `tls`.
 pub async fn serve(handler: Handler, tls: Option<Arc<rustls::ServerConfig>>) -> TestServer {
-    ensure_provider();
-    let listener = TcpListener::bind(localhost()).await.unwrap();
+    super::install_crypto_provider();
+    let listener = TcpListener::bind(super::localhost()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
