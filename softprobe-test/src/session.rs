@@ -68,6 +68,11 @@ pub(crate) struct Inner {
     bodies_checked: AtomicUsize,
     /// Closures that could not take effect, for the verdict.
     pub(crate) hook_problems: HookProblems,
+    /// The headers `assert_response!` compares besides the default ones (the attribute's
+    /// `headers = [...]`).
+    pub(crate) compared_headers: Vec<String>,
+    /// Snapshots a capture run writes if the test passes, in the order they were asserted.
+    pub(crate) snapshots: Mutex<Vec<crate::verify::PendingSnapshot>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -104,6 +109,7 @@ impl Session {
         test_name: &str,
         case: Option<(Arc<Case>, Vec<u8>)>,
         redact: Vec<String>,
+        compared_headers: Vec<String>,
         replay_policy: Value,
     ) -> Result<Session> {
         let embedded = embedded()?;
@@ -152,6 +158,8 @@ impl Session {
                 requests_rewritten: AtomicUsize::new(0),
                 bodies_checked: AtomicUsize::new(0),
                 hook_problems: HookProblems::default(),
+                compared_headers,
+                snapshots: Mutex::new(Vec::new()),
             }),
         })
     }
