@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) compared_headers: Vec<String>,
     /// Snapshots a capture run writes if the test passes, in the order they were asserted.
     pub(crate) snapshots: Mutex<Vec<crate::verify::PendingSnapshot>>,
+    /// What the proxies saw of this session, and its `on_mock_response` closures.
+    pub(crate) watch: Arc<crate::embedded::Watch>,
 }
 
 impl std::fmt::Debug for Session {
@@ -137,6 +139,8 @@ impl Session {
             Some((case, _)) => Some(CaseView::new(case, &source)?),
             None => None,
         };
+        let watch = Arc::new(crate::embedded::Watch::default());
+        embedded.observer.watch(&id, Arc::clone(&watch));
         crate::proxy_env::opened(embedded, &id, test_name);
         Ok(Session {
             inner: Arc::new(Inner {
@@ -160,6 +164,7 @@ impl Session {
                 hook_problems: HookProblems::default(),
                 compared_headers,
                 snapshots: Mutex::new(Vec::new()),
+                watch,
             }),
         })
     }
@@ -516,7 +521,9 @@ impl Session {
                  before the service starts calling out"
             ));
         }
-        if let Err(why) = observer.add_mock_hook(&self.inner.id, std::sync::Arc::new(hook)) {
+        if let Err(why) =
+            crate::embedded::Observer::add_mock_hook(&self.inner.watch, std::sync::Arc::new(hook))
+        {
             panic!("softprobe: on_mock_response: {why}; the closure cannot be registered");
         }
     }
