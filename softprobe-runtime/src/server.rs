@@ -154,6 +154,11 @@ impl ServerBuilder {
         self
     }
 
+    /// The capture path template set with [`Self::capture_path`].
+    pub fn capture_path_template(&self) -> Option<&str> {
+        self.capture_path.as_deref()
+    }
+
     /// The request body limit in bytes.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;

@@ -141,9 +141,9 @@ impl SessionFindings {
         let state = session.read();
         SessionFindings {
             misses,
-            request_drift: state.engine.request_drift(),
-            unused: state.engine.unused_recordings(),
-            drift_action: state.policy.request_drift,
+            request_drift: state.engine().request_drift(),
+            unused: state.engine().unused_recordings(),
+            drift_action: state.policy().request_drift,
         }
     }
 

@@ -233,3 +233,78 @@ async fn a_strict_miss_answers_599_with_the_nearest_candidates() {
     let st = stats(&rt, &replay).await;
     assert_eq!(st["strictMisses"], 1, "{st}");
 }
+
+/// The library `Runtime` the standalone binary runs: server and proxies over one store, the
+/// egress CA published, and an open capture written to its case file by `shutdown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_library_flushes_open_captures_on_shutdown() {
+    use softprobe_runtime::proxy::ProxyConfig;
+    use softprobe_runtime::{Runtime, RuntimeError, Server};
+
+    ensure_provider();
+    let upstream = serve(echo_handler(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("{sessionId}.case.json");
+    let runtime = Runtime::builder()
+        .server(
+            Server::builder()
+                .listen(localhost())
+                .capture_path(Some(template.display().to_string()))
+                .capture_root(Some(dir.path().to_owned())),
+        )
+        .proxies(ProxyConfig {
+            ingress_listen: Some(localhost()),
+            ingress_upstream: Some(upstream.url()),
+            ingress_threads: Some(0),
+            egress_listen: Some(localhost()),
+            ..ProxyConfig::default()
+        })
+        .start()
+        .await
+        .expect("the runtime starts");
+    let rt = runtime.uri().expect("a full runtime has a server");
+    let ingress = runtime.ingress_uri().expect("the ingress runs");
+
+    let served = client()
+        .get(format!("{rt}/v1/proxy/ca.pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(Some(served.as_str()), runtime.ca_cert_pem());
+
+    let session = create_session(&rt, "capture").await;
+    let resp = client()
+        .get(format!("{ingress}/orders/7"))
+        .header("x-softprobe-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    wait_extracted(&rt, &session, 1).await;
+
+    let flushed = runtime.shutdown().await;
+    assert_eq!(flushed.len(), 1, "{flushed:?}");
+    assert_eq!(flushed[0].session_id, session);
+    assert!(flushed[0].result.is_ok(), "{flushed:?}");
+    let case =
+        Case::from_slice_named(&std::fs::read(&flushed[0].path).unwrap(), "flushed").unwrap();
+    let exchanges = case.exchanges_named("flushed").unwrap();
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(exchanges[0].path, "/orders/7");
+
+    // Unsafe settings are refused before anything starts, as the binary's usage errors.
+    let err = Runtime::builder()
+        .allow_remote(true)
+        .start()
+        .await
+        .expect_err("a remote runtime without a token is refused");
+    assert!(matches!(err, RuntimeError::Settings(_)), "{err:?}");
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().contains("--allow-remote without a token"),
+        "{err}"
+    );
+}

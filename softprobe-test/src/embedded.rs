@@ -37,7 +37,16 @@ pub(crate) struct Observed {
     pub(crate) problems: Vec<String>,
 }
 
-/// Wraps the real backend and keeps, per session, what the harness needs for its verdict.
+/// What the proxies saw of one session and the closures rewriting its answers: owned by the
+/// test's [`crate::Session`], and found by the [`Observer`] while the session is open.
+#[derive(Default)]
+pub(crate) struct Watch {
+    observed: Mutex<Observed>,
+    /// `Session::on_mock_response` closures.
+    mock_hooks: Mutex<Vec<MockHook>>,
+}
+
+/// Wraps the real backend and hands each hop's facts to the [`Watch`] of its session.
 pub(crate) struct Observer {
     /// Woken whenever a hop is recorded, so [`Observer::settle`] waits for exactly that.
     recorded: tokio::sync::Notify,
@@ -45,9 +54,9 @@ pub(crate) struct Observer {
     /// A remote runtime answers over HTTP, so decisions arrive without their origin: its
     /// strict misses are told by their status and header, and every answer looks like a rule.
     remote: bool,
-    log: Mutex<HashMap<String, Observed>>,
-    /// `Session::on_mock_response` closures, per session.
-    mock_hooks: Mutex<HashMap<String, Vec<MockHook>>>,
+    /// The open sessions of this process: the one listener serves every test, so a hop is
+    /// matched to its test's watch by the session id it carries.
+    open: Mutex<HashMap<String, Arc<Watch>>>,
 }
 
 impl Observer {
@@ -69,26 +78,41 @@ impl Observer {
         }
     }
 
-    pub(crate) fn take(&self, session_id: &str) -> Observed {
-        if let Ok(mut hooks) = self.mock_hooks.lock() {
-            hooks.remove(session_id);
-        }
-        // Each change to the log is one push or increment, so a panic elsewhere cannot leave
-        // it half-done: a poisoned log is read, never skipped.
-        self.log
+    /// Starts handing the session's hops to `watch`, until [`Observer::take`].
+    pub(crate) fn watch(&self, session_id: &str, watch: Arc<Watch>) {
+        self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(session_id)
-            .unwrap_or_default()
+            .insert(session_id.to_owned(), watch);
+    }
+
+    /// Stops watching the session and takes what was seen of it.
+    pub(crate) fn take(&self, session_id: &str) -> Observed {
+        let watch = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(session_id);
+        // Each change to the log is one push or increment, so a panic elsewhere cannot leave
+        // it half-done: a poisoned log is read, never skipped.
+        watch.map_or_else(Observed::default, |w| {
+            std::mem::take(
+                &mut *w
+                    .observed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+        })
     }
 
     /// Registers a closure that rewrites the session's mocked and replayed answers.
-    pub(crate) fn add_mock_hook(&self, session_id: &str, hook: MockHook) -> Result<(), String> {
-        let mut hooks = self.mock_hooks.lock().map_err(|_| {
-            "the list of on_mock_response closures was poisoned by a panic in another test"
+    pub(crate) fn add_mock_hook(watch: &Watch, hook: MockHook) -> Result<(), String> {
+        let mut hooks = watch.mock_hooks.lock().map_err(|_| {
+            "the list of on_mock_response closures was poisoned by a panic in another thread \
+             of this test"
                 .to_owned()
         })?;
-        hooks.entry(session_id.to_owned()).or_default().push(hook);
+        hooks.push(hook);
         Ok(())
     }
 
@@ -115,8 +139,11 @@ impl Observer {
         {
             return;
         }
-        let hooks = match self.mock_hooks.lock() {
-            Ok(h) => h.get(session_id).cloned().unwrap_or_default(),
+        let Some(watch) = self.find(session_id) else {
+            return;
+        };
+        let hooks = match watch.mock_hooks.lock() {
+            Ok(h) => h.clone(),
             Err(_) => {
                 self.with(session_id, |o| {
                     o.problems.push(
@@ -162,12 +189,22 @@ impl Observer {
         }
     }
 
+    fn find(&self, session_id: &str) -> Option<Arc<Watch>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(session_id)
+            .cloned()
+    }
+
+    /// Runs `f` on what was seen of the session; `None` when no open test owns it.
     fn with<T>(&self, session_id: &str, f: impl FnOnce(&mut Observed) -> T) -> Option<T> {
-        let mut log = self
-            .log
+        let watch = self.find(session_id)?;
+        let mut observed = watch
+            .observed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Some(f(log.entry(session_id.to_owned()).or_default()))
+        Some(f(&mut observed))
     }
 }
 
@@ -310,8 +347,7 @@ fn start() -> Result<Embedded, String> {
         recorded: tokio::sync::Notify::new(),
         remote: !control.reports_origins(),
         inner,
-        log: Mutex::new(HashMap::new()),
-        mock_hooks: Mutex::new(HashMap::new()),
+        open: Mutex::new(HashMap::new()),
     });
     let roots: Vec<String> = UPSTREAM_ROOTS.lock().map(|r| r.clone()).unwrap_or_default();
     let backend: Arc<dyn ProxyBackend> = observer.clone();

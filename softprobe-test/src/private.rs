@@ -208,7 +208,13 @@ pub fn capture_snapshot(sp: &Session, text: &str, site: SnapshotSite<'_>) -> boo
         return false;
     }
     let pending = crate::verify::PendingSnapshot::new(site, text);
-    if let Err(msg) = crate::verify::queue_snapshot(sp.id(), pending) {
+    let mut queued = sp
+        .inner
+        .snapshots
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Err(msg) = crate::verify::queue_snapshot(&mut queued, pending) {
+        drop(queued);
         panic!("{msg}");
     }
     true
@@ -236,7 +242,7 @@ pub async fn response_snapshot(sp: &Session, resp: reqwest::Response) -> String 
         &headers,
         &body,
         &sp.inner.redact,
-        &crate::verify::headers_of(sp.id()),
+        &sp.inner.compared_headers,
     )
 }
 

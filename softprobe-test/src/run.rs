@@ -239,11 +239,11 @@ pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Failu
         &plan.test_name,
         loaded,
         plan.redact.clone(),
+        plan.headers.clone(),
         replay_policy(plan),
     )
     .map_err(|e| fail(format!("softprobe: test {}: {e}", plan.test_name)))?;
     let handle = session.clone();
-    verify::remember_headers(session.id(), &plan.headers);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test.run(&rt, session)));
     let passed = matches!(outcome, Ok(Ok(())));
     let verdict = finish(plan, &handle, passed);
@@ -373,7 +373,6 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), Failure> {
     observed
         .problems
         .extend(crate::proxy_env::closed(embedded, &inner.id));
-    verify::forget_headers(&inner.id);
     match inner.mode {
         Mode::Capture => finish_capture(plan, session, passed, &observed).map_err(Failure::text),
         Mode::Replay => finish_replay(plan, session, &observed),
@@ -388,7 +387,12 @@ fn finish_capture(
 ) -> Result<(), String> {
     let inner = &session.inner;
     let path = inner.case_path.clone();
-    let snapshots = verify::take_snapshots(&inner.id);
+    let snapshots = std::mem::take(
+        &mut *inner
+            .snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     let problems = scenario::findings(session, None, observed, plan.partial, false);
     if !problems.is_empty() {
         let _ = close(session, None);

@@ -68,6 +68,13 @@ pub(crate) struct Inner {
     bodies_checked: AtomicUsize,
     /// Closures that could not take effect, for the verdict.
     pub(crate) hook_problems: HookProblems,
+    /// The headers `assert_response!` compares besides the default ones (the attribute's
+    /// `headers = [...]`).
+    pub(crate) compared_headers: Vec<String>,
+    /// Snapshots a capture run writes if the test passes, in the order they were asserted.
+    pub(crate) snapshots: Mutex<Vec<crate::verify::PendingSnapshot>>,
+    /// What the proxies saw of this session, and its `on_mock_response` closures.
+    pub(crate) watch: Arc<crate::embedded::Watch>,
 }
 
 impl std::fmt::Debug for Session {
@@ -104,6 +111,7 @@ impl Session {
         test_name: &str,
         case: Option<(Arc<Case>, Vec<u8>)>,
         redact: Vec<String>,
+        compared_headers: Vec<String>,
         replay_policy: Value,
     ) -> Result<Session> {
         let embedded = embedded()?;
@@ -131,6 +139,8 @@ impl Session {
             Some((case, _)) => Some(CaseView::new(case, &source)?),
             None => None,
         };
+        let watch = Arc::new(crate::embedded::Watch::default());
+        embedded.observer.watch(&id, Arc::clone(&watch));
         crate::proxy_env::opened(embedded, &id, test_name);
         Ok(Session {
             inner: Arc::new(Inner {
@@ -152,6 +162,9 @@ impl Session {
                 requests_rewritten: AtomicUsize::new(0),
                 bodies_checked: AtomicUsize::new(0),
                 hook_problems: HookProblems::default(),
+                compared_headers,
+                snapshots: Mutex::new(Vec::new()),
+                watch,
             }),
         })
     }
@@ -527,7 +540,9 @@ impl Session {
                  before the service starts calling out"
             ));
         }
-        if let Err(why) = observer.add_mock_hook(&self.inner.id, std::sync::Arc::new(hook)) {
+        if let Err(why) =
+            crate::embedded::Observer::add_mock_hook(&self.inner.watch, std::sync::Arc::new(hook))
+        {
             panic!("softprobe: on_mock_response: {why}; the closure cannot be registered");
         }
     }

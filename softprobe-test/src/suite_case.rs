@@ -1,20 +1,23 @@
 //! The tests `#[softprobe::cases("x.suite.yaml")]` generates: each runs one case of the suite
 //! with the suite's settings (request overrides, mocks, policy, assertions, executable hooks)
-//! read at run time by `softprobe-runtime`, so `cargo test` and `softprobe suite run` judge a
-//! case alike and fail with the same text. Also the guard test that notices case files added
+//! read at run time by `softprobe-runtime` and driven by its [`driver`], as `softprobe suite
+//! run` drives each case, so `cargo test` and the CLI judge a case alike and fail with the
+//! same text. Also the guard test that notices case files added
 //! or removed since the tests were generated.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use softprobe_runtime::case::Exchange;
 use softprobe_runtime::suite::assert::Message;
-use softprobe_runtime::suite::hooks::{HookKind, HookSet};
+use softprobe_runtime::suite::driver::{self, CaseHost, Driven, HookContext};
+use softprobe_runtime::suite::hooks::HookSet;
 use softprobe_runtime::suite::report::{Failure, failures_text};
-use softprobe_runtime::suite::steps::{self, Checks, fail};
+use softprobe_runtime::suite::steps::{self, fail};
 use softprobe_runtime::suite::{PlannedCase, Suite};
 
 use crate::__private::CaseSpec;
@@ -135,78 +138,25 @@ where
         .body_checked_inline
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let exchanges: Vec<Exchange> = sp.case().exchanges().to_vec();
-    let hooks = Hooks::new(suite, case).map_err(|f| vec![f])?;
-    let settings = &case.settings;
-    let mut rules = Vec::new();
-    for pending in steps::plan_mocks(&case.path, settings, &exchanges).map_err(|f| vec![f])? {
-        let answer = match pending.hook() {
-            Some((hook, payload)) => Some(
-                hooks
-                    .call(hook, HookKind::MockResponse, payload)
-                    .map_err(|f| vec![f])?,
-            ),
-            None => None,
-        };
-        rules.push(pending.rule(answer.as_ref()));
+    let hooks = Arc::new(suite_hooks(suite).map_err(|f| vec![f])?);
+    let mut host = Host {
+        sp,
+        app: Some(app),
+        base: String::new(),
+        client: sp.client(),
+    };
+    let mut driven = Driven::default();
+    let context = HookContext {
+        hooks: &hooks,
+        suite_name: &suite.file.name,
+    };
+    if let Err(f) = driver::drive(&mut host, context, case, &exchanges, &mut driven).await {
+        driven.failures.push(f);
     }
-    if !rules.is_empty() {
-        sp.rules(json!({"version": 1, "rules": rules}))
-            .map_err(|e| vec![fail("mock", format!("the suite's mocks: {e}"))])?;
-    }
-    if let Some(policy) = &settings.policy {
-        sp.policy(policy.clone())
-            .map_err(|e| vec![fail("policy", format!("the suite's policy: {e}"))])?;
-    }
-
-    let base: String = app(sp.clone()).await.into();
-    let client = sp.client();
-    let checks = Checks::new(settings);
-    let mut failures = Vec::new();
-    let planned = steps::plan_requests(&case.path, settings, &exchanges).map_err(|f| vec![f])?;
-    let of = planned.len();
-    let url = settings.request.as_ref().and_then(|r| r.url.as_deref());
-    for (n, (mut request, expected)) in planned.into_iter().enumerate() {
-        if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
-            let answer = hooks
-                .call(
-                    hook,
-                    HookKind::Request,
-                    json!({"index": n, "request": request.clone()}),
-                )
-                .map_err(|f| vec![f])?;
-            steps::apply_request_answer(&mut request, &answer);
-        }
-        let mut outgoing = inbound_request(&request, url);
-        sp.rewrite_request(&mut outgoing);
-        let actual = match send(&client, &base, &outgoing).await {
-            Ok(m) => m,
-            Err(f) => {
-                failures.push(steps::label(f, n, of));
-                continue;
-            }
-        };
-        failures.extend(checks.check(expected.as_ref(), &actual, n, of));
-        for (hook, kind) in checks.hooks() {
-            let payload = steps::check_payload(n, &request, expected.as_ref(), &actual);
-            match hooks.call(hook, kind, payload) {
-                Ok(answer) => {
-                    if let Some(f) = steps::check_answer(&hooks.set.describe(hook), kind, &answer) {
-                        failures.push(steps::label(f, n, of));
-                    }
-                }
-                Err(f) => failures.push(steps::label(f, n, of)),
-            }
-        }
-        if let Some(expected) = &expected {
-            for message in sp.body_failures(&expected.body, &actual.body) {
-                failures.push(steps::label(fail("assert_body", message), n, of));
-            }
-        }
-    }
-    if failures.is_empty() {
+    if driven.failures.is_empty() {
         Ok(())
     } else {
-        Err(failures)
+        Err(driven.failures)
     }
 }
 
@@ -214,34 +164,65 @@ where
 /// `--hooks DIR`), then next to the suite; JavaScript/TypeScript modules from the suite's
 /// `hooks` list and from `SOFTPROBE_HOOKS` (paths separated as in `PATH`, the twin of
 /// `--hooks FILE.ts`), loaded into one Node process for the case.
-struct Hooks<'a> {
-    suite: &'a Suite,
-    case: &'a PlannedCase,
-    set: HookSet,
+fn suite_hooks(suite: &Suite) -> Result<HookSet, Failure> {
+    let dir = std::env::var_os("SOFTPROBE_HOOKS_DIR").map(PathBuf::from);
+    let modules: Vec<PathBuf> = std::env::var_os("SOFTPROBE_HOOKS")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    HookSet::new(suite, &modules, dir, HOOK_TIMEOUT)
+        .map_err(|e| fail("hook", format!("hooks: {e}")))
 }
 
-impl<'a> Hooks<'a> {
-    fn new(suite: &'a Suite, case: &'a PlannedCase) -> Result<Self, Failure> {
-        let dir = std::env::var_os("SOFTPROBE_HOOKS_DIR").map(PathBuf::from);
-        let modules: Vec<PathBuf> = std::env::var_os("SOFTPROBE_HOOKS")
-            .map(|v| std::env::split_paths(&v).collect())
-            .unwrap_or_default();
-        let set = HookSet::new(suite, &modules, dir, HOOK_TIMEOUT)
-            .map_err(|e| fail("hook", format!("hooks: {e}")))?;
-        Ok(Hooks { suite, case, set })
+/// A case driven over the test's [`Session`]: mocks and policy set on it, the service
+/// started by the test's closure once they are, requests rewritten by the session's
+/// closures and sent to the service.
+struct Host<'a, F> {
+    sp: &'a Session,
+    /// The test's closure starting the service, until [`CaseHost::prepare`] calls it.
+    app: Option<F>,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl<F, Fut, U> CaseHost for Host<'_, F>
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = U>,
+    U: Into<String>,
+{
+    async fn prepare(
+        &mut self,
+        rules: Option<Value>,
+        policy: Option<&Value>,
+    ) -> Result<(), Failure> {
+        if let Some(rules) = rules {
+            self.sp
+                .rules(rules)
+                .map_err(|e| fail("mock", format!("the suite's mocks: {e}")))?;
+        }
+        if let Some(policy) = policy {
+            self.sp
+                .policy(policy.clone())
+                .map_err(|e| fail("policy", format!("the suite's policy: {e}")))?;
+        }
+        if let Some(app) = self.app.take() {
+            self.base = app(self.sp.clone()).await.into();
+        }
+        Ok(())
     }
 
-    fn call(&self, name: &str, kind: HookKind, payload: Value) -> Result<Value, Failure> {
-        let payload = steps::hook_envelope(
-            payload,
-            kind,
-            &self.suite.file.name,
-            &self.case.name,
-            &self.case.path,
-        );
-        self.set
-            .call(name, kind, &payload)
-            .map_err(|e| fail("hook", e))
+    async fn send(
+        &mut self,
+        request: &Map<String, Value>,
+        url: Option<&str>,
+    ) -> Result<Message, Failure> {
+        let mut outgoing = inbound_request(request, url);
+        self.sp.rewrite_request(&mut outgoing);
+        send(&self.client, &self.base, &outgoing).await
+    }
+
+    fn extra_checks(&self, expected: &Message, actual: &Message) -> Vec<String> {
+        self.sp.body_failures(&expected.body, &actual.body)
     }
 }
 
@@ -383,6 +364,8 @@ pub fn check_case_files(spec: CaseSpec, files: CaseFiles, listed: &[&str]) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

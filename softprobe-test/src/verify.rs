@@ -4,10 +4,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde_json::Value;
-use softprobe_runtime::case::{Body, Case, Direction, Exchange};
+use softprobe_runtime::case::{Body, Direction, Exchange};
 use softprobe_runtime::json::{DiffOptions, Difference, PathPattern, diff};
 use softprobe_runtime::rules::REDACTED;
 use softprobe_runtime::verdict::Finding;
@@ -296,7 +295,8 @@ pub(crate) fn evidence_path(case_path: &Path, test_name: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes what the test actually exchanged beside the case ([`evidence_path`]).
+/// Writes what the test actually exchanged beside the case ([`evidence_path`]), as the
+/// case a capture session of those exchanges would close into.
 pub(crate) fn write_evidence(
     case_path: &Path,
     test_name: &str,
@@ -304,13 +304,9 @@ pub(crate) fn write_evidence(
     observed: &[Exchange],
 ) -> Option<String> {
     let path = evidence_path(case_path, test_name);
-    let mut case = Case::new(
-        case_id,
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    );
-    case.mode = Some(softprobe_runtime::case::CaseMode::Capture);
-    case.push_exchanges(observed);
-    case.write(&path).ok()?;
+    softprobe_runtime::capture::build_case(case_id, observed, std::time::SystemTime::now())
+        .write(&path)
+        .ok()?;
     Some(path.display().to_string())
 }
 
@@ -400,33 +396,6 @@ pub(crate) fn snapshot_text(
     out
 }
 
-/// The extra compared headers of each running case, by session id, for `assert_response!`.
-static SESSION_HEADERS: Mutex<Vec<(String, Vec<String>)>> = Mutex::new(Vec::new());
-
-/// Remembers a running session's extra compared headers until [`forget_headers`].
-pub(crate) fn remember_headers(session: &str, headers: &[String]) {
-    if headers.is_empty() {
-        return;
-    }
-    let mut all = SESSION_HEADERS.lock().unwrap_or_else(|e| e.into_inner());
-    all.push((session.to_owned(), headers.to_vec()));
-}
-
-/// The extra compared headers of a running session.
-pub(crate) fn headers_of(session: &str) -> Vec<String> {
-    let all = SESSION_HEADERS.lock().unwrap_or_else(|e| e.into_inner());
-    all.iter()
-        .find(|(s, _)| s == session)
-        .map(|(_, h)| h.clone())
-        .unwrap_or_default()
-}
-
-/// Drops what [`remember_headers`] kept for a session that ended.
-pub(crate) fn forget_headers(session: &str) {
-    let mut all = SESSION_HEADERS.lock().unwrap_or_else(|e| e.into_inner());
-    all.retain(|(s, _)| s != session);
-}
-
 /// A snapshot a capture run writes when its test passes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PendingSnapshot {
@@ -435,9 +404,6 @@ pub(crate) struct PendingSnapshot {
     expression: String,
     text: String,
 }
-
-/// Snapshots queued by capture runs still going on, by session id.
-static PENDING: Mutex<Vec<(String, PendingSnapshot)>> = Mutex::new(Vec::new());
 
 impl PendingSnapshot {
     /// Names the file as insta would for a named file snapshot at `site`, under the insta
@@ -496,14 +462,14 @@ impl PendingSnapshot {
     }
 }
 
-/// Queues a capture run's snapshot. Two different answers under one snapshot name in one
-/// test could never both replay, so that is an error naming the file.
-pub(crate) fn queue_snapshot(session: &str, snap: PendingSnapshot) -> Result<(), String> {
-    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, earlier)) = pending
-        .iter()
-        .find(|(s, p)| s == session && p.path == snap.path)
-    {
+/// Queues a capture run's snapshot among the ones its session already queued. Two
+/// different answers under one snapshot name in one test could never both replay, so that
+/// is an error naming the file.
+pub(crate) fn queue_snapshot(
+    queued: &mut Vec<PendingSnapshot>,
+    snap: PendingSnapshot,
+) -> Result<(), String> {
+    if let Some(earlier) = queued.iter().find(|p| p.path == snap.path) {
         if earlier.text == snap.text {
             return Ok(());
         }
@@ -512,18 +478,8 @@ pub(crate) fn queue_snapshot(session: &str, snap: PendingSnapshot) -> Result<(),
             snap.path.display()
         ));
     }
-    pending.push((session.to_owned(), snap));
+    queued.push(snap);
     Ok(())
-}
-
-/// Takes the snapshots a session queued, in the order they were asserted.
-pub(crate) fn take_snapshots(session: &str) -> Vec<PendingSnapshot> {
-    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    let (mine, others) = std::mem::take(&mut *pending)
-        .into_iter()
-        .partition(|(s, _)| s == session);
-    *pending = others;
-    mine.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Writes a snapshot atomically, so a parallel `cargo insta` or test never reads half a file.
@@ -676,17 +632,16 @@ mod tests {
             snap.contents(),
             "---\nsource: tests/checkout.rs\nexpression: assert_response!(sp, \"a/b\", resp)\n---\nstatus: 200\n"
         );
-        queue_snapshot("sess_unit_a", snap.clone()).unwrap();
-        queue_snapshot("sess_unit_a", snap.clone()).unwrap();
+        let mut queued = Vec::new();
+        queue_snapshot(&mut queued, snap.clone()).unwrap();
+        queue_snapshot(&mut queued, snap.clone()).unwrap();
         let other = PendingSnapshot::new(site, "status: 500");
         assert!(
-            queue_snapshot("sess_unit_a", other)
+            queue_snapshot(&mut queued, other)
                 .unwrap_err()
                 .contains("own name")
         );
-        assert!(take_snapshots("sess_unit_b").is_empty());
-        assert_eq!(take_snapshots("sess_unit_a"), vec![snap]);
-        assert!(take_snapshots("sess_unit_a").is_empty());
+        assert_eq!(queued, vec![snap]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Flags mirror the environment (`SOFTPROBE_LISTEN_ADDR`, `SOFTPROBE_CAPTURE_CASE_PATH`,
 //! `SOFTPROBE_API_TOKEN`, `SOFTPROBE_LOG`, the limits `SOFTPROBE_MAX_*`,
 //! `SOFTPROBE_IDLE_TIMEOUT`, `SOFTPROBE_HEADER_READ_TIMEOUT`); the work is
-//! [`softprobe_runtime::Server`].
+//! [`softprobe_runtime::Runtime`].
 //! SIGINT/SIGTERM flush open capture sessions that captured something to their case files
 //! (never over another session's capture), then exit 0.
 
@@ -11,15 +11,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use softprobe_runtime::Server;
 use softprobe_runtime::cli::logging::LogFormat;
 use softprobe_runtime::control::DEFAULT_BODY_LIMIT;
-use softprobe_runtime::proxy::{ProxyConfig, RemoteBackend, StoreBackend};
-use softprobe_runtime::session::{RedisStore, SessionLimits};
+use softprobe_runtime::proxy::ProxyConfig;
+use softprobe_runtime::session::SessionLimits;
+use softprobe_runtime::standalone::shutdown_signal;
+use softprobe_runtime::{Runtime, RuntimeBuilder, Server};
 
 /// Every flag of the binary, in one place.
 #[derive(Debug, Parser)]
@@ -174,105 +174,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(flags))
+    runtime.block_on(run(flags.runtime()))
 }
 
-async fn run(flags: Flags) -> ExitCode {
-    if flags.allow_remote
-        && flags.api_token.as_deref().is_none_or(str::is_empty)
-        && !flags.insecure_no_token
-    {
-        eprintln!(
-            "softprobe-runtime: --allow-remote without a token: anyone who can reach this \
-             runtime could drive sessions and write captures; set SOFTPROBE_API_TOKEN, or pass \
-             --insecure-no-token (SOFTPROBE_INSECURE_NO_TOKEN=true) to run unprotected on purpose"
-        );
-        return ExitCode::from(2);
-    }
-    if let Some(url) = flags.proxy.runtime_url.clone() {
-        return run_proxies_only(&url, flags).await;
-    }
-    let proxy_config = flags.config_for_proxies();
-    if let Err(err) = proxy_config.check_listen() {
-        eprintln!("softprobe-runtime: {err}");
-        return ExitCode::FAILURE;
-    }
-    if let Some(template) = &flags.capture_case_path
-        && let Err(err) = softprobe_runtime::case::location::check_writable(template)
-    {
-        eprintln!("softprobe-runtime: --capture-case-path / SOFTPROBE_CAPTURE_CASE_PATH: {err}");
-        return ExitCode::FAILURE;
-    }
-    let limits = SessionLimits {
-        max_sessions: Some(flags.max_sessions).filter(|n| *n > 0),
-        max_spans_per_session: Some(flags.max_spans_per_session).filter(|n| *n > 0),
-    };
-    let mut builder = Server::builder();
-    if flags.store != "memory" {
-        let (url, idle) = (flags.store.clone(), flags.idle_timeout);
-        let connected = tokio::task::spawn_blocking(move || {
-            RedisStore::connect(&url, limits, Some(idle).filter(|d| !d.is_zero()))
-        })
-        .await;
-        match connected {
-            Ok(Ok(store)) => {
-                tracing::info!("sessions are shared through {}", store.url());
-                builder = builder.store(Arc::new(store));
-            }
-            Ok(Err(err)) => {
-                eprintln!("softprobe-runtime: --store / SOFTPROBE_STORE_URL: {err}");
-                return ExitCode::FAILURE;
-            }
-            Err(err) => {
-                eprintln!("softprobe-runtime: connecting to the session store failed: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let server = match builder
-        .listen(flags.listen)
-        .token(flags.api_token)
-        .capture_path(flags.capture_case_path)
-        .body_limit(flags.body_limit)
-        .limits(limits)
-        .idle_timeout(Some(flags.idle_timeout))
-        .header_read_timeout(flags.header_read_timeout)
-        .allow_remote(flags.allow_remote)
-        .insecure_no_token(flags.insecure_no_token)
-        .public_hosts(flags.public_hosts)
-        .allowed_origins(flags.allowed_origins)
-        .capture_root(flags.capture_root)
-        .allow_capture_outside_root(flags.allow_capture_outside_root)
-        .tls(flags.tls_cert.zip(flags.tls_key))
-        .start()
-        .await
-    {
-        Ok(server) => server,
+/// Runs until SIGINT/SIGTERM, then flushes open captures and stops.
+async fn run(builder: RuntimeBuilder) -> ExitCode {
+    let runtime = match builder.start().await {
+        Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("softprobe-runtime: {err}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(err.exit_code());
         }
     };
-
-    let proxies = match proxy_config
-        .start(Arc::new(StoreBackend::new(server.store())))
-        .await
-    {
-        Ok(proxies) => proxies,
-        Err(err) => {
-            eprintln!("softprobe-runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(pem) = proxies.ca_cert_pem() {
-        server.state().set_proxy_ca_pem(pem);
+    let signal = shutdown_signal().await;
+    if runtime.server().is_none() {
+        tracing::info!("received {signal}: stopping the proxies");
+        runtime.shutdown().await;
+        return ExitCode::SUCCESS;
     }
-
-    let signal = wait_for_signal().await;
     tracing::info!("received {signal}: flushing capture sessions and stopping");
-    proxies.shutdown().await;
     let mut failed = false;
-    for flushed in server.flush_captures() {
+    for flushed in runtime.shutdown().await {
         match &flushed.result {
             Ok(()) => tracing::info!(
                 sessionId = %flushed.session_id,
@@ -285,7 +207,6 @@ async fn run(flags: Flags) -> ExitCode {
             }
         }
     }
-    server.shutdown().await;
     if failed {
         ExitCode::FAILURE
     } else {
@@ -293,27 +214,34 @@ async fn run(flags: Flags) -> ExitCode {
     }
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::warn!("cannot listen for SIGTERM: {err}");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
+impl Flags {
+    /// The runtime these flags describe.
+    fn runtime(self) -> RuntimeBuilder {
+        let limits = SessionLimits {
+            max_sessions: Some(self.max_sessions).filter(|n| *n > 0),
+            max_spans_per_session: Some(self.max_spans_per_session).filter(|n| *n > 0),
+        };
+        let server = Server::builder()
+            .listen(self.listen)
+            .capture_path(self.capture_case_path)
+            .body_limit(self.body_limit)
+            .public_hosts(self.public_hosts)
+            .allowed_origins(self.allowed_origins)
+            .capture_root(self.capture_root)
+            .allow_capture_outside_root(self.allow_capture_outside_root)
+            .tls(self.tls_cert.zip(self.tls_key));
+        Runtime::builder()
+            .server(server)
+            .store_url(Some(self.store))
+            .proxies(self.proxy.config())
+            .remote_runtime(self.proxy.runtime_url)
+            .token(self.api_token)
+            .allow_remote(self.allow_remote)
+            .insecure_no_token(self.insecure_no_token)
+            .header_read_timeout(self.header_read_timeout)
+            .limits(limits)
+            .idle_timeout(Some(self.idle_timeout))
     }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
 }
 
 /// The proxy flags: the ingress runs with `--ingress-upstream`, the egress with
@@ -372,53 +300,7 @@ impl ProxyFlags {
             require_session: self.require_session,
             service: self.service_name.clone(),
             ingress_threads: self.ingress_threads,
-            header_read_timeout: None,
-            allow_remote: false,
-            token: None,
+            ..ProxyConfig::default()
         }
     }
-}
-
-impl Flags {
-    /// The proxy settings with the listener-wide ones (timeouts, remote binds) applied.
-    fn config_for_proxies(&self) -> ProxyConfig {
-        let mut config = self.proxy.config();
-        config.header_read_timeout = Some(self.header_read_timeout);
-        config.allow_remote = self.allow_remote;
-        config.token = self.api_token.clone().filter(|t| !t.is_empty());
-        config
-    }
-}
-
-/// `--runtime-url`: the proxies alone, in front of a runtime elsewhere.
-async fn run_proxies_only(url: &str, flags: Flags) -> ExitCode {
-    let config = flags.config_for_proxies();
-    if !config.is_enabled() {
-        eprintln!(
-            "softprobe-runtime: --runtime-url runs only the proxies; give --ingress-upstream \
-             and/or --egress-listen"
-        );
-        return ExitCode::from(2);
-    }
-    let mut backend = match RemoteBackend::new(url, flags.api_token) {
-        Ok(b) => b,
-        Err(err) => {
-            eprintln!("softprobe-runtime: --runtime-url: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(service) = &flags.proxy.service_name {
-        backend = backend.with_service(service.clone());
-    }
-    let proxies = match config.start(Arc::new(backend)).await {
-        Ok(p) => p,
-        Err(err) => {
-            eprintln!("softprobe-runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let signal = wait_for_signal().await;
-    tracing::info!("received {signal}: stopping the proxies");
-    proxies.shutdown().await;
-    ExitCode::SUCCESS
 }

@@ -41,9 +41,8 @@ fn session_hops(session: &crate::session::Session) -> Vec<crate::case::Exchange>
     }
     let state = session.read();
     state
-        .case
-        .as_ref()
-        .and_then(|(case, _)| case.exchanges().ok())
+        .case()
+        .and_then(|case| case.exchanges().ok())
         .map(crate::case::diff::in_order)
         .unwrap_or_default()
 }

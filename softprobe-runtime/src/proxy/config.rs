@@ -34,11 +34,14 @@ pub struct ProxyConfig {
     pub ca_key: Option<PathBuf>,
     /// Where to write the CA certificate for clients to trust.
     pub ca_out: Option<PathBuf>,
+    /// Extra root certificates the egress trusts when it calls HTTPS upstreams, besides the
+    /// webpki roots and `SOFTPROBE_UPSTREAM_CA_FILE` ([`super::ProxyBuilder::upstream_root`]).
+    pub egress_upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Refuse traffic without an open session.
     pub require_session: bool,
     /// Service name recorded on hops.
     pub service: Option<String>,
-    /// Threads serving the ingress's connections (see [`super::IngressBuilder::threads`]):
+    /// Threads serving the ingress's connections (see [`super::ProxyBuilder::threads`]):
     /// `None` is one per CPU, `Some(0)` serves them on the runtime that starts the proxies.
     pub ingress_threads: Option<usize>,
     /// Time a client gets to send a request head (default 10 s).
@@ -173,6 +176,9 @@ impl ProxyConfig {
                 .backend(backend.clone())
                 .require_session(self.require_session)
                 .proxy_token(self.token.clone());
+            for root in &self.egress_upstream_roots {
+                egress = egress.upstream_root(root.clone());
+            }
             if let Some(up) = &self.egress_upstream {
                 egress = egress.upstream(up.clone());
             }

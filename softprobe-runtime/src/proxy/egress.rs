@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use http::header::{self, HeaderMap};
@@ -20,17 +20,15 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::backend::SharedBackend;
-use super::forward::{Core, Hop, Settings, normalize_host, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, normalize_host, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop, remove_session_headers,
     session_from_headers,
 };
 use super::ingress::{Base, parse_base};
+use super::settings::{ProxyBuilder, ProxySettings};
 use super::tls::CertificateAuthority;
-use super::{
-    DEFAULT_LISTEN, Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve, serve_sharded,
-};
+use super::{Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
 
 /// The egress proxy. Start one with [`EgressProxy::builder`].
@@ -41,114 +39,58 @@ impl EgressProxy {
     /// A builder listening on `127.0.0.1:0` by default, with a freshly generated CA unless
     /// [`EgressBuilder::ca`] gives one.
     pub fn builder() -> EgressBuilder {
-        EgressBuilder {
-            listen: DEFAULT_LISTEN,
+        ProxyBuilder::with_kind(EgressOptions {
             upstream: None,
-            backend: None,
             ca: None,
             bound_session: None,
-            settings: Settings::default(),
-            threads: 0,
             token: None,
-        }
+        })
     }
 }
 
-/// Configures and starts an [`EgressProxy`].
-#[must_use]
-pub struct EgressBuilder {
-    listen: SocketAddr,
+/// Configures and starts an [`EgressProxy`]: the shared settings of [`ProxyBuilder`] and
+/// the egress's own (CA, default upstream, bound session, proxy token).
+pub type EgressBuilder = ProxyBuilder<EgressOptions>;
+
+/// What only the egress is configured with (see the [`EgressBuilder`] methods).
+pub struct EgressOptions {
     upstream: Option<String>,
-    backend: Option<SharedBackend>,
     ca: Option<Arc<CertificateAuthority>>,
     bound_session: Option<String>,
-    settings: Settings,
-    threads: usize,
     token: Option<String>,
 }
 
-impl std::fmt::Debug for EgressBuilder {
+impl std::fmt::Debug for EgressOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EgressBuilder")
-            .field("listen", &self.listen)
+        f.debug_struct("EgressOptions")
             .field("upstream", &self.upstream)
+            .field("bound_session", &self.bound_session)
             .finish_non_exhaustive()
     }
 }
 
 impl EgressBuilder {
-    /// Where to listen (default `127.0.0.1:0`).
-    pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.listen = addr;
-        self
-    }
-
     /// Default upstream for origin-form requests (the proxy used as a reverse proxy).
     pub fn upstream(mut self, uri: impl Into<String>) -> Self {
-        self.upstream = Some(uri.into());
-        self
-    }
-
-    /// The runtime the proxy asks (default: [`super::NoSessionsBackend`]).
-    pub fn backend(mut self, backend: SharedBackend) -> Self {
-        self.backend = Some(backend);
+        self.kind.upstream = Some(uri.into());
         self
     }
 
     /// The CA that signs the certificates presented inside `CONNECT` tunnels.
     pub fn ca(mut self, ca: CertificateAuthority) -> Self {
-        self.ca = Some(Arc::new(ca));
+        self.kind.ca = Some(Arc::new(ca));
         self
     }
 
     /// A CA shared with other components (e.g. the control API serving `ca.pem`).
     pub fn shared_ca(mut self, ca: Arc<CertificateAuthority>) -> Self {
-        self.ca = Some(ca);
+        self.kind.ca = Some(ca);
         self
     }
 
     /// The session used when a request names none (see [`RunningEgress::bind_session`]).
     pub fn bind_session(mut self, session_id: impl Into<String>) -> Self {
-        self.bound_session = Some(session_id.into());
-        self
-    }
-
-    /// Extra root certificates trusted for upstream HTTPS, besides the webpki roots and
-    /// `SOFTPROBE_UPSTREAM_CA_FILE`.
-    pub fn upstream_root(mut self, cert: rustls::pki_types::CertificateDer<'static>) -> Self {
-        self.settings.extra_roots.push(cert);
-        self
-    }
-
-    /// Time a client gets to send a whole request head before its connection is closed
-    /// (default 10 s), so slow clients cannot pin connections.
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.header_read_timeout = timeout;
-        self
-    }
-
-    /// Largest request body accepted, and largest response body recorded (default 16 MiB).
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.settings.body_limit = bytes;
-        self
-    }
-
-    /// Time allowed for an upstream to start answering (default 30 s).
-    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.upstream_timeout = timeout;
-        self
-    }
-
-    /// Time allowed to connect to an upstream (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// Refuse (403) requests without an open session instead of relaying them: with it,
-    /// the proxy is never an open relay.
-    pub fn require_session(mut self, yes: bool) -> Self {
-        self.settings.require_session = yes;
+        self.kind.bound_session = Some(session_id.into());
         self
     }
 
@@ -158,53 +100,40 @@ impl EgressBuilder {
     /// binary sets its API token here, so a neighbour on the network can neither record
     /// into nor replay from someone's session, nor relay through the proxy.
     pub fn proxy_token(mut self, token: Option<String>) -> Self {
-        self.token = token.filter(|t| !t.is_empty());
-        self
-    }
-
-    /// The service name recorded on hops and matched by `when.service`.
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.settings.service = Some(name.into());
-        self
-    }
-
-    /// Header names stored as `[REDACTED]` (default: authorization, cookie, set-cookie,
-    /// proxy-authorization, x-api-key).
-    pub fn redact_headers(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.settings.redact_headers = names.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Serve connections on `n` threads of the proxy's own, each running a single-threaded
-    /// tokio runtime with its own upstream connection pool, instead of on the runtime that
-    /// calls [`start`](Self::start) (`0`, the default). A connection, its tunnels and its
-    /// upstream calls then stay on one thread, as with the ingress's
-    /// [`threads`](super::IngressBuilder::threads).
-    pub fn threads(mut self, n: usize) -> Self {
-        self.threads = n;
+        self.kind.token = token.filter(|t| !t.is_empty());
         self
     }
 
     /// Binds and starts serving; returns once the port accepts connections.
     pub async fn start(self) -> Result<RunningEgress, ProxyError> {
-        let upstream = self.upstream.as_deref().map(parse_base).transpose()?;
-        let ca = match self.ca {
+        let ProxySettings {
+            listen,
+            backend,
+            threads,
+            hops,
+        } = self.settings;
+        let EgressOptions {
+            upstream,
+            ca,
+            bound_session,
+            token,
+        } = self.kind;
+        let upstream = upstream.as_deref().map(parse_base).transpose()?;
+        let ca = match ca {
             Some(ca) => ca,
             None => Arc::new(CertificateAuthority::generate()?),
         };
-        let backend = self
-            .backend
-            .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
-        let header_read_timeout = self.settings.header_read_timeout;
-        let core = Core::new(backend, self.settings)?;
-        let listener = bind(self.listen).await?;
+        let backend = backend.unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let header_read_timeout = hops.header_read_timeout;
+        let core = Core::new(backend, hops)?;
+        let listener = bind(listen).await?;
         let (stop, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             core,
             upstream,
-            token: self.token,
+            token,
             ca: ca.clone(),
-            bound: Arc::new(RwLock::new(self.bound_session)),
+            bound: Arc::new(RwLock::new(bound_session)),
             stop: stop.subscribe(),
         });
         let handler_for = |shared: Arc<Shared>| -> Handler {
@@ -213,7 +142,7 @@ impl EgressBuilder {
                 Box::pin(async move { handle(&shared, None, req).await })
             })
         };
-        let proxy = if self.threads == 0 {
+        let proxy = if threads == 0 {
             serve(
                 listener,
                 handler_for(shared.clone()),
@@ -226,7 +155,7 @@ impl EgressBuilder {
             serve_sharded(
                 listener,
                 "egress",
-                self.threads,
+                threads,
                 make_handler,
                 stop,
                 header_read_timeout,

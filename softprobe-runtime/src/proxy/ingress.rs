@@ -2,21 +2,20 @@
 //! the request's headers, stamps the flow with W3C trace context carrying `sp=<sessionId>`,
 //! and records the inbound hop.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
-use super::backend::SharedBackend;
-use super::forward::{Core, Hop, Settings, normalize_host, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, normalize_host, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
+use super::settings::{ProxyBuilder, ProxySettings};
 use super::trace_context::TraceParent;
-use super::{DEFAULT_LISTEN, Handler, ProxyError, RunningProxy, bind, serve, serve_sharded};
+use super::{Handler, ProxyError, RunningProxy, bind, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
 
 /// The ingress proxy. Start one with [`IngressProxy::builder`].
@@ -26,128 +25,45 @@ pub struct IngressProxy;
 impl IngressProxy {
     /// A builder listening on `127.0.0.1:0` by default.
     pub fn builder() -> IngressBuilder {
-        IngressBuilder {
-            listen: DEFAULT_LISTEN,
-            upstream: None,
-            backend: None,
-            settings: Settings::default(),
-            threads: 0,
-        }
+        ProxyBuilder::with_kind(IngressOptions { upstream: None })
     }
 }
 
-/// Configures and starts an [`IngressProxy`].
-#[must_use]
-pub struct IngressBuilder {
-    listen: SocketAddr,
+/// Configures and starts an [`IngressProxy`]: the shared settings of [`ProxyBuilder`] and
+/// the application's URL.
+pub type IngressBuilder = ProxyBuilder<IngressOptions>;
+
+/// What only the ingress is configured with (see [`IngressBuilder::upstream`]).
+#[derive(Debug)]
+pub struct IngressOptions {
     upstream: Option<String>,
-    backend: Option<SharedBackend>,
-    settings: Settings,
-    threads: usize,
-}
-
-impl std::fmt::Debug for IngressBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IngressBuilder")
-            .field("listen", &self.listen)
-            .field("upstream", &self.upstream)
-            .finish_non_exhaustive()
-    }
 }
 
 impl IngressBuilder {
-    /// Where to listen (default `127.0.0.1:0`).
-    pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.listen = addr;
-        self
-    }
-
     /// The application behind the proxy, e.g. `http://127.0.0.1:8081` (required). A path
     /// in it is a prefix for every forwarded path.
     pub fn upstream(mut self, uri: impl Into<String>) -> Self {
-        self.upstream = Some(uri.into());
-        self
-    }
-
-    /// The runtime the proxy asks (default: [`super::NoSessionsBackend`]).
-    pub fn backend(mut self, backend: SharedBackend) -> Self {
-        self.backend = Some(backend);
-        self
-    }
-
-    /// An extra root certificate trusted when the application is served over HTTPS, besides
-    /// the webpki roots and `SOFTPROBE_UPSTREAM_CA_FILE`.
-    pub fn upstream_root(mut self, cert: rustls::pki_types::CertificateDer<'static>) -> Self {
-        self.settings.extra_roots.push(cert);
-        self
-    }
-
-    /// Time a client gets to send a whole request head before its connection is closed
-    /// (default 10 s), so slow clients cannot pin connections.
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.header_read_timeout = timeout;
-        self
-    }
-
-    /// Largest request body accepted, and largest response body recorded (default 16 MiB).
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.settings.body_limit = bytes;
-        self
-    }
-
-    /// Time allowed for the application to start answering (default 30 s).
-    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.upstream_timeout = timeout;
-        self
-    }
-
-    /// Time allowed to connect to the application (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// Refuse (403) requests without an open session instead of relaying them.
-    pub fn require_session(mut self, yes: bool) -> Self {
-        self.settings.require_session = yes;
-        self
-    }
-
-    /// The service name recorded on hops and matched by `when.service`.
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.settings.service = Some(name.into());
-        self
-    }
-
-    /// Header names stored as `[REDACTED]` (default: authorization, cookie, set-cookie,
-    /// proxy-authorization, x-api-key).
-    pub fn redact_headers(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.settings.redact_headers = names.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Serve connections on `n` threads of the proxy's own, each running a single-threaded
-    /// tokio runtime with its own upstream connection pool, instead of on the runtime that
-    /// calls [`start`](Self::start) (`0`, the default). A connection and its upstream
-    /// calls then stay on one thread: the fastest set-up under many concurrent
-    /// connections; the standalone runtime uses one thread per core.
-    pub fn threads(mut self, n: usize) -> Self {
-        self.threads = n;
+        self.kind.upstream = Some(uri.into());
         self
     }
 
     /// Binds and starts serving; returns once the port accepts connections.
     pub async fn start(self) -> Result<RunningProxy, ProxyError> {
+        let ProxySettings {
+            listen,
+            backend,
+            threads,
+            hops,
+        } = self.settings;
         let upstream = self
+            .kind
             .upstream
             .ok_or_else(|| ProxyError::Config("the ingress proxy needs an upstream URL".into()))?;
         let upstream = parse_base(&upstream)?;
-        let backend = self
-            .backend
-            .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
-        let header_read_timeout = self.settings.header_read_timeout;
-        let core = Core::new(backend, self.settings)?;
-        let listener = bind(self.listen).await?;
+        let backend = backend.unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let header_read_timeout = hops.header_read_timeout;
+        let core = Core::new(backend, hops)?;
+        let listener = bind(listen).await?;
         let (stop, _) = tokio::sync::watch::channel(false);
         let upstream = Arc::new(upstream);
         let handler_for = move |core: Arc<Core>| -> Handler {
@@ -158,14 +74,14 @@ impl IngressBuilder {
                 Box::pin(async move { handle(&core, &upstream, req).await })
             })
         };
-        let running = if self.threads == 0 {
+        let running = if threads == 0 {
             serve(listener, handler_for(core), stop, header_read_timeout)?
         } else {
             let make_handler = move || handler_for(core.with_own_client());
             serve_sharded(
                 listener,
                 "ingress",
-                self.threads,
+                threads,
                 make_handler,
                 stop,
                 header_read_timeout,

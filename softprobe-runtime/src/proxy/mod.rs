@@ -44,6 +44,7 @@ mod egress;
 mod forward;
 pub mod http;
 mod ingress;
+mod settings;
 pub mod tls;
 pub mod trace_context;
 pub mod websocket;
@@ -64,9 +65,10 @@ pub use backend::{
     BackendError, BackendFuture, NoSessionsBackend, ProxyBackend, RemoteBackend, StoreBackend,
 };
 pub use config::{DEFAULT_EGRESS_LISTEN, DEFAULT_INGRESS_LISTEN, ProxyConfig, RunningProxies};
-pub use egress::{EgressBuilder, EgressProxy, RunningEgress};
+pub use egress::{EgressBuilder, EgressOptions, EgressProxy, RunningEgress};
 pub use forward::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT};
-pub use ingress::{IngressBuilder, IngressProxy};
+pub use ingress::{IngressBuilder, IngressOptions, IngressProxy};
+pub use settings::{ProxyBuilder, ProxySettings};
 pub use tls::{CertificateAuthority, TlsError};
 
 use self::http::ProxyBody;

@@ -450,7 +450,7 @@ impl RedisStore {
     fn unreachable_decision(&self, id: &str, request: &Request, err: Error) -> Result<Decision> {
         let strict = self.cached(id).is_some_and(|s| {
             request.direction == crate::case::Direction::Outbound
-                && s.read().policy.blocks(&request.host)
+                && s.read().policy().blocks(&request.host)
         });
         if !strict {
             return Err(err);
@@ -501,7 +501,7 @@ impl RedisStore {
     /// The stored configuration of `state` as hash fields (the case only when it changed).
     fn documents(state: &SessionState, case_changed: bool) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(4);
-        if case_changed && let Some((case, _)) = &state.case {
+        if case_changed && let Some(case) = state.case() {
             out.push((
                 "case",
                 String::from_utf8_lossy(&case.to_json_bytes()).into_owned(),
@@ -509,13 +509,13 @@ impl RedisStore {
         }
         out.push((
             "rules",
-            serde_json::to_string(state.engine.rules(Layer::Session)).unwrap_or_default(),
+            serde_json::to_string(state.engine().rules(Layer::Session)).unwrap_or_default(),
         ));
         out.push((
             "policy",
-            serde_json::to_string(&state.policy).unwrap_or_default(),
+            serde_json::to_string(state.policy()).unwrap_or_default(),
         ));
-        if let Some(fixtures) = &state.fixtures {
+        if let Some(fixtures) = state.fixtures() {
             out.push((
                 "fixtures",
                 serde_json::to_string(fixtures).unwrap_or_default(),
@@ -779,12 +779,12 @@ impl SessionStore for RedisStore {
                 });
             };
             let before = session.revision();
-            let old_case = session.read().case.as_ref().map(|(c, _)| Arc::clone(c));
+            let old_case = session.read().case().map(Arc::clone);
             session.update(|state| change(state))?;
             let fields = {
                 let state = session.read();
-                let case_changed = match (&old_case, &state.case) {
-                    (Some(old), Some((new, _))) => !Arc::ptr_eq(old, new),
+                let case_changed = match (&old_case, state.case()) {
+                    (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
                     (None, Some(_)) => true,
                     _ => false,
                 };
@@ -832,7 +832,7 @@ impl SessionStore for RedisStore {
             Err(err) => return self.unreachable_decision(session_id, request, err),
         };
         let started = std::time::Instant::now();
-        let decision = session.read().engine.decide(request);
+        let decision = session.read().engine().decide(request);
         let counted = match &decision {
             Decision::Respond {
                 injected_error: true,

@@ -110,17 +110,19 @@ pub struct StatsSnapshot {
     pub request_drift: u64,
 }
 
-/// A session's configuration; changed only through [`Session::update`].
+/// A session's configuration; changed only through [`Session::update`] with the setters
+/// below ([`SessionState::load_case`], [`SessionState::set_rules`], ...), read through
+/// [`Session::read`] with the getters.
 pub struct SessionState {
     revision: u64,
     /// The decision engine (rules, policy, replay index).
-    pub engine: Engine,
+    engine: Engine,
     /// The policy as last set (the engine keeps its own copy).
-    pub policy: Policy,
+    policy: Policy,
     /// The loaded case, if any.
-    pub case: Option<(Arc<Case>, CaseSummary)>,
+    case: Option<(Arc<Case>, CaseSummary)>,
     /// Fixtures as last set.
-    pub fixtures: Option<Fixtures>,
+    fixtures: Option<Fixtures>,
 }
 
 impl std::fmt::Debug for SessionState {
@@ -137,6 +139,32 @@ impl SessionState {
     /// The revision: 0 at creation, +1 per successful change.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// The decision engine: what each hop gets, the drift and unused recordings it noticed.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The policy as last set.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The loaded case, if any.
+    pub fn case(&self) -> Option<&Arc<Case>> {
+        self.case.as_ref().map(|(case, _)| case)
+    }
+
+    /// What the loaded case holds (traces, spans, inbound and outbound hops), if one is
+    /// loaded.
+    pub fn case_summary(&self) -> Option<&CaseSummary> {
+        self.case.as_ref().map(|(_, summary)| summary)
+    }
+
+    /// The fixtures as last set, if any.
+    pub fn fixtures(&self) -> Option<&Fixtures> {
+        self.fixtures.as_ref()
     }
 
     /// Loads a case (validated first: every span must be a readable hop and its embedded

@@ -2,13 +2,14 @@
 //! one Rust test per case with `#[softprobe::cases("x.suite.yaml")]`).
 //!
 //! [`model`] reads `*.suite.yaml` files, [`steps`] turns one planned case into a request, mocks
-//! and checks, [`mod@assert`] compares what came back, [`hooks`] lets any executable (or, with
+//! and checks, [`driver`] drives one case through them (for the CLI and the harness alike), [`mod@assert`] compares what came back, [`hooks`] lets any executable (or, with
 //! [`node`], a JavaScript/TypeScript function) rewrite requests and mocks or add checks, and [`report`] writes JUnit, HTML and JSON. [`diff`]
 //! compares the hops of two sets of cases. Only the CLI's runner (`runner`, with the `cli`
 //! feature) needs an HTTP client; the rest is what the Rust harness uses.
 
 pub mod assert;
 pub mod diff;
+pub mod driver;
 pub mod hooks;
 pub mod model;
 pub mod node;

@@ -1,7 +1,8 @@
 //! Runs a suite: a bounded pool of workers, one replay session per case on the runtime, the
 //! case's mocks and policy installed, each captured inbound request sent again through the
 //! application's ingress proxy with the session header, the responses checked, the session
-//! closed. Everything goes over HTTP, exactly as a CI job in another language would drive it.
+//! closed. Everything goes over HTTP, exactly as a CI job in another language would drive it;
+//! each case is driven by [`super::driver`], as the tests `#[softprobe::cases]` generates are.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use serde_json::{Map, Value, json};
 
 use super::SuiteError;
 use super::assert::Message;
-use super::hooks::{HookKind, HookSet};
+use super::driver::{self, CaseHost, Driven, HookContext};
+use super::hooks::HookSet;
 use super::model::{PlannedCase, Suite};
 use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
-use super::steps::{self, Checks, fail};
+use super::steps::{self, fail};
 use crate::case::Case;
 use crate::verdict::{SessionFindings, Verdict};
 
@@ -232,11 +234,19 @@ async fn run_case(sh: &Shared, case: &PlannedCase) -> CaseResult {
         expected: Vec::new(),
         actual: Vec::new(),
     };
-    let mut session = None;
-    if let Err(f) = drive(sh, case, &mut result, &mut session).await {
-        result.failures.push(f);
+    let mut host = Host {
+        sh,
+        bytes: Vec::new(),
+        session: None,
+    };
+    let mut driven = Driven::default();
+    if let Err(f) = run_steps(&mut host, case, &mut driven).await {
+        driven.failures.push(f);
     }
-    if let Some(id) = session
+    result.failures = driven.failures;
+    result.expected = driven.expected;
+    result.actual = driven.actual;
+    if let Some(id) = host.session
         && let Err(f) = control(sh, &format!("/v1/sessions/{id}/close"), json!({})).await
     {
         result.failures.push(f);
@@ -248,11 +258,11 @@ async fn run_case(sh: &Shared, case: &PlannedCase) -> CaseResult {
     result
 }
 
-async fn drive(
-    sh: &Shared,
+/// Reads the case, drives it ([`driver::drive`]), then adds what the session noticed itself.
+async fn run_steps(
+    host: &mut Host<'_>,
     case: &PlannedCase,
-    result: &mut CaseResult,
-    session: &mut Option<String>,
+    driven: &mut Driven,
 ) -> Result<(), Failure> {
     // Case files are small; a blocking read here costs less than a thread hop.
     let bytes = std::fs::read(&case.path)
@@ -262,76 +272,21 @@ async fn drive(
     let exchanges = parsed
         .exchanges_named(&shown)
         .map_err(|e| fail("case", e.to_string()))?;
-    let settings = &case.settings;
-    let mut rules = Vec::new();
-    for pending in steps::plan_mocks(&case.path, settings, &exchanges)? {
-        let answer = match pending.hook() {
-            Some((hook, payload)) => {
-                Some(call_hook(sh, hook, HookKind::MockResponse, case, payload).await?)
-            }
-            None => None,
-        };
-        rules.push(pending.rule(answer.as_ref()));
-    }
-
-    let created = control(sh, "/v1/sessions", json!({"mode": "replay"})).await?;
-    let id = created["sessionId"]
-        .as_str()
-        .ok_or_else(|| fail("runtime", format!("session create answered {created}")))?
-        .to_owned();
-    *session = Some(id.clone());
-    control_bytes(sh, &format!("/v1/sessions/{id}/load-case"), bytes).await?;
-    if !rules.is_empty() {
-        control(
-            sh,
-            &format!("/v1/sessions/{id}/rules"),
-            json!({"version": 1, "rules": rules}),
-        )
-        .await?;
-    }
-    if let Some(policy) = &settings.policy {
-        control(sh, &format!("/v1/sessions/{id}/policy"), policy.clone()).await?;
-    }
-
-    let checks = Checks::new(settings);
-    let planned = steps::plan_requests(&case.path, settings, &exchanges)?;
-    let of = planned.len();
-    let url = settings.request.as_ref().and_then(|r| r.url.clone());
-    for (n, (mut request, expected)) in planned.into_iter().enumerate() {
-        if let Some(hook) = settings.request.as_ref().and_then(|r| r.hook.as_ref()) {
-            let answer = call_hook(
-                sh,
-                hook,
-                HookKind::Request,
-                case,
-                json!({"index": n, "request": request.clone()}),
-            )
-            .await?;
-            steps::apply_request_answer(&mut request, &answer);
-        }
-        let actual = send(sh, &id, url.as_deref(), &request).await?;
-        result
-            .failures
-            .extend(checks.check(expected.as_ref(), &actual, n, of));
-        for (hook, kind) in checks.hooks() {
-            let payload = steps::check_payload(n, &request, expected.as_ref(), &actual);
-            let answer = call_hook(sh, hook, kind, case, payload).await?;
-            if let Some(f) = steps::check_answer(&sh.hooks.describe(hook), kind, &answer) {
-                result.failures.push(steps::label(f, n, of));
-            }
-        }
-        result
-            .expected
-            .push(expected.map_or(Value::Null, |e| e.to_json()));
-        result.actual.push(actual.to_json());
-    }
+    host.bytes = bytes;
+    let sh = host.sh;
+    let hooks = HookContext {
+        hooks: &sh.hooks,
+        suite_name: &sh.suite_name,
+    };
+    driver::drive(host, hooks, case, &exchanges, driven).await?;
     // What the session noticed itself: outbound calls nothing answered, outbound requests
     // that drifted from their recording.
+    let id = host.session.clone().unwrap_or_default();
     let state = control_get(sh, &format!("/v1/sessions/{id}/state")).await?;
     let found = SessionFindings::from_state(&state).map_err(|e| fail("runtime", e))?;
     let mut verdict = Verdict::new(&case.name, &shown);
     verdict.add_session(found, false);
-    result
+    driven
         .failures
         .extend(verdict.findings.iter().map(|finding| Failure {
             kind: finding.kind().to_owned(),
@@ -339,6 +294,49 @@ async fn drive(
             diff: None,
         }));
     Ok(())
+}
+
+/// A case driven over the control API: a replay session per case, requests sent to the
+/// application's ingress with the session header.
+struct Host<'a> {
+    sh: &'a Shared,
+    /// The case file, loaded into the session as is.
+    bytes: Vec<u8>,
+    session: Option<String>,
+}
+
+impl CaseHost for Host<'_> {
+    async fn prepare(
+        &mut self,
+        rules: Option<Value>,
+        policy: Option<&Value>,
+    ) -> Result<(), Failure> {
+        let sh = self.sh;
+        let created = control(sh, "/v1/sessions", json!({"mode": "replay"})).await?;
+        let id = created["sessionId"]
+            .as_str()
+            .ok_or_else(|| fail("runtime", format!("session create answered {created}")))?
+            .to_owned();
+        self.session = Some(id.clone());
+        let bytes = std::mem::take(&mut self.bytes);
+        control_bytes(sh, &format!("/v1/sessions/{id}/load-case"), bytes).await?;
+        if let Some(rules) = rules {
+            control(sh, &format!("/v1/sessions/{id}/rules"), rules).await?;
+        }
+        if let Some(policy) = policy {
+            control(sh, &format!("/v1/sessions/{id}/policy"), policy.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        request: &Map<String, Value>,
+        url: Option<&str>,
+    ) -> Result<Message, Failure> {
+        let session = self.session.as_deref().unwrap_or_default();
+        send(self.sh, session, url, request).await
+    }
 }
 
 async fn control_get(sh: &Shared, path: &str) -> Result<Value, Failure> {
@@ -411,22 +409,6 @@ async fn send(
         headers,
         body,
     })
-}
-
-async fn call_hook(
-    sh: &Shared,
-    name: &str,
-    kind: HookKind,
-    case: &PlannedCase,
-    payload: Value,
-) -> Result<Value, Failure> {
-    let payload = steps::hook_envelope(payload, kind, &sh.suite_name, &case.name, &case.path);
-    let hooks = sh.hooks.clone();
-    let owned = name.to_owned();
-    tokio::task::spawn_blocking(move || hooks.call(&owned, kind, &payload))
-        .await
-        .map_err(|e| fail("hook", format!("hook {name} panicked: {e}")))?
-        .map_err(|e| fail("hook", e))
 }
 
 async fn control(sh: &Shared, path: &str, body: Value) -> Result<Value, Failure> {

@@ -10,14 +10,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use checkout::app::{Config, DEFAULT_PAYMENTS_API_KEY, router};
 use checkout::upstreams::{FakeUpstreams, inventory_url, payments_url, shipping_url};
 use clap::Parser;
 use serde_json::json;
-use softprobe_runtime::Server;
-use softprobe_runtime::proxy::{CertificateAuthority, EgressProxy, IngressProxy, StoreBackend};
+use softprobe_runtime::proxy::ProxyConfig;
+use softprobe_runtime::{Runtime, Server};
 
 /// Where each piece listens, and where files go.
 #[derive(Debug, Parser)]
@@ -104,13 +103,6 @@ async fn run(flags: Flags) -> Result<(), String> {
     std::fs::create_dir_all(&flags.dir)
         .map_err(|e| format!("--dir {}: {e}", flags.dir.display()))?;
 
-    let server = Server::builder()
-        .listen(flags.runtime)
-        .capture_path(flags.capture_case_path.clone())
-        .start()
-        .await
-        .map_err(|e| format!("runtime on {}: {e}", flags.runtime))?;
-
     let upstreams = if flags.no_upstreams {
         None
     } else {
@@ -128,46 +120,53 @@ async fn run(flags: Flags) -> Result<(), String> {
         ),
     };
 
-    // The egress proxy terminates the app's TLS with its own CA, and must itself trust the
-    // payments CA to reach the real (here: fake) upstream.
-    let backend = Arc::new(StoreBackend::new(server.store()));
-    let proxy_ca = CertificateAuthority::generate().map_err(|e| format!("proxy CA: {e}"))?;
-    let proxy_ca_path = flags.dir.join("proxy-ca.pem");
-    proxy_ca
-        .write_cert(&proxy_ca_path)
-        .map_err(|e| format!("{}: {e}", proxy_ca_path.display()))?;
-    server.state().set_proxy_ca_pem(proxy_ca.cert_pem());
-    let mut egress = EgressProxy::builder()
-        .listen(flags.egress)
-        .ca(proxy_ca)
-        .backend(backend.clone());
-    if let Some(upstreams) = &upstreams {
-        let roots = softprobe_runtime::proxy::tls::parse_certs(
-            upstreams.ca_cert_pem().as_bytes(),
-            "the payments CA",
-        )
-        .map_err(|e| e.to_string())?;
-        for root in roots {
-            egress = egress.upstream_root(root);
-        }
-    }
-    let egress = egress
-        .start()
-        .await
-        .map_err(|e| format!("egress proxy on {}: {e}", flags.egress))?;
-
-    // The app is configured exactly as the `checkout` binary would be with
-    // HTTP_PROXY=HTTPS_PROXY=<egress> and SSL_CERT_FILE=<proxy CA>.
-    let http = checkout::app::client(
-        Some(&egress.uri()),
-        Some(&egress.uri()),
-        Some(&proxy_ca_path),
-    )?;
-    let inventory_channel = checkout::inventory::channel(&inventory, Some(&egress.uri()))?;
+    // The app's port is bound first so that the ingress can point at it; the app starts
+    // serving once the egress proxy it calls through is up.
     let app_listener = tokio::net::TcpListener::bind(flags.app)
         .await
         .map_err(|e| format!("checkout app on {}: {e}", flags.app))?;
     let app_addr = app_listener.local_addr().map_err(|e| e.to_string())?;
+
+    // The egress proxy terminates the app's TLS with its own CA (written to --dir), and must
+    // itself trust the payments CA to reach the real (here: fake) upstream.
+    let proxy_ca_path = flags.dir.join("proxy-ca.pem");
+    let egress_upstream_roots = match &upstreams {
+        Some(upstreams) => softprobe_runtime::proxy::tls::parse_certs(
+            upstreams.ca_cert_pem().as_bytes(),
+            "the payments CA",
+        )
+        .map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let runtime = Runtime::builder()
+        .server(
+            Server::builder()
+                .listen(flags.runtime)
+                .capture_path(flags.capture_case_path.clone()),
+        )
+        .proxies(ProxyConfig {
+            ingress_listen: Some(flags.ingress),
+            ingress_upstream: Some(format!("http://{app_addr}")),
+            // The ingress serves on this process's tokio runtime, as the app does.
+            ingress_threads: Some(0),
+            egress_listen: Some(flags.egress),
+            egress_upstream_roots,
+            ca_out: Some(proxy_ca_path.clone()),
+            ..ProxyConfig::default()
+        })
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (Some(runtime_uri), Some(ingress_uri), Some(egress_uri)) =
+        (runtime.uri(), runtime.ingress_uri(), runtime.egress_uri())
+    else {
+        return Err("the runtime started without its server or proxies".into());
+    };
+
+    // The app is configured exactly as the `checkout` binary would be with
+    // HTTP_PROXY=HTTPS_PROXY=<egress> and SSL_CERT_FILE=<proxy CA>.
+    let http = checkout::app::client(Some(&egress_uri), Some(&egress_uri), Some(&proxy_ca_path))?;
+    let inventory_channel = checkout::inventory::channel(&inventory, Some(&egress_uri))?;
     let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = tokio::spawn(
         axum::serve(
@@ -186,19 +185,11 @@ async fn run(flags: Flags) -> Result<(), String> {
         .into_future(),
     );
 
-    let ingress = IngressProxy::builder()
-        .listen(flags.ingress)
-        .upstream(format!("http://{app_addr}"))
-        .backend(backend)
-        .start()
-        .await
-        .map_err(|e| format!("ingress proxy on {}: {e}", flags.ingress))?;
-
     let ready = json!({
-        "runtime": server.uri(),
+        "runtime": runtime_uri,
         "app": format!("http://{app_addr}"),
-        "ingress": ingress.uri(),
-        "egress": egress.uri(),
+        "ingress": ingress_uri,
+        "egress": egress_uri,
         "payments": payments,
         "shipping": shipping,
         "inventory": inventory,
@@ -210,15 +201,15 @@ async fn run(flags: Flags) -> Result<(), String> {
 
     let signal = checkout::shutdown_signal().await;
     eprintln!("stack: {signal}, stopping");
-    ingress.shutdown().await;
+    // The proxies drain first, so every exchange in flight is recorded before the flush.
+    let flushed = runtime.shutdown().await;
     let _ = stop_app.send(());
     let _ = app.await;
-    egress.shutdown().await;
     if let Some(upstreams) = upstreams {
         upstreams.stop().await;
     }
     let mut failed = Vec::new();
-    for flushed in server.flush_captures() {
+    for flushed in flushed {
         match flushed.result {
             Ok(()) => eprintln!(
                 "stack: wrote the capture of open session {} to {}",
@@ -228,7 +219,6 @@ async fn run(flags: Flags) -> Result<(), String> {
             Err(err) => failed.push(format!("session {}: {err}", flushed.session_id)),
         }
     }
-    server.shutdown().await;
     if failed.is_empty() {
         Ok(())
     } else {
