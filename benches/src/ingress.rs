@@ -46,9 +46,15 @@ impl std::fmt::Debug for Proc {
 
 /// Starts this binary with `args` and reads its `READY <words...>` line.
 fn spawn_self(args: &[&str]) -> Result<(Proc, Vec<String>), String> {
+    spawn_self_with(args, &[])
+}
+
+/// [`spawn_self`] with extra environment variables.
+fn spawn_self_with(args: &[&str], env: &[(String, String)]) -> Result<(Proc, Vec<String>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut child = Command::new(&exe)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -367,6 +373,8 @@ pub(crate) struct Load {
     pub(crate) p50: Duration,
     pub(crate) p99: Duration,
     pub(crate) errors: u64,
+    /// The one-minute load average when the run ended.
+    pub(crate) load_average: f64,
 }
 
 fn parse_latency(v: &str) -> Option<Duration> {
@@ -410,10 +418,15 @@ pub(crate) fn parse_wrk(out: &str) -> Result<Load, String> {
     Ok(load)
 }
 
-fn wrk(port: u16, session: &str, secs: u64) -> Result<Load, String> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{secs}s"), "--latency", "-H"])
-        .arg(format!("x-softprobe-session-id: {session}"))
+/// One wrk run against `port`, with the session header when `session` is given.
+fn wrk(port: u16, session: Option<&str>, secs: u64) -> Result<Load, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c64", &format!("-d{secs}s"), "--latency"]);
+    if let Some(session) = session {
+        cmd.arg("-H")
+            .arg(format!("x-softprobe-session-id: {session}"));
+    }
+    let out = cmd
         .arg(format!("http://127.0.0.1:{port}{PRICE_PATH}"))
         .output()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
@@ -424,32 +437,128 @@ fn wrk(port: u16, session: &str, secs: u64) -> Result<Load, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    let mut load = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
+    load.load_average = load_average();
+    Ok(load)
 }
 
-/// Loads of the targets: the app directly, a bare hyper proxy, nginx, and our ingress.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IngressResult {
-    pub(crate) direct: Load,
-    pub(crate) bare_hyper: Load,
-    pub(crate) nginx: Load,
-    pub(crate) ingress: Load,
+/// The one-minute load average (`/proc/loadavg`), 0 where there is none.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
-fn mean(loads: &[Load]) -> Load {
-    let n = loads.len().max(1) as f64;
-    let secs = |f: fn(&Load) -> Duration| {
-        Duration::from_secs_f64(loads.iter().map(|l| f(l).as_secs_f64()).sum::<f64>() / n)
-    };
-    Load {
-        rps: loads.iter().map(|l| l.rps).sum::<f64>() / n,
-        p50: secs(|l| l.p50),
-        p99: secs(|l| l.p99),
-        errors: loads.iter().map(|l| l.errors).sum(),
+/// The runs of one target: each figure is the median of its runs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Runs(pub(crate) Vec<Load>);
+
+impl Runs {
+    fn median_of(&self, f: impl Fn(&Load) -> f64) -> f64 {
+        let mut v: Vec<f64> = self.0.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    /// The median throughput, p50 and p99 of the runs, and their errors summed.
+    pub(crate) fn median(&self) -> Load {
+        Load {
+            rps: self.median_of(|l| l.rps),
+            p50: Duration::from_secs_f64(self.median_of(|l| l.p50.as_secs_f64())),
+            p99: Duration::from_secs_f64(self.median_of(|l| l.p99.as_secs_f64())),
+            errors: self.0.iter().map(|l| l.errors).sum(),
+            load_average: self.median_of(|l| l.load_average),
+        }
+    }
+
+    /// The load averages seen at the end of each run, lowest to highest.
+    pub(crate) fn load_range(&self) -> (f64, f64) {
+        let loads = self.0.iter().map(|l| l.load_average);
+        (
+            loads.clone().fold(f64::INFINITY, f64::min),
+            loads.fold(0.0, f64::max),
+        )
     }
 }
 
-/// Alternates nginx and our ingress `rounds` times, `secs` seconds per wrk run.
+/// One ingress set-up measured beside the default one: a name and the environment its
+/// `serve-ingress` process gets.
+#[derive(Debug, Clone)]
+struct Variant {
+    name: String,
+    env: Vec<(String, String)>,
+}
+
+/// `SOFTPROBE_BENCH_INGRESS_VARIANTS="name:VAR=value,VAR2=value;name2:..."`: more ingress
+/// processes measured in the same alternation (to compare a set-up by hand, e.g.
+/// `threads0:SOFTPROBE_INGRESS_THREADS=0`).
+fn variants() -> Result<Vec<Variant>, String> {
+    let Ok(spec) = std::env::var("SOFTPROBE_BENCH_INGRESS_VARIANTS") else {
+        return Ok(Vec::new());
+    };
+    spec.split(';')
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            let (name, vars) = v.split_once(':').ok_or_else(|| {
+                format!("SOFTPROBE_BENCH_INGRESS_VARIANTS: {v:?} is not name:VAR=value,...")
+            })?;
+            let env = vars
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| {
+                            format!("SOFTPROBE_BENCH_INGRESS_VARIANTS: {kv:?} is not VAR=value")
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Variant {
+                name: name.trim().to_owned(),
+                env,
+            })
+        })
+        .collect()
+}
+
+/// What row 4 measured: every target's runs, with and without the session header.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IngressResult {
+    /// The app alone.
+    pub(crate) direct: Runs,
+    /// hyper-util's pooled client behind hyper's server, one current-thread runtime per
+    /// CPU, each with its own `SO_REUSEPORT` listener: the stack without softprobe.
+    pub(crate) bare_hyper: Runs,
+    /// As `bare_hyper`, each client connection owning one upstream connection on its task.
+    pub(crate) bare_affine: Runs,
+    /// nginx, with the session header (which it passes on).
+    pub(crate) nginx: Runs,
+    /// Our ingress, with the session header: a replay session decides each hop.
+    pub(crate) ingress: Runs,
+    /// nginx without the header.
+    pub(crate) nginx_plain: Runs,
+    /// Our ingress without the header: relayed without a decision.
+    pub(crate) ingress_plain: Runs,
+    /// Extra set-ups (`SOFTPROBE_BENCH_INGRESS_VARIANTS`), with and without the header.
+    pub(crate) variants: Vec<(String, Runs, Runs)>,
+}
+
+fn port_of(words: &[String], what: &str) -> Result<u16, String> {
+    words
+        .first()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("{what} printed no address"))
+}
+
+/// Runs nginx and our ingress in turn, `rounds` times each, with and without the session
+/// header, `secs` seconds per wrk run; the bare hyper proxies and the app alone once per
+/// round too.
 pub(crate) fn run(secs: u64, rounds: usize) -> Result<IngressResult, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let (_app, app_words) = spawn_self(&["serve-app"])?;
@@ -457,46 +566,64 @@ pub(crate) fn run(secs: u64, rounds: usize) -> Result<IngressResult, String> {
         .first()
         .ok_or("serve-app printed no address")?
         .clone();
-    let (_ingress, words) = spawn_self(&["serve-ingress", &format!("http://{app}")])?;
-    let ingress_port: u16 = words
-        .first()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .ok_or("serve-ingress printed no address")?;
+    let upstream = format!("http://{app}");
+    let (_ingress, words) = spawn_self(&["serve-ingress", &upstream])?;
+    let ingress_port = port_of(&words, "serve-ingress")?;
     let session = words
         .get(1)
         .ok_or("serve-ingress printed no session")?
         .clone();
-    let (_bare, bare_words) = spawn_self(&["serve-hyper-proxy", &format!("http://{app}")])?;
-    let bare_port: u16 = bare_words
-        .first()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .ok_or("serve-hyper-proxy printed no address")?;
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
+    let shards = [("SOFTPROBE_BENCH_SHARDS".to_owned(), cpus)];
+    let (_bare, bare_words) = spawn_self_with(&["serve-hyper-proxy", &upstream], &shards)?;
+    let bare_port = port_of(&bare_words, "serve-hyper-proxy")?;
+    let (_affine, affine_words) = spawn_self_with(&["serve-affine-proxy", &upstream], &shards)?;
+    let affine_port = port_of(&affine_words, "serve-affine-proxy")?;
+    let mut extra = Vec::new();
+    for variant in variants()? {
+        let (proc, words) = spawn_self_with(&["serve-ingress", &upstream], &variant.env)?;
+        let port = port_of(&words, "serve-ingress")?;
+        // Each process has its own store: its own session id.
+        let id = words
+            .get(1)
+            .ok_or("serve-ingress printed no session")?
+            .clone();
+        extra.push((variant.name, proc, port, id));
+    }
     let (_nginx, nginx_port) = start_nginx(dir.path(), &app)?;
-    let app_port: u16 = app
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or("bad app address")?;
+    let app_port = port_of(std::slice::from_ref(&app), "serve-app")?;
 
     // A short run per target first: connection pools fill, caches warm.
-    for port in [app_port, bare_port, nginx_port, ingress_port] {
-        wrk(port, &session, 1)?;
+    for port in [app_port, bare_port, affine_port, nginx_port, ingress_port]
+        .into_iter()
+        .chain(extra.iter().map(|e| e.2))
+    {
+        wrk(port, Some(&session), 1)?;
     }
-    let direct = wrk(app_port, &session, secs)?;
-    let bare_hyper = wrk(bare_port, &session, secs)?;
-    let (mut nginx, mut ours) = (Vec::new(), Vec::new());
+    let mut res = IngressResult {
+        variants: extra
+            .iter()
+            .map(|e| (e.0.clone(), Runs::default(), Runs::default()))
+            .collect(),
+        ..IngressResult::default()
+    };
+    let s = Some(session.as_str());
     for _ in 0..rounds {
-        nginx.push(wrk(nginx_port, &session, secs)?);
-        ours.push(wrk(ingress_port, &session, secs)?);
+        res.nginx.0.push(wrk(nginx_port, s, secs)?);
+        res.ingress.0.push(wrk(ingress_port, s, secs)?);
+        res.nginx_plain.0.push(wrk(nginx_port, None, secs)?);
+        res.ingress_plain.0.push(wrk(ingress_port, None, secs)?);
+        for (i, (_, _, port, id)) in extra.iter().enumerate() {
+            res.variants[i].1.0.push(wrk(*port, Some(id), secs)?);
+            res.variants[i].2.0.push(wrk(*port, None, secs)?);
+        }
+        res.bare_hyper.0.push(wrk(bare_port, None, secs)?);
+        res.bare_affine.0.push(wrk(affine_port, None, secs)?);
+        res.direct.0.push(wrk(app_port, None, secs)?);
     }
-    Ok(IngressResult {
-        direct,
-        bare_hyper,
-        nginx: mean(&nginx),
-        ingress: mean(&ours),
-    })
+    Ok(res)
 }
 
 #[cfg(test)]

@@ -79,6 +79,12 @@ pub fn decision_word(decision: &Decision) -> &'static str {
     }
 }
 
+/// Whether hop lines are written (the `softprobe::hop` target at INFO is enabled): a
+/// proxy builds a [`HopLine`] only then.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "softprobe::hop", tracing::Level::INFO)
+}
+
 /// A hop being handled: [`HopLine::finish`] writes its line.
 #[derive(Debug)]
 pub struct HopLine {

@@ -8,7 +8,27 @@
 //! accept loop deals them in turn ([`accept_into_shards`]). A connection and everything it
 //! starts (the upstream connections of a proxy) then stay on one thread, with no wake-ups
 //! across threads — the model of nginx's worker processes, and what a proxy under many
-//! connections needs on a machine with few cores.
+//! connections needs on a machine with few cores. Only the standalone runtime's ingress
+//! uses shards (`IngressBuilder::threads`); the harness's proxies and the control API run on
+//! the caller's runtime.
+//!
+//! What each mechanism buys, from BENCHMARKS.md ("The listener's mechanisms", rows 4 and 4b,
+//! each set-up measured in the same alternating wrk rounds against the same nginx):
+//!
+//! | mechanism | replaced by | with a session header | without |
+//! |---|---|---|---|
+//! | [`Shards`] (one current-thread runtime per CPU) | tokio's multi-thread runtime | 13.9k vs 10.2k req/s (+37 %) | 15.2k vs 11.0k (+39 %) |
+//! | [`coarse_timer`] | hyper-util's `TokioTimer` and `tokio::time::timeout` | 13.9k vs 12.6k (+11 %) | 15.2k vs 11.5k (+32 %) |
+//! | [`drain`] | hyper-util's `GracefulShutdown` | 13.9k vs 9.3k (+50 %) | 15.2k vs 14.7k (+4 %) |
+//!
+//! That run was on a loaded machine (load average 19-24), where nginx itself moved by half
+//! between the two rows; the session 3 figures in BENCHMARKS.md, on a quiet machine, gave
+//! shards +55 % and the drain and timer together +30 %. Each mechanism stays while it is
+//! ahead by more than 5 % of the facility it replaces.
+//!
+//! The invariant the shards rely on: a service built by `make_service` (and everything it
+//! creates, such as a proxy's upstream connection pool) is used only on its own shard's
+//! thread, so its tasks are spawned onto that thread's runtime and never woken from another.
 
 use std::convert::Infallible;
 use std::future::Future;

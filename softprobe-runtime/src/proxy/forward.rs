@@ -335,19 +335,24 @@ impl Answer {
 impl Core {
     /// Decides, answers or forwards, and records one hop, with its log line.
     pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
-        let url = match &hop.query {
-            Some(q) => format!("{}://{}{}?{q}", hop.scheme, hop.host, hop.path),
-            None => format!("{}://{}{}", hop.scheme, hop.host, hop.path),
-        };
-        let line = crate::hop_log::HopLine::start(
-            hop.session_id.as_deref(),
-            hop.direction,
-            hop.method.as_str(),
-            url,
-        );
+        // The line's URL and copies are built only when someone reads hop lines.
+        let line = crate::hop_log::enabled().then(|| {
+            let url = match &hop.query {
+                Some(q) => format!("{}://{}{}?{q}", hop.scheme, hop.host, hop.path),
+                None => format!("{}://{}{}", hop.scheme, hop.host, hop.path),
+            };
+            crate::hop_log::HopLine::start(
+                hop.session_id.as_deref(),
+                hop.direction,
+                hop.method.as_str(),
+                url,
+            )
+        });
         let mut decision = "passthrough";
         let response = self.answer(hop, &mut decision).await;
-        line.finish(decision, response.status().as_u16());
+        if let Some(line) = line {
+            line.finish(decision, response.status().as_u16());
+        }
         response
     }
 
