@@ -21,7 +21,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// [`write_atomic`] for a document produced by `produce` as it writes into the given
-/// writer: a local file receives it through a buffer of [`WRITE_BUFFER`] bytes, so the whole
+/// writer: a local file receives it through a buffer (256 KiB), so the whole
 /// document is never in memory; an `s3://` object is collected first (one PUT). Either way
 /// the target holds the old document or the complete new one, never a part.
 pub fn write_atomic_with(
