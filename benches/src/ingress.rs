@@ -45,7 +45,7 @@ impl std::fmt::Debug for Proc {
 }
 
 /// Starts this binary with `args` and reads its `READY <words...>` line.
-fn spawn_self(args: &[&str]) -> Result<(Proc, Vec<String>), String> {
+pub(crate) fn spawn_self(args: &[&str]) -> Result<(Proc, Vec<String>), String> {
     spawn_self_with(args, &[])
 }
 

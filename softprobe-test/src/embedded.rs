@@ -78,6 +78,14 @@ impl Observer {
         }
     }
 
+    /// Whether a hop decided for the session has not been recorded yet, so that
+    /// [`Observer::settle`] has something to wait for. Checked without a runtime: a test whose
+    /// hops are all recorded is judged without crossing to the shared runtime.
+    pub(crate) fn pending(&self, session_id: &str) -> bool {
+        self.with(session_id, |o| o.decided > o.exchanges.len())
+            .unwrap_or(false)
+    }
+
     /// Starts handing the session's hops to `watch`, until [`Observer::take`].
     pub(crate) fn watch(&self, session_id: &str, watch: Arc<Watch>) {
         self.open
@@ -282,6 +290,8 @@ pub(crate) struct Embedded {
     pub(crate) control: Box<dyn Control>,
     pub(crate) observer: Arc<Observer>,
     pub(crate) egress: RunningEgress,
+    /// The egress proxy's CA as the clients of every session trust it, parsed once.
+    pub(crate) proxy_ca: reqwest::Certificate,
 }
 
 static EMBEDDED: OnceLock<Result<Embedded, String>> = OnceLock::new();
@@ -368,11 +378,14 @@ fn start() -> Result<Embedded, String> {
             .await
             .map_err(|e| format!("cannot start the egress proxy: {e}"))
     })?;
+    let proxy_ca = reqwest::Certificate::from_pem(egress.ca_cert_pem().as_bytes())
+        .map_err(|e| format!("the egress proxy's CA certificate cannot be read: {e}"))?;
     Ok(Embedded {
         rt,
         control,
         observer,
         egress,
+        proxy_ca,
     })
 }
 

@@ -230,8 +230,7 @@ impl Session {
     }
 
     fn proxy_ca(&self) -> reqwest::Certificate {
-        reqwest::Certificate::from_pem(self.ca_cert_pem().as_bytes())
-            .expect("the proxy CA is a valid PEM certificate")
+        self.inner.embedded.proxy_ca.clone()
     }
 
     /// The builder behind [`Session::http_client`], to add timeouts or default headers.

@@ -26,7 +26,7 @@ use serde_json::Value;
 pub use exchange::{Body, Direction, Exchange, ExchangeError};
 pub use ids::{IdError, SpanId, TraceId};
 pub use otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, TracesData};
-pub use write::write_atomic;
+pub use write::{write_atomic, write_atomic_with};
 
 /// The case format version this crate writes.
 pub const CASE_FORMAT_VERSION: &str = "1.0.0";
@@ -169,46 +169,76 @@ impl Case {
     pub fn from_slice_named(bytes: &[u8], source_name: &str) -> Result<Self, CaseError> {
         // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
         let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let result: Result<Case, _> = serde_path_to_error::deserialize(&mut de);
-        let case = result.map_err(|err| parse_error(source_name, err))?;
-        de.end().map_err(|err| CaseError::Parse {
-            source_name: source_name.to_owned(),
-            json_path: "$".to_owned(),
-            line: err.line(),
-            column: err.column(),
-            message: strip_position(&err.to_string()),
-        })?;
-        Ok(case)
+        parse_document(serde_json::Deserializer::from_slice(bytes), source_name)
     }
 
-    /// Reads and parses a case file (a local path or an `s3://` URL, see [`location`]).
+    /// Parses a case from a reader as it reads (the document is never whole in memory, only
+    /// the parsed case); errors name `source_name` as the file. Give it a buffered reader.
+    pub fn from_reader_named(
+        mut reader: impl std::io::BufRead,
+        source_name: &str,
+    ) -> Result<Self, CaseError> {
+        // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
+        let start = reader.fill_buf().map_err(|source| CaseError::Io {
+            path: source_name.into(),
+            action: "cannot read case file",
+            source,
+        })?;
+        if start.starts_with(b"\xef\xbb\xbf") {
+            reader.consume(3);
+        }
+        parse_document(serde_json::Deserializer::from_reader(reader), source_name)
+    }
+
+    /// Reads and parses a case file (a local path or an `s3://` URL, see [`location`]). A
+    /// local file is parsed as it is read ([`Case::from_reader_named`]).
     pub fn read(path: impl AsRef<Path>) -> Result<Self, CaseError> {
         let path = path.as_ref();
+        let source = path.display().to_string();
+        if let location::CaseLocation::File(file) = location::CaseLocation::parse(path)? {
+            let open = std::fs::File::open(file).map_err(|source| CaseError::Io {
+                path: file.to_owned(),
+                action: "cannot read case file",
+                source,
+            })?;
+            return Self::from_reader_named(std::io::BufReader::new(open), &source);
+        }
         let bytes = location::read_bytes(path)?;
-        Self::from_slice_named(&bytes, &path.display().to_string())
+        Self::from_slice_named(&bytes, &source)
     }
 
     /// The canonical bytes of the case: stable key order, 2-space indent, trailing newline.
     /// The same case always gives the same bytes.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4096);
-        {
-            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-            // Serializing plain data into a Vec cannot fail.
-            self.serialize(&mut ser)
-                .expect("a case always serializes to JSON");
-        }
-        out.push(b'\n');
+        // Serializing plain data into a Vec cannot fail.
+        write_canonical(&mut out, self).expect("a case always serializes to JSON");
         out
     }
 
     /// Writes the case atomically: a temporary file in the same directory, flushed to disk,
     /// then renamed over `path`. A crash leaves either the old file or the new one.
-    /// Parent directories are created.
+    /// Parent directories are created. The bytes are [`Case::to_json_bytes`], streamed into
+    /// the file as they are serialized.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), CaseError> {
-        write_atomic(path.as_ref(), &self.to_json_bytes())
+        write::write_atomic_with(path.as_ref(), |out| write_canonical(out, self))
+    }
+
+    /// Writes this case with `exchanges` appended, as [`Case::push_exchanges`] followed by
+    /// [`Case::write`] would (the same bytes), but builds the spans of one trace at a time
+    /// while they are written: a capture of many hops is written without a second copy of
+    /// them in memory. Only a single trace holding most of the hops is copied whole.
+    pub fn write_with_exchanges<'a>(
+        &self,
+        path: impl AsRef<Path>,
+        exchanges: impl IntoIterator<Item = &'a Exchange>,
+    ) -> Result<(), CaseError> {
+        let groups = group_by_trace(exchanges);
+        let doc = WithHops {
+            case: self,
+            groups: &groups,
+        };
+        write::write_atomic_with(path.as_ref(), |out| write_canonical(out, &doc))
     }
 
     /// Every span with its location and its resource's `service.name`, in document order.
@@ -265,52 +295,116 @@ impl Case {
     /// Appends hops as one trace document per trace id, in first-seen order, grouped under
     /// one resource per service name. This is how a capture session becomes a case.
     pub fn push_exchanges<'a>(&mut self, exchanges: impl IntoIterator<Item = &'a Exchange>) {
-        let mut order: Vec<TraceId> = Vec::new();
-        let mut by_trace: BTreeMap<TraceId, Vec<&Exchange>> = BTreeMap::new();
-        for ex in exchanges {
-            by_trace
-                .entry(ex.trace_id)
-                .or_insert_with(|| {
-                    order.push(ex.trace_id);
-                    Vec::new()
-                })
-                .push(ex);
-        }
-        for trace_id in order {
-            let hops = &by_trace[&trace_id];
-            let mut services: Vec<Option<&str>> = Vec::new();
-            for ex in hops {
-                if !services.contains(&ex.service.as_deref()) {
-                    services.push(ex.service.as_deref());
-                }
-            }
-            let resource_spans = services
-                .into_iter()
-                .map(|service| ResourceSpans {
-                    resource: Some(Resource {
-                        attributes: service
-                            .map(|s| vec![KeyValue::string(attributes::RESOURCE_SERVICE_NAME, s)])
-                            .unwrap_or_default(),
-                        dropped_attributes_count: None,
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        scope: Some(serde_json::json!({
-                            "name": "softprobe",
-                            "version": env!("CARGO_PKG_VERSION"),
-                        })),
-                        spans: hops
-                            .iter()
-                            .filter(|ex| ex.service.as_deref() == service)
-                            .map(|ex| ex.to_span())
-                            .collect(),
-                        schema_url: None,
-                    }],
-                    schema_url: None,
-                })
-                .collect();
-            self.traces.push(TracesData { resource_spans });
+        let groups = group_by_trace(exchanges);
+        self.traces
+            .extend(groups.iter().map(|hops| trace_document(hops)));
+    }
+}
+
+/// Hops grouped by trace id, the groups in the order their first hop came.
+fn group_by_trace<'a>(exchanges: impl IntoIterator<Item = &'a Exchange>) -> Vec<Vec<&'a Exchange>> {
+    let mut groups: Vec<Vec<&Exchange>> = Vec::new();
+    let mut index: std::collections::HashMap<TraceId, usize> = std::collections::HashMap::new();
+    for ex in exchanges {
+        let at = *index.entry(ex.trace_id).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push(ex);
+    }
+    groups
+}
+
+/// One trace document of a capture: the hops of one trace under one resource per service
+/// name (in first-seen order), each resource with the `softprobe` scope.
+fn trace_document(hops: &[&Exchange]) -> TracesData {
+    let mut services: Vec<Option<&str>> = Vec::new();
+    for ex in hops {
+        if !services.contains(&ex.service.as_deref()) {
+            services.push(ex.service.as_deref());
         }
     }
+    let resource_spans = services
+        .into_iter()
+        .map(|service| ResourceSpans {
+            resource: Some(Resource {
+                attributes: service
+                    .map(|s| vec![KeyValue::string(attributes::RESOURCE_SERVICE_NAME, s)])
+                    .unwrap_or_default(),
+                dropped_attributes_count: None,
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(serde_json::json!({
+                    "name": "softprobe",
+                    "version": env!("CARGO_PKG_VERSION"),
+                })),
+                spans: hops
+                    .iter()
+                    .filter(|ex| ex.service.as_deref() == service)
+                    .map(|ex| ex.to_span())
+                    .collect(),
+                schema_url: None,
+            }],
+            schema_url: None,
+        })
+        .collect();
+    TracesData { resource_spans }
+}
+
+/// A case's canonical JSON (see [`Case::to_json_bytes`]) written to `out`.
+fn write_canonical(out: &mut dyn std::io::Write, doc: &impl Serialize) -> std::io::Result<()> {
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, formatter);
+    doc.serialize(&mut ser)?;
+    out.write_all(b"\n")
+}
+
+/// A case with hops appended to its traces, serialized one trace document at a time.
+struct WithHops<'c, 'a> {
+    case: &'c Case,
+    groups: &'c [Vec<&'a Exchange>],
+}
+
+impl Serialize for WithHops<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.case
+            .serialize_with_traces(serializer, &LazyTraces(self))
+    }
+}
+
+/// The `traces` of a [`WithHops`]: the case's own, then one built per group of hops.
+struct LazyTraces<'w, 'c, 'a>(&'w WithHops<'c, 'a>);
+
+impl Serialize for LazyTraces<'_, '_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let doc = self.0;
+        let mut seq = serializer.serialize_seq(Some(doc.case.traces.len() + doc.groups.len()))?;
+        for trace in &doc.case.traces {
+            seq.serialize_element(trace)?;
+        }
+        for hops in doc.groups {
+            seq.serialize_element(&trace_document(hops))?;
+        }
+        seq.end()
+    }
+}
+
+/// One whole case document from `de`, nothing after it; errors name `source_name`.
+fn parse_document<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    source_name: &str,
+) -> Result<Case, CaseError> {
+    let result: Result<Case, _> = serde_path_to_error::deserialize(&mut de);
+    let case = result.map_err(|err| parse_error(source_name, err))?;
+    de.end().map_err(|err| CaseError::Parse {
+        source_name: source_name.to_owned(),
+        json_path: "$".to_owned(),
+        line: err.line(),
+        column: err.column(),
+        message: strip_position(&err.to_string()),
+    })?;
+    Ok(case)
 }
 
 fn strip_position(message: &str) -> String {
@@ -341,6 +435,17 @@ fn parse_error(source_name: &str, err: serde_path_to_error::Error<serde_json::Er
 
 impl Serialize for Case {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize_with_traces(serializer, &self.traces)
+    }
+}
+
+impl Case {
+    /// The case's fields in their canonical order, with `traces` standing for its traces.
+    fn serialize_with_traces<S: Serializer>(
+        &self,
+        serializer: S,
+        traces: &impl Serialize,
+    ) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("version", &self.version)?;
         map.serialize_entry("caseId", &self.case_id)?;
@@ -351,7 +456,7 @@ impl Serialize for Case {
             map.serialize_entry("mode", mode)?;
         }
         map.serialize_entry("createdAt", &self.created_at)?;
-        map.serialize_entry("traces", &self.traces)?;
+        map.serialize_entry("traces", traces)?;
         if let Some(rules) = &self.rules {
             map.serialize_entry("rules", rules)?;
         }
@@ -477,15 +582,75 @@ mod tests {
     {"traceId": "5ef", "spanId": "0102030405060708"}
   ]}]}]}]
 }"#;
-        let err = Case::from_slice_named(text.as_bytes(), "cases/x.case.json").unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            msg.starts_with(
-                "cases/x.case.json: $.traces[0].resourceSpans[0].scopeSpans[0].spans[0].traceId: invalid trace id \"5ef\""
-            ),
-            "{msg}"
+        let from_slice = Case::from_slice_named(text.as_bytes(), "cases/x.case.json");
+        let from_reader = Case::from_reader_named(text.as_bytes(), "cases/x.case.json");
+        // A reader reports the column after the value's closing quote, a slice the quote.
+        for (err, column) in [
+            (from_slice.unwrap_err(), 21),
+            (from_reader.unwrap_err(), 22),
+        ] {
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(
+                    "cases/x.case.json: $.traces[0].resourceSpans[0].scopeSpans[0].spans[0].traceId: invalid trace id \"5ef\""
+                ),
+                "{msg}"
+            );
+            assert!(
+                msg.ends_with(&format!("(line 6, column {column})")),
+                "{msg}"
+            );
+        }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../fixtures/cases/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn a_case_read_as_it_streams_equals_the_one_parsed_from_bytes() {
+        let bytes = fixture("with-rules-and-fixtures.case.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.case.json");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            Case::read(&path).unwrap(),
+            Case::from_slice(&bytes).unwrap()
         );
-        assert!(msg.ends_with("(line 6, column 21)"), "{msg}");
+        let text = format!("{MINIMAL} trailing");
+        let err = Case::from_reader_named(text.as_bytes(), "t.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.json: $: trailing characters"), "{err}");
+    }
+
+    #[test]
+    fn a_capture_streamed_to_disk_has_the_bytes_of_the_built_case() {
+        let bytes = fixture("checkout.case.json");
+        let source = Case::from_slice(&bytes).unwrap();
+        let hops = source.exchanges().unwrap();
+        assert!(hops.len() > 2, "the fixture has several hops");
+        // Hops of several traces and services, arriving interleaved, some of them twice.
+        let arrival: Vec<&Exchange> = hops.iter().chain(hops.iter().rev()).collect();
+        // A case that already has traces, rules and unknown keys keeps them in front.
+        let header = Case::from_slice(&fixture("with-rules-and-fixtures.case.json")).unwrap();
+        let mut built = header.clone();
+        built.push_exchanges(arrival.iter().copied());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("streamed.case.json");
+        header
+            .write_with_exchanges(&path, arrival.iter().copied())
+            .unwrap();
+        let streamed = std::fs::read(&path).unwrap();
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(built.to_json_bytes()).unwrap()
+        );
+        built.write(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), built.to_json_bytes());
+        assert!(built.traces.len() > header.traces.len());
     }
 
     #[test]
@@ -493,6 +658,12 @@ mod tests {
         let mut bytes = b"\xef\xbb\xbf".to_vec();
         bytes.extend_from_slice(MINIMAL.as_bytes());
         assert_eq!(Case::from_slice(&bytes).unwrap().case_id, "minimal");
+        assert_eq!(
+            Case::from_reader_named(&bytes[..], "bom.json")
+                .unwrap()
+                .case_id,
+            "minimal"
+        );
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! then the directory flushed. A crash at any point leaves the old file or the new one,
 //! never a mix. The temporary file's name carries the writer's process id, so a later
 //! write to the same path removes the ones left by writers that were killed mid-write.
+//!
+//! [`write_atomic_with`] streams the document into the temporary file through a buffer as it
+//! is serialized, so writing a large capture never holds the whole document in memory.
 
-use std::io::Write as _;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::CaseError;
@@ -11,10 +14,30 @@ use super::CaseError;
 /// Writes `bytes` to `path` atomically, creating parent directories; an `s3://` location
 /// is written in one PUT, any other URL refused (see [`super::location`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// How much of a streamed document is buffered before it goes to the temporary file.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// [`write_atomic`] for a document produced by `produce` as it writes into the given
+/// writer: a local file receives it through a buffer (256 KiB), so the whole
+/// document is never in memory; an `s3://` object is collected first (one PUT). Either way
+/// the target holds the old document or the complete new one, never a part.
+pub fn write_atomic_with(
+    path: &Path,
+    produce: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CaseError> {
     if let super::location::CaseLocation::S3 { bucket, key } =
         super::location::CaseLocation::parse(path)?
     {
-        return super::location::put_object(path, bucket, key, bytes);
+        let mut bytes = Vec::new();
+        produce(&mut bytes).map_err(|source| CaseError::Io {
+            path: path.to_owned(),
+            action: "cannot serialize",
+            source,
+        })?;
+        return super::location::put_object(path, bucket, key, &bytes);
     }
     let io = |action: &'static str| {
         move |source: std::io::Error| CaseError::Io {
@@ -38,7 +61,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io("cannot create a temporary file beside it"))?;
-    tmp.write_all(bytes).map_err(io("cannot write"))?;
+    {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, tmp.as_file_mut());
+        produce(&mut out).map_err(io("cannot write"))?;
+        out.flush().map_err(io("cannot write"))?;
+    }
     tmp.as_file()
         .sync_all()
         .map_err(io("cannot flush to disk"))?;

@@ -62,9 +62,7 @@ pub(crate) fn otlp(args: &OtlpArgs) -> Result<Outcome, CliError> {
     let mut per_file = Vec::new();
     for file in files(&args.cases)? {
         let source = file.display().to_string();
-        let bytes = super::read_file(&file)?;
-        let mut case = Case::from_slice_named(&bytes, &source)
-            .map_err(|e| CliError::invalid(e.to_string()))?;
+        let mut case = super::read_case(&file)?;
         if let Some(session) = &args.session {
             rehome(&mut case, session);
         }

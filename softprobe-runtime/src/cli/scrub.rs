@@ -8,7 +8,6 @@ use clap::Args;
 use serde_json::json;
 
 use super::output::{CliError, ExitCode, Outcome};
-use crate::case::Case;
 use crate::scrub::{ScrubRules, scrub_case_with};
 
 /// `scrub`.
@@ -43,9 +42,7 @@ pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
     let mut total = 0;
     for file in &args.files {
         let source = file.display().to_string();
-        let bytes = super::read_file(file)?;
-        let mut case = Case::from_slice_named(&bytes, &source)
-            .map_err(|e| CliError::invalid(e.to_string()))?;
+        let mut case = super::read_case(file)?;
         let findings = scrub_case_with(&mut case, &rules);
         total += findings.len();
         for f in &findings {

@@ -971,8 +971,9 @@ impl SessionStore for RedisStore {
             }
         };
         let mut hops = Vec::with_capacity(stored.len());
-        for (i, text) in stored.iter().enumerate() {
-            let hop = serde_json::from_str::<Value>(text)
+        // Each stored hop is dropped once it is parsed: at most one copy of the hops is held.
+        for (i, text) in stored.into_iter().enumerate() {
+            let hop = serde_json::from_str::<Value>(&text)
                 .map_err(|e| e.to_string())
                 .and_then(|v| {
                     let service = v["service"].as_str().map(str::to_owned);
@@ -989,14 +990,9 @@ impl SessionStore for RedisStore {
                 }
             }
         }
-        let case = session.capture_case_of(&hops);
-        if let Err(source) = case.write(path) {
+        if let Err(err) = session.write_capture_of(path, &hops) {
             release(&mut conn);
-            return Err(Error::CaptureWrite {
-                session_id: id.to_owned(),
-                path: path.to_owned(),
-                source: Box::new(source),
-            });
+            return Err(err);
         }
         let lost: Option<u64> = conn.hget(meta_key(id), "lost").unwrap_or(None);
         if let Some(lost) = lost.filter(|n| *n > 0) {

@@ -237,7 +237,9 @@ pub struct Session {
     state: RwLock<SessionState>,
     stats: Stats,
     misses: Mutex<VecDeque<Value>>,
-    captured: Mutex<Vec<Exchange>>,
+    /// A capture's hops in arrival order. Each is behind an `Arc` so that writing the case
+    /// takes a snapshot of pointers under the lock and writes without it, holding no copy.
+    captured: Mutex<Vec<Arc<Exchange>>>,
     span_limit: Option<usize>,
     born: Instant,
     /// Milliseconds after `born` of the last lookup, for idle expiry.
@@ -472,7 +474,7 @@ impl Session {
                 refused: 1,
             });
         }
-        captured.push(exchange);
+        captured.push(Arc::new(exchange));
         Ok(true)
     }
 
@@ -504,36 +506,71 @@ impl Session {
 
     /// A copy of the capture buffer, in arrival order.
     pub fn captured(&self) -> Vec<Exchange> {
+        lock(&self.captured).iter().map(|h| (**h).clone()).collect()
+    }
+
+    /// The capture buffer's hops as they are now, shared with the buffer (no copy).
+    fn captured_snapshot(&self) -> Vec<Arc<Exchange>> {
         lock(&self.captured).clone()
     }
 
     /// The case this capture session becomes now.
     pub fn capture_case(&self) -> Case {
-        self.capture_case_counted().0
-    }
-
-    fn capture_case_counted(&self) -> (Case, usize) {
-        let hops = lock(&self.captured);
-        (self.capture_case_of(&hops), hops.len())
+        let hops = self.captured_snapshot();
+        self.capture_case_of_iter(hops.iter().map(|h| &**h))
     }
 
     /// The case this capture session becomes with `hops` (kept elsewhere than in this
     /// process's buffer, e.g. in a shared store).
     pub fn capture_case_of(&self, hops: &[Exchange]) -> Case {
-        let case_id = self.case_id.as_deref().unwrap_or(&self.id);
-        capture::build_case(case_id, hops, SystemTime::now())
+        self.capture_case_of_iter(hops)
+    }
+
+    fn capture_case_of_iter<'a>(&self, hops: impl IntoIterator<Item = &'a Exchange>) -> Case {
+        let mut case = capture::build_case(self.capture_case_id(), &[], SystemTime::now());
+        case.push_exchanges(hops);
+        case
+    }
+
+    fn capture_case_id(&self) -> &str {
+        self.case_id.as_deref().unwrap_or(&self.id)
     }
 
     /// Writes the capture to `path` (atomically, parent directories created) and returns how
-    /// many hops it holds. The buffer is kept either way.
+    /// many hops it holds. The buffer is kept either way. The case is streamed to the file
+    /// while it is serialized (see [`Case::write_with_exchanges`]): no copy of the hops and
+    /// no whole document in memory.
     pub fn write_capture(&self, path: &std::path::Path) -> Result<usize> {
-        let (case, hops) = self.capture_case_counted();
-        case.write(path).map_err(|source| Error::CaptureWrite {
-            session_id: self.id.clone(),
-            path: path.to_owned(),
-            source: Box::new(source),
-        })?;
-        Ok(hops)
+        let hops = self.captured_snapshot();
+        self.write_capture_of(path, hops.iter().map(|h| &**h))?;
+        Ok(hops.len())
+    }
+
+    /// Writes the case this capture session becomes with `hops` (kept elsewhere than in
+    /// this process's buffer, e.g. in a shared store) to `path`, as
+    /// [`Session::write_capture`] does.
+    pub fn write_capture_of<'a>(
+        &self,
+        path: &std::path::Path,
+        hops: impl IntoIterator<Item = &'a Exchange>,
+    ) -> Result<()> {
+        let header = capture::build_case(self.capture_case_id(), &[], SystemTime::now());
+        header
+            .write_with_exchanges(path, hops)
+            .map_err(|source| Error::CaptureWrite {
+                session_id: self.id.clone(),
+                path: path.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Drops the capture buffer and gives its memory back to the allocator. A closed
+    /// session calls it once its case is written: nothing reads the hops after that, and a
+    /// large capture would otherwise stay in memory for as long as anything holds the
+    /// session.
+    pub fn release_capture(&self) {
+        let hops = std::mem::take(&mut *lock(&self.captured));
+        drop(hops);
     }
 
     /// The `GET /v1/sessions` entry.

@@ -140,6 +140,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
                 Err(err) => tracing::error!("{err} (the file holds the first {written} hops)"),
             }
         }
+        session.release_capture();
         Ok(Some(written))
     }
 
@@ -480,10 +481,16 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::CaptureWrite { .. }), "{err}");
         assert!(store.get(capture.id()).is_some());
+        assert_eq!(capture.captured_len(), 1, "a failed write keeps the hops");
 
         let out = dir.path().join("ok/x.case.json");
         assert_eq!(store.close(capture.id(), Some(&out)).unwrap(), Some(1));
         assert!(store.get(capture.id()).is_none());
+        assert_eq!(
+            capture.captured_len(),
+            0,
+            "a written capture's hops are freed at close, even while the session is still held"
+        );
         let case = crate::case::Case::read(&out).unwrap();
         assert_eq!(case.exchanges().unwrap().len(), 1);
     }
