@@ -241,7 +241,7 @@ async fn the_runtime_library_flushes_open_captures_on_shutdown() {
     use softprobe_runtime::proxy::ProxyConfig;
     use softprobe_runtime::{Runtime, RuntimeError, Server};
 
-    ensure_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let upstream = serve(echo_handler(), None).await;
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("{sessionId}.case.json");
