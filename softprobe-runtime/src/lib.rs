@@ -12,6 +12,7 @@ pub mod content_coding;
 pub mod control;
 pub mod error;
 pub mod grpc;
+pub mod headers;
 pub mod hop_log;
 pub mod json;
 mod listener;

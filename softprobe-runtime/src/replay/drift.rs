@@ -20,24 +20,6 @@ use crate::json::{Difference, Shape};
 use crate::policy::{Fields, Policy};
 use crate::rules::REDACTED;
 
-/// Request headers whose values change on every run (or belong to the connection, the trace
-/// or the retry), never compared unless the policy names them in `exactFields`.
-pub const VOLATILE_REQUEST_HEADERS: &[&str] = &[
-    "accept-encoding",
-    "baggage",
-    "connection",
-    "content-length",
-    "date",
-    "host",
-    "idempotency-key",
-    "traceparent",
-    "tracestate",
-    "user-agent",
-    "x-correlation-id",
-    "x-idempotency-key",
-    "x-request-id",
-];
-
 /// Longest excerpt of a body that is neither JSON nor a form.
 const EXCERPT_CHARS: usize = 80;
 
@@ -216,7 +198,7 @@ impl Comparison<'_> {
             let exact = policy.exact_fields.has_header(name);
             if seen.contains(&name)
                 || policy.volatile_fields.has_header(name)
-                || (!exact && VOLATILE_REQUEST_HEADERS.contains(&name))
+                || (!exact && crate::headers::is_volatile(name))
             {
                 continue;
             }

@@ -19,15 +19,6 @@ pub use jsonpath::{JsonPath, JsonPathError};
 pub use matcher::{host_matches, normalize_host};
 pub use parse::{parse_rules_document, rules_from_values};
 
-/// Header names whose values are stored as `"[REDACTED]"` unless configured otherwise.
-pub const DEFAULT_SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "proxy-authorization",
-    "x-api-key",
-];
-
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 

@@ -8,7 +8,7 @@ use super::{REDACTED, Redaction};
 use crate::case::{Body, Exchange};
 
 impl Redaction {
-    /// A redaction of these headers only (e.g. [`super::DEFAULT_SENSITIVE_HEADERS`]).
+    /// A redaction of these headers only (e.g. [`crate::headers::SENSITIVE`]).
     pub fn headers<I, S>(names: I) -> Self
     where
         I: IntoIterator<Item = S>,
