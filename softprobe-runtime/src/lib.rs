@@ -23,6 +23,7 @@ pub mod otlp;
 pub mod policy;
 pub mod proxy;
 pub mod replay;
+pub mod request;
 pub mod rules;
 pub mod scrub;
 pub mod server;

@@ -183,19 +183,6 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// `host[:port]` lowercased, without the scheme's default port.
-pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
-    let lower = authority.to_ascii_lowercase();
-    let default = match scheme {
-        "https" => ":443",
-        _ => ":80",
-    };
-    match lower.strip_suffix(default) {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => lower,
-    }
-}
-
 impl Hop {
     /// A gRPC call (`application/grpc` content type).
     pub(crate) fn is_grpc(&self) -> bool {
@@ -860,18 +847,6 @@ pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<super::trace_context::
 mod tests {
     use super::*;
     use http::HeaderValue;
-
-    #[test]
-    fn hosts_lose_only_their_scheme_default_port() {
-        assert_eq!(
-            normalize_host("API.Example.com:443", "https"),
-            "api.example.com"
-        );
-        assert_eq!(normalize_host("svc:80", "http"), "svc");
-        assert_eq!(normalize_host("svc:443", "http"), "svc:443");
-        assert_eq!(normalize_host("127.0.0.1:8080", "http"), "127.0.0.1:8080");
-        assert_eq!(normalize_host("[::1]:443", "https"), "[::1]");
-    }
 
     #[test]
     fn recordings_redact_and_drop_correlation_headers() {

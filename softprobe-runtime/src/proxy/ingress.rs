@@ -11,13 +11,14 @@ use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use super::backend::SharedBackend;
-use super::forward::{Core, Hop, Settings, normalize_host, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, Settings, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
 use super::trace_context::TraceParent;
 use super::{DEFAULT_LISTEN, Handler, ProxyError, RunningProxy, bind, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
+use crate::request::host::without_default_port;
 
 /// The ingress proxy. Start one with [`IngressProxy::builder`].
 #[derive(Debug)]
@@ -318,7 +319,7 @@ async fn handle(
         session_id,
         method: parts.method,
         scheme: "http".to_owned(),
-        host: normalize_host(&host, "http"),
+        host: without_default_port(&host, "http"),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::request::Request;
 use crate::case::{Body, Exchange};
 use crate::json::diff::{DiffOptions, JsonDiff, Volatile, diff};
 use crate::json::volatile::text_shape;
 use crate::json::{Difference, Shape};
 use crate::policy::{Fields, Policy};
+use crate::request::Request;
 use crate::rules::REDACTED;
 
 /// Longest excerpt of a body that is neither JSON nor a form.

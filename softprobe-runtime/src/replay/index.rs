@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::request::{Request, Response};
 use crate::case::{Case, Direction, Exchange};
+use crate::json::json_eq;
+use crate::request::host::split_port;
+use crate::request::{BodyJson, Request, Response};
 use crate::rules::RulesError;
-use crate::rules::matcher::{BodyJson, json_eq, split_port};
 
 pub(crate) struct CaseIndex {
     pub(crate) case: Arc<Case>,

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::index::CaseIndex;
-use super::request::{Request, Response};
 use crate::case::{Body, Direction, SpanId};
 use crate::json::{DiffOptions, Difference};
 use crate::policy::{DefaultOnMiss, ExternalHttp, Policy};
-use crate::rules::matcher::normalize_host;
+use crate::request::host::normalize_host;
+use crate::request::{Request, Response};
 
 /// Status of the strict-miss answer.
 pub const STRICT_MISS_STATUS: u16 = 599;

@@ -8,7 +8,6 @@
 mod drift;
 mod index;
 mod miss;
-mod request;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use crate::case::{Case, Direction, Exchange, SpanId};
 use crate::mode::Mode;
 use crate::policy::{DriftAction, Policy};
-use crate::rules::matcher::BodyJson;
+use crate::request::BodyJson;
 use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
 
 pub use crate::json::Difference;
@@ -58,7 +57,7 @@ impl std::fmt::Display for UnusedRecording {
         )
     }
 }
-pub use request::{Request, Response, trace_tags_from_headers};
+pub use crate::request::{Request, Response, trace_tags_from_headers};
 
 /// A rule layer, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

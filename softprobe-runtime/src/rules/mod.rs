@@ -15,8 +15,8 @@ use std::fmt;
 
 use crate::case::{Body, Direction};
 
+pub use crate::request::host::{host_matches, normalize_host};
 pub use jsonpath::{JsonPath, JsonPathError};
-pub use matcher::{host_matches, normalize_host};
 pub use parse::{parse_rules_document, rules_from_values};
 
 /// What a redacted value is replaced with.

@@ -11,9 +11,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::jsonpath::JsonPath;
-use super::matcher::normalize_host;
 use super::{Consume, MockResponse, Redaction, Rule, RulesError, Then, When};
 use crate::case::{Body, Direction};
+use crate::request::host::normalize_host;
 
 /// Parses a rules document: `{"version": 1, "rules": [...]}` or a bare array of rules, in JSON
 /// or YAML (detected). `source_name` names the input in errors.
