@@ -5,7 +5,6 @@
 //! here into [`Rule`]; [`crate::replay::Engine`] orders them and decides. Parsing rejects
 //! every key it does not know, naming the file, the JSON path and, when known, the line.
 
-pub mod jsonpath;
 pub(crate) mod matcher;
 pub(crate) mod parse;
 mod redact;
@@ -15,8 +14,8 @@ use std::fmt;
 
 use crate::case::{Body, Direction};
 
+pub use crate::json::path::{JsonPath, JsonPathError};
 pub use crate::request::host::{host_matches, normalize_host};
-pub use jsonpath::{JsonPath, JsonPathError};
 pub use parse::{parse_rules_document, rules_from_values};
 
 /// What a redacted value is replaced with.

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::jsonpath::JsonPath;
 use super::{REDACTED, Redaction};
 use crate::case::{Body, Exchange};
+use crate::json::path::JsonPath;
 
 impl Redaction {
     /// A redaction of these headers only (e.g. [`crate::headers::SENSITIVE`]).
