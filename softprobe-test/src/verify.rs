@@ -356,9 +356,7 @@ pub(crate) fn snapshot_text(
         Err(_) => match std::str::from_utf8(body) {
             Ok(text) => out.push_str(text),
             Err(_) => {
-                use sha2::Digest as _;
-                let digest = sha2::Sha256::digest(body);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                let hex = softprobe_runtime::case::diff::sha256_hex(body);
                 out.push_str(&format!("({} binary bytes, sha256 {hex})", body.len()));
             }
         },

@@ -316,10 +316,7 @@ fn body_fields(
 /// The SHA-256 of `bytes` in lowercase hex: how a binary body is shown and compared.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The differing leaves of two JSON documents, with paths under `prefix` (`body.total`),

@@ -277,11 +277,7 @@ impl MissReport {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(bytes)
 }
 
 /// Distance of recorded hop `i` from `req` (lower is nearer) and the differing fields.
