@@ -18,8 +18,8 @@ mod rules;
 
 pub use rules::{CustomPattern, ScrubRules, ScrubRulesError};
 
-/// The replacement for every secret.
-pub const REDACTED: &str = "[REDACTED]";
+/// The replacement for every secret: the capture path's own.
+pub use crate::rules::REDACTED;
 
 /// What kind of secret a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -80,7 +80,7 @@ fn header_drift(name: &str, recorded: &Exchange, actual: &Exchange) -> Option<Di
         [one] => (*one).to_owned(),
         many => many.join(" | "),
     };
-    let redacted = e.iter().chain(&a).any(|v| *v == "[REDACTED]");
+    let redacted = e.iter().chain(&a).any(|v| *v == REDACTED);
     let differs = if redacted { e.len() != a.len() } else { e != a };
     let side = |v: &[&str]| {
         Some(Value::String(if redacted {

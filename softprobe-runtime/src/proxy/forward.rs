@@ -271,7 +271,7 @@ pub(super) fn recorded_pairs(
     pairs.retain(|(k, _)| !crate::headers::is_not_recorded(k));
     for (k, v) in &mut pairs {
         if redact.iter().any(|r| r.eq_ignore_ascii_case(k)) {
-            *v = "[REDACTED]".to_owned();
+            crate::rules::REDACTED.clone_into(v);
         }
     }
     pairs
