@@ -12,24 +12,6 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, ItemFn, LitStr, Path, Token};
 
 const OPTIONS: &str = "`mode`, `strict`, `partial`, `redact`, `exact`, `headers`, `crate`";
-/// Headers that change on every run or belong to the connection; the same list as
-/// `softprobe`'s comparison, which rejects them at run time for `Run::headers`.
-const VOLATILE_HEADERS: &[&str] = &[
-    "date",
-    "age",
-    "expires",
-    "last-modified",
-    "traceparent",
-    "tracestate",
-    "x-request-id",
-    "x-correlation-id",
-    "x-trace-id",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "server-timing",
-];
 const MODES: &[&str] = &["replay", "capture", "auto"];
 
 /// Everything the attribute says.
@@ -153,7 +135,8 @@ fn parse_selectors(key: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<LitSt
     Ok(selectors)
 }
 
-/// `headers("x-total-count", ...)`: non-empty, each a header name, none volatile, none twice.
+/// `headers("x-total-count", ...)`: non-empty, each a header name, none twice. Whether a
+/// header may be compared at all (volatile ones may not) is decided at run time.
 pub(crate) fn parse_headers(key: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<LitStr>> {
     const USAGE: &str =
         "`headers` takes header names to compare: headers(\"x-total-count\", \"etag\")";
@@ -170,7 +153,6 @@ pub(crate) fn parse_headers(key: &Ident, input: ParseStream<'_>) -> syn::Result<
     let mut names: Vec<LitStr> = Vec::new();
     for lit in items {
         let value = lit.value();
-        let lower = value.to_ascii_lowercase();
         if let Some(rest) = value.strip_prefix("header:") {
             return Err(syn::Error::new_spanned(
                 &lit,
@@ -185,14 +167,6 @@ pub(crate) fn parse_headers(key: &Ident, input: ParseStream<'_>) -> syn::Result<
             return Err(syn::Error::new_spanned(
                 &lit,
                 format!("`{value}` is not a header name"),
-            ));
-        }
-        if VOLATILE_HEADERS.contains(&lower.as_str()) {
-            return Err(syn::Error::new_spanned(
-                &lit,
-                format!(
-                    "`{value}` changes on every run (or belongs to the connection) and is never compared"
-                ),
             ));
         }
         if names.iter().any(|n| n.value().eq_ignore_ascii_case(&value)) {

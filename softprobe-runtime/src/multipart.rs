@@ -68,12 +68,7 @@ impl Part {
             sha256: None,
         };
         if content.len() > INLINE_PART_LIMIT {
-            part.sha256 = Some(
-                Sha256::digest(content)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
-            );
+            part.sha256 = Some(hex::encode(Sha256::digest(content)));
         } else {
             match std::str::from_utf8(content) {
                 Ok(text) => part.text = Some(text.to_owned()),

@@ -8,9 +8,10 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::json::PathPattern;
-use crate::rules::matcher::split_port;
+use crate::request::host::split_port;
+use crate::request::host::{host_matches, normalize_host};
 use crate::rules::parse::{Obj, RawRule, convert_rules, str_enum, unwrap_all};
-use crate::rules::{Rule, RulesError, host_matches, normalize_host};
+use crate::rules::{Rule, RulesError};
 
 /// Whether outbound hops may reach real hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]

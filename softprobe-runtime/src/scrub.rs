@@ -18,18 +18,8 @@ mod rules;
 
 pub use rules::{CustomPattern, ScrubRules, ScrubRulesError};
 
-/// The replacement for every secret.
-pub const REDACTED: &str = "[REDACTED]";
-
-/// Header attributes whose whole value is a credential.
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "x-auth-token",
-];
+/// The replacement for every secret: the capture path's own.
+pub use crate::rules::REDACTED;
 
 /// What kind of secret a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,7 +265,7 @@ fn scrub_attributes(
             .map(str::to_ascii_lowercase);
         if let Some(name) = header {
             let user = rules.headers.contains(&name);
-            if user || SENSITIVE_HEADERS.contains(&name.as_str()) {
+            if user || crate::headers::is_sensitive(&name) {
                 if kv.value.as_str() != Some(REDACTED) {
                     kv.value = AnyValue::String(REDACTED.to_owned());
                     out.push(Finding {

@@ -11,25 +11,6 @@ use softprobe_runtime::json::{DiffOptions, Difference, PathPattern, diff};
 use softprobe_runtime::rules::REDACTED;
 use softprobe_runtime::verdict::Finding;
 
-/// Values that change on every run (or belong to the connection) and are never compared,
-/// whatever the test asks.
-pub(crate) const VOLATILE_HEADERS: &[&str] = &[
-    "date",
-    "age",
-    "expires",
-    "last-modified",
-    "traceparent",
-    "tracestate",
-    "x-request-id",
-    "x-correlation-id",
-    "x-trace-id",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "server-timing",
-];
-
 /// Response headers compared by default, besides status and body: the ones that change what
 /// a client does with the answer and do not change from run to run. `set-cookie` values are
 /// redacted before anything is stored, so only how many cookies are set is compared.
@@ -53,7 +34,7 @@ pub(crate) fn check_compared_header(name: &str) -> Result<(), String> {
     {
         return Err(format!("{name:?} is not a header name"));
     }
-    if VOLATILE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+    if softprobe_runtime::headers::is_volatile(name) {
         return Err(format!(
             "the header {name:?} changes on every run (or belongs to the connection) and is never compared"
         ));
@@ -71,7 +52,7 @@ pub(crate) fn compared_headers(extra: &[String], redactions: &Redactions) -> Vec
     {
         if !out.contains(&name)
             && !redactions.headers.contains(&name)
-            && !VOLATILE_HEADERS.contains(&name.as_str())
+            && !softprobe_runtime::headers::is_volatile(&name)
         {
             out.push(name);
         }
@@ -98,7 +79,7 @@ fn header_drift(name: &str, recorded: &Exchange, actual: &Exchange) -> Option<Di
         [one] => (*one).to_owned(),
         many => many.join(" | "),
     };
-    let redacted = e.iter().chain(&a).any(|v| *v == "[REDACTED]");
+    let redacted = e.iter().chain(&a).any(|v| *v == REDACTED);
     let differs = if redacted { e.len() != a.len() } else { e != a };
     let side = |v: &[&str]| {
         Some(Value::String(if redacted {
@@ -316,20 +297,6 @@ pub(crate) fn remove_evidence(case_path: &Path, test_name: &str) {
     let _ = std::fs::remove_file(evidence_path(case_path, test_name));
 }
 
-/// Request headers never resent: they belong to the connection, the proxy or the session.
-const NOT_RESENT: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "traceparent",
-    "tracestate",
-    "x-softprobe-session-id",
-    "x-softprobe-test-name",
-    "via",
-];
-
 /// Sends a recorded inbound request to the service again (through the session's ingress).
 /// The answer is judged at the end of the test, so a transport error is only reported here.
 pub(crate) async fn resend(client: &reqwest::Client, base: &str, ex: &Exchange) {
@@ -337,7 +304,7 @@ pub(crate) async fn resend(client: &reqwest::Client, base: &str, ex: &Exchange) 
     let method = reqwest::Method::from_bytes(ex.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut req = client.request(method, &url);
     for (name, value) in &ex.request_headers {
-        if NOT_RESENT.contains(&name.as_str()) || value == "[REDACTED]" {
+        if softprobe_runtime::headers::is_not_resent(name) || value == REDACTED {
             continue;
         }
         req = req.header(name.as_str(), value.as_str());
@@ -385,9 +352,7 @@ pub(crate) fn snapshot_text(
         Err(_) => match std::str::from_utf8(body) {
             Ok(text) => out.push_str(text),
             Err(_) => {
-                use sha2::Digest as _;
-                let digest = sha2::Sha256::digest(body);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                let hex = softprobe_runtime::case::diff::sha256_hex(body);
                 out.push_str(&format!("({} binary bytes, sha256 {hex})", body.len()));
             }
         },

@@ -153,6 +153,14 @@ async fn listing_cases(sp: Session) -> String {
     sp.serve(listing(RECORDED)).await
 }
 
+/// Whether a header may be compared is decided at run time, for `#[softprobe::cases]` as
+/// for `#[softprobe::case]`.
+#[softprobe::cases("cases/headers/*.case.json", headers("traceparent"))]
+#[should_panic(expected = "headers(...): the header \"traceparent\" changes on every run")]
+async fn listing_cases_asking_for_a_volatile_header(sp: Session) -> String {
+    sp.serve(listing(RECORDED)).await
+}
+
 #[softprobe::cases("cases/headers/*.case.json", headers("x-total-count"))]
 #[should_panic(expected = "header:x-total-count:\n      - recorded: 3\n      + actual:   5")]
 async fn listing_cases_with_a_drifting_total(sp: Session) -> String {

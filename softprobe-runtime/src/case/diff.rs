@@ -14,24 +14,6 @@ use serde_json::Value;
 
 use super::{Body, Direction, Exchange};
 
-/// Response headers that change on every run or belong to the connection; request headers
-/// use the replay engine's list ([`crate::replay::VOLATILE_REQUEST_HEADERS`]) as well.
-const VOLATILE_RESPONSE_HEADERS: &[&str] = &[
-    "age",
-    "content-length",
-    "date",
-    "expires",
-    "keep-alive",
-    "last-modified",
-    "server-timing",
-    "traceparent",
-    "tracestate",
-    "transfer-encoding",
-    "x-correlation-id",
-    "x-request-id",
-    "x-trace-id",
-];
-
 /// What happened to one hop between the two cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -259,9 +241,7 @@ pub fn fields(a: &Exchange, b: &Exchange) -> Vec<FieldDiff> {
 }
 
 fn volatile(name: &str) -> bool {
-    crate::replay::VOLATILE_REQUEST_HEADERS.contains(&name)
-        || VOLATILE_RESPONSE_HEADERS.contains(&name)
-        || name.starts_with("x-softprobe-")
+    crate::headers::is_volatile(name) || crate::headers::is_softprobe(name)
 }
 
 fn headers(
@@ -336,10 +316,7 @@ fn body_fields(
 /// The SHA-256 of `bytes` in lowercase hex: how a binary body is shown and compared.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The differing leaves of two JSON documents, with paths under `prefix` (`body.total`),
@@ -414,6 +391,22 @@ mod tests {
         let diff = compare(&a, &b);
         assert!(diff.is_equal(), "{diff:?}");
         assert_eq!(diff.count(Change::Same), 1);
+    }
+
+    /// `connection` is volatile for responses as for requests: a server that closes the
+    /// connection on one run and keeps it on the next did not change its answer.
+    #[test]
+    fn connection_headers_are_not_differences_in_either_direction() {
+        let a = vec![hop(Direction::Inbound, "/checkout", 200, "{}", 1)];
+        let mut b = a.clone();
+        b[0].response_headers
+            .push(("Connection".into(), "close".into()));
+        b[0].request_headers
+            .push(("keep-alive".into(), "timeout=5".into()));
+        let diff = compare(&a, &b);
+        assert!(diff.is_equal(), "{diff:?}");
+        b[0].response_headers.push(("etag".into(), "\"v2\"".into()));
+        assert!(!compare(&a, &b).is_equal());
     }
 
     #[test]

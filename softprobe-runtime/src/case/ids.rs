@@ -29,11 +29,7 @@ fn decode<const N: usize>(kind: &'static str, s: &str) -> Result<[u8; N], IdErro
         bytes: N,
     };
     let mut out = [0u8; N];
-    if s.len() == N * 2 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let pair = std::str::from_utf8(chunk).map_err(|_| err())?;
-            out[i] = u8::from_str_radix(pair, 16).map_err(|_| err())?;
-        }
+    if s.len() == N * 2 && hex::decode_to_slice(s, &mut out).is_ok() {
         return Ok(out);
     }
     // base64 of N bytes is shorter than 2N hex chars, so the two spellings never collide.
@@ -55,10 +51,7 @@ fn decode<const N: usize>(kind: &'static str, s: &str) -> Result<[u8; N], IdErro
 }
 
 fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    for b in bytes {
-        write!(f, "{b:02x}")?;
-    }
-    Ok(())
+    f.write_str(&hex::encode(bytes))
 }
 
 macro_rules! id_type {

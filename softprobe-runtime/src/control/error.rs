@@ -97,28 +97,27 @@ impl ApiError {
 
     /// 421 `host_not_allowed`: the `Host` header names neither this runtime's loopback
     /// address nor a name given with `--public-host` (a DNS-rebinding page, or a client
-    /// that needs the flag).
-    pub fn host_not_allowed(host: &str) -> Self {
+    /// that needs the flag). `add_with` names the flag that adds host names.
+    pub fn host_not_allowed(host: &str, add_with: &str) -> Self {
         Self::new(
             StatusCode::MISDIRECTED_REQUEST,
             "host_not_allowed",
             format!(
                 "Host `{host}` is not a name of this runtime: it answers to localhost and \
-                 loopback addresses; add other names with {}",
-                super::guard::PUBLIC_HOST_FLAG
+                 loopback addresses; add other names with {add_with}"
             ),
         )
     }
 
-    /// 403 `origin_not_allowed`: a browser request from another site.
-    pub fn origin_not_allowed(origin: &str) -> Self {
+    /// 403 `origin_not_allowed`: a browser request from another site. `allow_with` names
+    /// the flag that allows origins.
+    pub fn origin_not_allowed(origin: &str, allow_with: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
             format!(
                 "Origin `{origin}` may not call this runtime: only its own origin may; allow \
-                 a web page's origin with {}",
-                super::guard::ALLOW_ORIGIN_FLAG
+                 a web page's origin with {allow_with}"
             ),
         )
     }

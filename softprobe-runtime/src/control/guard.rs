@@ -164,7 +164,7 @@ pub(crate) fn check(access: &Access, req: &Request) -> Result<(), ApiError> {
     if let Some(host) = host.as_deref()
         && !access.host_allowed(host)
     {
-        return Err(ApiError::host_not_allowed(host));
+        return Err(ApiError::host_not_allowed(host, PUBLIC_HOST_FLAG));
     }
     let headers = req.headers();
     let origin = headers
@@ -174,7 +174,7 @@ pub(crate) fn check(access: &Access, req: &Request) -> Result<(), ApiError> {
         && !access.origin_listed(origin)
         && !same_origin(origin, host.as_deref())
     {
-        return Err(ApiError::origin_not_allowed(origin));
+        return Err(ApiError::origin_not_allowed(origin, ALLOW_ORIGIN_FLAG));
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {

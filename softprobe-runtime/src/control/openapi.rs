@@ -325,7 +325,7 @@ pub fn document() -> Value {
                 json!({"description": "No answer: the proxy forwards the request upstream"}),
             );
             responses.insert(
-                "599".into(),
+                crate::replay::STRICT_MISS_STATUS.to_string(),
                 json!({
                     "description": "Strict miss",
                     "content": {"application/json": {"schema": schema_ref(SchemaKind::StrictMissResponse)}},

@@ -3,13 +3,14 @@
 //! outbound request drift), the path patterns that name fields in it ([`path`]), and the
 //! shapes of values that change on every run by nature ([`volatile`]).
 //!
-//! Paths are written as singular JSONPath (`$.items[0].sku`, `$['first name']`); patterns
-//! add a wildcard step (`[*]`, or `[]` as the harness has always accepted).
+//! Paths are written as singular JSONPath (`$.items[0].sku`, `$['first name']`), the syntax
+//! rules use too; patterns add a wildcard step (`[*]`, or `[]` as the harness has always
+//! accepted).
 
 pub mod diff;
 pub mod path;
 pub mod volatile;
 
 pub use diff::{DiffOptions, Difference, diff, json_eq};
-pub use path::{PathPattern, Step};
+pub use path::{JsonPath, JsonPathError, PathPattern, Step};
 pub use volatile::Shape;

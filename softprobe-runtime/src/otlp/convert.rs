@@ -226,7 +226,7 @@ fn span_to_proto(span: &Span) -> pt::Span {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn attrs_to_json(attrs: Vec<pc::KeyValue>) -> Value {

@@ -10,13 +10,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::{STRICT_MISS_HEADER, WireFormat, decode, encode};
+use super::{WireFormat, decode, encode};
 use crate::case::attributes as attr;
 use crate::case::{
     Body, Exchange, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, TracesData,
 };
 use crate::control::{ApiError, AppState, RawBody};
 use crate::replay::{Decision, Request, Response as Answer};
+use crate::replay::{STRICT_MISS_HEADER, STRICT_MISS_STATUS};
 
 fn request_format(body: &RawBody) -> Result<WireFormat, ApiError> {
     WireFormat::of_request(body.content_type.as_deref()).ok_or_else(|| {
@@ -94,7 +95,7 @@ pub(crate) async fn inject(
     let status = match &decision {
         Decision::Respond { response, .. } => response.status,
         Decision::Passthrough { .. } => 404,
-        Decision::StrictMiss(_) => 599,
+        Decision::StrictMiss(_) => STRICT_MISS_STATUS,
     };
     line.finish(word, status);
     match decision {
@@ -129,7 +130,8 @@ pub(crate) async fn inject(
             );
             tracing::debug!(sessionId = %session_id, "{}", report.render_text());
             let body = report.to_json(&session_id);
-            let status = StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status =
+                StatusCode::from_u16(STRICT_MISS_STATUS).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut response = (status, axum::Json(body)).into_response();
             response
                 .headers_mut()

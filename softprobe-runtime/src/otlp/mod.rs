@@ -15,9 +15,6 @@ use prost::Message as _;
 use crate::case::TracesData;
 use crate::error::{Error, Result};
 
-/// Header marking a strict-miss answer (status 599) of `/v1/inject`.
-pub const STRICT_MISS_HEADER: &str = "x-softprobe-strict-miss";
-
 /// `content-type` of OTLP protobuf payloads.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 /// `content-type` of OTLP JSON payloads.

@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::forward::{Core, Hop, normalize_host, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop, remove_session_headers,
     session_from_headers,
@@ -30,6 +30,7 @@ use super::settings::{ProxyBuilder, ProxySettings};
 use super::tls::CertificateAuthority;
 use super::{Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
+use crate::request::host::without_default_port;
 
 /// The egress proxy. Start one with [`EgressProxy::builder`].
 #[derive(Debug)]
@@ -525,7 +526,7 @@ async fn outbound(
         Err(e) => return super::forward::body_error(e, limit),
     };
     // Recorded and matched host: the target's, whatever Host header the client sent.
-    let host = normalize_host(&target.authority, &target.scheme);
+    let host = without_default_port(&target.authority, &target.scheme);
     let path = upstream_uri.path().to_owned();
     let hop = Hop {
         direction: Direction::Outbound,

@@ -34,10 +34,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for an upstream to start answering.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Headers never written into a recording besides the session headers: the trace
-/// correlation changes on every run and the span's ids already carry it.
-const NOT_RECORDED: &[&str] = &["traceparent", "tracestate"];
-
 pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Builds the pooled upstream client: plain HTTP, or HTTPS with HTTP/2 or HTTP/1.1 by ALPN.
@@ -94,7 +90,7 @@ impl Default for Settings {
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             require_session: false,
             service: None,
-            redact_headers: crate::rules::DEFAULT_SENSITIVE_HEADERS
+            redact_headers: crate::headers::SENSITIVE
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
@@ -187,19 +183,6 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// `host[:port]` lowercased, without the scheme's default port.
-pub(crate) fn normalize_host(authority: &str, scheme: &str) -> String {
-    let lower = authority.to_ascii_lowercase();
-    let default = match scheme {
-        "https" => ":443",
-        _ => ":80",
-    };
-    match lower.strip_suffix(default) {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => lower,
-    }
-}
-
 impl Hop {
     /// A gRPC call (`application/grpc` content type).
     pub(crate) fn is_grpc(&self) -> bool {
@@ -285,12 +268,10 @@ pub(super) fn recorded_pairs(
     mut pairs: Vec<(String, String)>,
     redact: &[String],
 ) -> Vec<(String, String)> {
-    pairs.retain(|(k, _)| {
-        !NOT_RECORDED.contains(&k.as_str()) && !super::http::SESSION_HEADERS.contains(&k.as_str())
-    });
+    pairs.retain(|(k, _)| !crate::headers::is_not_recorded(k));
     for (k, v) in &mut pairs {
         if redact.iter().any(|r| r.eq_ignore_ascii_case(k)) {
-            *v = "[REDACTED]".to_owned();
+            crate::rules::REDACTED.clone_into(v);
         }
     }
     pairs
@@ -794,7 +775,7 @@ fn grpc_miss(message: &str, path: &str) -> Response<ProxyBody> {
         http::HeaderValue::from_static("application/grpc"),
     );
     headers.insert(
-        super::http::STRICT_MISS_HEADER,
+        crate::replay::STRICT_MISS_HEADER,
         http::HeaderValue::from_static("1"),
     );
     headers.insert("grpc-status", http::HeaderValue::from_static("5"));
@@ -871,18 +852,6 @@ pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<super::trace_context::
 mod tests {
     use super::*;
     use http::HeaderValue;
-
-    #[test]
-    fn hosts_lose_only_their_scheme_default_port() {
-        assert_eq!(
-            normalize_host("API.Example.com:443", "https"),
-            "api.example.com"
-        );
-        assert_eq!(normalize_host("svc:80", "http"), "svc");
-        assert_eq!(normalize_host("svc:443", "http"), "svc:443");
-        assert_eq!(normalize_host("127.0.0.1:8080", "http"), "127.0.0.1:8080");
-        assert_eq!(normalize_host("[::1]:443", "https"), "[::1]");
-    }
 
     #[test]
     fn recordings_redact_and_drop_correlation_headers() {

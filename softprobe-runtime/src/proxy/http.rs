@@ -21,37 +21,10 @@ pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 /// recording): 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Header names that carry the session id on requests: the canonical one first, then the
-/// original proxy's aliases.
-pub const SESSION_HEADERS: &[&str] = &[
-    "x-softprobe-session-id",
-    "x-sp-session-id",
-    "sp_session_id",
-    "x-session-id",
-];
-/// Optional header tagging traffic with a case id.
-pub const CASE_ID_HEADER: &str = "x-softprobe-case-id";
-/// Optional header carrying a mode override.
-pub const MODE_HEADER: &str = "x-softprobe-mode";
-/// Optional header naming the test, for logs and reports.
-pub const TEST_NAME_HEADER: &str = "x-softprobe-test-name";
-/// Header set on strict-miss answers.
-pub const STRICT_MISS_HEADER: &str = "x-softprobe-strict-miss";
-
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
+pub use crate::headers::{CASE_ID_HEADER, MODE_HEADER, SESSION_HEADERS, TEST_NAME_HEADER};
 
 /// Removes the hop-by-hop headers: those listed in `Connection`, and the fixed set
-/// (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*).
+/// ([`crate::headers::HOP_BY_HOP`] and every `proxy-*`).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -63,15 +36,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-    let proxy_headers: Vec<HeaderName> = headers
+    let fixed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
+        .filter(|k| crate::headers::is_hop_by_hop(k.as_str()))
         .cloned()
         .collect();
-    for name in proxy_headers {
+    for name in fixed {
         headers.remove(name);
     }
 }

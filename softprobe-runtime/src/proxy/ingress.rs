@@ -9,7 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
-use super::forward::{Core, Hop, normalize_host, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
@@ -17,6 +17,7 @@ use super::settings::{ProxyBuilder, ProxySettings};
 use super::trace_context::TraceParent;
 use super::{Handler, ProxyError, RunningProxy, bind, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
+use crate::request::host::without_default_port;
 
 /// The ingress proxy. Start one with [`IngressProxy::builder`].
 #[derive(Debug)]
@@ -234,7 +235,7 @@ async fn handle(
         session_id,
         method: parts.method,
         scheme: "http".to_owned(),
-        host: normalize_host(&host, "http"),
+        host: without_default_port(&host, "http"),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

@@ -298,6 +298,9 @@ fn is_token_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
+/// `%XX` escapes decoded, refusing a bad escape or invalid UTF-8 (`percent-encoding`'s
+/// decoder keeps a bad escape as written and cannot tell), so a malformed baggage member is
+/// dropped instead of recorded half-decoded.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -13,31 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::request::Request;
 use crate::case::{Body, Exchange};
 use crate::json::diff::{DiffOptions, JsonDiff, Volatile, diff};
 use crate::json::volatile::text_shape;
 use crate::json::{Difference, Shape};
 use crate::policy::{Fields, Policy};
+use crate::request::Request;
 use crate::rules::REDACTED;
-
-/// Request headers whose values change on every run (or belong to the connection, the trace
-/// or the retry), never compared unless the policy names them in `exactFields`.
-pub const VOLATILE_REQUEST_HEADERS: &[&str] = &[
-    "accept-encoding",
-    "baggage",
-    "connection",
-    "content-length",
-    "date",
-    "host",
-    "idempotency-key",
-    "traceparent",
-    "tracestate",
-    "user-agent",
-    "x-correlation-id",
-    "x-idempotency-key",
-    "x-request-id",
-];
 
 /// Longest excerpt of a body that is neither JSON nor a form.
 const EXCERPT_CHARS: usize = 80;
@@ -217,7 +199,7 @@ impl Comparison<'_> {
             let exact = policy.exact_fields.has_header(name);
             if seen.contains(&name)
                 || policy.volatile_fields.has_header(name)
-                || (!exact && VOLATILE_REQUEST_HEADERS.contains(&name))
+                || (!exact && crate::headers::is_volatile(name))
             {
                 continue;
             }
@@ -344,10 +326,7 @@ fn summary(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "(empty)".to_owned();
     }
-    let digest: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex::encode(Sha256::digest(bytes));
     let text = String::from_utf8_lossy(bytes);
     let mut excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
     if text.chars().count() > EXCERPT_CHARS {

@@ -7,23 +7,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::request::{Request, Response};
 use crate::case::{Case, Direction, Exchange};
+use crate::json::json_eq;
+use crate::request::host::split_port;
+use crate::request::{BodyJson, Request, Response};
 use crate::rules::RulesError;
-use crate::rules::matcher::{BodyJson, json_eq, split_port};
-
-/// Response headers that describe the framing of the recorded connection, not the answer;
-/// whoever sends the replayed answer frames it again.
-const FRAMING_HEADERS: &[&str] = &[
-    "connection",
-    "content-length",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 pub(crate) struct CaseIndex {
     pub(crate) case: Arc<Case>,
@@ -232,9 +220,7 @@ fn recorded_response(ex: &Exchange) -> Response {
         headers: ex
             .response_headers
             .iter()
-            .filter(|(n, _)| {
-                !n.starts_with(':') && !FRAMING_HEADERS.iter().any(|f| n.eq_ignore_ascii_case(f))
-            })
+            .filter(|(n, _)| !n.starts_with(':') && !crate::headers::is_framing(n))
             .cloned()
             .collect(),
         body: ex.response_body.clone(),

@@ -1,5 +1,9 @@
-//! The strict-miss report: the request nothing answered, and the nearest captured outbound
-//! exchanges with the fields that differ, as the 599 JSON body and as text for people.
+//! Strict misses: where one is decided ([`strict_miss`]: an outbound hop no rule or recording
+//! answered, to a host the policy blocks), the answer it gets ([`STRICT_MISS_STATUS`] with
+//! [`STRICT_MISS_HEADER`], [`MissReport::to_response`]) and its report: the request nothing
+//! answered and the nearest captured outbound exchanges with the fields that differ, as the
+//! 599 JSON body and as text for people. Every proxy, the OTLP handler, the OpenAPI document
+//! and the harness use these.
 //!
 //! Built only on a miss, so it may scan every captured hop; the hit path never comes here.
 
@@ -9,17 +13,41 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::drift::VOLATILE_REQUEST_HEADERS;
 use super::index::CaseIndex;
-use super::request::{Request, Response};
-use crate::case::{Body, SpanId};
+use crate::case::{Body, Direction, SpanId};
 use crate::json::{DiffOptions, Difference};
-use crate::rules::matcher::normalize_host;
+use crate::policy::{DefaultOnMiss, ExternalHttp, Policy};
+use crate::request::host::normalize_host;
+use crate::request::{Request, Response};
 
 /// Status of the strict-miss answer.
 pub const STRICT_MISS_STATUS: u16 = 599;
 /// Header marking the strict-miss answer (value `1`).
 pub const STRICT_MISS_HEADER: &str = "x-softprobe-strict-miss";
+
+/// The report of a strict miss, when `req` (which no rule or recording answered) gets one:
+/// an outbound hop to a host `policy` blocks. `None` means the hop goes upstream.
+pub(super) fn strict_miss(
+    policy: &Policy,
+    req: &Request,
+    case: Option<&CaseIndex>,
+) -> Option<MissReport> {
+    if req.direction != Direction::Outbound || !policy.blocks(&req.host) {
+        return None;
+    }
+    let why = if policy.external_http == ExternalHttp::Strict {
+        "external HTTP is strict"
+    } else {
+        debug_assert_eq!(policy.default_on_miss, DefaultOnMiss::Error);
+        "defaultOnMiss is error"
+    };
+    let message = format!(
+        "no rule or recorded exchange answers {} {} and {why}",
+        req.method.to_ascii_uppercase(),
+        req.url()
+    );
+    Some(MissReport::build(req, case, message))
+}
 
 /// How many nearest candidates a report lists.
 pub const MAX_CANDIDATES: usize = 3;
@@ -249,11 +277,7 @@ impl MissReport {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(bytes)
 }
 
 /// Distance of recorded hop `i` from `req` (lower is nearer) and the differing fields.
@@ -316,8 +340,8 @@ fn compare(
     }
     for (name, value) in &ex.request_headers {
         let lower = name.to_ascii_lowercase();
-        if VOLATILE_REQUEST_HEADERS.contains(&lower.as_str())
-            || lower.starts_with("x-softprobe-")
+        if crate::headers::is_volatile(&lower)
+            || crate::headers::is_softprobe(&lower)
             || lower.starts_with(':')
             || value == crate::rules::REDACTED
         {

@@ -8,7 +8,6 @@
 mod drift;
 mod index;
 mod miss;
-mod request;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,12 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use crate::case::{Case, Direction, Exchange, SpanId};
 use crate::mode::Mode;
-use crate::policy::{DefaultOnMiss, DriftAction, ExternalHttp, Policy};
-use crate::rules::matcher::BodyJson;
+use crate::policy::{DriftAction, Policy};
+use crate::request::BodyJson;
 use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
 
 pub use crate::json::Difference;
-pub use drift::{RequestDrift, VOLATILE_REQUEST_HEADERS, VolatileField};
+pub use drift::{RequestDrift, VolatileField};
 use index::CaseIndex;
 pub use miss::{
     MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER, STRICT_MISS_STATUS,
@@ -58,7 +57,7 @@ impl std::fmt::Display for UnusedRecording {
         )
     }
 }
-pub use request::{Request, Response, trace_tags_from_headers};
+pub use crate::request::{Request, Response, trace_tags_from_headers};
 
 /// A rule layer, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -460,25 +459,10 @@ impl Engine {
         {
             return d;
         }
-        if req.direction == Direction::Outbound && self.policy.blocks(&req.host) {
-            let why = if self.policy.external_http == ExternalHttp::Strict {
-                "external HTTP is strict"
-            } else {
-                debug_assert_eq!(self.policy.default_on_miss, DefaultOnMiss::Error);
-                "defaultOnMiss is error"
-            };
-            let message = format!(
-                "no rule or recorded exchange answers {} {} and {why}",
-                req.method.to_ascii_uppercase(),
-                req.url()
-            );
-            return Decision::StrictMiss(Box::new(MissReport::build(
-                req,
-                self.case.as_ref(),
-                message,
-            )));
+        match miss::strict_miss(&self.policy, req, self.case.as_ref()) {
+            Some(report) => Decision::StrictMiss(Box::new(report)),
+            None => Decision::Passthrough { origin: None },
         }
-        Decision::Passthrough { origin: None }
     }
 
     /// Answers from the loaded case, for a `replay` rule (`rule`) or on its own. A once-rule
@@ -616,7 +600,7 @@ impl Engine {
 
     /// The union of every matching `capture_only` rule's redaction, highest precedence first.
     /// Default sensitive headers are not included; callers add
-    /// [`crate::rules::DEFAULT_SENSITIVE_HEADERS`] as configured.
+    /// [`crate::headers::SENSITIVE`] as configured.
     pub fn capture_redaction(&self, req: &Request) -> Redaction {
         let body = BodyJson::default();
         let mut out = Redaction::default();

@@ -2,28 +2,9 @@
 //! deciding runs for every proxied hop, so nothing here allocates except parsing a JSON body,
 //! which happens at most once per request (see [`BodyJson`]).
 
-use std::cell::OnceCell;
-
-use serde_json::Value;
-
 use super::When;
-use crate::replay::Request;
-
-/// The request body parsed as JSON once, on first use, shared by every rule and candidate.
-#[derive(Default)]
-pub(crate) struct BodyJson(OnceCell<Option<Value>>);
-
-impl BodyJson {
-    pub(crate) fn get(&self, req: &Request) -> Option<&Value> {
-        self.0
-            .get_or_init(|| {
-                req.body
-                    .as_ref()
-                    .and_then(|b| serde_json::from_slice(b.as_bytes()).ok())
-            })
-            .as_ref()
-    }
-}
+use crate::request::host::{ends_with_ignore_case, host_matches, split_port};
+use crate::request::{BodyJson, Request};
 
 impl When {
     /// True when every condition holds for `req`.
@@ -108,65 +89,7 @@ impl When {
     }
 }
 
-pub(crate) use crate::json::json_eq;
-
-/// Lowercases a host and drops a default port (`:80`, `:443`), the form rules and the replay
-/// index compare.
-pub fn normalize_host(host: &str) -> String {
-    let (name, port) = split_port(host);
-    let mut out = name.to_ascii_lowercase();
-    if let Some(p) = port
-        && !is_default_port(p)
-    {
-        out.push(':');
-        out.push_str(p);
-    }
-    out
-}
-
-/// Whether a rule's `host` matches a request host: names compare case-insensitively; a port
-/// is compared only when the rule gives one; default ports count as no port on both sides.
-pub fn host_matches(rule_host: &str, request_host: &str) -> bool {
-    let (rule_name, rule_port) = split_port(rule_host);
-    let (req_name, req_port) = split_port(request_host);
-    if !rule_name.eq_ignore_ascii_case(req_name) {
-        return false;
-    }
-    match rule_port.filter(|p| !is_default_port(p)) {
-        None => true,
-        Some(p) => req_port == Some(p),
-    }
-}
-
-fn is_default_port(p: &str) -> bool {
-    p == "80" || p == "443"
-}
-
-/// Splits `host[:port]`, keeping IPv6 literals (`[::1]:8080`) whole.
-pub(crate) fn split_port(host: &str) -> (&str, Option<&str>) {
-    if host.starts_with('[') {
-        return match host.find("]:") {
-            Some(i) => (&host[..=i], Some(&host[i + 2..])),
-            None => (host, None),
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((name, port))
-            if !name.contains(':')
-                && !port.is_empty()
-                && port.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            (name, Some(port))
-        }
-        _ => (host, None),
-    }
-}
-
-fn ends_with_ignore_case(host: &str, suffix: &str) -> bool {
-    host.len() >= suffix.len()
-        && host.is_char_boundary(host.len() - suffix.len())
-        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-}
+use crate::json::json_eq;
 
 #[cfg(test)]
 mod tests {
@@ -257,18 +180,5 @@ mod tests {
         assert!(!when(r#"{"bodyJsonPath": {"$.amount": 1000}}"#).matches(&req));
         req.body = None;
         assert!(!when(r#"{"bodyJsonPath": {"$": null}}"#).matches(&req));
-    }
-
-    #[test]
-    fn hosts_normalise_and_split() {
-        assert_eq!(normalize_host("Example.COM:80"), "example.com");
-        assert_eq!(normalize_host("example.com:8080"), "example.com:8080");
-        assert_eq!(normalize_host("[::1]:443"), "[::1]");
-        assert_eq!(split_port("[::1]:8080"), ("[::1]", Some("8080")));
-        assert_eq!(split_port("::1"), ("::1", None));
-        assert!(host_matches("localhost:8080", "LOCALHOST:8080"));
-        assert!(!host_matches("localhost:8080", "localhost"));
-        assert!(host_matches("localhost", "localhost:9999"));
-        assert!(host_matches("example.com:443", "example.com"));
     }
 }

@@ -5,7 +5,6 @@
 //! here into [`Rule`]; [`crate::replay::Engine`] orders them and decides. Parsing rejects
 //! every key it does not know, naming the file, the JSON path and, when known, the line.
 
-pub mod jsonpath;
 pub(crate) mod matcher;
 pub(crate) mod parse;
 mod redact;
@@ -15,18 +14,9 @@ use std::fmt;
 
 use crate::case::{Body, Direction};
 
-pub use jsonpath::{JsonPath, JsonPathError};
-pub use matcher::{host_matches, normalize_host};
+pub use crate::json::path::{JsonPath, JsonPathError};
+pub use crate::request::host::{host_matches, normalize_host};
 pub use parse::{parse_rules_document, rules_from_values};
-
-/// Header names whose values are stored as `"[REDACTED]"` unless configured otherwise.
-pub const DEFAULT_SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "proxy-authorization",
-    "x-api-key",
-];
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "[REDACTED]";

@@ -10,10 +10,10 @@ use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::jsonpath::JsonPath;
-use super::matcher::normalize_host;
 use super::{Consume, MockResponse, Redaction, Rule, RulesError, Then, When};
 use crate::case::{Body, Direction};
+use crate::json::path::{JsonPath, push_member};
+use crate::request::host::normalize_host;
 
 /// Parses a rules document: `{"version": 1, "rules": [...]}` or a bare array of rules, in JSON
 /// or YAML (detected). `source_name` names the input in errors.
@@ -531,7 +531,7 @@ fn convert_when(raw: RawWhen, err: &ErrAt<'_>) -> Result<When, RulesError> {
     for (text, expected) in raw.body_json_path.map(|m| m.0).unwrap_or_default() {
         let parsed = JsonPath::parse(&text).map_err(|e| {
             let mut field = ".bodyJsonPath".to_owned();
-            super::jsonpath::push_member(&mut field, &text);
+            push_member(&mut field, &text);
             err(&field, e.to_string())
         })?;
         body_json_path.push((parsed, expected));
@@ -649,12 +649,12 @@ pub(crate) fn convert_response(
         let lower = name.to_ascii_lowercase();
         if lower.is_empty() || !lower.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
             let mut field = ".headers".to_owned();
-            super::jsonpath::push_member(&mut field, &name);
+            push_member(&mut field, &name);
             return Err(err(&field, format!("{name:?} is not a valid header name")));
         }
         if value.contains(['\r', '\n']) {
             let mut field = ".headers".to_owned();
-            super::jsonpath::push_member(&mut field, &name);
+            push_member(&mut field, &name);
             return Err(err(
                 &field,
                 "header values must not contain line breaks".into(),

@@ -3,12 +3,12 @@
 
 use serde_json::Value;
 
-use super::jsonpath::JsonPath;
 use super::{REDACTED, Redaction};
 use crate::case::{Body, Exchange};
+use crate::json::path::JsonPath;
 
 impl Redaction {
-    /// A redaction of these headers only (e.g. [`super::DEFAULT_SENSITIVE_HEADERS`]).
+    /// A redaction of these headers only (e.g. [`crate::headers::SENSITIVE`]).
     pub fn headers<I, S>(names: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::REDACTED;
 use crate::case::validate::locate::{Locator, parse_yaml};
-use crate::rules::jsonpath::JsonPath;
+use crate::json::path::JsonPath;
 
 /// A user pattern: every match of `regex` becomes `replacement`.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use crate::case::{Case, Direction, Exchange};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::replay::{Decision, Engine, Request};
-use crate::rules::{self, DEFAULT_SENSITIVE_HEADERS, Rule};
+use crate::rules::{self, Rule};
 
 /// How many strict-miss reports a session keeps for `state` and test reports.
 pub const MAX_STRICT_MISSES: usize = 20;
@@ -483,7 +483,7 @@ impl Session {
     pub fn prepare_capture(&self, mut exchange: Exchange) -> Exchange {
         let request = Request::from_exchange(&exchange);
         let mut redaction = self.read().engine.capture_redaction(&request);
-        for name in DEFAULT_SENSITIVE_HEADERS {
+        for name in crate::headers::SENSITIVE {
             if !redaction
                 .headers
                 .iter()

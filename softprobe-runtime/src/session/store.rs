@@ -462,6 +462,24 @@ mod tests {
         assert_eq!(store.metrics().extracted_spans(), 2);
     }
 
+    /// `x-auth-token` is a credential for `softprobe scrub` and, since both read one list,
+    /// for the capture path too (the capture path used to store it in clear).
+    #[test]
+    fn capture_redacts_every_sensitive_header_the_scrubber_knows() {
+        let store = InMemoryStore::new();
+        let capture = store.create(NewSession::new(Mode::Capture)).unwrap();
+        let mut exchange = hop(Direction::Outbound, "api.test", "/a");
+        exchange
+            .request_headers
+            .push(("X-Auth-Token".into(), "t0ken".into()));
+        store.record(capture.id(), exchange).unwrap();
+        let hops = capture.captured();
+        assert_eq!(hops[0].request_header("x-auth-token"), Some("[REDACTED]"));
+        for name in crate::headers::SENSITIVE {
+            assert!(crate::headers::is_sensitive(name));
+        }
+    }
+
     #[test]
     fn close_writes_captures_and_keeps_the_session_when_the_write_fails() {
         let dir = tempfile::tempdir().unwrap();

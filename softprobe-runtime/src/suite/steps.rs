@@ -26,21 +26,15 @@ pub fn fail(kind: &str, message: impl Into<String>) -> Failure {
 /// The captured inbound request as `{method, path, headers, body}`; headers that belong to
 /// the hop (host, length, trace context, the session) or were redacted are left out.
 pub fn captured_request(ex: &Exchange) -> Map<String, Value> {
-    const SKIP: &[&str] = &[
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "traceparent",
-        "tracestate",
-        "x-softprobe-session-id",
-        "accept-encoding",
-    ];
     let mut headers = Map::new();
     for (k, v) in &ex.request_headers {
         let lower = k.to_ascii_lowercase();
-        if lower.starts_with(':') || SKIP.contains(&lower.as_str()) || v == crate::rules::REDACTED {
+        // The suite compares the bytes it receives and its client decodes no content coding,
+        // so the service is not asked for one either.
+        if crate::headers::is_not_resent(&lower)
+            || lower == "accept-encoding"
+            || v == crate::rules::REDACTED
+        {
             continue;
         }
         headers.insert(lower, Value::String(v.clone()));
@@ -511,6 +505,48 @@ mod tests {
 
     fn settings(yaml: &str) -> CaseSettings {
         serde_norway::from_str(yaml).unwrap()
+    }
+
+    /// A suite resends what the service's client sent, without what a proxy or the harness
+    /// added on the way (`via`, the test name, any session alias) or the connection set.
+    #[test]
+    fn captured_requests_leave_out_connection_proxy_and_session_headers() {
+        let ex = Exchange {
+            direction: Direction::Inbound,
+            service: None,
+            session_id: None,
+            span_type: None,
+            method: "GET".into(),
+            scheme: None,
+            host: "app".into(),
+            path: "/orders".into(),
+            query: None,
+            request_headers: [
+                ("Host", "app"),
+                ("via", "1.1 softprobe"),
+                ("x-softprobe-test-name", "orders"),
+                ("x-sp-session-id", "sess_1"),
+                ("accept-encoding", "gzip"),
+                ("upgrade", "h2c"),
+                ("x-tenant", "acme"),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+            request_body: None,
+            status: Some(200),
+            response_headers: Vec::new(),
+            response_body: None,
+            trace_id: crate::case::TraceId([1; 16]),
+            span_id: crate::case::SpanId([2; 8]),
+            parent_span_id: None,
+            name: String::new(),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            extra_attributes: Vec::new(),
+        };
+        let request = captured_request(&ex);
+        assert_eq!(request["headers"], json!({"x-tenant": "acme"}));
     }
 
     #[test]

@@ -314,7 +314,7 @@ pub fn random_key() -> String {
             .unwrap_or(0);
         bytes = t.to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -1,7 +1,15 @@
 //! The request a decision is made about, and the response a decision answers with.
 //!
 //! The proxy builds a [`Request`] from the wire, the server from an inject span
-//! ([`Request::from_exchange`]); both end up here in one shape.
+//! ([`Request::from_exchange`]); both end up here in one shape. Rules, the policy and the
+//! replay engine all read it, so it sits below them, with the host forms they compare
+//! ([`host`]).
+
+pub mod host;
+
+use std::cell::OnceCell;
+
+use serde_json::Value;
 
 use crate::case::{Body, Direction, Exchange};
 
@@ -122,30 +130,27 @@ pub fn trace_tags_from_headers(headers: &[(String, String)]) -> Vec<(String, Str
     tags
 }
 
+/// `%XX` escapes decoded; invalid escapes stay as written, invalid UTF-8 becomes U+FFFD.
 fn percent_decode(s: &str) -> String {
-    if !s.contains('%') {
-        return s.to_owned();
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+/// The request body parsed as JSON once, on first use, shared by every rule and candidate.
+#[derive(Default)]
+pub(crate) struct BodyJson(OnceCell<Option<Value>>);
+
+impl BodyJson {
+    pub(crate) fn get(&self, req: &Request) -> Option<&Value> {
+        self.0
+            .get_or_init(|| {
+                req.body
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b.as_bytes()).ok())
+            })
+            .as_ref()
+    }
 }
 
 #[cfg(test)]

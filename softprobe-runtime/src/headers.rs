@@ -1,0 +1,213 @@
+//! Header classes: every header name the runtime and the harness treat specially, each list
+//! with the reason for each entry, and one classifier per class. Recording, replay, request
+//! drift, the case diff, the harness's comparison and resend, the suite and the scrubber all
+//! ask here, so a header changes class in one place.
+//!
+//! Names are lowercase; every classifier compares without regard to case. The classes:
+//! - [`SESSION_HEADERS`] and the other protocol headers: what softprobe itself reads.
+//! - [`VOLATILE`]: values that change on every run; never compared unless asked by name
+//!   where that is allowed (`exactFields`), and refused by the harness's `headers(...)`.
+//! - [`SENSITIVE`]: credentials, stored as `"[REDACTED]"` by default.
+//! - [`HOP_BY_HOP`]: connection headers a proxy never forwards (RFC 9110 §7.6.1).
+//! - [`NOT_RESENT`]: request headers a recorded request is sent again without.
+//! - [`NOT_RECORDED`]: request headers never written into a recording.
+
+/// Header names that carry the session id on requests: the canonical one first, then the
+/// original proxy's aliases.
+pub const SESSION_HEADERS: &[&str] = &[
+    "x-softprobe-session-id",
+    "x-sp-session-id",
+    "sp_session_id",
+    "x-session-id",
+];
+/// Optional header tagging traffic with a case id.
+pub const CASE_ID_HEADER: &str = "x-softprobe-case-id";
+/// Optional header carrying a mode override.
+pub const MODE_HEADER: &str = "x-softprobe-mode";
+/// Optional header naming the test, for logs and reports.
+pub const TEST_NAME_HEADER: &str = "x-softprobe-test-name";
+
+/// Headers whose values change from run to run, or that describe the connection, the trace
+/// or the retry rather than the exchange.
+pub const VOLATILE: &[&str] = &[
+    // Clocks: the moment the message was sent.
+    "date",
+    "age",
+    "expires",
+    "last-modified",
+    // Timings measured by the server on this run.
+    "server-timing",
+    // Trace context: new ids every run.
+    "traceparent",
+    "tracestate",
+    "baggage",
+    // Per-request ids minted by the client or a gateway.
+    "x-request-id",
+    "x-correlation-id",
+    "x-trace-id",
+    "idempotency-key",
+    "x-idempotency-key",
+    // Framing of this connection, not the message.
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    // Where and through what the request was sent this time.
+    "host",
+    "user-agent",
+    // What the client accepts; the answer's own `content-encoding` is compared instead.
+    "accept-encoding",
+];
+
+/// Headers whose whole value is a credential: redacted before a capture is stored and
+/// flagged by `softprobe scrub`.
+pub const SENSITIVE: &[&str] = &[
+    // HTTP authentication (RFC 9110 §11.6.2).
+    "authorization",
+    // Authentication to a proxy (RFC 9110 §11.7.2).
+    "proxy-authorization",
+    // Session cookies sent by the client.
+    "cookie",
+    // Session cookies set by the server.
+    "set-cookie",
+    // The common API key header.
+    "x-api-key",
+    // The common token header of frameworks that do not use `authorization`.
+    "x-auth-token",
+];
+
+/// Headers that belong to one connection (RFC 9110 §7.6.1), removed by a proxy before it
+/// forwards a message, along with every name a `Connection` header lists and every `proxy-*`.
+pub const HOP_BY_HOP: &[&str] = &[
+    // Lists further hop-by-hop headers.
+    "connection",
+    // Options of this connection.
+    "keep-alive",
+    // The non-standard `connection` of old proxies.
+    "proxy-connection",
+    // Transfer codings the client accepts on this connection.
+    "te",
+    // Trailers announced for this connection's chunked framing.
+    "trailer",
+    // The framing of this connection.
+    "transfer-encoding",
+    // A protocol switch of this connection.
+    "upgrade",
+    // A challenge from the proxy to this client.
+    "proxy-authenticate",
+    // This client's credentials for the proxy.
+    "proxy-authorization",
+];
+
+/// Request headers a recorded request is sent again without (besides the hop-by-hop ones and
+/// the session headers): whoever sends it again sets them for its own connection and session.
+pub const NOT_RESENT: &[&str] = &[
+    // The sending client sets the target host.
+    "host",
+    // The sending client frames the body again.
+    "content-length",
+    // A new trace starts with the new request.
+    "traceparent",
+    "tracestate",
+    // Added by the proxies the recording went through.
+    "via",
+    // The harness names the test of the new run.
+    TEST_NAME_HEADER,
+];
+
+/// Request headers never written into a recording (besides the session headers): the trace
+/// correlation changes on every run and the span's ids already carry it.
+pub const NOT_RECORDED: &[&str] = &["traceparent", "tracestate"];
+
+fn listed(list: &[&str], name: &str) -> bool {
+    list.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// True for a header that carries the session id (any alias).
+pub fn is_session(name: &str) -> bool {
+    listed(SESSION_HEADERS, name)
+}
+
+/// True for softprobe's own headers (`x-softprobe-*`) and the session aliases.
+pub fn is_softprobe(name: &str) -> bool {
+    name.get(..12)
+        .is_some_and(|p| p.eq_ignore_ascii_case("x-softprobe-"))
+        || is_session(name)
+}
+
+/// True for a header whose value changes on every run ([`VOLATILE`]).
+pub fn is_volatile(name: &str) -> bool {
+    listed(VOLATILE, name)
+}
+
+/// True for a credential header redacted by default ([`SENSITIVE`]).
+pub fn is_sensitive(name: &str) -> bool {
+    listed(SENSITIVE, name)
+}
+
+/// True for a header of the fixed hop-by-hop set ([`HOP_BY_HOP`]) or any `proxy-*` header.
+/// Names a `Connection` header lists are hop-by-hop too; see
+/// [`crate::proxy::http::remove_hop_by_hop`].
+pub fn is_hop_by_hop(name: &str) -> bool {
+    listed(HOP_BY_HOP, name)
+        || name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
+}
+
+/// True for a header that describes how a recorded answer was framed on its connection
+/// (hop-by-hop or `content-length`): whoever sends the answer again frames it anew.
+pub fn is_framing(name: &str) -> bool {
+    is_hop_by_hop(name) || name.eq_ignore_ascii_case("content-length")
+}
+
+/// True for a request header a recorded request is sent again without: hop-by-hop, session,
+/// HTTP/2 pseudo-headers and [`NOT_RESENT`].
+pub fn is_not_resent(name: &str) -> bool {
+    name.starts_with(':') || is_hop_by_hop(name) || is_session(name) || listed(NOT_RESENT, name)
+}
+
+/// True for a request header never written into a recording: session headers and
+/// [`NOT_RECORDED`].
+pub fn is_not_recorded(name: &str) -> bool {
+    is_session(name) || listed(NOT_RECORDED, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_lowercase_and_without_repeats() {
+        for list in [
+            SESSION_HEADERS,
+            VOLATILE,
+            SENSITIVE,
+            HOP_BY_HOP,
+            NOT_RESENT,
+            NOT_RECORDED,
+        ] {
+            for (i, name) in list.iter().enumerate() {
+                assert_eq!(*name, name.to_ascii_lowercase(), "{name} is not lowercase");
+                assert!(!list[..i].contains(name), "{name} is listed twice");
+            }
+        }
+    }
+
+    #[test]
+    fn classifiers_ignore_case() {
+        assert!(is_volatile("Date"));
+        assert!(is_sensitive("X-Auth-Token"));
+        assert!(is_hop_by_hop("Proxy-Foo"));
+        assert!(is_framing("Content-Length"));
+        assert!(!is_hop_by_hop("content-length"));
+        assert!(is_not_resent("X-SP-Session-Id"));
+        assert!(is_not_resent(":authority"));
+        assert!(!is_not_resent("accept-encoding"));
+        assert!(is_not_recorded("TraceParent"));
+        assert!(!is_not_recorded("x-softprobe-test-name"));
+        assert!(is_softprobe("X-Softprobe-Mode"));
+        assert!(!is_softprobe("x-soft"));
+        assert!(!is_volatile("content-type"));
+    }
+}

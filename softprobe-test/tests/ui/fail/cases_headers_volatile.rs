@@ -1,7 +1,0 @@
-#[softprobe::cases("cases/nothing-here-*.case.json", headers("traceparent"))]
-async fn app(sp: softprobe::Session) -> String {
-    let _ = sp;
-    String::new()
-}
-
-fn main() {}
