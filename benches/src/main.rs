@@ -7,6 +7,7 @@
 //! connection per client connection) and `SOFTPROBE_BENCH_SHARDS=N` (the bare proxies on N
 //! current-thread runtimes) are there to measure the stack by hand.
 
+mod build_cost;
 mod capture;
 mod egress;
 mod ingress;
@@ -34,6 +35,8 @@ struct Counts {
     parse: usize,
     sessions: usize,
     suite_cases: usize,
+    /// Tests per side of row 10's generated crates.
+    build_tests: usize,
 }
 
 const FULL: Counts = Counts {
@@ -46,6 +49,7 @@ const FULL: Counts = Counts {
     parse: 30,
     sessions: 1000,
     suite_cases: 1000,
+    build_tests: 200,
 };
 
 const SMOKE: Counts = Counts {
@@ -58,6 +62,7 @@ const SMOKE: Counts = Counts {
     parse: 2,
     sessions: 20,
     suite_cases: 10,
+    build_tests: 3,
 };
 
 /// One line of the results table.
@@ -101,7 +106,7 @@ fn usage() -> ! {
          Runs the benchmark rows and prints a Markdown table of ratios to their peers.\n\
          --smoke   tiny counts, no targets judged (for CI)\n\
          --out     also write the table to FILE\n\
-         --only    run only these rows (1, 1b, 2-9)\n\
+         --only    run only these rows (1, 1b, 2-10)\n\
          --count   tests or calls per side in rows 1-3 (to profile them)"
     );
     std::process::exit(2)
@@ -509,6 +514,89 @@ fn run(args: &Args) -> Result<(), String> {
                     "row 9: redis-server is not installed (apt-get install redis-server; scripts/bench.sh installs it)".into(),
                 );
             }
+        }
+    }
+
+    if wanted("10") {
+        if smoke && args.only.is_none() {
+            // Two clean builds of a crate each: minutes, not a smoke test.
+            notes.push(
+                "row 10: not run by --smoke (two clean builds); run it with --only 10".into(),
+            );
+        } else {
+            let load_before = support::load_average();
+            let root = std::env::current_dir()
+                .map_err(|e| format!("no current directory: {e}"))?
+                .join("target/bench/build-cost");
+            eprintln!(
+                "row 10: build cost, {} tests per side, in {}",
+                counts.build_tests,
+                root.display()
+            );
+            let res = build_cost::run(&root, counts.build_tests)?;
+            let load_after = support::load_average();
+            let (s, w) = (&res.softprobe, &res.wiremock);
+            let rebuild = ratio(s.rebuild.as_secs_f64(), w.rebuild.as_secs_f64());
+            let size = ratio(s.binary_bytes as f64, w.binary_bytes as f64);
+            let clean = ratio(s.clean.as_secs_f64(), w.clean.as_secs_f64());
+            let mib = |b: u64| format!("{:.0} MiB", b as f64 / 1048576.0);
+            let secs = |d: std::time::Duration| format!("{:.1} s", d.as_secs_f64());
+            for (id, what, ours, peer, r, target, limit) in [
+                (
+                    "10a",
+                    format!(
+                        "incremental rebuild of a {}-test file after a one-line edit",
+                        res.tests
+                    ),
+                    secs(s.rebuild),
+                    secs(w.rebuild),
+                    rebuild,
+                    "≤ 1.2×",
+                    1.2,
+                ),
+                (
+                    "10b",
+                    format!("size of that debug test binary ({} tests)", res.tests),
+                    mib(s.binary_bytes),
+                    mib(w.binary_bytes),
+                    size,
+                    "≤ 1.5×",
+                    1.5,
+                ),
+                (
+                    "10c",
+                    "clean build: dev-dependencies and the test file".to_owned(),
+                    secs(s.clean),
+                    secs(w.clean),
+                    clean,
+                    "≤ 1.5×",
+                    1.5,
+                ),
+            ] {
+                rows.push(Row {
+                    id,
+                    what,
+                    ours,
+                    peer: format!("wiremock {peer}"),
+                    ratio: format!("{r:.2}×"),
+                    target,
+                    met: judge(smoke, r <= limit),
+                });
+            }
+            rows.push(Row {
+                id: "10d",
+                what: "crates in softprobe-test's normal dependency tree".into(),
+                ours: res.harness_crates.to_string(),
+                peer: "-".into(),
+                ratio: "-".into(),
+                target: "-",
+                met: None,
+            });
+            notes.push(format!(
+                "row 10: softprobe-test from {}; load average {load_before} before the row, {load_after} after it; rebuild: the fastest of {} one-line edits per side, the sides taking turns",
+                res.source.display(),
+                build_cost::EDITS
+            ));
         }
     }
 
