@@ -42,6 +42,13 @@ pub(crate) struct BuildCost {
     pub(crate) source: PathBuf,
 }
 
+/// The cargo that runs the bench (`CARGO` under `cargo run`), else the one on `PATH`: the
+/// rustup proxy, which pins the toolchain for the builds so that a dependency's own
+/// `rust-toolchain.toml` does not switch it.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 /// The checkout whose `softprobe-test` the softprobe side builds against.
 fn source() -> PathBuf {
     match std::env::var_os("SOFTPROBE_BENCH_SOURCE") {
@@ -186,7 +193,7 @@ axum = {{ version = "0.8", default-features = false, features = ["tokio", "http1
 /// `cargo test --no-run` in `dir`; returns the time and the test executable.
 fn build(dir: &Path) -> Result<(Duration, PathBuf), String> {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO"))
+    let out = cargo()
         .args(["test", "--no-run", "--message-format=json"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", dir.join("target"))
@@ -225,7 +232,7 @@ fn edit(dir: &Path, n: usize) -> Result<(), String> {
 }
 
 fn crate_count(source: &Path) -> Result<usize, String> {
-    let out = Command::new(env!("CARGO"))
+    let out = cargo()
         .args([
             "tree",
             "-p",

@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod case;
 pub mod content_coding;
+#[cfg(feature = "server")]
 pub mod control;
 pub mod error;
 pub mod grpc;
@@ -18,17 +19,20 @@ mod listener;
 pub mod metrics;
 pub mod mode;
 pub mod multipart;
+#[cfg(feature = "server")]
 pub mod otlp;
 pub mod policy;
 pub mod proxy;
 pub mod replay;
 pub mod rules;
 pub mod scrub;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod session;
 pub mod streaming;
 pub mod suite;
 pub mod verdict;
+#[cfg(feature = "server")]
 pub mod view;
 
 #[cfg(feature = "cli")]
@@ -36,4 +40,5 @@ pub mod cli;
 
 pub use error::{Error, Result};
 pub use mode::Mode;
+#[cfg(feature = "server")]
 pub use server::{RunningServer, Server, ServerBuilder};
