@@ -5,6 +5,17 @@
 //! and [`policy`] parse what a session is told; [`replay`] decides what each hop gets.
 //! [`session`] holds each session's state, [`server`] serves the control API ([`control`])
 //! and the proxy OTLP API ([`otlp`]) over it, and [`capture`] writes capture sessions out.
+//!
+//! # Features
+//!
+//! The test harness (`softprobe-test`) embeds the engine with no feature on: case files and
+//! their validation, rules and policies, sessions, replay, the proxies, capture and the
+//! suite model its `#[softprobe::cases]` runs. The rest is opt-in:
+//!
+//! - `server`: the standalone runtime's HTTP front, [`server`], [`control`], [`otlp`] and
+//!   [`view`] (axum, tower-http, the OTLP protobuf codec);
+//! - `redis-store`, `object-storage`: sessions in Redis, cases in S3-compatible storage;
+//! - `cli` (default): the `softprobe` and `softprobe-runtime` binaries, with all of the above.
 
 pub mod capture;
 pub mod case;
