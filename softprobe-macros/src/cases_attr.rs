@@ -479,7 +479,10 @@ mod tests {
             out.contains("option_env ! (\"SOFTPROBE_TEST_UNSET_DIR\")"),
             "the expansion does not name the variable it read: {out}"
         );
-        assert!(out.contains("fn a ()"), "no test for cases/a.case.json: {out}");
+        assert!(
+            out.contains("fn a ()"),
+            "no test for cases/a.case.json: {out}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -132,7 +132,10 @@ where
     Fut::Output: TestResult,
 {
     fn run(self, rt: &tokio::runtime::Runtime, session: Session) -> Result<(), String> {
-        block_on_boxed(rt, Box::pin(async move { self(session).await.into_outcome() }))
+        block_on_boxed(
+            rt,
+            Box::pin(async move { self(session).await.into_outcome() }),
+        )
     }
 }
 
@@ -171,7 +174,11 @@ pub struct CaseOptions {
 /// tests a crate has (each test's own code is its body and this call).
 #[track_caller]
 pub fn run_case_with<M, F: TestFn<M>>(spec: CaseSpec, options: CaseOptions, test: F) {
-    run_case(spec, options, Box::new(move |rt, session| test.run(rt, session)));
+    run_case(
+        spec,
+        options,
+        Box::new(move |rt, session| test.run(rt, session)),
+    );
 }
 
 #[track_caller]

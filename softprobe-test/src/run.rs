@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use softprobe_runtime::case::Case;
 use softprobe_runtime::verdict::{Finding, Verdict};
 
-use crate::__private::TestFn;
 use crate::__private::TestBody;
+use crate::__private::TestFn;
 use crate::Session;
 use crate::mode::{Mode, ModeSource};
 use crate::scenario;
