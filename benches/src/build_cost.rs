@@ -278,7 +278,7 @@ pub(crate) fn run(root: &Path, tests: usize) -> Result<BuildCost, String> {
     )?;
     std::fs::create_dir_all(ours.join("cases")).map_err(|e| format!("{e}"))?;
     price_case()
-        .write(&ours.join("cases/price.case.json"))
+        .write(ours.join("cases/price.case.json"))
         .map_err(|e| format!("cannot write the case: {e}"))?;
     let peer = write_crate(
         root,
