@@ -24,7 +24,10 @@ use axum::routing::{get, post};
 pub(crate) use body::RawBody;
 pub use error::ApiError;
 pub use guard::Access;
-pub(crate) use handlers::{SCHEMA_VERSION, SPEC_VERSION};
+/// What `softprobe doctor` expects of a runtime.
+#[cfg(feature = "cli")]
+pub(crate) use handlers::SCHEMA_VERSION;
+pub(crate) use handlers::SPEC_VERSION;
 
 use crate::capture::{CaptureRoot, WrittenCaptures};
 use crate::session::SessionStore;
