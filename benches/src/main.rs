@@ -8,6 +8,7 @@
 //! connection per client connection) and `SOFTPROBE_BENCH_SHARDS=N` (the bare proxies on N
 //! current-thread runtimes) are there to measure the stack by hand.
 
+mod build_cost;
 mod capture;
 mod egress;
 mod ingress;
@@ -38,6 +39,8 @@ struct Counts {
     suite_cases: usize,
     /// Seconds of wrk filling the capture of row 10.
     capture_secs: u64,
+    /// Tests per side of row 11's generated crates.
+    build_tests: usize,
 }
 
 const FULL: Counts = Counts {
@@ -51,6 +54,7 @@ const FULL: Counts = Counts {
     sessions: 1000,
     suite_cases: 1000,
     capture_secs: 4,
+    build_tests: 200,
 };
 
 const SMOKE: Counts = Counts {
@@ -64,6 +68,7 @@ const SMOKE: Counts = Counts {
     sessions: 20,
     suite_cases: 10,
     capture_secs: 1,
+    build_tests: 3,
 };
 
 /// One line of the results table.
@@ -107,7 +112,7 @@ fn usage() -> ! {
          Runs the benchmark rows and prints a Markdown table of ratios to their peers.\n\
          --smoke   tiny counts, no targets judged (for CI)\n\
          --out     also write the table to FILE\n\
-         --only    run only these rows (1, 1b, 2-4, 4b, 5-10, 10b)\n\
+         --only    run only these rows (1, 1b, 2-4, 4b, 5-10, 10b, 11)\n\
          --count   tests or calls per side in rows 1-3 (to profile them)"
     );
     std::process::exit(2)
@@ -233,6 +238,7 @@ const ROWS: &[(&[&str], Measure)] = &[
     (&["8"], row_suite),
     (&["9"], row_shared_store),
     (&["10", "10b"], rows_large_capture),
+    (&["11", "11b", "11c", "11d"], rows_build_cost),
 ];
 
 fn run(args: &Args) -> Result<(), String> {
@@ -739,5 +745,89 @@ fn rows_large_capture(ctx: &mut Ctx<'_>) -> Result<(), String> {
     ctx.notes.push(
         "rows 10, 10b: each figure is the process's own `/proc/self/status` (`VmRSS`; `VmHWM` reset through `clear_refs` just before the step); the capture runs in a child process (`serve-capture`) as the standalone runtime holds it (in-memory store, ingress on one thread per CPU), the scrub in another (`scrub-case`, the library calls of `softprobe scrub` with the rewrite forced)".into(),
     );
+    Ok(())
+}
+
+fn rows_build_cost(ctx: &mut Ctx<'_>) -> Result<(), String> {
+    if ctx.smoke && ctx.args.only.is_none() {
+        // Two clean builds of a crate each: minutes, not a smoke test.
+        ctx.notes.push(
+            "row 11: not run by --smoke (two clean builds); run it with --only 11".into(),
+        );
+    } else {
+        let load_before = support::load_average();
+        let root = std::env::current_dir()
+            .map_err(|e| format!("no current directory: {e}"))?
+            .join("target/bench/build-cost");
+        eprintln!(
+            "row 11: build cost, {} tests per side, in {}",
+            ctx.counts.build_tests,
+            root.display()
+        );
+        let res = build_cost::run(&root, ctx.counts.build_tests)?;
+        let load_after = support::load_average();
+        let (s, w) = (&res.softprobe, &res.wiremock);
+        let rebuild = ratio(s.rebuild.as_secs_f64(), w.rebuild.as_secs_f64());
+        let size = ratio(s.binary_bytes as f64, w.binary_bytes as f64);
+        let clean = ratio(s.clean.as_secs_f64(), w.clean.as_secs_f64());
+        let mib = |b: u64| format!("{:.0} MiB", b as f64 / 1048576.0);
+        let secs = |d: std::time::Duration| format!("{:.1} s", d.as_secs_f64());
+        for (id, what, ours, peer, r, target, limit) in [
+            (
+                "11",
+                format!(
+                    "incremental rebuild of a {}-test file after a one-line edit",
+                    res.tests
+                ),
+                secs(s.rebuild),
+                secs(w.rebuild),
+                rebuild,
+                "≤ 1.2×",
+                1.2,
+            ),
+            (
+                "11b",
+                format!("size of that debug test binary ({} tests)", res.tests),
+                mib(s.binary_bytes),
+                mib(w.binary_bytes),
+                size,
+                "≤ 1.5×",
+                1.5,
+            ),
+            (
+                "11c",
+                "clean build: dev-dependencies and the test file".to_owned(),
+                secs(s.clean),
+                secs(w.clean),
+                clean,
+                "≤ 1.5×",
+                1.5,
+            ),
+        ] {
+            ctx.rows.push(Row {
+                id,
+                what,
+                ours,
+                peer: format!("wiremock {peer}"),
+                ratio: format!("{r:.2}×"),
+                target,
+                met: judge(ctx.smoke, r <= limit),
+            });
+        }
+        ctx.rows.push(Row {
+            id: "11d",
+            what: "crates in softprobe-test's normal dependency tree".into(),
+            ours: res.harness_crates.to_string(),
+            peer: "-".into(),
+            ratio: "-".into(),
+            target: "-",
+            met: None,
+        });
+        ctx.notes.push(format!(
+            "row 11: softprobe-test from {}; load average {load_before} before the row, {load_after} after it; rebuild: the fastest of {} one-line edits per side, the sides taking turns",
+            res.source.display(),
+            build_cost::EDITS
+        ));
+    }
     Ok(())
 }

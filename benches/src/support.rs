@@ -203,6 +203,15 @@ pub(crate) async fn timed<F: std::future::Future>(f: F) -> (Duration, F::Output)
     (start.elapsed(), out)
 }
 
+/// The 1-minute load average (`/proc/loadavg`), or "unknown": the machine is shared, and
+/// build figures mean little without it.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// A duration for tables: µs below a millisecond, ms above.
 pub(crate) fn fmt_dur(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;

@@ -427,3 +427,40 @@ fn generate(args: &CaseArgs, func: ItemFn) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens in `stream`, groups flattened.
+    fn count(stream: TokenStream) -> usize {
+        stream
+            .into_iter()
+            .map(|t| match t {
+                proc_macro2::TokenTree::Group(g) => 2 + count(g.stream()),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_expansion_adds_one_call_with_a_constant_description() {
+        let item = quote! {
+            async fn checkout(sp: softprobe::Session) {
+                let base = sp.serve(app(sp.http_client())).await;
+                sp.client().get(format!("{base}/checkout")).send().await.unwrap();
+            }
+        };
+        let out = expand(quote!("cases/checkout.case.json"), item.clone());
+        let text = out.to_string();
+        assert_eq!(text.matches("run_case_with").count(), 1, "{text}");
+        assert!(!text.contains("compile_error"), "{text}");
+        // The user's function (renamed, kept whole) plus the wrapper: the test's attribute,
+        // its signature, the description's fields and the call.
+        let added = count(out) - count(item);
+        assert!(
+            added <= 200,
+            "the expansion adds {added} tokens per test (at most 200): {text}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! with a `*.suite.yaml`, one test per case of the suite.
 //!
 //! The glob (or the suite's `cases`, see [`crate::suite_plan`]) is expanded here, at compile
-//! time, against the crate's directory: this crate lists names and reads a suite's `cases`
+//! time, with the `glob` crate, against the crate's directory: this crate lists names and reads a suite's `cases`
 //! only, never the case format. Each file is `include_bytes!`-ed so that editing it rebuilds
 //! the tests, and one more test re-lists the files at run time to catch files added since.
 
@@ -103,59 +103,19 @@ fn sanitize(stem: &str) -> String {
     out
 }
 
-/// Files matching a glob whose only wildcards are in the last component (`*`, `?`).
+/// Files matching `pattern` relative to `root`, sorted, with the `glob` crate: the matcher the
+/// run-time guard (`check_case_files`) and the suite planner use, so the three never disagree
+/// on which files a pattern names.
 fn matches(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     let full = root.join(pattern);
-    let dir = full.parent().ok_or("the glob has no directory")?.to_owned();
-    let file_pattern = full
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or("the glob has no file name")?
-        .to_owned();
-    if dir.to_string_lossy().contains(['*', '?', '[']) {
-        return Err(
-            "wildcards are supported in the file name only, e.g. cases/checkout/*.case.json".into(),
-        );
-    }
-    let entries = std::fs::read_dir(&dir)
-        .map_err(|e| format!("cannot list the directory of {pattern:?}: {e}"))?;
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    let full = full.to_str().ok_or("the glob is not valid UTF-8")?;
+    let mut out: Vec<PathBuf> = glob::glob(full)
+        .map_err(|e| format!("bad glob {pattern:?}: {e}"))?
+        .filter_map(Result::ok)
         .filter(|p| p.is_file())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| wildcard(&file_pattern, n))
-        })
         .collect();
     out.sort();
     Ok(out)
-}
-
-fn wildcard(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    // Classic two-pointer match with backtracking on the last `*`.
-    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
-    while j < n.len() {
-        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
-            i += 1;
-            j += 1;
-        } else if i < p.len() && p[i] == '*' {
-            star = Some(i);
-            mark = j;
-            i += 1;
-        } else if let Some(s) = star {
-            i = s + 1;
-            mark += 1;
-            j = mark;
-        } else {
-            return false;
-        }
-    }
-    while i < p.len() && p[i] == '*' {
-        i += 1;
-    }
-    i == p.len()
 }
 
 /// A compile error spanned on `at`, emitted with the function left in place (so the error
@@ -248,6 +208,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             &func,
         );
     }
+    // The suite's `${VAR}`s the listing read: named in the expansion through `option_env!` so
+    // that cargo rebuilds the tests when one of them changes (a proc macro's own reads are not
+    // tracked); the run-time guard re-plans the suite with the run's environment.
+    let mut env_read: Vec<String> = Vec::new();
     let generated: Vec<Generated> = if suite {
         let suite_path = root.join(&pattern);
         let text = match std::fs::read_to_string(&suite_path) {
@@ -261,8 +225,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         };
         let base = suite_path.parent().unwrap_or(&root).to_owned();
-        let planned = crate::suite_plan::expand(&text, &|n| std::env::var(n).ok())
+        let read = std::cell::RefCell::new(Vec::new());
+        let lookup = |n: &str| {
+            read.borrow_mut().push(n.to_owned());
+            std::env::var(n).ok()
+        };
+        let planned = crate::suite_plan::expand(&text, &lookup)
             .and_then(|t| crate::suite_plan::plan(&t, &base));
+        env_read = read.into_inner();
         let planned = match planned {
             Ok(p) => p,
             Err(e) => {
@@ -410,10 +380,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!(#krate::__private::CaseFiles::Glob(#pattern))
     };
+    env_read.sort();
+    env_read.dedup();
     quote! {
         #[allow(dead_code)]
         #func
         mod #name {
+            #(const _: ::core::option::Option<&str> = ::core::option_env!(#env_read);)*
             #(#tests)*
 
             /// Fails when case files were added or removed since these tests were generated.
@@ -441,8 +414,75 @@ mod tests {
             .into();
         let ids: Vec<String> = idents(&names).iter().map(|i| i.to_string()).collect();
         assert_eq!(ids, ["all_a", "all_a_2", "__case_files_current_2"]);
-        assert!(wildcard("*.case.json", "x.case.json"));
-        assert!(wildcard("check?ut-*.json", "checkout-1.json"));
-        assert!(!wildcard("*.case.json", "x.case.yaml"));
+    }
+
+    #[test]
+    fn globs_match_like_the_run_time_guard() {
+        let dir = std::env::temp_dir().join(format!("sp-cases-glob-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("cases/deep")).unwrap();
+        for f in [
+            "b.case.json",
+            "a.case.json",
+            "a.case.yaml",
+            "deep/c.case.json",
+        ] {
+            std::fs::write(dir.join("cases").join(f), "{}").unwrap();
+        }
+        let names = |pattern: &str| -> Vec<String> {
+            matches(&dir, pattern)
+                .unwrap()
+                .iter()
+                .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("cases/*.case.json"),
+            ["cases/a.case.json", "cases/b.case.json"]
+        );
+        assert_eq!(
+            names("cases/[ab].case.*"),
+            [
+                "cases/a.case.json",
+                "cases/a.case.yaml",
+                "cases/b.case.json"
+            ]
+        );
+        assert_eq!(names("cases/**/c.case.json"), ["cases/deep/c.case.json"]);
+        assert!(names("missing/*.case.json").is_empty());
+        let err = matches(&dir, "cases/[.json").unwrap_err();
+        assert!(err.starts_with("bad glob \"cases/[.json\""), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn suite_variables_are_tracked_by_cargo() {
+        let dir = std::env::temp_dir().join(format!("sp-cases-env-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("cases")).unwrap();
+        std::fs::write(dir.join("cases/a.case.json"), "{}").unwrap();
+        let suite = dir.join("s.suite.yaml");
+        std::fs::write(
+            &suite,
+            "name: s\ncases: ${SOFTPROBE_TEST_UNSET_DIR:-cases}/*.case.json\n",
+        )
+        .unwrap();
+        let pattern = suite.display().to_string();
+        let out = expand(
+            quote!(#pattern),
+            quote!(
+                async fn app(sp: softprobe::Session) -> String {
+                    sp.serve(()).await
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("option_env ! (\"SOFTPROBE_TEST_UNSET_DIR\")"),
+            "the expansion does not name the variable it read: {out}"
+        );
+        assert!(
+            out.contains("fn a ()"),
+            "no test for cases/a.case.json: {out}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,10 +5,22 @@
 //! and [`policy`] parse what a session is told; [`replay`] decides what each hop gets.
 //! [`session`] holds each session's state, [`server`] serves the control API ([`control`])
 //! and the proxy OTLP API ([`otlp`]) over it, and [`capture`] writes capture sessions out.
+//!
+//! # Features
+//!
+//! The test harness (`softprobe-test`) embeds the engine with no feature on: case files and
+//! their validation, rules and policies, sessions, replay, the proxies, capture and the
+//! suite model its `#[softprobe::cases]` runs. The rest is opt-in:
+//!
+//! - `server`: the standalone runtime's HTTP front, [`server`], [`control`], [`otlp`] and
+//!   [`view`] (axum, tower-http, the OTLP protobuf codec);
+//! - `redis-store`, `object-storage`: sessions in Redis, cases in S3-compatible storage;
+//! - `cli` (default): the `softprobe` and `softprobe-runtime` binaries, with all of the above.
 
 pub mod capture;
 pub mod case;
 pub mod content_coding;
+#[cfg(feature = "server")]
 pub mod control;
 pub mod error;
 pub mod grpc;
@@ -19,6 +31,7 @@ mod listener;
 pub mod metrics;
 pub mod mode;
 pub mod multipart;
+#[cfg(feature = "server")]
 pub mod otlp;
 pub mod policy;
 pub mod proxy;
@@ -26,12 +39,14 @@ pub mod replay;
 pub mod request;
 pub mod rules;
 pub mod scrub;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod session;
 pub mod standalone;
 pub mod streaming;
 pub mod suite;
 pub mod verdict;
+#[cfg(feature = "server")]
 pub mod view;
 
 #[cfg(feature = "cli")]
@@ -39,5 +54,6 @@ pub mod cli;
 
 pub use error::{Error, Result};
 pub use mode::Mode;
+#[cfg(feature = "server")]
 pub use server::{RunningServer, Server, ServerBuilder};
 pub use standalone::{RunningRuntime, Runtime, RuntimeBuilder, RuntimeError};

@@ -73,8 +73,7 @@ use crate::control::{self, Access, AppState, DEFAULT_BODY_LIMIT};
 use crate::error::{Error, Result};
 use crate::session::{InMemoryStore, Session, SessionLimits, SessionStore};
 
-/// Default time a client gets to send a whole request head, on every listener.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::proxy::DEFAULT_HEADER_READ_TIMEOUT;
 
 /// The default listen address of the control API.
 pub const DEFAULT_LISTEN_ADDR: SocketAddr =

@@ -121,7 +121,7 @@ where
     Fut::Output: TestResult,
 {
     fn run(self, rt: &tokio::runtime::Runtime, _session: Session) -> Result<(), String> {
-        rt.block_on(self()).into_outcome()
+        block_on_boxed(rt, Box::pin(async move { self().await.into_outcome() }))
     }
 }
 
@@ -132,8 +132,24 @@ where
     Fut::Output: TestResult,
 {
     fn run(self, rt: &tokio::runtime::Runtime, session: Session) -> Result<(), String> {
-        rt.block_on(self(session)).into_outcome()
+        block_on_boxed(
+            rt,
+            Box::pin(async move { self(session).await.into_outcome() }),
+        )
     }
+}
+
+/// A test body with its type erased: what the non-generic part of the harness runs.
+pub(crate) type TestBody<'a> =
+    Box<dyn FnOnce(&tokio::runtime::Runtime, Session) -> Result<(), String> + 'a>;
+
+/// The test's future, boxed, so that the runtime's `block_on` is compiled once for every test
+/// of a crate rather than once per test.
+fn block_on_boxed(
+    rt: &tokio::runtime::Runtime,
+    test: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + '_>>,
+) -> Result<(), String> {
+    rt.block_on(test)
 }
 
 /// Options of `#[softprobe::case]` added after [`CaseSpec`], kept apart so code that builds a
@@ -153,8 +169,20 @@ pub struct CaseOptions {
 
 /// Runs one case test with the attribute's options. Panics (failing the test) with a
 /// message that says what to do.
+///
+/// The only generic step is boxing the test: everything else is compiled once, however many
+/// tests a crate has (each test's own code is its body and this call).
 #[track_caller]
 pub fn run_case_with<M, F: TestFn<M>>(spec: CaseSpec, options: CaseOptions, test: F) {
+    run_case(
+        spec,
+        options,
+        Box::new(move |rt, session| test.run(rt, session)),
+    );
+}
+
+#[track_caller]
+fn run_case(spec: CaseSpec, options: CaseOptions, test: TestBody<'_>) {
     let case_path = spec.case_path();
     let env_mode = std::env::var("SOFTPROBE_MODE").ok();
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
@@ -175,7 +203,7 @@ pub fn run_case_with<M, F: TestFn<M>>(spec: CaseSpec, options: CaseOptions, test
         test_name: spec.test_name.to_owned(),
         record_command: spec.record_command(),
     };
-    if let Err(failure) = crate::run::execute(&plan, test) {
+    if let Err(failure) = crate::run::execute_body(&plan, test) {
         panic!("{failure}");
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use softprobe_runtime::case::Case;
 use softprobe_runtime::verdict::{Finding, Verdict};
 
+use crate::__private::TestBody;
 use crate::__private::TestFn;
 use crate::Session;
 use crate::mode::{Mode, ModeSource};
@@ -212,6 +213,11 @@ pub(crate) fn replay_policy(plan: &Plan) -> serde_json::Value {
 
 /// Runs a planned case. `Err` is the failure report.
 pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Failure> {
+    execute_body(plan, Box::new(move |rt, session| test.run(rt, session)))
+}
+
+/// [`execute`] with the test's type erased: compiled once, not once per test.
+pub(crate) fn execute_body(plan: &Plan, test: TestBody<'_>) -> Result<(), Failure> {
     let fail = Failure::text;
     for name in &plan.headers {
         verify::check_compared_header(name).map_err(|e| {
@@ -244,7 +250,7 @@ pub(crate) fn execute<M, F: TestFn<M>>(plan: &Plan, test: F) -> Result<(), Failu
     )
     .map_err(|e| fail(format!("softprobe: test {}: {e}", plan.test_name)))?;
     let handle = session.clone();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test.run(&rt, session)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&rt, session)));
     let passed = matches!(outcome, Ok(Ok(())));
     let verdict = finish(plan, &handle, passed);
     match outcome {

@@ -22,7 +22,10 @@ use std::sync::{Arc, RwLock};
 pub(crate) use body::RawBody;
 pub use error::ApiError;
 pub use guard::Access;
-pub(crate) use handlers::{SCHEMA_VERSION, SPEC_VERSION};
+/// What `softprobe doctor` expects of a runtime.
+#[cfg(feature = "cli")]
+pub(crate) use handlers::SCHEMA_VERSION;
+pub(crate) use handlers::SPEC_VERSION;
 pub use router::app;
 
 use crate::capture::{CaptureRoot, WrittenCaptures};

@@ -195,6 +195,8 @@ pub(crate) async fn accept_loop<S: HttpService>(
 
 /// [`accept_loop`] over TLS: each connection's handshake runs on a task of its own, bounded
 /// by `header_read_timeout` like a request head, then the connection is served as usual.
+/// Only the control API serves TLS.
+#[cfg(feature = "server")]
 pub(crate) async fn accept_loop_tls<S: HttpService + Sync>(
     listener: TcpListener,
     tls: std::sync::Arc<rustls::ServerConfig>,

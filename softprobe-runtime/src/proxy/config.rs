@@ -159,7 +159,7 @@ impl ProxyConfig {
         }
         let header_read_timeout = self
             .header_read_timeout
-            .unwrap_or(crate::server::DEFAULT_HEADER_READ_TIMEOUT);
+            .unwrap_or(super::DEFAULT_HEADER_READ_TIMEOUT);
         let mut running = RunningProxies::default();
         if self.runs_egress() {
             let ca = match (&self.ca_cert, &self.ca_key) {

@@ -29,6 +29,9 @@ use super::tls::TlsError;
 /// Attribute saying why a request body is not in the recording.
 const OMITTED_REQUEST_BODY: &str = "sp.http.request.body.omitted";
 
+/// Default time a client gets to send a whole request head, on every listener.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Default time allowed to open a connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for an upstream to start answering.
@@ -95,7 +98,7 @@ impl Default for Settings {
                 .map(|s| (*s).to_owned())
                 .collect(),
             extra_roots: Vec::new(),
-            header_read_timeout: crate::server::DEFAULT_HEADER_READ_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }

@@ -66,7 +66,7 @@ pub use backend::{
 };
 pub use config::{DEFAULT_EGRESS_LISTEN, DEFAULT_INGRESS_LISTEN, ProxyConfig, RunningProxies};
 pub use egress::{EgressBuilder, EgressOptions, EgressProxy, RunningEgress};
-pub use forward::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT};
+pub use forward::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT};
 pub use ingress::{IngressBuilder, IngressOptions, IngressProxy};
 pub use settings::{ProxyBuilder, ProxySettings};
 pub use tls::{CertificateAuthority, TlsError};
