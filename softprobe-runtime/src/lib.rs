@@ -30,6 +30,7 @@ pub mod streaming;
 pub mod suite;
 pub mod verdict;
 pub mod view;
+pub mod yaml;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -510,7 +510,7 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str) -> CaseSettings {
-        serde_norway::from_str(yaml).unwrap()
+        crate::yaml::from_str(yaml).unwrap()
     }
 
     #[test]
