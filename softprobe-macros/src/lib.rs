@@ -7,6 +7,7 @@
 mod case_attr;
 mod cases_attr;
 mod suite_plan;
+mod yaml;
 
 use proc_macro::TokenStream;
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_norway::Value;
+use crate::yaml::Value;
 
 /// One case of the suite, in the suite's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,14 +171,7 @@ pub(crate) fn plan(text: &str, base: &Path) -> Result<Vec<PlannedCase>, PlanErro
     if text.trim().is_empty() {
         return Err(at(1, "empty suite file"));
     }
-    let doc: Value = serde_norway::from_str(text).map_err(|e| {
-        let line = e.location().map_or(1, |l| l.line());
-        let mut message = e.to_string();
-        if let Some(i) = message.rfind(" at line ") {
-            message.truncate(i);
-        }
-        at(line, message)
-    })?;
+    let doc = crate::yaml::from_str(text).map_err(|e| at(e.line, e.message))?;
     let Value::Mapping(root) = &doc else {
         return Err(at(1, "a suite is a mapping with `name` and `cases`"));
     };

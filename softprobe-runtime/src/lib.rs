@@ -48,6 +48,7 @@ pub mod suite;
 pub mod verdict;
 #[cfg(feature = "server")]
 pub mod view;
+pub mod yaml;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -152,7 +152,7 @@ fn the_schema_accepts_the_fixture_and_refuses_what_the_reader_refuses() {
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let fixture: Value =
-        serde_norway::from_str(&std::fs::read_to_string(root().join(RULES)).unwrap())
+        softprobe_runtime::yaml::from_str(&std::fs::read_to_string(root().join(RULES)).unwrap())
             .unwrap();
     assert!(validator.is_valid(&fixture));
     let reader = |doc: &Value| {

@@ -163,7 +163,7 @@ fn runtime_unreachable_is_exit_3() {
 }
 
 fn yaml(path: &Path) -> Value {
-    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    softprobe_runtime::yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

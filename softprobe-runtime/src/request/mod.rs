@@ -4,6 +4,19 @@
 //! ([`Request::from_exchange`]); both end up here in one shape. Rules, the policy and the
 //! replay engine all read it, so it sits below them, with the host forms they compare
 //! ([`host`]).
+//!
+//! # One HTTP hop, four types
+//!
+//! A hop is seen at four moments, each with the type that fits it; they are different
+//! things (a wire request not yet read, a decision input, a recorded pair, a hook's view),
+//! so they stay apart, and each converts in one place:
+//!
+//! | type | what it is | built in | becomes |
+//! | --- | --- | --- | --- |
+//! | `proxy::forward::Hop` (crate-private) | a request as a proxy parsed it off the wire: session, trace context, headers still to forward, where to forward | `proxy::forward` | a [`Request`] (`Hop::decision_request`), then, with the answer, an [`Exchange`] (`Forwarder::exchange`) |
+//! | [`Request`] | what replay decides about: direction, method, host, path, query, headers, body | here, from a `Hop` or from an inject span ([`Request::from_exchange`]) | the input of [`Engine`](crate::replay::Engine) and of the session's inject |
+//! | [`Exchange`] | one recorded request and response, as a case file holds it | `case`, from OTLP spans ([`Exchange::from_span`]), and by the proxies when they record | a [`Request`] ([`Request::from_exchange`]); OTLP spans when written |
+//! | `softprobe::InboundRequest` / `softprobe::OutboundCall` | what a test's hook sees and may rewrite: a recorded inbound request about to be sent again, an outbound call about to be answered | `softprobe-test`'s `hooks` module, from an [`Exchange`] and a [`Request`] | applied back to the request the harness sends, or read only |
 
 pub mod host;
 

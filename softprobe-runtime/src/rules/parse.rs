@@ -105,31 +105,12 @@ fn json_error(source_name: &str, json_path: String, err: &serde_json::Error) -> 
 }
 
 fn from_yaml<T: DeserializeOwned>(text: &str, source_name: &str) -> Result<T, RulesError> {
-    let de = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let tail = err.path().to_string();
-        let path = join_path("$", &tail);
-        let inner = err.into_inner();
-        let location = inner.location();
-        let mut message = inner.to_string();
-        // serde_norway writes "PATH: MESSAGE at line L column C"; path and location are
-        // reported in their own fields.
-        if let Some(i) = message.rfind(" at line ") {
-            message.truncate(i);
-        }
-        if let Some((head, rest)) = message.split_once(": ")
-            && !head.contains(' ')
-            && tail.starts_with(head)
-        {
-            message = rest.to_owned();
-        }
-        RulesError {
-            source_name: source_name.to_owned(),
-            json_path: path,
-            line: location.as_ref().map(|l| l.line()),
-            column: location.as_ref().map(|l| l.column()),
-            message,
-        }
+    crate::yaml::from_str(text).map_err(|err| RulesError {
+        source_name: source_name.to_owned(),
+        json_path: err.json_path,
+        line: Some(err.line),
+        column: Some(err.column),
+        message: err.message,
     })
 }
 

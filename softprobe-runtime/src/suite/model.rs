@@ -588,26 +588,14 @@ pub fn parse_with(
     }
     let mut ignored: Vec<Vec<Segment>> = Vec::new();
     let mut note = |p: serde_ignored::Path<'_>| ignored.push(segments(&p));
-    let de = serde_norway::Deserializer::from_str(text);
-    let de = serde_ignored::Deserializer::new(de, &mut note);
-    let file: SuiteFile = serde_path_to_error::deserialize(de).map_err(|err| {
-        let json_path = format!("$.{}", err.path());
-        let inner = err.into_inner();
-        let line = inner.location().map(|l| l.line()).unwrap_or(1);
-        let mut message = inner.to_string();
-        if let Some(i) = message.rfind(" at line ") {
-            message.truncate(i);
-        }
-        SuiteError::Invalid {
+    let (file, locator): (SuiteFile, _) =
+        crate::yaml::from_str_noting(text, &mut note).map_err(|err| SuiteError::Invalid {
             path: path.to_owned(),
-            line,
-            message: format!("{json_path}: {message}"),
-        }
-    })?;
+            line: err.line,
+            message: format!("{}: {}", err.json_path, err.message),
+        })?;
     let mut warnings = Vec::new();
     if !ignored.is_empty() {
-        // The text parsed as YAML above, so the locator sees the same document.
-        let locator = locate::parse_yaml(text).map(|(_, l)| l).unwrap_or_default();
         for segs in ignored {
             let key = locate::render(&segs);
             warnings.push(SuiteWarning {
@@ -980,11 +968,11 @@ mod tests {
 
     #[test]
     fn overrides_replace_named_mocks_whole_and_append_the_rest() {
-        let d: CaseSettings = serde_norway::from_str(
+        let d: CaseSettings = crate::yaml::from_str(
             "mocks:\n- {name: a, source: case, priority: 5}\n- {name: b, source: case}\n- {source: case}\n",
         )
         .unwrap();
-        let o: CaseSettings = serde_norway::from_str(
+        let o: CaseSettings = crate::yaml::from_str(
             "mocks:\n- {name: a, source: inline, response: {status: 500}}\n- {name: c, source: case}\n- {source: inline, response: {status: 201}}\n",
         )
         .unwrap();

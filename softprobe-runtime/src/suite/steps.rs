@@ -504,7 +504,7 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str) -> CaseSettings {
-        serde_norway::from_str(yaml).unwrap()
+        crate::yaml::from_str(yaml).unwrap()
     }
 
     /// A suite resends what the service's client sent, without what a proxy or the harness

@@ -215,6 +215,20 @@ pub(crate) struct YamlError {
 /// Parses the first document of a YAML text into a JSON value (YAML 1.2 core schema) and
 /// locates every path in it.
 pub(crate) fn parse_yaml(text: &str) -> Result<(Value, Locator), YamlError> {
+    yaml_document(text).map(|doc| (doc.value, doc.locator))
+}
+
+/// One YAML document read once: its JSON value, the same value as JSON text with the
+/// mappings in the order the YAML wrote them (serde reads typed forms from it, so ordered
+/// maps keep their order), and the position of every path.
+pub(crate) struct YamlDocument {
+    pub(crate) value: Value,
+    pub(crate) json: String,
+    pub(crate) locator: Locator,
+}
+
+/// Parses the first document of a YAML text (see [`YamlDocument`]).
+pub(crate) fn yaml_document(text: &str) -> Result<YamlDocument, YamlError> {
     let mut builder = YamlBuilder::default();
     let mut documents = 0;
     for item in Parser::new_from_str(text) {
@@ -247,14 +261,14 @@ pub(crate) fn parse_yaml(text: &str) -> Result<(Value, Locator), YamlError> {
                 } else {
                     Value::String(raw.to_string())
                 };
-                builder.scalar(value, &raw, anchor, pos)?;
+                builder.scalar(value, &raw, anchor, pos, None)?;
             }
             Event::Alias(id) => {
-                let value = builder.anchors.get(&id).cloned().ok_or(YamlError {
+                let (value, json) = builder.anchors.get(&id).cloned().ok_or(YamlError {
                     position: pos,
                     message: "alias to an unknown anchor".to_owned(),
                 })?;
-                builder.scalar(value, "", 0, pos)?;
+                builder.scalar(value, "", 0, pos, Some(&json))?;
             }
             Event::SequenceStart(anchor, _) => {
                 builder.open(Container::Seq(Vec::new()), anchor, pos)?
@@ -266,8 +280,15 @@ pub(crate) fn parse_yaml(text: &str) -> Result<(Value, Locator), YamlError> {
             _ => {}
         }
     }
-    let root = builder.root.unwrap_or(Value::Null);
-    Ok((root, builder.locator))
+    let value = builder.root.unwrap_or(Value::Null);
+    if builder.json.is_empty() {
+        builder.json.push_str("null");
+    }
+    Ok(YamlDocument {
+        value,
+        json: builder.json,
+        locator: builder.locator,
+    })
 }
 
 /// Plain scalars per the YAML 1.2 core schema.
@@ -321,13 +342,19 @@ struct Frame {
     container: Container,
     path: String,
     anchor: usize,
+    /// Entries (keys or elements) written to the JSON text so far.
+    entries: usize,
+    /// Where the container starts in the JSON text.
+    start: usize,
 }
 
 #[derive(Default)]
 struct YamlBuilder {
     stack: Vec<Frame>,
     root: Option<Value>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values and their JSON text.
+    anchors: HashMap<usize, (Value, String)>,
+    json: String,
     locator: Locator,
 }
 
@@ -361,18 +388,39 @@ impl YamlBuilder {
         }
     }
 
+    /// Writes the separator before a value or key of the innermost container.
+    fn separate(&mut self) {
+        if let Some(frame) = self.stack.last_mut() {
+            let is_key = matches!(frame.container, Container::Map(_, None));
+            let is_element = matches!(frame.container, Container::Seq(_));
+            if is_key || is_element {
+                if frame.entries > 0 {
+                    self.json.push(',');
+                }
+                frame.entries += 1;
+            }
+        }
+    }
+
+    /// A scalar (or an alias, whose JSON text is `json`) in the next place.
     fn scalar(
         &mut self,
         value: Value,
         raw: &str,
         anchor: usize,
         pos: Position,
+        json: Option<&str>,
     ) -> Result<(), YamlError> {
+        let text = json.map_or_else(|| value.to_string(), str::to_owned);
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), text.clone()));
         }
+        self.separate();
         match self.next_path(pos) {
-            Some(_) => self.push(value),
+            Some(_) => {
+                self.json.push_str(&text);
+                self.push(value);
+            }
             None => {
                 let key = match &value {
                     Value::String(s) => s.clone(),
@@ -392,6 +440,8 @@ impl YamlBuilder {
                 if self.locator.positions.insert(p.clone(), pos).is_some() {
                     self.locator.duplicates.push(p);
                 }
+                self.json.push_str(&Value::String(key.clone()).to_string());
+                self.json.push(':');
                 *slot = Some(key);
             }
         }
@@ -404,17 +454,33 @@ impl YamlBuilder {
         anchor: usize,
         pos: Position,
     ) -> Result<(), YamlError> {
-        let Some(path) = self.next_path(pos) else {
+        if matches!(
+            self.stack.last(),
+            Some(Frame {
+                container: Container::Map(_, None),
+                ..
+            })
+        ) {
             return Err(YamlError {
                 position: pos,
                 message: "a mapping key must be a plain value, not a mapping or a sequence"
                     .to_owned(),
             });
-        };
+        }
+        self.separate();
+        let path = self.next_path(pos).unwrap_or_default();
+        let start = self.json.len();
+        self.json.push(if matches!(container, Container::Seq(_)) {
+            '['
+        } else {
+            '{'
+        });
         self.stack.push(Frame {
             container,
             path,
             anchor,
+            entries: 0,
+            start,
         });
         Ok(())
     }
@@ -422,11 +488,18 @@ impl YamlBuilder {
     fn close(&mut self) {
         if let Some(frame) = self.stack.pop() {
             let value = match frame.container {
-                Container::Seq(items) => Value::Array(items),
-                Container::Map(map, _) => Value::Object(map),
+                Container::Seq(items) => {
+                    self.json.push(']');
+                    Value::Array(items)
+                }
+                Container::Map(map, _) => {
+                    self.json.push('}');
+                    Value::Object(map)
+                }
             };
             if frame.anchor > 0 {
-                self.anchors.insert(frame.anchor, value.clone());
+                let text = self.json[frame.start..].to_owned();
+                self.anchors.insert(frame.anchor, (value.clone(), text));
             }
             self.push(value);
         }
