@@ -751,9 +751,8 @@ fn rows_large_capture(ctx: &mut Ctx<'_>) -> Result<(), String> {
 fn rows_build_cost(ctx: &mut Ctx<'_>) -> Result<(), String> {
     if ctx.smoke && ctx.args.only.is_none() {
         // Two clean builds of a crate each: minutes, not a smoke test.
-        ctx.notes.push(
-            "row 11: not run by --smoke (two clean builds); run it with --only 11".into(),
-        );
+        ctx.notes
+            .push("row 11: not run by --smoke (two clean builds); run it with --only 11".into());
     } else {
         let load_before = support::load_average();
         let root = std::env::current_dir()
