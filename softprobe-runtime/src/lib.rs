@@ -13,7 +13,8 @@
 //! suite model its `#[softprobe::cases]` runs. The rest is opt-in:
 //!
 //! - `server`: the standalone runtime's HTTP front, [`server`], [`control`], [`otlp`] and
-//!   [`view`] (axum, tower-http, the OTLP protobuf codec);
+//!   [`view`] (axum, tower-http, the OTLP protobuf codec), and [`Runtime`] (server, proxies,
+//!   CA and capture flush together, what the `softprobe-runtime` binary runs);
 //! - `redis-store`, `object-storage`: sessions in Redis, cases in S3-compatible storage;
 //! - `cli` (default): the `softprobe` and `softprobe-runtime` binaries, with all of the above.
 
@@ -42,6 +43,7 @@ pub mod scrub;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod session;
+#[cfg(feature = "server")]
 pub mod standalone;
 pub mod streaming;
 pub mod suite;
@@ -57,4 +59,5 @@ pub use error::{Error, Result};
 pub use mode::Mode;
 #[cfg(feature = "server")]
 pub use server::{RunningServer, Server, ServerBuilder};
+#[cfg(feature = "server")]
 pub use standalone::{RunningRuntime, Runtime, RuntimeBuilder, RuntimeError};

@@ -18,9 +18,10 @@ fn root() -> &'static Path {
 
 /// `(method, path)` of every `.route(...)` in the router's source.
 fn router_routes() -> BTreeSet<(String, String)> {
-    let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/control/mod.rs"))
-            .unwrap();
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/control/router.rs"),
+    )
+    .unwrap();
     let route =
         regex::Regex::new(r#"\.route\(\s*"([^"]+)",\s*((?:[a-z_:]+\([^)]*\)\s*\.?\s*)+),?\s*\)"#)
             .unwrap();

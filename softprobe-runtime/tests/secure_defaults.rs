@@ -30,9 +30,9 @@ type Handler = std::sync::Arc<
         + Sync,
 >;
 
-/// Every `(METHOD, /v1/...)` route the router declares in `src/control/mod.rs`.
+/// Every `(METHOD, /v1/...)` route the router declares in `src/control/router.rs`.
 fn routes_in_router_source() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/control/mod.rs");
+    let source = include_str!("../src/control/router.rs");
     let path = regex::Regex::new(r#"^\s*"([^"]+)""#).unwrap();
     let method = regex::Regex::new(r"\b(get|post|put|patch|delete)\(").unwrap();
     let mut found = BTreeSet::new();
