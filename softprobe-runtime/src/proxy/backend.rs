@@ -74,7 +74,7 @@ pub trait ProxyBackend: Send + Sync + 'static {
     /// capture sessions and counts the others') counts it here and returns `true`, and the
     /// proxy then neither buffers the answer for a recording nor calls
     /// [`record`](Self::record). The default keeps every hop.
-    fn count_unkept(&self, session_id: &str) -> bool {
+    fn count_instead_of_recording(&self, session_id: &str) -> bool {
         let _ = session_id;
         false
     }
@@ -163,8 +163,10 @@ impl ProxyBackend for StoreBackend {
         Box::pin(async move { Ok(self.store.get(session_id).is_some()) })
     }
 
-    fn count_unkept(&self, session_id: &str) -> bool {
-        self.store.count_unkept(session_id).unwrap_or(false)
+    fn count_instead_of_recording(&self, session_id: &str) -> bool {
+        self.store
+            .count_instead_of_recording(session_id)
+            .unwrap_or(false)
     }
 
     fn report_miss(&self, session_id: &str, report: serde_json::Value) {

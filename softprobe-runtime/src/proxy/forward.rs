@@ -426,7 +426,7 @@ impl Core {
                     "answered locally"
                 );
                 let reply = local_response(&response);
-                if self.backend.count_unkept(&session_id) {
+                if self.backend.count_instead_of_recording(&session_id) {
                     return reply;
                 }
                 let answer = Answer::decoded(
@@ -630,7 +630,7 @@ impl Core {
             "forwarded"
         );
         remove_hop_by_hop(&mut parts.headers);
-        let session = session.filter(|(id, _)| !self.backend.count_unkept(id));
+        let session = session.filter(|(id, _)| !self.backend.count_instead_of_recording(id));
         if session.is_some() {
             *decision = "captured";
         }

@@ -185,7 +185,7 @@ impl Core {
             Ok(Decision::Respond { response, .. }) => local_response(&response),
             Ok(Decision::StrictMiss(report)) => local_response(&report.to_response(&session_id)),
             Ok(Decision::Passthrough { .. }) => {
-                let keep = !self.backend.count_unkept(&session_id);
+                let keep = !self.backend.count_instead_of_recording(&session_id);
                 self.pass_websocket(hop, client, keep.then_some((session_id, request)))
                     .await
             }

@@ -854,7 +854,7 @@ impl SessionStore for RedisStore {
         Ok(decision)
     }
 
-    fn count_unkept(&self, session_id: &str) -> Result<bool> {
+    fn count_instead_of_recording(&self, session_id: &str) -> Result<bool> {
         let session = match self.cached(session_id) {
             Some(session) => session,
             None => self.session(session_id)?,

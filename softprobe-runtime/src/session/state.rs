@@ -447,7 +447,7 @@ impl Session {
     /// Counts an extracted hop and returns `true` when the session does not keep hops (not
     /// a capture session); returns `false`, counting nothing, for a capture session, whose
     /// hops go through [`Session::record`].
-    pub fn count_unkept(&self) -> bool {
+    pub fn count_instead_of_recording(&self) -> bool {
         if self.mode == Mode::Capture {
             return false;
         }

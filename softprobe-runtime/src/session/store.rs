@@ -149,9 +149,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// counted it; returns `false`, counting nothing, for a capture session, whose hops
     /// have to go through `record`. Proxies call it first, so they do not build a recording
     /// that would only be counted.
-    fn count_unkept(&self, session_id: &str) -> Result<bool> {
+    fn count_instead_of_recording(&self, session_id: &str) -> Result<bool> {
         let session = self.session(session_id)?;
-        if !session.count_unkept() {
+        if !session.count_instead_of_recording() {
             return Ok(false);
         }
         self.metrics().record_extracted(1);
