@@ -217,7 +217,7 @@ impl Observer {
 }
 
 impl ProxyBackend for Observer {
-    fn decide<'a>(
+    fn inject<'a>(
         &'a self,
         session_id: &'a str,
         request: &'a Request,
@@ -237,7 +237,7 @@ impl ProxyBackend for Observer {
             {
                 return Ok(self.refuse(text, &suspects));
             }
-            let mut decision = self.inner.decide(session_id, request).await?;
+            let mut decision = self.inner.inject(session_id, request).await?;
             self.rewrite(session_id, request, &mut decision);
             self.with(session_id, |o| {
                 // The proxy records every hop it answers except a strict miss, so a miss

@@ -59,8 +59,9 @@ pub enum BackendError {
 /// What the proxies ask of the runtime. Implementations are shared as
 /// `Arc<dyn ProxyBackend>` between every connection of both proxies.
 pub trait ProxyBackend: Send + Sync + 'static {
-    /// What to do with a hop of a session.
-    fn decide<'a>(
+    /// What to do with a hop of a session: the session's decision, as `POST /v1/inject`
+    /// answers it (the same operation as [`SessionStore::inject`]).
+    fn inject<'a>(
         &'a self,
         session_id: &'a str,
         request: &'a Request,
@@ -93,7 +94,7 @@ pub trait ProxyBackend: Send + Sync + 'static {
 pub struct NoSessionsBackend;
 
 impl ProxyBackend for NoSessionsBackend {
-    fn decide<'a>(&'a self, session_id: &'a str, _: &'a Request) -> BackendFuture<'a, Decision> {
+    fn inject<'a>(&'a self, session_id: &'a str, _: &'a Request) -> BackendFuture<'a, Decision> {
         Box::pin(async move {
             Err(BackendError::UnknownSession {
                 session_id: session_id.to_owned(),
@@ -142,7 +143,7 @@ fn store_error(err: crate::Error) -> BackendError {
 }
 
 impl ProxyBackend for StoreBackend {
-    fn decide<'a>(
+    fn inject<'a>(
         &'a self,
         session_id: &'a str,
         request: &'a Request,
@@ -442,7 +443,7 @@ fn origin_remote() -> Origin {
 }
 
 impl ProxyBackend for RemoteBackend {
-    fn decide<'a>(
+    fn inject<'a>(
         &'a self,
         session_id: &'a str,
         request: &'a Request,

@@ -382,7 +382,7 @@ impl Core {
         };
         let request =
             hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
-        let decided = self.backend.decide(&session_id, &request).await;
+        let decided = self.backend.inject(&session_id, &request).await;
         let decided = match decided {
             Ok(d) => d,
             Err(BackendError::UnknownSession { .. }) => {

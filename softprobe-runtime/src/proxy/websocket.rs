@@ -156,7 +156,7 @@ impl Core {
         };
         let request =
             hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
-        match self.backend.decide(&session_id, &request).await {
+        match self.backend.inject(&session_id, &request).await {
             Ok(Decision::Respond { response, .. }) if response.status == 101 => {
                 let transcript = response
                     .body
