@@ -141,12 +141,19 @@ async fn a_loop_through_another_thread_of_the_same_ingress_is_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_request_in_flight_finish_then_refuses_connections() {
+    // The upstream says when the request has reached it: the shutdown below starts while
+    // that request is in flight, however slowly the machine got it there.
+    let arrived = Arc::new(tokio::sync::Notify::new());
     let slow = serve(
-        Arc::new(|_req: http::Request<Bytes>| {
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                http::Response::new(Full::new(Bytes::from_static(b"slow answer")))
-            })
+        Arc::new({
+            let arrived = arrived.clone();
+            move |_req: http::Request<Bytes>| {
+                arrived.notify_one();
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    http::Response::new(Full::new(Bytes::from_static(b"slow answer")))
+                })
+            }
         }),
         None,
     )
@@ -162,7 +169,7 @@ async fn shutdown_lets_a_request_in_flight_finish_then_refuses_connections() {
         let url = url.clone();
         async move { client().get(&url).send().await?.text().await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    arrived.notified().await;
     ingress.shutdown().await;
     assert_eq!(in_flight.await.unwrap().unwrap(), "slow answer");
     let refused = client()
