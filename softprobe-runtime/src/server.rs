@@ -37,7 +37,8 @@
 //! - [`ServerBuilder::store`]: share a store with other components (the proxy); by
 //!   default a fresh [`InMemoryStore`] with [`ServerBuilder::limits`].
 //! - [`ServerBuilder::limits`]: most open sessions (429 `too_many_sessions` above it) and
-//!   most captured spans per session (413 `span_limit_exceeded`); see [`SessionLimits`].
+//!   most captured spans per session (413 `span_limit_exceeded`); see
+//!   [`SessionLimits`](crate::session::SessionLimits).
 //! - [`ServerBuilder::idle_timeout`]: a session nobody touched for this long is closed; a
 //!   capture session is first written to its case path, like on SIGTERM. Off by default.
 //! - [`ServerBuilder::header_read_timeout`]: a connection that has not sent a whole request
@@ -71,7 +72,10 @@ use crate::Mode;
 use crate::capture::CaptureRoot;
 use crate::control::{self, Access, AppState, DEFAULT_BODY_LIMIT};
 use crate::error::{Error, Result};
-use crate::session::{InMemoryStore, Session, SessionLimits, SessionStore};
+use crate::session::{InMemoryStore, Session, SessionStore};
+
+mod shared;
+pub(crate) use shared::{SharedSettings, shared_setters};
 
 pub use crate::proxy::DEFAULT_HEADER_READ_TIMEOUT;
 
@@ -96,15 +100,10 @@ impl Server {
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct ServerBuilder {
     listen: SocketAddr,
-    token: Option<String>,
+    pub(crate) shared: SharedSettings,
     capture_path: Option<String>,
     body_limit: usize,
     store: Option<Arc<dyn SessionStore>>,
-    limits: SessionLimits,
-    idle_timeout: Option<Duration>,
-    header_read_timeout: Duration,
-    allow_remote: bool,
-    insecure_no_token: bool,
     public_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     capture_root: Option<PathBuf>,
@@ -116,15 +115,10 @@ impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
             listen: DEFAULT_LISTEN_ADDR,
-            token: None,
+            shared: SharedSettings::default(),
             capture_path: None,
             body_limit: DEFAULT_BODY_LIMIT,
             store: None,
-            limits: SessionLimits::default(),
-            idle_timeout: None,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            allow_remote: false,
-            insecure_no_token: false,
             public_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             capture_root: None,
@@ -141,11 +135,7 @@ impl ServerBuilder {
         self
     }
 
-    /// The bearer token `/v1/*` routes require; `None` (or empty) disables auth.
-    pub fn token(mut self, token: Option<String>) -> Self {
-        self.token = token;
-        self
-    }
+    shared_setters!(shared);
 
     /// The capture path template used when `close` gives no `?out=`.
     pub fn capture_path(mut self, template: Option<String>) -> Self {
@@ -169,43 +159,6 @@ impl ServerBuilder {
     /// applies only to the store the builder makes.
     pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.store = Some(store);
-        self
-    }
-
-    /// Most open sessions and most captured spans per session (default
-    /// [`SessionLimits::default`]: 1024 sessions, 100 000 spans).
-    pub fn limits(mut self, limits: SessionLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Closes sessions left untouched for this long (`None`, the default: never). A capture
-    /// session is written to its case path first (the configured template, else the
-    /// default path); if that write fails it stays open and is tried again after another
-    /// idle period.
-    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.idle_timeout = idle.filter(|d| !d.is_zero());
-        self
-    }
-
-    /// How long a client gets to send a whole request head before its connection is
-    /// closed (default [`DEFAULT_HEADER_READ_TIMEOUT`]).
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
-        self
-    }
-
-    /// Allows a non-loopback listen address (refused otherwise, with
-    /// [`Error::RemoteBindRefused`]); a warning is logged either way.
-    pub fn allow_remote(mut self, allow: bool) -> Self {
-        self.allow_remote = allow;
-        self
-    }
-
-    /// With [`Self::allow_remote`], also allows running without a token: anyone who can
-    /// reach the address can then drive sessions. Off by default.
-    pub fn insecure_no_token(mut self, yes: bool) -> Self {
-        self.insecure_no_token = yes;
         self
     }
 
@@ -260,7 +213,7 @@ impl ServerBuilder {
     }
 
     fn state_with_root(self, root: CaptureRoot) -> AppState {
-        let limits = self.limits;
+        let limits = self.shared.limits;
         let access = Access {
             public_hosts: self.public_hosts,
             allowed_origins: self.allowed_origins,
@@ -269,7 +222,7 @@ impl ServerBuilder {
         AppState::with_security(
             self.store
                 .unwrap_or_else(|| Arc::new(InMemoryStore::with_limits(limits))),
-            self.token,
+            self.shared.token,
             self.capture_path,
             self.body_limit,
             access,
@@ -281,10 +234,10 @@ impl ServerBuilder {
     pub async fn start(self) -> Result<RunningServer> {
         let listen = self.listen;
         if !listen.ip().is_loopback() {
-            if !self.allow_remote {
+            if !self.shared.allow_remote {
                 return Err(Error::RemoteBindRefused { addr: listen });
             }
-            if self.token.as_deref().is_none_or(str::is_empty) && !self.insecure_no_token {
+            if self.shared.token.is_none() && !self.shared.insecure_no_token {
                 return Err(Error::RemoteWithoutToken { addr: listen });
             }
             tracing::warn!(
@@ -298,8 +251,8 @@ impl ServerBuilder {
             Some((cert, key)) => Some(load_tls(cert, key)?),
             None => None,
         };
-        let idle_timeout = self.idle_timeout;
-        let header_read_timeout = self.header_read_timeout;
+        let idle_timeout = self.shared.idle_timeout;
+        let header_read_timeout = self.shared.header_read_timeout;
         let state = self.state_with_root(root);
         let listener = TcpListener::bind(listen)
             .await

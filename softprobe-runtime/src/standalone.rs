@@ -37,7 +37,7 @@ use std::time::Duration;
 use crate::proxy::backend::SharedBackend;
 use crate::proxy::{ProxyConfig, RemoteBackend, RunningProxies, StoreBackend};
 use crate::server::{
-    DEFAULT_HEADER_READ_TIMEOUT, FlushedCapture, RunningServer, Server, ServerBuilder,
+    FlushedCapture, RunningServer, Server, ServerBuilder, SharedSettings, shared_setters,
 };
 use crate::session::SessionLimits;
 
@@ -75,12 +75,7 @@ impl Runtime {
             store_url: None,
             proxies: ProxyConfig::default(),
             remote_runtime: None,
-            token: None,
-            allow_remote: false,
-            insecure_no_token: false,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            limits: SessionLimits::default(),
-            idle_timeout: None,
+            shared: SharedSettings::default(),
         }
     }
 }
@@ -96,12 +91,7 @@ pub struct RuntimeBuilder {
     store_url: Option<String>,
     proxies: ProxyConfig,
     remote_runtime: Option<String>,
-    token: Option<String>,
-    allow_remote: bool,
-    insecure_no_token: bool,
-    header_read_timeout: Duration,
-    limits: SessionLimits,
-    idle_timeout: Option<Duration>,
+    shared: SharedSettings,
 }
 
 impl RuntimeBuilder {
@@ -133,48 +123,14 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The bearer token of the control API, also the egress proxy's credentials password
-    /// and the token sent to a [remote runtime](Self::remote_runtime). Empty is none.
-    pub fn token(mut self, token: Option<String>) -> Self {
-        self.token = token.filter(|t| !t.is_empty());
-        self
-    }
-
-    /// Allow non-loopback listen addresses for the server and the proxies.
-    pub fn allow_remote(mut self, allow: bool) -> Self {
-        self.allow_remote = allow;
-        self
-    }
-
-    /// With [`allow_remote`](Self::allow_remote), run without a token on purpose.
-    pub fn insecure_no_token(mut self, yes: bool) -> Self {
-        self.insecure_no_token = yes;
-        self
-    }
-
-    /// Time a client gets to send a request head, on every listener (default 10 s).
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
-        self
-    }
-
-    /// Session limits, for the in-memory store and a Redis store alike.
-    pub fn limits(mut self, limits: SessionLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Close sessions idle this long (`None` or zero: never).
-    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.idle_timeout = idle.filter(|d| !d.is_zero());
-        self
-    }
+    shared_setters!(shared);
 
     /// Checks the settings, connects the store, starts the server and then the proxies over
     /// its store, and publishes the egress CA on `GET /v1/proxy/ca.pem`. Returns once every
     /// listener accepts connections.
     pub async fn start(self) -> Result<RunningRuntime, RuntimeError> {
-        if self.allow_remote && self.token.is_none() && !self.insecure_no_token {
+        let shared = self.shared;
+        if shared.allow_remote && shared.token.is_none() && !shared.insecure_no_token {
             return Err(RuntimeError::Settings(
                 "--allow-remote without a token: anyone who can reach this runtime could drive \
                  sessions and write captures; set SOFTPROBE_API_TOKEN, or pass \
@@ -184,23 +140,18 @@ impl RuntimeBuilder {
             ));
         }
         let mut proxies = self.proxies.clone();
-        proxies.header_read_timeout = Some(self.header_read_timeout);
-        proxies.allow_remote = self.allow_remote;
-        proxies.token = self.token.clone();
+        proxies.header_read_timeout = Some(shared.header_read_timeout);
+        proxies.allow_remote = shared.allow_remote;
+        proxies.token = shared.token.clone();
         if let Some(url) = &self.remote_runtime {
-            return start_proxies_only(url, self.token, proxies).await;
+            return start_proxies_only(url, shared.token, proxies).await;
         }
         proxies
             .check_listen()
             .map_err(|e| RuntimeError::Start(e.to_string()))?;
-        let mut server = self
-            .server
-            .token(self.token)
-            .limits(self.limits)
-            .idle_timeout(self.idle_timeout)
-            .header_read_timeout(self.header_read_timeout)
-            .allow_remote(self.allow_remote)
-            .insecure_no_token(self.insecure_no_token);
+        let (limits, idle_timeout) = (shared.limits, shared.idle_timeout);
+        let mut server = self.server;
+        server.shared = shared;
         if let Some(template) = server.capture_path_template()
             && let Err(err) = crate::case::location::check_writable(template)
         {
@@ -209,7 +160,7 @@ impl RuntimeBuilder {
             )));
         }
         if let Some(url) = self.store_url {
-            server = server.store(connect_store(url, self.limits, self.idle_timeout).await?);
+            server = server.store(connect_store(url, limits, idle_timeout).await?);
         }
         let server = server
             .start()
