@@ -186,6 +186,16 @@ impl Error {
     }
 }
 
+/// The innermost cause of `err` (the end of its `source` chain), which is what names the
+/// real trouble in a client error ("connection refused" rather than "error sending request").
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,28 +275,10 @@ async fn send(
     let resp = req
         .send()
         .await
-        .map_err(|e| fail("request", format!("{method} {url} failed: {e}")))?;
+        .map_err(|e| driver::unanswered(&method, &url, &e))?;
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| fail("request", format!("{method} {url}: reading the body: {e}")))?
-        .to_vec();
-    Ok(Message {
-        status,
-        headers,
-        body,
-    })
+    let headers = driver::header_pairs(resp.headers());
+    driver::receive(&method, &url, status, headers, resp.bytes()).await
 }
 
 /// The case files `files` names now.

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::output::{CliError, ExitCode};
+use crate::error::root_cause;
 
 /// Talks to one runtime.
 pub(crate) struct ControlClient {
@@ -113,12 +114,4 @@ impl ControlClient {
         };
         Err(CliError::new(exit, code, message))
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

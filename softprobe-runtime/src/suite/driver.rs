@@ -14,6 +14,7 @@ use super::model::PlannedCase;
 use super::report::Failure;
 use super::steps::{self, Checks, fail};
 use crate::case::Exchange;
+use crate::error::root_cause;
 
 /// What differs between the places a case runs: how the session gets its mocks and policy,
 /// and how a request reaches the service.
@@ -42,6 +43,58 @@ pub trait CaseHost {
     fn extra_checks(&self, _expected: &Message, _actual: &Message) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// The `request` failure of a request to `method url` that got no answer.
+pub fn unanswered(
+    method: &impl std::fmt::Display,
+    url: &str,
+    err: &(dyn std::error::Error + 'static),
+) -> Failure {
+    fail(
+        "request",
+        format!("{method} {url} failed: {}", root_cause(err)),
+    )
+}
+
+/// The answer to a request to `method url` as a [`Message`]: its status, its headers (from
+/// [`header_pairs`]), and its whole `body`, read here; a body that cannot be read fails the
+/// `request` step.
+pub async fn receive<B, E>(
+    method: &impl std::fmt::Display,
+    url: &str,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: impl Future<Output = Result<B, E>>,
+) -> Result<Message, Failure>
+where
+    B: Into<Vec<u8>>,
+    E: std::error::Error + 'static,
+{
+    let body = body.await.map_err(|e| {
+        fail(
+            "request",
+            format!("{method} {url}: reading the body: {}", root_cause(&e)),
+        )
+    })?;
+    Ok(Message {
+        status,
+        headers,
+        body: body.into(),
+    })
+}
+
+/// Headers as `(name, value)` pairs in order, values as lossy UTF-8.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// What driving a case found: the failures, and per request sent the answer expected

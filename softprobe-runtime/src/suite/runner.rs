@@ -19,6 +19,7 @@ use super::model::{PlannedCase, Suite};
 use super::report::{CaseResult, CaseStatus, Failure, SuiteReport};
 use super::steps::{self, fail};
 use crate::case::Case;
+use crate::error::root_cause;
 use crate::verdict::{SessionFindings, Verdict};
 
 /// Called with each case's result as it finishes (progress bars, live logs).
@@ -377,38 +378,13 @@ async fn send(
     if !body.is_empty() {
         req = req.body(body);
     }
-    let resp = req.send().await.map_err(|e| {
-        fail(
-            "request",
-            format!("{method} {url} failed: {}", root_cause(&e)),
-        )
-    })?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp
-        .bytes()
+    let resp = req
+        .send()
         .await
-        .map_err(|e| {
-            fail(
-                "request",
-                format!("{method} {url}: reading the body: {}", root_cause(&e)),
-            )
-        })?
-        .to_vec();
-    Ok(Message {
-        status,
-        headers,
-        body,
-    })
+        .map_err(|e| driver::unanswered(&method, &url, &e))?;
+    let status = resp.status().as_u16();
+    let headers = driver::header_pairs(resp.headers());
+    driver::receive(&method, &url, status, headers, resp.bytes()).await
 }
 
 async fn control(sh: &Shared, path: &str, body: Value) -> Result<Value, Failure> {
@@ -451,12 +427,4 @@ async fn finish(
             format!("{path} answered {status}: {message}"),
         ))
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
