@@ -101,52 +101,32 @@ impl Default for Metrics {
             extracted_spans: Counter::default(),
         };
         let mut registry = Registry::default();
+        // One line a metric: its name, its help text, and the value it reads.
+        macro_rules! register {
+            ($($name:literal, $help:literal => $metric:expr;)*) => {
+                $(registry.register($name, $help, $metric.clone());)*
+            };
+        }
         // Not `softprobe_sessions`: OpenMetrics names the original's counter family so.
-        registry.register(
-            "softprobe_sessions_open",
-            "Sessions currently open",
-            m.open_sessions.clone(),
-        );
-        registry.register(
-            "softprobe_sessions_created",
-            "Sessions created since start",
-            m.sessions_created.clone(),
-        );
-        registry.register(
+        register! {
+            "softprobe_sessions_open", "Sessions currently open" => m.open_sessions;
+            "softprobe_sessions_created", "Sessions created since start" => m.sessions_created;
             "softprobe_sessions",
-            "Sessions created since start, by mode (the original runtime's name)",
-            m.sessions_by_mode.clone(),
-        );
-        registry.register(
-            "softprobe_inject",
-            "Inject decisions by result (hit, miss, strict_miss, error)",
-            m.inject.clone(),
-        );
-        registry.register(
+                "Sessions created since start, by mode (the original runtime's name)"
+                => m.sessions_by_mode;
+            "softprobe_inject", "Inject decisions by result (hit, miss, strict_miss, error)"
+                => m.inject;
             "softprobe_inject_requests",
-            "Inject requests by result (hit, miss, error; the original runtime's name)",
-            m.inject_original.clone(),
-        );
-        registry.register(
-            "softprobe_inject_duration_seconds",
-            "Time to decide an inject request",
-            m.latency.clone(),
-        );
-        registry.register(
+                "Inject requests by result (hit, miss, error; the original runtime's name)"
+                => m.inject_original;
+            "softprobe_inject_duration_seconds", "Time to decide an inject request" => m.latency;
             "softprobe_inject_latency_seconds",
-            "Time to decide an inject request (the original runtime's buckets)",
-            m.latency_original.clone(),
-        );
-        registry.register(
-            "softprobe_extracted_spans",
-            "Spans received on /v1/traces",
-            m.extracted_spans.clone(),
-        );
-        registry.register(
-            "softprobe_extract_spans",
-            "Spans received on /v1/traces (the original runtime's name)",
-            m.extracted_spans.clone(),
-        );
+                "Time to decide an inject request (the original runtime's buckets)"
+                => m.latency_original;
+            "softprobe_extracted_spans", "Spans received on /v1/traces" => m.extracted_spans;
+            "softprobe_extract_spans", "Spans received on /v1/traces (the original runtime's name)"
+                => m.extracted_spans;
+        }
         // Every label value is present from the start, so a dashboard sees zeros, not gaps.
         for outcome in InjectOutcome::ALL {
             let _ = m.inject.get_or_create(&[("result", outcome.label())]);
