@@ -14,6 +14,9 @@ use super::error::ApiError;
 use crate::case::validate::{SchemaKind, validate_json};
 use crate::otlp::{describe_json_error, without_position};
 
+/// Name given to request bodies in parse errors.
+pub(crate) const BODY: &str = "request body";
+
 /// A request body with its `content-type`, read within the server's body limit.
 #[derive(Debug)]
 pub(crate) struct RawBody {
@@ -123,6 +126,28 @@ impl RawBody {
         }
         let parsed = parse_json(&self.bytes)?;
         check_schema(kind, &self.bytes)?;
+        Ok(parsed)
+    }
+
+    /// Parses a document that may come as JSON or YAML with `parse` (given the bytes and
+    /// the name errors call them by), and checks a JSON one against the schema of `kind`
+    /// too; an empty body is refused, saying that `expected` was expected.
+    pub(crate) fn document<T, E: std::fmt::Display>(
+        &self,
+        kind: SchemaKind,
+        expected: &str,
+        parse: impl FnOnce(&[u8], &str) -> Result<T, E>,
+    ) -> Result<T, ApiError> {
+        let syntax = self.syntax(true)?;
+        if self.is_blank() {
+            return Err(ApiError::invalid(format!(
+                "request body is empty: expected {expected}"
+            )));
+        }
+        let parsed = parse(&self.bytes, BODY).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if syntax == Syntax::Json {
+            check_schema(kind, &self.bytes)?;
+        }
         Ok(parsed)
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{RawBody, Syntax, check_schema};
+use super::body::{BODY, RawBody, check_schema};
 use super::error::ApiError;
 use crate::Mode;
 use crate::case::Case;
@@ -22,9 +22,6 @@ use crate::case::validate::SchemaKind;
 use crate::policy;
 use crate::rules;
 use crate::session::{Fixtures, NewSession, Session};
-
-/// Name given to request bodies in parse errors.
-const BODY: &str = "request body";
 
 /// The control API this runtime speaks, as the original Softprobe CLI's `doctor` requires it
 /// (`specVersion`), and the version of its JSON Schemas (`schemaVersion`).
@@ -187,17 +184,11 @@ pub(crate) async fn set_rules(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let syntax = body.syntax(true)?;
-    if body.is_blank() {
-        return Err(ApiError::invalid(
-            r#"request body is empty: expected a rules document {"version": 1, "rules": [...]}"#,
-        ));
-    }
-    let rules = rules::parse_rules_document(&body.bytes, BODY)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    if syntax == Syntax::Json {
-        check_schema(SchemaKind::RulesRequest, &body.bytes)?;
-    }
+    let rules = body.document(
+        SchemaKind::RulesRequest,
+        r#"a rules document {"version": 1, "rules": [...]}"#,
+        rules::parse_rules_document,
+    )?;
     let count = rules.len();
     let revision = app.store().update(session.id(), &mut |state| {
         state.set_rules(rules.clone());
@@ -216,17 +207,11 @@ pub(crate) async fn set_policy(
     OpenSession(session): OpenSession,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let syntax = body.syntax(true)?;
-    if body.is_blank() {
-        return Err(ApiError::invalid(
-            r#"request body is empty: expected a policy document such as {"externalHttp": "strict"}"#,
-        ));
-    }
-    let policy =
-        policy::parse_policy(&body.bytes, BODY).map_err(|e| ApiError::invalid(e.to_string()))?;
-    if syntax == Syntax::Json {
-        check_schema(SchemaKind::PolicyRequest, &body.bytes)?;
-    }
+    let policy = body.document(
+        SchemaKind::PolicyRequest,
+        r#"a policy document such as {"externalHttp": "strict"}"#,
+        policy::parse_policy,
+    )?;
     let revision = app.store().update(session.id(), &mut |state| {
         state.set_policy(policy.clone());
         Ok(())
