@@ -19,45 +19,35 @@ use crate::case::Case;
 /// `capture run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The command that drives traffic (run with `sh -c`).
-    #[arg(long)]
-    pub driver: String,
-    /// The ingress URL the driver should send traffic to (given to it as SOFTPROBE_TARGET).
-    #[arg(long)]
-    pub target: Option<String>,
+    /// The command that drives traffic, and for how long.
+    #[command(flatten)]
+    pub drive: DriverArgs,
     /// Where to write the case file.
     #[arg(long)]
     pub out: PathBuf,
     /// Redaction rules (YAML or JSON) applied before any traffic.
     #[arg(long)]
     pub redact_file: Option<PathBuf>,
-    /// Stop the driver after this many seconds (the session is still closed and written).
+}
+
+/// The driver of `capture run` and `replay run`: the command whose traffic the session sees.
+#[derive(Debug, Args)]
+pub struct DriverArgs {
+    /// The command that drives traffic (run with `sh -c`).
+    #[arg(long)]
+    pub driver: String,
+    /// The ingress URL the driver should send traffic to (given to it as SOFTPROBE_TARGET).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Stop the driver after this many seconds (the session is still closed, and a capture
+    /// written).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 }
 
 pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
-    let started = start_session(
-        ctx,
-        &StartArgs {
-            mode: "capture".into(),
-            shell: false,
-            policy: None,
-            case: None,
-            rules: args.redact_file.clone(),
-            json: false,
-        },
-    )?;
-    let session = started["sessionId"].as_str().unwrap_or_default().to_owned();
-
-    let driver = run_driver(
-        ctx,
-        &args.driver,
-        args.target.as_deref(),
-        args.timeout.map(Duration::from_secs),
-        &session,
-        "capturing into",
-    );
+    let start = StartArgs::new("capture", None, None, args.redact_file.clone());
+    let (session, driver) = start_driven(ctx, &start, &args.drive, "capturing into")?;
     // Close even when the driver failed: what it captured so far is worth keeping.
     let closed = close_session(ctx, &session, Some(&args.out))?;
     let (code, timed_out) = driver?;
@@ -81,7 +71,7 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     if timed_out {
         human.push_str(&format!(
             "\ndriver stopped after {}s (--timeout)",
-            args.timeout.unwrap_or(0)
+            args.drive.timeout.unwrap_or(0)
         ));
     }
     if code != 0 {
@@ -103,23 +93,34 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
     Ok(outcome.with_raw_exit(u8::try_from(code).unwrap_or(1)))
 }
 
-/// Runs a driver command with the session in its environment; returns its exit code and
-/// whether `timeout` stopped it.
-pub(crate) fn run_driver(
+/// Starts a session and runs the driver against it; returns the session id and what
+/// [`run_driver`] returned, for the caller to close the session whatever the driver did.
+pub(crate) fn start_driven(
     ctx: &Ctx,
-    driver: &str,
-    target: Option<&str>,
-    timeout: Option<Duration>,
-    session: &str,
+    start: &StartArgs,
+    drive: &DriverArgs,
     verb: &str,
-) -> Result<(i32, bool), CliError> {
+) -> Result<(String, DriverExit), CliError> {
+    let started = start_session(ctx, start)?;
+    let session = started["sessionId"].as_str().unwrap_or_default().to_owned();
+    let driven = run_driver(ctx, drive, &session, verb);
+    Ok((session, driven))
+}
+
+/// How a driver ended: its exit code and whether its timeout stopped it.
+pub(crate) type DriverExit = Result<(i32, bool), CliError>;
+
+/// Runs a driver command with the session in its environment.
+fn run_driver(ctx: &Ctx, drive: &DriverArgs, session: &str, verb: &str) -> DriverExit {
+    let driver = drive.driver.as_str();
+    let timeout = drive.timeout.map(Duration::from_secs);
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg(driver)
         .env("SOFTPROBE_SESSION_ID", session)
         .env("SOFTPROBE_RUNTIME_URL", &ctx.runtime_url)
         .stdin(Stdio::null());
-    if let Some(t) = target {
+    if let Some(t) = &drive.target {
         cmd.env("SOFTPROBE_TARGET", t);
     }
     // With --json, stdout carries exactly one JSON object: the driver's output goes to stderr.

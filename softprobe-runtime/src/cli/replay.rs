@@ -5,14 +5,13 @@
 //! driver's code.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::capture::run_driver;
+use super::capture::{DriverArgs, start_driven};
 use super::output::{CliError, ExitCode, Outcome};
-use super::session::{StartArgs, close_session, start_session};
+use super::session::{StartArgs, close_session};
 use super::{Ctx, read_file};
 use crate::verdict::{SessionFindings, Verdict};
 
@@ -22,21 +21,15 @@ pub struct RunArgs {
     /// The case file to answer from.
     #[arg(long)]
     pub case: PathBuf,
-    /// The command that drives traffic (run with `sh -c`).
-    #[arg(long)]
-    pub driver: String,
-    /// The ingress URL the driver should send traffic to (given to it as SOFTPROBE_TARGET).
-    #[arg(long)]
-    pub target: Option<String>,
+    /// The command that drives traffic, and for how long.
+    #[command(flatten)]
+    pub drive: DriverArgs,
     /// Rules (YAML or JSON) applied on top of the case.
     #[arg(long)]
     pub rules: Option<PathBuf>,
     /// Let calls the case cannot answer reach the network instead of failing with 599.
     #[arg(long)]
     pub allow_external: bool,
-    /// Stop the driver after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
 }
 
 pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
@@ -54,26 +47,13 @@ pub(crate) fn run(ctx: &Ctx, args: &RunArgs) -> Result<Outcome, CliError> {
             .map_err(|e| CliError::new(ExitCode::Failure, "io_error", e.to_string()))?;
         Some(file)
     };
-    let started = start_session(
-        ctx,
-        &StartArgs {
-            mode: "replay".into(),
-            shell: false,
-            policy: policy.as_ref().map(|f| f.path().to_owned()),
-            case: Some(args.case.clone()),
-            rules: args.rules.clone(),
-            json: false,
-        },
-    )?;
-    let session = started["sessionId"].as_str().unwrap_or_default().to_owned();
-    let driver = run_driver(
-        ctx,
-        &args.driver,
-        args.target.as_deref(),
-        args.timeout.map(Duration::from_secs),
-        &session,
-        "replaying",
+    let start = StartArgs::new(
+        "replay",
+        policy.as_ref().map(|f| f.path().to_owned()),
+        Some(args.case.clone()),
+        args.rules.clone(),
     );
+    let (session, driver) = start_driven(ctx, &start, &args.drive, "replaying")?;
     let state = ctx
         .client()?
         .get(&format!("/v1/sessions/{session}/state"))

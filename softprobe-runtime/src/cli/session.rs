@@ -32,6 +32,26 @@ pub struct StartArgs {
     pub json: bool,
 }
 
+impl StartArgs {
+    /// A session of `mode` started with this policy, case and rules files, as the commands
+    /// that start their own session (`capture run`, `replay run`) do.
+    pub(crate) fn new(
+        mode: &str,
+        policy: Option<PathBuf>,
+        case: Option<PathBuf>,
+        rules: Option<PathBuf>,
+    ) -> Self {
+        StartArgs {
+            mode: mode.to_owned(),
+            shell: false,
+            policy,
+            case,
+            rules,
+            json: false,
+        }
+    }
+}
+
 /// `session close`.
 #[derive(Debug, Args)]
 pub struct CloseArgs {
