@@ -173,6 +173,15 @@ pub fn is_not_recorded(name: &str) -> bool {
     is_session(name) || listed(NOT_RECORDED, name)
 }
 
+/// The value of the first header named `name` (compared without regard to case) in a list
+/// of `(name, value)` pairs, as requests, exchanges and answers hold them.
+pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

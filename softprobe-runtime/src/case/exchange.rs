@@ -187,28 +187,22 @@ impl Exchange {
     /// The URL of the request: `scheme://host/path?query`, or just `/path?query` when the
     /// host is unknown.
     pub fn url(&self) -> String {
-        let mut out = String::new();
-        if !self.host.is_empty() {
-            out.push_str(self.scheme.as_deref().unwrap_or("http"));
-            out.push_str("://");
-            out.push_str(&self.host);
-        }
-        out.push_str(&self.path);
-        if let Some(q) = &self.query {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
+        hop_url(
+            self.scheme.as_deref(),
+            &self.host,
+            &self.path,
+            self.query.as_deref(),
+        )
     }
 
     /// The first request header with this (case-insensitive) name.
     pub fn request_header(&self, name: &str) -> Option<&str> {
-        find_header(&self.request_headers, name)
+        crate::headers::find(&self.request_headers, name)
     }
 
     /// The first response header with this (case-insensitive) name.
     pub fn response_header(&self, name: &str) -> Option<&str> {
-        find_header(&self.response_headers, name)
+        crate::headers::find(&self.response_headers, name)
     }
 
     /// Reads a span. `resource_service` is the `service.name` of the span's resource.
@@ -309,13 +303,13 @@ impl Exchange {
         let request_body = read_body(
             attrs.get(attr::REQUEST_BODY).copied(),
             get_str(attr::REQUEST_BODY_ENCODING),
-            find_header(&request_headers, "content-type"),
+            crate::headers::find(&request_headers, "content-type"),
             attr::REQUEST_BODY,
         )?;
         let response_body = read_body(
             attrs.get(attr::RESPONSE_BODY).copied(),
             get_str(attr::RESPONSE_BODY_ENCODING),
-            find_header(&response_headers, "content-type"),
+            crate::headers::find(&response_headers, "content-type"),
             attr::RESPONSE_BODY,
         )?;
 
@@ -423,11 +417,21 @@ impl Exchange {
     }
 }
 
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+/// `scheme://host/path?query` (`http` when the scheme is unknown), or just `/path?query`
+/// when the host is unknown; [`Exchange::url`] and [`crate::request::Request::url`].
+pub(crate) fn hop_url(scheme: Option<&str>, host: &str, path: &str, query: Option<&str>) -> String {
+    let mut out = String::new();
+    if !host.is_empty() {
+        out.push_str(scheme.unwrap_or("http"));
+        out.push_str("://");
+        out.push_str(host);
+    }
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 fn header_value(kv: &KeyValue) -> Result<String, ExchangeError> {

@@ -23,6 +23,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+pub(crate) use exchange::hop_url;
 pub use exchange::{Body, Direction, Exchange, ExchangeError};
 pub use ids::{IdError, SpanId, TraceId};
 pub use otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, TracesData};

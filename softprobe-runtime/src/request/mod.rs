@@ -71,26 +71,14 @@ impl Request {
 
     /// The first header with this (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::headers::find(&self.headers, name)
     }
 
-    /// `scheme://host/path?query`, or `/path?query` when the host is unknown.
+    /// `scheme://host/path?query`, or `/path?query` when the host is unknown; an empty query
+    /// adds no `?`.
     pub fn url(&self) -> String {
-        let mut out = String::new();
-        if !self.host.is_empty() {
-            out.push_str(self.scheme.as_deref().unwrap_or("http"));
-            out.push_str("://");
-            out.push_str(&self.host);
-        }
-        out.push_str(&self.path);
-        if let Some(q) = self.query.as_deref().filter(|q| !q.is_empty()) {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
+        let query = self.query.as_deref().filter(|q| !q.is_empty());
+        crate::case::hop_url(self.scheme.as_deref(), &self.host, &self.path, query)
     }
 }
 

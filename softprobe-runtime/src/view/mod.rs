@@ -75,9 +75,8 @@ pub fn json_response(value: &Value) -> Response {
 /// What kind of traffic a hop is, as the page labels it.
 fn kind(ex: &Exchange) -> &'static str {
     let header = |hs: &[(String, String)], name: &str| {
-        hs.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.to_ascii_lowercase())
+        crate::headers::find(hs, name)
+            .map(str::to_ascii_lowercase)
             .unwrap_or_default()
     };
     let req_type = header(&ex.request_headers, "content-type");
