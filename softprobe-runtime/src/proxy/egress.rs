@@ -26,9 +26,9 @@ use super::http::{
     session_from_headers,
 };
 use super::ingress::{Base, parse_base};
-use super::settings::{ProxyBuilder, ProxySettings};
+use super::settings::{Opened, ProxyBuilder};
 use super::tls::CertificateAuthority;
-use super::{Handler, HandlerFuture, ProxyError, RunningProxy, bind, serve, serve_sharded};
+use super::{Handler, HandlerFuture, ProxyError, RunningProxy, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
 use crate::request::host::without_default_port;
 
@@ -107,12 +107,6 @@ impl EgressBuilder {
 
     /// Binds and starts serving; returns once the port accepts connections.
     pub async fn start(self) -> Result<RunningEgress, ProxyError> {
-        let ProxySettings {
-            listen,
-            backend,
-            threads,
-            hops,
-        } = self.settings;
         let EgressOptions {
             upstream,
             ca,
@@ -124,10 +118,12 @@ impl EgressBuilder {
             Some(ca) => ca,
             None => Arc::new(CertificateAuthority::generate()?),
         };
-        let backend = backend.unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
-        let header_read_timeout = hops.header_read_timeout;
-        let core = Core::new(backend, hops)?;
-        let listener = bind(listen).await?;
+        let Opened {
+            core,
+            listener,
+            threads,
+            header_read_timeout,
+        } = self.settings.open().await?;
         let (stop, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             core,

@@ -13,9 +13,9 @@ use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
-use super::settings::{ProxyBuilder, ProxySettings};
+use super::settings::{Opened, ProxyBuilder};
 use super::trace_context::TraceParent;
-use super::{Handler, ProxyError, RunningProxy, bind, serve, serve_sharded};
+use super::{Handler, ProxyError, RunningProxy, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
 use crate::request::host::without_default_port;
 
@@ -50,21 +50,17 @@ impl IngressBuilder {
 
     /// Binds and starts serving; returns once the port accepts connections.
     pub async fn start(self) -> Result<RunningProxy, ProxyError> {
-        let ProxySettings {
-            listen,
-            backend,
-            threads,
-            hops,
-        } = self.settings;
         let upstream = self
             .kind
             .upstream
             .ok_or_else(|| ProxyError::Config("the ingress proxy needs an upstream URL".into()))?;
         let upstream = parse_base(&upstream)?;
-        let backend = backend.unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
-        let header_read_timeout = hops.header_read_timeout;
-        let core = Core::new(backend, hops)?;
-        let listener = bind(listen).await?;
+        let Opened {
+            core,
+            listener,
+            threads,
+            header_read_timeout,
+        } = self.settings.open().await?;
         let (stop, _) = tokio::sync::watch::channel(false);
         let upstream = Arc::new(upstream);
         let handler_for = move |core: Arc<Core>| -> Handler {

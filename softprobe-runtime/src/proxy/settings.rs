@@ -6,9 +6,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::DEFAULT_LISTEN;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
 use super::backend::SharedBackend;
-use super::forward::Settings;
+use super::forward::{Core, Settings};
+use super::{DEFAULT_LISTEN, ProxyError, bind};
 
 /// The settings both proxies share: where they listen, whom they ask, on how many threads,
 /// and how each hop is handled (timeouts, body limit, sessions, redaction, trusted roots).
@@ -56,6 +60,33 @@ impl<K: std::fmt::Debug> std::fmt::Debug for ProxyBuilder<K> {
             .field("settings", &self.settings)
             .field("kind", &self.kind)
             .finish()
+    }
+}
+
+/// What a proxy starts from: its hop handling over the backend (none given: one without
+/// sessions), its bound listener, and how it serves connections.
+pub(crate) struct Opened {
+    pub(crate) core: Arc<Core>,
+    pub(crate) listener: TcpListener,
+    pub(crate) threads: usize,
+    pub(crate) header_read_timeout: Duration,
+}
+
+impl ProxySettings {
+    /// Builds the hop handling and binds the listen address.
+    pub(crate) async fn open(self) -> Result<Opened, ProxyError> {
+        let backend = self
+            .backend
+            .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
+        let header_read_timeout = self.hops.header_read_timeout;
+        let core = Core::new(backend, self.hops)?;
+        let listener = bind(self.listen).await?;
+        Ok(Opened {
+            core,
+            listener,
+            threads: self.threads,
+            header_read_timeout,
+        })
     }
 }
 
