@@ -173,6 +173,21 @@ pub fn is_not_recorded(name: &str) -> bool {
     is_session(name) || listed(NOT_RECORDED, name)
 }
 
+/// Headers as lowercase `(name, value)` pairs in order, the shape of
+/// [`crate::case::Exchange`] and of a suite's answers. Values that are not UTF-8 are kept
+/// lossily: a recording must never fail on a strange header.
+pub fn pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// The value of the first header named `name` (compared without regard to case) in a list
 /// of `(name, value)` pairs, as requests, exchanges and answers hold them.
 pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

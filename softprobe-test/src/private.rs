@@ -254,7 +254,7 @@ pub use crate::suite_case::{CaseFiles, SuiteCase, check_case_files, run_suite_ca
 /// The text `softprobe::assert_response!` snapshots for a response.
 pub async fn response_snapshot(sp: &Session, resp: reqwest::Response) -> String {
     let status = resp.status().as_u16();
-    let headers = softprobe_runtime::suite::driver::header_pairs(resp.headers());
+    let headers = softprobe_runtime::headers::pairs(resp.headers());
     let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
     crate::verify::snapshot_text(
         status,

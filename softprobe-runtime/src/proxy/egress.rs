@@ -26,7 +26,7 @@ use super::http::{
     session_from_headers,
 };
 use super::ingress::{Base, parse_base};
-use super::settings::{Opened, ProxyBuilder};
+use super::settings::ProxyBuilder;
 use super::tls::CertificateAuthority;
 use super::{Handler, HandlerFuture, ProxyError, RunningProxy, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
@@ -118,12 +118,7 @@ impl EgressBuilder {
             Some(ca) => ca,
             None => Arc::new(CertificateAuthority::generate()?),
         };
-        let Opened {
-            core,
-            listener,
-            threads,
-            header_read_timeout,
-        } = self.settings.open().await?;
+        let (core, listener, threads, header_read_timeout) = self.settings.open().await?;
         let (stop, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             core,

@@ -65,19 +65,7 @@ pub fn session_from_headers(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// Headers as lowercase `(name, value)` pairs, the shape of [`crate::case::Exchange`]. Values
-/// that are not UTF-8 are kept lossily: a recording must never fail on a strange header.
-pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
+pub use crate::headers::pairs as header_pairs;
 
 /// Builds a header map from pairs, skipping any pair that is not a valid header.
 pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {

@@ -13,7 +13,7 @@ use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
-use super::settings::{Opened, ProxyBuilder};
+use super::settings::ProxyBuilder;
 use super::trace_context::TraceParent;
 use super::{Handler, ProxyError, RunningProxy, serve, serve_sharded};
 use crate::case::{Direction, SpanId, TraceId};
@@ -55,12 +55,7 @@ impl IngressBuilder {
             .upstream
             .ok_or_else(|| ProxyError::Config("the ingress proxy needs an upstream URL".into()))?;
         let upstream = parse_base(&upstream)?;
-        let Opened {
-            core,
-            listener,
-            threads,
-            header_read_timeout,
-        } = self.settings.open().await?;
+        let (core, listener, threads, header_read_timeout) = self.settings.open().await?;
         let (stop, _) = tokio::sync::watch::channel(false);
         let upstream = Arc::new(upstream);
         let handler_for = move |core: Arc<Core>| -> Handler {

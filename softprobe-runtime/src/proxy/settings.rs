@@ -63,30 +63,20 @@ impl<K: std::fmt::Debug> std::fmt::Debug for ProxyBuilder<K> {
     }
 }
 
-/// What a proxy starts from: its hop handling over the backend (none given: one without
-/// sessions), its bound listener, and how it serves connections.
-pub(crate) struct Opened {
-    pub(crate) core: Arc<Core>,
-    pub(crate) listener: TcpListener,
-    pub(crate) threads: usize,
-    pub(crate) header_read_timeout: Duration,
-}
-
 impl ProxySettings {
-    /// Builds the hop handling and binds the listen address.
-    pub(crate) async fn open(self) -> Result<Opened, ProxyError> {
+    /// What a proxy starts from: its hop handling over the backend (none given: one without
+    /// sessions), its bound listener, how many threads of its own serve connections, and
+    /// the header read timeout.
+    pub(crate) async fn open(
+        self,
+    ) -> Result<(Arc<Core>, TcpListener, usize, Duration), ProxyError> {
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(super::NoSessionsBackend));
         let header_read_timeout = self.hops.header_read_timeout;
         let core = Core::new(backend, self.hops)?;
         let listener = bind(self.listen).await?;
-        Ok(Opened {
-            core,
-            listener,
-            threads: self.threads,
-            header_read_timeout,
-        })
+        Ok((core, listener, self.threads, header_read_timeout))
     }
 }
 

@@ -58,7 +58,7 @@ pub fn unanswered(
 }
 
 /// The answer to a request to `method url` as a [`Message`]: its status, its headers (from
-/// [`header_pairs`]), and its whole `body`, read here; a body that cannot be read fails the
+/// [`crate::headers::pairs`]), and its whole `body`, read here; a body that cannot be read fails the
 /// `request` step.
 pub async fn receive<B, E>(
     method: &impl std::fmt::Display,
@@ -82,19 +82,6 @@ where
         headers,
         body: body.into(),
     })
-}
-
-/// Headers as `(name, value)` pairs in order, values as lossy UTF-8.
-pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
 }
 
 /// What driving a case found: the failures, and per request sent the answer expected

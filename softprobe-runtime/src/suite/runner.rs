@@ -383,7 +383,7 @@ async fn send(
         .await
         .map_err(|e| driver::unanswered(&method, &url, &e))?;
     let status = resp.status().as_u16();
-    let headers = driver::header_pairs(resp.headers());
+    let headers = crate::headers::pairs(resp.headers());
     driver::receive(&method, &url, status, headers, resp.bytes()).await
 }
 
