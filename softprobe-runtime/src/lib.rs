@@ -36,6 +36,7 @@ pub mod multipart;
 pub mod otlp;
 pub mod policy;
 pub mod proxy;
+pub mod redact;
 pub mod replay;
 pub mod request;
 pub mod rules;

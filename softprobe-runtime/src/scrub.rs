@@ -19,7 +19,7 @@ mod rules;
 pub use rules::{CustomPattern, ScrubRules, ScrubRulesError};
 
 /// The replacement for every secret: the capture path's own.
-pub use crate::rules::REDACTED;
+pub use crate::redact::REDACTED;
 
 /// What kind of secret a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -201,29 +201,12 @@ pub fn scrub_str_with(text: &mut String, rules: &ScrubRules) -> Vec<(SecretKind,
 /// Applies the rules' JSONPaths to a JSON body; the body is rewritten only when a field
 /// changed, so an already scrubbed file stays byte for byte the same.
 fn scrub_body(text: &mut String, path: &str, rules: &ScrubRules, out: &mut Vec<Finding>) {
-    if rules.json_paths.is_empty() {
-        return;
-    }
-    let Ok(mut json) = serde_json::from_str::<Value>(text) else {
-        return;
-    };
-    let mut changed = false;
-    for jp in &rules.json_paths {
-        if let Some(v) = jp.select_mut(&mut json)
-            && *v != REDACTED
-            && !v.is_null()
-        {
-            *v = Value::String(REDACTED.to_owned());
-            changed = true;
-            out.push(Finding {
-                json_path: path.to_owned(),
-                kind: SecretKind::BodyField,
-                rule: Some(jp.as_str().to_owned()),
-            });
-        }
-    }
-    if changed {
-        *text = json.to_string();
+    for jp in crate::redact::json_text(text, &rules.json_paths) {
+        out.push(Finding {
+            json_path: path.to_owned(),
+            kind: SecretKind::BodyField,
+            rule: Some(jp.as_str().to_owned()),
+        });
     }
 }
 
@@ -266,7 +249,11 @@ fn scrub_attributes(
         if let Some(name) = header {
             let user = rules.headers.contains(&name);
             if user || crate::headers::is_sensitive(&name) {
-                if kv.value.as_str() != Some(REDACTED) {
+                if kv
+                    .value
+                    .as_str()
+                    .is_none_or(|v| !crate::redact::is_redacted(v))
+                {
                     kv.value = AnyValue::String(REDACTED.to_owned());
                     out.push(Finding {
                         json_path: value_path,
@@ -370,6 +357,35 @@ mod tests {
         // Not a card: fails the Luhn check. Not an email: no domain.
         let mut s = "order 1234567890123 for user@localhost".to_owned();
         assert!(scrub_str(&mut s).is_empty(), "{s}");
+    }
+
+    #[test]
+    fn listed_body_fields_are_redacted_whatever_they_hold_and_once() {
+        let rules = ScrubRules::parse(
+            br#"{"version": 1, "jsonPaths": ["$.phone", "$.ssn", "$.pin"]}"#,
+            "r.json",
+        )
+        .unwrap();
+        let mut body = r#"{"phone":null,"ssn":123,"pin":"[REDACTED]","ok":true}"#.to_owned();
+        let mut found = Vec::new();
+        scrub_body(&mut body, "$.b", &rules, &mut found);
+        // A null field is redacted too, as the capture path always did: its presence alone
+        // can say something about the person.
+        let rules_hit: Vec<_> = found.iter().map(|f| f.describe()).collect();
+        assert_eq!(
+            rules_hit,
+            [r#"body field "$.phone""#, r#"body field "$.ssn""#]
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"phone": REDACTED, "ssn": REDACTED, "pin": REDACTED, "ok": true})
+        );
+        let before = body.clone();
+        found.clear();
+        scrub_body(&mut body, "$.b", &rules, &mut found);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(body, before);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use softprobe_runtime::case::{Body, Direction, Exchange};
 use softprobe_runtime::json::{DiffOptions, Difference, PathPattern, diff};
-use softprobe_runtime::rules::REDACTED;
+use softprobe_runtime::redact::REDACTED;
 use softprobe_runtime::verdict::Finding;
 
 /// Response headers compared by default, besides status and body: the ones that change what
@@ -116,10 +116,7 @@ impl Redactions {
     }
 
     fn blank(&self, doc: &mut Value) {
-        let redacted = Value::String(REDACTED.to_owned());
-        for path in &self.body_paths {
-            path.replace_in(doc, &redacted);
-        }
+        softprobe_runtime::redact::json_patterns(doc, &self.body_paths);
     }
 }
 

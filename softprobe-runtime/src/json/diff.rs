@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::path::{PathPattern, Step, render};
 use super::volatile::{Shape, same_shape};
-use crate::rules::REDACTED;
+use crate::redact::REDACTED;
 
 /// JSON equality where numbers compare by value (`1000` equals `1000.0`) and object key
 /// order does not matter.

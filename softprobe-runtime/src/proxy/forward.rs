@@ -272,11 +272,7 @@ pub(super) fn recorded_pairs(
     redact: &[String],
 ) -> Vec<(String, String)> {
     pairs.retain(|(k, _)| !crate::headers::is_not_recorded(k));
-    for (k, v) in &mut pairs {
-        if redact.iter().any(|r| r.eq_ignore_ascii_case(k)) {
-            crate::rules::REDACTED.clone_into(v);
-        }
-    }
+    crate::redact::headers(&mut pairs, redact);
     pairs
 }
 

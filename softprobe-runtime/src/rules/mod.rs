@@ -18,8 +18,7 @@ pub use crate::json::path::{JsonPath, JsonPathError};
 pub use crate::request::host::{host_matches, normalize_host};
 pub use parse::{parse_rules_document, rules_from_values};
 
-/// What a redacted value is replaced with.
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::redact::REDACTED;
 
 /// One rule.
 #[derive(Debug, Clone, PartialEq)]

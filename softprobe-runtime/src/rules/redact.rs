@@ -1,10 +1,9 @@
-//! Redaction of captured hops: `capture_only` rules name headers and JSONPaths whose values
+//! The capture redaction policy: `capture_only` rules name headers and JSONPaths whose values
 //! are replaced by `"[REDACTED]"` before the capture store or a case file ever sees them.
+//! Replacing them is [`crate::redact`]'s; this builds and applies the policy.
 
-use serde_json::Value;
-
-use super::{REDACTED, Redaction};
-use crate::case::{Body, Exchange};
+use super::Redaction;
+use crate::case::Exchange;
 use crate::json::path::JsonPath;
 
 impl Redaction {
@@ -46,63 +45,21 @@ impl Redaction {
     /// A body that is not JSON, or a path that selects nothing, is left as is. Paths are
     /// checked when rules are parsed; an invalid path built by hand is skipped.
     pub fn apply(&self, exchange: &mut Exchange) {
-        self.apply_headers(&mut exchange.request_headers);
-        self.apply_headers(&mut exchange.response_headers);
-        let paths = self.parsed_paths();
-        redact_body(&mut exchange.request_body, &paths);
-        redact_body(&mut exchange.response_body, &paths);
-    }
-
-    /// Redacts the listed headers in one header list.
-    pub fn apply_headers(&self, headers: &mut [(String, String)]) {
-        for (name, value) in headers.iter_mut() {
-            if self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-                REDACTED.clone_into(value);
-            }
-        }
-    }
-
-    /// Redacts the listed JSONPaths in one body; returns whether anything changed.
-    pub fn apply_body(&self, body: &mut Option<Body>) -> bool {
-        redact_body(body, &self.parsed_paths())
-    }
-
-    fn parsed_paths(&self) -> Vec<JsonPath> {
-        self.json_paths
+        let paths: Vec<JsonPath> = self
+            .json_paths
             .iter()
             .filter_map(|p| JsonPath::parse(p).ok())
-            .collect()
+            .collect();
+        crate::redact::exchange(exchange, &self.headers, &paths);
     }
-}
-
-fn redact_body(body: &mut Option<Body>, paths: &[JsonPath]) -> bool {
-    if paths.is_empty() {
-        return false;
-    }
-    let Some(Body::Text(text)) = body else {
-        return false;
-    };
-    let Ok(mut doc) = serde_json::from_str::<Value>(text) else {
-        return false;
-    };
-    let mut changed = false;
-    for path in paths {
-        if let Some(node) = path.select_mut(&mut doc) {
-            *node = Value::String(REDACTED.to_owned());
-            changed = true;
-        }
-    }
-    // Re-serialising only when something was redacted keeps untouched bodies byte-exact.
-    if changed {
-        *text = doc.to_string();
-    }
-    changed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::{Direction, SpanId, TraceId};
+    use crate::case::{Body, Direction, SpanId, TraceId};
+    use crate::redact::REDACTED;
+    use serde_json::Value;
 
     fn exchange() -> Exchange {
         Exchange {

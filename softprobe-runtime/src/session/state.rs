@@ -483,15 +483,7 @@ impl Session {
     pub fn prepare_capture(&self, mut exchange: Exchange) -> Exchange {
         let request = Request::from_exchange(&exchange);
         let mut redaction = self.read().engine.capture_redaction(&request);
-        for name in crate::headers::SENSITIVE {
-            if !redaction
-                .headers
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
-            {
-                redaction.headers.push((*name).to_owned());
-            }
-        }
+        redaction.merge(&crate::rules::Redaction::headers(crate::headers::SENSITIVE));
         redaction.apply(&mut exchange);
         if exchange.session_id.is_none() {
             exchange.session_id = Some(self.id.clone());

@@ -179,28 +179,34 @@ pub fn check_body(
     })
 }
 
-fn text_diff(expected: &[u8], actual: &[u8]) -> String {
+/// A line diff of two texts (`  ` same, `- ` only in the expected, `+ ` only in the actual),
+/// aligned by [`similar`] so that one inserted line is one `+` line. When only one side ends
+/// with a newline, its last line says so, since that alone can be the difference.
+pub fn text_diff(expected: &[u8], actual: &[u8]) -> String {
     let e = String::from_utf8_lossy(expected);
     let a = String::from_utf8_lossy(actual);
     let mut out = String::new();
-    let (el, al): (Vec<_>, Vec<_>) = (e.lines().collect(), a.lines().collect());
-    for i in 0..el.len().max(al.len()) {
-        match (el.get(i), al.get(i)) {
-            (Some(x), Some(y)) if x == y => {
-                let _ = writeln!(out, "  {x}");
-            }
-            (x, y) => {
-                if let Some(x) = x {
-                    let _ = writeln!(out, "- {x}");
-                }
-                if let Some(y) = y {
-                    let _ = writeln!(out, "+ {y}");
-                }
-            }
-        }
+    let mut changed = false;
+    let one_ends_open = e.ends_with('\n') != a.ends_with('\n');
+    for change in similar::TextDiff::from_lines(e.as_ref(), a.as_ref()).iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Equal => ' ',
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+        };
+        changed |= sign != ' ';
+        let line = change.value();
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let end = if one_ends_open && change.missing_newline() {
+            " (no newline at end)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "{sign} {line}{end}");
     }
-    if out.is_empty() {
-        out.push_str("- (empty)\n+ (empty, bytes differ)\n");
+    if !changed {
+        // Only bytes that are not UTF-8 differ; as text both read the same.
+        out = "- (the captured bytes)\n+ (other bytes that read the same as text)\n".to_owned();
     }
     out
 }
@@ -226,6 +232,38 @@ mod tests {
         let f = check_body(BodyMode::String, &[], b"a\nb", b"a\nc").unwrap();
         assert_eq!(f.diff.unwrap(), "  a\n- b\n+ c\n");
         assert!(check_body(BodyMode::Ignore, &[], b"a", b"b").is_none());
+    }
+
+    #[test]
+    fn an_inserted_line_is_one_difference_and_a_changed_line_still_fails() {
+        let captured = b"one\ntwo\nthree\nfour\n";
+        let inserted = b"one\nnew\ntwo\nthree\nfour\n";
+        let f = check_body(BodyMode::String, &[], captured, inserted).unwrap();
+        assert_eq!(
+            f.diff.as_deref(),
+            Some("  one\n+ new\n  two\n  three\n  four\n")
+        );
+        assert_eq!(
+            f.message,
+            "body differs from the captured one (string, 1 difference(s))"
+        );
+
+        let changed = b"one\ntwo\nTHREE\nfour\n";
+        let f = check_body(BodyMode::String, &[], captured, changed).unwrap();
+        assert_eq!(
+            f.diff.as_deref(),
+            Some("  one\n  two\n- three\n+ THREE\n  four\n")
+        );
+        assert!(f.message.contains("1 difference(s)"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_missing_final_newline_is_named() {
+        let f = check_body(BodyMode::String, &[], b"a\nb\n", b"a\nb").unwrap();
+        assert_eq!(
+            f.diff.as_deref(),
+            Some("  a\n- b\n+ b (no newline at end)\n")
+        );
     }
 
     #[test]

@@ -114,68 +114,52 @@ impl SuiteReport {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// JUnit XML.
+    /// JUnit XML (written by [`quick_junit`]): one `testsuite` named after the suite, one
+    /// `testcase` per case with its file in a `file` attribute; a failure's message joins the
+    /// case's failure messages, its type is the first failure's kind and its text is the
+    /// failures with their diffs.
     pub fn junit(&self) -> String {
-        let secs = |ms: f64| format!("{:.3}", ms / 1000.0);
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            x,
-            "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\">",
-            xml(&self.suite),
-            self.total,
-            self.failed,
-            self.skipped,
-            secs(self.duration_ms)
-        );
-        let _ = writeln!(
-            x,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\">",
-            xml(&self.suite),
-            self.total,
-            self.failed,
-            self.skipped,
-            secs(self.duration_ms)
-        );
+        let time = |ms: f64| std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+        let mut suite = quick_junit::TestSuite::new(self.suite.as_str());
+        suite.set_time(time(self.duration_ms));
         for c in &self.cases {
-            let _ = write!(
-                x,
-                "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" time=\"{}\"",
-                xml(&c.name),
-                xml(&self.suite),
-                xml(&c.path),
-                secs(c.duration_ms)
-            );
-            match c.status {
-                CaseStatus::Passed => x.push_str("/>\n"),
+            let status = match c.status {
+                CaseStatus::Passed => quick_junit::TestCaseStatus::success(),
                 CaseStatus::Skipped => {
-                    let _ = writeln!(
-                        x,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        xml(c.skip_reason.as_deref().unwrap_or("skipped"))
-                    );
+                    let mut s = quick_junit::TestCaseStatus::skipped();
+                    s.set_message(c.skip_reason.as_deref().unwrap_or("skipped"));
+                    s
                 }
                 CaseStatus::Failed => {
-                    x.push_str(">\n");
+                    let mut s = quick_junit::TestCaseStatus::non_success(
+                        quick_junit::NonSuccessKind::Failure,
+                    );
                     let message = c
                         .failures
                         .iter()
                         .map(|f| f.message.as_str())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    let kind = c.failures.first().map_or("failure", |f| f.kind.as_str());
-                    let _ = writeln!(
-                        x,
-                        "      <failure message=\"{}\" type=\"{}\">{}</failure>",
-                        xml(&message),
-                        xml(kind),
-                        xml(&failure_text(c))
-                    );
-                    x.push_str("    </testcase>\n");
+                    s.set_message(message)
+                        .set_type(c.failures.first().map_or("failure", |f| f.kind.as_str()))
+                        .set_description(failures_text(&c.failures));
+                    s
                 }
-            }
+            };
+            let mut case = quick_junit::TestCase::new(c.name.as_str(), status);
+            case.set_classname(self.suite.as_str())
+                .set_time(time(c.duration_ms));
+            case.extra.insert("file".into(), c.path.as_str().into());
+            suite.add_test_case(case);
         }
-        x.push_str("  </testsuite>\n</testsuites>\n");
-        x
+        let mut report = quick_junit::Report::new(self.suite.as_str());
+        report
+            .set_time(time(self.duration_ms))
+            .add_test_suite(suite);
+        // Serialising into memory has no I/O that could fail.
+        report
+            .to_string()
+            .expect("a JUnit report is written to memory")
     }
 
     /// One self-contained HTML page: totals, then one section per case, failed ones open,
@@ -189,14 +173,12 @@ impl SuiteReport {
         );
         let _ = writeln!(
             h,
-            "<h1>Suite {}</h1>\n<p class=\"totals\"><span class=\"passed\">{} passed</span> <span class=\"failed\">{} failed</span> <span class=\"skipped\">{} skipped</span> of {} in {:.2} s ({:.0} cases/s)</p>",
+            "<h1>Suite {}</h1>\n<p class=\"totals\"><span class=\"passed\">{} passed</span> <span class=\"failed\">{} failed</span> <span class=\"skipped\">{} skipped</span> {}</p>",
             html(&self.suite),
             self.passed,
             self.failed,
             self.skipped,
-            self.total,
-            self.duration_ms / 1000.0,
-            self.cases_per_second
+            self.scale()
         );
         let mut ordered: Vec<&CaseResult> = self.cases.iter().collect();
         ordered.sort_by_key(|c| match c.status {
@@ -267,27 +249,31 @@ impl SuiteReport {
         let mut t = String::new();
         for c in self.cases.iter().filter(|c| c.status == CaseStatus::Failed) {
             let _ = writeln!(t, "FAIL {} ({})", c.name, c.path);
-            for line in failure_text(c).lines() {
+            for line in failures_text(&c.failures).lines() {
                 let _ = writeln!(t, "    {line}");
             }
         }
         let _ = writeln!(
             t,
-            "suite {}: {} passed, {} failed, {} skipped of {} in {:.2} s ({:.0} cases/s)",
+            "suite {}: {} passed, {} failed, {} skipped {}",
             self.suite,
             self.passed,
             self.failed,
             self.skipped,
-            self.total,
-            self.duration_ms / 1000.0,
-            self.cases_per_second
+            self.scale()
         );
         t
     }
-}
 
-fn failure_text(c: &CaseResult) -> String {
-    failures_text(&c.failures)
+    /// `of 200 in 1.52 s (131 cases/s)`: the end of both reports' totals line.
+    fn scale(&self) -> String {
+        format!(
+            "of {} in {:.2} s ({:.0} cases/s)",
+            self.total,
+            self.duration_ms / 1000.0,
+            self.cases_per_second
+        )
+    }
 }
 
 /// Failures as the reports print them: `kind: message` lines, each followed by its diff.
@@ -307,24 +293,6 @@ pub fn failures_text(failures: &[Failure]) -> String {
 
 fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
-}
-
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' | '\r' => out.push(c),
-            // Control characters are not allowed in XML 1.0 at all.
-            c if (c as u32) < 0x20 => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn html(s: &str) -> String {
@@ -378,12 +346,40 @@ mod tests {
 
     #[test]
     fn junit_escapes_and_carries_the_diff() {
-        let x = report().junit();
-        assert!(x.contains("<testsuites name=\"s&lt;&amp;&gt;\" tests=\"2\" failures=\"1\""));
-        assert!(x.contains("<testcase name=\"a\" classname=\"s&lt;&amp;&gt;\""));
+        let mut r = report();
+        r.cases.push(CaseResult {
+            name: "c\u{1b}[31m\u{7}".into(),
+            status: CaseStatus::Skipped,
+            skip_reason: Some("not on CI".into()),
+            ..r.cases[0].clone()
+        });
+        let x = r.junit();
+        for attrs in [
+            r#"<testsuites name="s&lt;&amp;&gt;" tests="3" skipped="1" failures="1" errors="0" time="1.000">"#,
+            r#"<testsuite name="s&lt;&amp;&gt;" tests="3" skipped="1" errors="0" failures="1" time="1.000">"#,
+            r#"<testcase name="a" classname="s&lt;&amp;&gt;" time="0.001" file="cases/a.case.json"/>"#,
+            r#"<failure message="status 500, expected 200" type="status">"#,
+            r#"<skipped message="not on CI"/>"#,
+        ] {
+            assert!(x.contains(attrs), "{attrs} in\n{x}");
+        }
         assert!(
             x.contains("- status: 200\n+ status: 500\n</failure>"),
             "{x}"
+        );
+
+        // Valid XML that reads back with every case, the skipped case's name stripped of the
+        // terminal escape and the control character XML 1.0 does not allow.
+        let back = quick_junit::Report::deserialize_from_str(&x).unwrap();
+        let cases = &back.test_suites[0].test_cases;
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let quick_junit::TestCaseStatus::NonSuccess { description, .. } = &cases[1].status else {
+            panic!("case b is not a failure: {:?}", cases[1].status);
+        };
+        assert_eq!(
+            description.as_ref().map(|d| d.as_str()),
+            Some("status: status 500, expected 200\n- status: 200\n+ status: 500")
         );
     }
 

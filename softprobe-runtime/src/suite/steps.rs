@@ -33,7 +33,7 @@ pub fn captured_request(ex: &Exchange) -> Map<String, Value> {
         // so the service is not asked for one either.
         if crate::headers::is_not_resent(&lower)
             || lower == "accept-encoding"
-            || v == crate::rules::REDACTED
+            || crate::redact::is_redacted(v)
         {
             continue;
         }
