@@ -71,6 +71,16 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
     headers.push((name.to_ascii_lowercase(), value.to_owned()));
 }
 
+/// A recorded body as the hooks see it: its bytes, empty when there is none.
+fn bytes_of(body: Option<&Body>) -> Vec<u8> {
+    body.map(|b| b.as_bytes().to_vec()).unwrap_or_default()
+}
+
+/// Bytes a hook wrote back as a recorded body: none when empty.
+fn body_from(bytes: Vec<u8>) -> Option<Body> {
+    (!bytes.is_empty()).then(|| Body::from_bytes(bytes))
+}
+
 fn json(body: &[u8]) -> Option<Value> {
     serde_json::from_slice(body).ok()
 }
@@ -132,11 +142,7 @@ impl OutboundCall {
             path: r.path.clone(),
             query: r.query.clone(),
             headers: r.headers.clone(),
-            body: r
-                .body
-                .as_ref()
-                .map(|b| b.as_bytes().to_vec())
-                .unwrap_or_default(),
+            body: bytes_of(r.body.as_ref()),
         }
     }
 }
@@ -146,11 +152,7 @@ impl MockResponse {
         MockResponse {
             status: r.status,
             headers: r.headers.clone(),
-            body: r
-                .body
-                .as_ref()
-                .map(|b| b.as_bytes().to_vec())
-                .unwrap_or_default(),
+            body: bytes_of(r.body.as_ref()),
         }
     }
 
@@ -158,7 +160,7 @@ impl MockResponse {
     pub(crate) fn apply(self, r: &mut Response) {
         r.status = self.status;
         r.headers = self.headers;
-        r.body = (!self.body.is_empty()).then(|| Body::from_bytes(self.body));
+        r.body = body_from(self.body);
     }
 }
 
@@ -172,11 +174,7 @@ impl InboundRequest {
             method: ex.method.clone(),
             path,
             headers: ex.request_headers.clone(),
-            body: ex
-                .request_body
-                .as_ref()
-                .map(|b| b.as_bytes().to_vec())
-                .unwrap_or_default(),
+            body: bytes_of(ex.request_body.as_ref()),
         }
     }
 
@@ -194,7 +192,7 @@ impl InboundRequest {
             }
         }
         ex.request_headers = self.headers;
-        ex.request_body = (!self.body.is_empty()).then(|| Body::from_bytes(self.body));
+        ex.request_body = body_from(self.body);
     }
 }
 

@@ -235,27 +235,10 @@ mod tests {
 
     fn hop(direction: Direction, method: &str, host: &str, path: &str) -> Exchange {
         Exchange {
-            direction,
-            service: None,
-            session_id: None,
-            span_type: None,
-            method: method.into(),
-            scheme: None,
-            host: host.into(),
-            path: path.into(),
-            query: None,
-            request_headers: vec![],
-            request_body: None,
             status: Some(200),
-            response_headers: vec![],
-            response_body: None,
             trace_id: TraceId([7; 16]),
             span_id: SpanId([3; 8]),
-            parent_span_id: None,
-            name: String::new(),
-            start_time_unix_nano: 0,
-            end_time_unix_nano: 0,
-            extra_attributes: vec![],
+            ..Exchange::new(direction, method, host, path)
         }
     }
 

@@ -485,27 +485,12 @@ mod tests {
 
     fn hop(status: u16, body: &str) -> Exchange {
         Exchange {
-            direction: Direction::Inbound,
-            service: None,
-            session_id: None,
-            span_type: None,
-            method: "POST".into(),
-            scheme: None,
-            host: String::new(),
-            path: "/checkout".into(),
-            query: None,
-            request_headers: vec![],
-            request_body: None,
             status: Some(status),
             response_headers: vec![("content-type".into(), "application/json".into())],
             response_body: Some(Body::Text(body.into())),
             trace_id: TraceId([1; 16]),
             span_id: SpanId([1; 8]),
-            parent_span_id: None,
-            name: String::new(),
-            start_time_unix_nano: 0,
-            end_time_unix_nano: 0,
-            extra_attributes: vec![],
+            ..Exchange::new(Direction::Inbound, "POST", "", "/checkout")
         }
     }
 

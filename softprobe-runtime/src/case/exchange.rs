@@ -554,6 +554,42 @@ fn split_url(full: &str) -> SplitUrl {
     }
 }
 
+impl Exchange {
+    /// A hop with only its direction, method, host and path: no headers, bodies, status or
+    /// timing, and zero trace and span ids. What code that builds a hop field by field (and
+    /// tests) starts from.
+    pub fn new(
+        direction: Direction,
+        method: impl Into<String>,
+        host: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        Exchange {
+            direction,
+            service: None,
+            session_id: None,
+            span_type: None,
+            method: method.into(),
+            scheme: None,
+            host: host.into(),
+            path: path.into(),
+            query: None,
+            request_headers: Vec::new(),
+            request_body: None,
+            status: None,
+            response_headers: Vec::new(),
+            response_body: None,
+            trace_id: TraceId([0; 16]),
+            span_id: SpanId([0; 8]),
+            parent_span_id: None,
+            name: String::new(),
+            start_time_unix_nano: 0,
+            end_time_unix_nano: 0,
+            extra_attributes: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,27 +348,20 @@ mod tests {
     fn recorded(ct: &str, body: &str, query: Option<&str>) -> Exchange {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         Exchange {
-            direction: Direction::Outbound,
-            service: None,
-            session_id: None,
-            span_type: None,
-            method: "POST".into(),
             scheme: Some("https".into()),
-            host: "api.stripe.com".into(),
-            path: "/v1/payment_intents".into(),
             query: query.map(str::to_owned),
             request_headers: vec![("content-type".into(), ct.into())],
             request_body: Some(Body::Text(body.into())),
             status: Some(200),
-            response_headers: vec![],
-            response_body: None,
             trace_id: crate::case::TraceId([1; 16]),
             span_id: crate::case::SpanId([1; 8]),
-            parent_span_id: None,
-            name: String::new(),
             start_time_unix_nano: u64::try_from(now.as_nanos()).unwrap(),
-            end_time_unix_nano: 0,
-            extra_attributes: vec![],
+            ..Exchange::new(
+                Direction::Outbound,
+                "POST",
+                "api.stripe.com",
+                "/v1/payment_intents",
+            )
         }
     }
 

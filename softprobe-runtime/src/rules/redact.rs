@@ -57,21 +57,13 @@ impl Redaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::{Body, Direction, SpanId, TraceId};
+    use crate::case::{Body, Direction};
     use crate::redact::REDACTED;
     use serde_json::Value;
 
     fn exchange() -> Exchange {
         Exchange {
-            direction: Direction::Outbound,
-            service: None,
-            session_id: None,
-            span_type: None,
-            method: "POST".into(),
             scheme: Some("https".into()),
-            host: "api".into(),
-            path: "/pay".into(),
-            query: None,
             request_headers: vec![
                 ("Authorization".into(), "Bearer secret".into()),
                 ("accept".into(), "*/*".into()),
@@ -82,13 +74,7 @@ mod tests {
             status: Some(200),
             response_headers: vec![("set-cookie".into(), "sid=1".into())],
             response_body: Some(Body::Text(r#"{"card":{"number":"4242"},"ok":true}"#.into())),
-            trace_id: TraceId([1; 16]),
-            span_id: SpanId([2; 8]),
-            parent_span_id: None,
-            name: String::new(),
-            start_time_unix_nano: 0,
-            end_time_unix_nano: 0,
-            extra_attributes: vec![],
+            ..Exchange::new(Direction::Outbound, "POST", "api", "/pay")
         }
     }
 

@@ -315,30 +315,20 @@ mod tests {
 
     fn hop(direction: Direction, host: &str, path: &str) -> Exchange {
         Exchange {
-            direction,
             service: Some("checkout".into()),
-            session_id: None,
             span_type: Some("extract".into()),
-            method: "GET".into(),
             scheme: Some("https".into()),
-            host: host.into(),
-            path: path.into(),
-            query: None,
             request_headers: vec![
                 ("authorization".into(), "Bearer sk_live".into()),
                 ("accept".into(), "application/json".into()),
             ],
-            request_body: None,
             status: Some(200),
             response_headers: vec![("set-cookie".into(), "sid=1".into())],
-            response_body: None,
             trace_id: TraceId([1; 16]),
             span_id: SpanId([2; 8]),
-            parent_span_id: None,
-            name: String::new(),
             start_time_unix_nano: 1,
             end_time_unix_nano: 2,
-            extra_attributes: Vec::new(),
+            ..Exchange::new(direction, "GET", host, path)
         }
     }
 
