@@ -219,6 +219,28 @@ mod tests {
     }
 
     #[test]
+    fn find_takes_the_first_match_in_any_case_and_pairs_keep_order() {
+        let mut map = http::HeaderMap::new();
+        map.append("X-Tenant", http::HeaderValue::from_static("acme"));
+        map.append("x-tenant", http::HeaderValue::from_static("other"));
+        map.append(
+            "x-raw",
+            http::HeaderValue::from_bytes(b"caf\xe9").expect("a valid header byte"),
+        );
+        let list = pairs(&map);
+        assert_eq!(
+            list,
+            [
+                ("x-tenant".to_owned(), "acme".to_owned()),
+                ("x-tenant".to_owned(), "other".to_owned()),
+                ("x-raw".to_owned(), "caf\u{fffd}".to_owned()),
+            ]
+        );
+        assert_eq!(find(&list, "X-TENANT"), Some("acme"));
+        assert_eq!(find(&list, "x-missing"), None);
+    }
+
+    #[test]
     fn classifiers_ignore_case() {
         assert!(is_volatile("Date"));
         assert!(is_sensitive("X-Auth-Token"));

@@ -306,3 +306,50 @@ async fn close_rejects_unknown_body_fields() {
     // Still open.
     assert_eq!(revision(&base, &id).await, 0);
 }
+
+/// Rules and policy documents come as JSON or YAML: an empty body is refused with what was
+/// expected, a YAML one is read, and a JSON one is also held to its schema.
+#[tokio::test]
+async fn rules_and_policy_documents_name_what_an_empty_body_lacks() {
+    let server = start(None, None).await;
+    let base = server.uri();
+    let id = create_session(&base, "replay").await;
+    let send = |route: &str, media: &str, body: &'static str| {
+        client()
+            .post(format!("{base}/v1/sessions/{id}/{route}"))
+            .header("content-type", media)
+            .body(body)
+            .send()
+    };
+    for (route, want) in [
+        (
+            "rules",
+            r#"request body is empty: expected a rules document {"version": 1, "rules": [...]}"#,
+        ),
+        (
+            "policy",
+            r#"request body is empty: expected a policy document such as {"externalHttp": "strict"}"#,
+        ),
+    ] {
+        let (status, answer) =
+            json_of(send(route, "application/json", "  \n").await.unwrap()).await;
+        let msg = expect_error(status, &answer, 400, "invalid_request");
+        assert_eq!(msg, want, "{route}");
+    }
+    let (_, state) = get_json(&base, &format!("/v1/sessions/{id}/state")).await;
+    assert_eq!(state["sessionRevision"], 0, "refused bodies change nothing");
+
+    let yaml_rules = "version: 1\nrules:\n  - when: {path: /a}\n    then: {action: passthrough}\n";
+    let (status, answer) =
+        json_of(send("rules", "application/yaml", yaml_rules).await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rules"], 1);
+    let (status, answer) = json_of(
+        send("policy", "application/yaml", "externalHttp: strict\n")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["sessionRevision"], 2);
+}

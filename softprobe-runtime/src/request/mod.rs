@@ -159,6 +159,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn url_defaults_the_scheme_and_drops_an_empty_query() {
+        let mut req = Request {
+            direction: Direction::Outbound,
+            service: None,
+            method: "GET".into(),
+            scheme: None,
+            host: "api.example.test:8443".into(),
+            path: "/v1/pay".into(),
+            query: Some(String::new()),
+            headers: Vec::new(),
+            body: None,
+            trace_tags: Vec::new(),
+        };
+        assert_eq!(req.url(), "http://api.example.test:8443/v1/pay");
+        req.scheme = Some("https".into());
+        req.query = Some("a=1".into());
+        assert_eq!(req.url(), "https://api.example.test:8443/v1/pay?a=1");
+        req.host.clear();
+        assert_eq!(req.url(), "/v1/pay?a=1");
+    }
+
+    #[test]
     fn trace_tags_come_from_tracestate_baggage_and_softprobe_headers() {
         let headers = vec![
             (
