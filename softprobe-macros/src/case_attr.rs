@@ -12,7 +12,7 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, ItemFn, LitStr, Path, Token};
 
 const OPTIONS: &str = "`mode`, `strict`, `partial`, `redact`, `exact`, `headers`, `crate`";
-const MODES: &[&str] = &["replay", "capture", "auto"];
+const MODES: &[&str] = &["replay", "capture", "generate", "auto"];
 
 /// Everything the attribute says.
 struct CaseArgs {
@@ -65,7 +65,7 @@ impl Parse for Opt {
                     return Err(syn::Error::new_spanned(
                         &value,
                         format!(
-                            "unknown mode `{}`; expected one of \"replay\", \"capture\", \"auto\"",
+                            "unknown mode `{}`; expected one of \"replay\", \"capture\", \"generate\", \"auto\"",
                             value.value()
                         ),
                     ));

@@ -2,9 +2,12 @@
 //! with a `*.suite.yaml`, one test per case of the suite.
 //!
 //! The glob (or the suite's `cases`, see [`crate::suite_plan`]) is expanded here, at compile
-//! time, with the `glob` crate, against the crate's directory: this crate lists names and reads a suite's `cases`
-//! only, never the case format. Each file is `include_bytes!`-ed so that editing it rebuilds
-//! the tests, and one more test re-lists the files at run time to catch files added since.
+//! time, with the `glob` crate, against the crate's directory: this crate lists names and reads a
+//! suite's `cases` only, never the case format, and never the environment. Each file is
+//! `include_bytes!`-ed so that editing it rebuilds the tests, and one more test re-lists the
+//! files at run time to catch files added since. A suite whose `cases` use a `${VAR}` cannot be
+//! listed before the variable is known: it gets one test, `all_cases`, that lists the cases
+//! with the run's environment and runs each of them.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +16,8 @@ use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Ident, ItemFn, LitStr, Token};
+
+use crate::suite_plan::Listing;
 
 struct CasesArgs {
     pattern: LitStr,
@@ -109,13 +114,7 @@ fn sanitize(stem: &str) -> String {
 fn matches(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     let full = root.join(pattern);
     let full = full.to_str().ok_or("the glob is not valid UTF-8")?;
-    let mut out: Vec<PathBuf> = glob::glob(full)
-        .map_err(|e| format!("bad glob {pattern:?}: {e}"))?
-        .filter_map(Result::ok)
-        .filter(|p| p.is_file())
-        .collect();
-    out.sort();
-    Ok(out)
+    softprobe_suite_yaml::cases::matching(full).map_err(|e| format!("bad glob {pattern:?}: {e}"))
 }
 
 /// A compile error spanned on `at`, emitted with the function left in place (so the error
@@ -208,10 +207,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             &func,
         );
     }
-    // The suite's `${VAR}`s the listing read: named in the expansion through `option_env!` so
-    // that cargo rebuilds the tests when one of them changes (a proc macro's own reads are not
-    // tracked); the run-time guard re-plans the suite with the run's environment.
-    let mut env_read: Vec<String> = Vec::new();
+    // Set when the suite's `cases` use a variable: the test lists them when it runs.
+    let mut at_run_time = false;
     let generated: Vec<Generated> = if suite {
         let suite_path = root.join(&pattern);
         let text = match std::fs::read_to_string(&suite_path) {
@@ -225,16 +222,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         };
         let base = suite_path.parent().unwrap_or(&root).to_owned();
-        let read = std::cell::RefCell::new(Vec::new());
-        let lookup = |n: &str| {
-            read.borrow_mut().push(n.to_owned());
-            std::env::var(n).ok()
-        };
-        let planned = crate::suite_plan::expand(&text, &lookup)
-            .and_then(|t| crate::suite_plan::plan(&t, &base));
-        env_read = read.into_inner();
-        let planned = match planned {
-            Ok(p) => p,
+        let planned = match crate::suite_plan::plan(&text, &base) {
+            Ok(Listing::Cases(p)) => p,
+            Ok(Listing::AtRunTime) => {
+                at_run_time = true;
+                Vec::new()
+            }
             Err(e) => {
                 return fail(
                     &args.pattern,
@@ -380,13 +373,28 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     } else {
         quote!(#krate::__private::CaseFiles::Glob(#pattern))
     };
-    env_read.sort();
-    env_read.dedup();
+    if at_run_time {
+        let all = format_ident!("all_cases");
+        let spec = spec(&all, &suite_file);
+        return quote! {
+            #[allow(dead_code)]
+            #func
+            mod #name {
+                /// Lists the suite's cases with this run's environment (its `cases` use a
+                /// variable) and runs each of them.
+                #[::core::prelude::v1::test]
+                #(#forwarded)*
+                fn #all() {
+                    const _: &[u8] = ::core::include_bytes!(#suite_file);
+                    #krate::__private::run_suite_cases(#spec, #suite_file, super::#name)
+                }
+            }
+        };
+    }
     quote! {
         #[allow(dead_code)]
         #func
         mod #name {
-            #(const _: ::core::option::Option<&str> = ::core::option_env!(#env_read);)*
             #(#tests)*
 
             /// Fails when case files were added or removed since these tests were generated.
@@ -455,34 +463,43 @@ mod tests {
     }
 
     #[test]
-    fn suite_variables_are_tracked_by_cargo() {
+    fn a_suite_whose_cases_use_a_variable_is_listed_at_run_time() {
         let dir = std::env::temp_dir().join(format!("sp-cases-env-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("cases")).unwrap();
         std::fs::write(dir.join("cases/a.case.json"), "{}").unwrap();
-        let suite = dir.join("s.suite.yaml");
-        std::fs::write(
-            &suite,
-            "name: s\ncases: ${SOFTPROBE_TEST_UNSET_DIR:-cases}/*.case.json\n",
-        )
-        .unwrap();
-        let pattern = suite.display().to_string();
-        let out = expand(
-            quote!(#pattern),
-            quote!(
-                async fn app(sp: softprobe::Session) -> String {
-                    sp.serve(()).await
-                }
-            ),
-        )
-        .to_string();
+        let expand_suite = |text: &str| {
+            let suite = dir.join("s.suite.yaml");
+            std::fs::write(&suite, text).unwrap();
+            let pattern = suite.display().to_string();
+            expand(
+                quote!(#pattern),
+                quote!(
+                    async fn app(sp: softprobe::Session) -> String {
+                        sp.serve(()).await
+                    }
+                ),
+            )
+            .to_string()
+        };
+        let out = expand_suite("name: s\ncases: ${SOFTPROBE_TEST_UNSET_DIR:-cases}/*.case.json\n");
         assert!(
-            out.contains("option_env ! (\"SOFTPROBE_TEST_UNSET_DIR\")"),
-            "the expansion does not name the variable it read: {out}"
+            !out.contains("option_env"),
+            "the macro read the environment: {out}"
+        );
+        assert!(
+            out.contains("fn all_cases ()") && out.contains("run_suite_cases"),
+            "no run-time listing test: {out}"
+        );
+        assert!(!out.contains("fn a ()"), "listed at compile time: {out}");
+
+        let out = expand_suite(
+            "name: s\nenv: {token: \"${SOFTPROBE_TEST_TOKEN}\"}\ncases: cases/*.case.json\n",
         );
         assert!(
             out.contains("fn a ()"),
             "no test for cases/a.case.json: {out}"
         );
+        assert!(out.contains("fn __case_files_current ()"), "{out}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,6 @@
 mod case_attr;
 mod cases_attr;
 mod suite_plan;
-mod yaml;
 
 use proc_macro::TokenStream;
 

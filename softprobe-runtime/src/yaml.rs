@@ -1,9 +1,9 @@
 //! YAML documents (suites, rules) read through one stack.
 //!
-//! `saphyr-parser` turns the text into events with their spans;
-//! [`case::validate`](crate::case::validate)'s locator builds from them the JSON value (YAML
-//! 1.2 core schema), the same value as JSON text with mappings in document order, and the
-//! line and column of every JSON path. Typed forms are deserialized from that JSON text with
+//! `softprobe_suite_yaml::document` (over `saphyr-parser`'s events and spans, shared with the
+//! `#[softprobe::cases]` macro) turns the text into the JSON value (YAML 1.2 core schema),
+//! the same value as JSON text with mappings in document order, and the line and column of
+//! every JSON path. Typed forms are deserialized from that JSON text with
 //! `serde_path_to_error`, so an error names the JSON path of the field and, through the
 //! locator, its line and column: one parser for positions and values, and the error shape of
 //! the JSON documents.

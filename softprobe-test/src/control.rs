@@ -56,14 +56,17 @@ impl Control for InProcess {
             .create(new)
             .map_err(|e| Error::Runtime(e.to_string()))?;
         let id = session.id().to_owned();
-        if let Some((shared, _)) = o.case {
+        // Replay and generate sessions answer strictly: a call nothing answers is a miss.
+        if o.mode != softprobe_runtime::Mode::Capture {
             let policy = parse_policy(o.policy, o.source)?;
             // The session shares the harness's parsed case: no copy per test.
             self.0
                 .update(&id, &mut |state| {
-                    state
-                        .load_shared_case(Arc::clone(shared), o.source)
-                        .map(|_| ())?;
+                    if let Some((shared, _)) = o.case {
+                        state
+                            .load_shared_case(Arc::clone(shared), o.source)
+                            .map(|_| ())?;
+                    }
                     state.set_policy(policy.clone());
                     Ok(())
                 })
@@ -213,6 +216,8 @@ impl Control for OverHttp {
                 &format!("/v1/sessions/{id}/load-case"),
                 Some(bytes.clone()),
             )?;
+        }
+        if o.mode != softprobe_runtime::Mode::Capture {
             self.post(&format!("/v1/sessions/{id}/policy"), o.policy)?;
         }
         Ok(id)

@@ -249,7 +249,9 @@ pub fn capture_snapshot(sp: &Session, text: &str, site: SnapshotSite<'_>) -> boo
 }
 
 // `#[softprobe::cases("x.suite.yaml")]` and the case-files guard.
-pub use crate::suite_case::{CaseFiles, SuiteCase, check_case_files, run_suite_case};
+pub use crate::suite_case::{
+    CaseFiles, SuiteCase, check_case_files, run_suite_case, run_suite_cases,
+};
 
 /// The text `softprobe::assert_response!` snapshots for a response.
 pub async fn response_snapshot(sp: &Session, resp: reqwest::Response) -> String {

@@ -124,7 +124,7 @@ impl Run {
         }
     }
 
-    /// Capture or replay.
+    /// Capture, replay or generate (see [`Mode`]).
     pub fn mode(mut self, mode: Mode) -> Self {
         self.plan.mode = mode;
         self
@@ -228,7 +228,7 @@ pub(crate) fn execute_body(plan: &Plan, test: TestBody<'_>) -> Result<(), Failur
         })?;
     }
     let loaded = match plan.mode {
-        Mode::Capture => None,
+        Mode::Capture | Mode::Generate => None,
         Mode::Replay => Some(load_case(plan).map_err(fail)?),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -385,7 +385,7 @@ fn finish(plan: &Plan, session: &Session, passed: bool) -> Result<(), Failure> {
         .extend(crate::proxy_env::closed(embedded, &inner.id));
     match inner.mode {
         Mode::Capture => finish_capture(plan, session, passed, &observed).map_err(Failure::text),
-        Mode::Replay => finish_replay(plan, session, &observed),
+        Mode::Replay | Mode::Generate => finish_replay(plan, session, &observed),
     }
 }
 
@@ -471,7 +471,13 @@ fn finish_replay(
     observed: &crate::embedded::Observed,
 ) -> Result<(), Failure> {
     let inner = &session.inner;
-    let mut verdict = Verdict::new(&plan.test_name, inner.case_path.display().to_string());
+    let generate = inner.mode == Mode::Generate;
+    let replayed = if generate {
+        "the test's rules (generate mode: no case file is read or written)".to_owned()
+    } else {
+        inner.case_path.display().to_string()
+    };
+    let mut verdict = Verdict::new(&plan.test_name, replayed);
     let redactions =
         verify::Redactions::parse(&plan.redact.iter().map(String::as_str).collect::<Vec<_>>());
     let view = inner.case.as_ref();
@@ -527,6 +533,11 @@ fn finish_replay(
         }
         verify::remove_evidence(&inner.case_path, &plan.test_name);
         return Ok(());
+    }
+    if generate {
+        // Nothing recorded to compare with and no case to record again: the findings are
+        // the calls no rule answered and the test's own checks.
+        return Err(verdict.into());
     }
     let case_id = view
         .map(|v| v.document().case_id.clone())

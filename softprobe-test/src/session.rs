@@ -115,10 +115,6 @@ impl Session {
         replay_policy: Value,
     ) -> Result<Session> {
         let embedded = embedded()?;
-        let runtime_mode = match mode {
-            Mode::Replay => softprobe_runtime::Mode::Replay,
-            Mode::Capture => softprobe_runtime::Mode::Capture,
-        };
         let case_id = case.as_ref().map(|(c, _)| c.case_id.clone()).or_else(|| {
             case_path.file_name().and_then(|n| n.to_str()).map(|n| {
                 n.trim_end_matches(".json")
@@ -128,7 +124,7 @@ impl Session {
         });
         let source = case_path.display().to_string();
         let id = embedded.control.open(Opening {
-            mode: runtime_mode,
+            mode,
             case_id,
             test_name,
             case: case.as_ref(),
@@ -471,12 +467,15 @@ impl Session {
             .set_policy(&self.inner.id, &document, self.test_name())
     }
 
-    /// The case this test replays. Panics in capture mode, where there is none yet.
+    /// The case this test replays. Panics in capture mode (there is none yet) and in generate
+    /// mode (the test's rules answer, no case is read).
     pub fn case(&self) -> &CaseView {
-        self.inner
-            .case
-            .as_ref()
-            .expect("Session::case: capture mode has no loaded case; check sp.mode() first")
+        self.inner.case.as_ref().unwrap_or_else(|| {
+            panic!(
+                "Session::case: {} mode has no loaded case; check sp.mode() first",
+                self.inner.mode
+            )
+        })
     }
 
     /// Rewrites each recorded inbound request before `#[softprobe::cases]` sends it to the

@@ -88,6 +88,59 @@ where
         Err(msg) => panic!("{msg}\n  test: {}", spec.test_name),
     };
     let (suite, planned) = planned;
+    run_planned(&spec, suite, planned, app);
+}
+
+/// Lists the cases of the suite at `suite_path` with this run's environment and runs each
+/// (skipped ones are reported as such): the test `#[softprobe::cases]` generates for a suite
+/// whose `cases` use a `${VAR}`. Fails naming every case that failed.
+#[track_caller]
+pub fn run_suite_cases<F, Fut, U>(spec: CaseSpec, suite_path: &str, app: F)
+where
+    F: FnOnce(Session) -> Fut + Clone,
+    Fut: Future<Output = U>,
+    U: Into<String>,
+{
+    let suite = match load_suite(suite_path) {
+        Ok(s) => s,
+        Err(msg) => panic!("{msg}\n  test: {}", spec.test_name),
+    };
+    let mut failed = Vec::new();
+    for planned in &suite.cases {
+        if let Some(reason) = &planned.skip {
+            println!("softprobe: case {:?} skipped: {reason}", planned.name);
+            continue;
+        }
+        let run = std::panic::AssertUnwindSafe(|| {
+            run_planned(&spec, suite.clone(), planned.clone(), app.clone())
+        });
+        if let Err(panic) = std::panic::catch_unwind(run) {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failed.push(message);
+        }
+    }
+    if !failed.is_empty() {
+        panic!(
+            "softprobe: {} of the {} case(s) of suite {:?} ({suite_path}) failed:\n\n{}",
+            failed.len(),
+            suite.cases.len(),
+            suite.file.name,
+            failed.join("\n\n")
+        );
+    }
+}
+
+#[track_caller]
+fn run_planned<F, Fut, U>(spec: &CaseSpec, suite: Suite, planned: PlannedCase, app: F)
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = U>,
+    U: Into<String>,
+{
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     let plan = Plan {
         case_path: planned.path.clone(),

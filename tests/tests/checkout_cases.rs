@@ -105,3 +105,81 @@ async fn the_response_matches_its_insta_snapshot(sp: Session) {
     let resp = post_checkout(&sp.client(), &base).await;
     softprobe::assert_response!(sp, "checkout_happy_path", resp);
 }
+
+/// The rules a generate-mode test answers the checkout's two upstream calls with.
+fn answer_upstreams(sp: &Session) {
+    sp.mock(json!({
+        "id": "payment",
+        "when": {"direction": "outbound", "method": "POST", "path": "/v1/payment_intents"},
+        "then": {"action": "mock", "response": {"status": 200, "body": {"id": "pi_rule", "status": "succeeded"}}}
+    }))
+    .unwrap();
+    sp.mock(json!({
+        "id": "quote",
+        "when": {"direction": "outbound", "method": "GET", "path": "/shipping"},
+        "then": {"action": "mock", "response": {"status": 200, "body": {"carrier": "ups", "quote": 499}}}
+    }))
+    .unwrap();
+}
+
+// Generate mode: the test's rules answer every outbound call; the case path only names the
+// session (no file is read: this one does not exist).
+#[softprobe::case("cases/checkout-from-rules.case.json", mode = "generate")]
+async fn generate_answers_from_the_rules_only(sp: Session) {
+    assert_eq!(sp.mode(), Mode::Generate);
+    answer_upstreams(&sp);
+    let base = serve(&sp, Variant::Recorded).await;
+    let resp = post_checkout(&sp.client(), &base).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["paymentId"], "pi_rule", "{body}");
+    assert_eq!(body["total"], 1499, "{body}");
+}
+
+#[softprobe::case("cases/checkout-from-rules.case.json", mode = "generate")]
+#[should_panic(expected = "left: Number(1549)")]
+async fn generate_fails_when_the_service_changed(sp: Session) {
+    answer_upstreams(&sp);
+    let base = serve(&sp, Variant::ExtraFee).await;
+    let body: serde_json::Value = post_checkout(&sp.client(), &base)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["total"], 1499, "{body}");
+}
+
+#[test]
+fn generate_fails_on_a_call_no_rule_answers_and_writes_no_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("from-rules.case.json");
+    let failure = softprobe::Run::new(&case)
+        .mode(Mode::Generate)
+        .name("checkout_cases::generate_fails_on_a_call_no_rule_answers")
+        .run(|sp: Session| async move {
+            sp.mock(json!({
+                "id": "payment",
+                "when": {"direction": "outbound", "method": "POST", "path": "/v1/payment_intents"},
+                "then": {"action": "mock", "response": {"status": 200, "body": {"id": "pi_rule"}}}
+            }))
+            .unwrap();
+            let base = serve(&sp, Variant::Recorded).await;
+            let resp = post_checkout(&sp.client(), &base).await;
+            assert_eq!(resp.status(), 502, "the shipping call has no rule");
+        })
+        .expect_err("a call no rule answers fails a generate-mode test");
+    let report = failure.report();
+    assert!(
+        report.contains(
+            "does not replay the test's rules (generate mode: no case file is read or written)"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("/shipping?zip=94107"), "{report}");
+    assert!(
+        !report.contains("record the case again"),
+        "generate mode has no case to record again: {report}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "generate mode wrote {left:?}");
+}

@@ -56,22 +56,80 @@ async fn original_carrier(sp: Session) -> String {
     checkout_service(&sp).await
 }
 
+// `cases` use a `${VAR}`: one test lists the cases with the run's environment and runs them
+// (here with the default, the checkout cases).
+#[softprobe::cases("suites/env-cases.suite.yaml")]
+async fn env_suite(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
+#[softprobe::cases("suites/env-required.suite.yaml")]
+#[should_panic(
+    expected = "env-required.suite.yaml:4: variable SOFTPROBE_E2E_REQUIRED_DIR is not set"
+)]
+async fn env_suite_unset(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
+// A case listed at run time that fails: the test names it and shows the suite's diff.
+#[softprobe::cases("suites/env-drift.suite.yaml")]
+#[should_panic(
+    expected = "env-drift.suite.yaml) failed:\n\nsoftprobe: suite \"env-drift\", case \"dearer-shipping\""
+)]
+async fn env_suite_drift(sp: Session) -> String {
+    checkout_service(&sp).await
+}
+
+/// The tests of this binary whose name contains `filter`, sorted, as libtest lists them.
+fn tests_named(filter: &str) -> Vec<String> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--list", "--format", "terse", filter])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn suite_variables_are_read_when_the_tests_run() {
+    assert_eq!(
+        tests_named("env_suite"),
+        [
+            "env_suite::all_cases",
+            "env_suite_drift::all_cases",
+            "env_suite_unset::all_cases"
+        ]
+    );
+
+    // The same binary, run with the variable naming a directory without cases: the listing
+    // happens now, with this environment, not when the test was compiled.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["env_suite::all_cases", "--exact", "--nocapture"])
+        .env("SOFTPROBE_E2E_CASE_DIR", empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    let looked_for = format!(
+        "matches no file (looked for {}/*.case.json)",
+        empty.path().display()
+    );
+    assert!(stderr.contains(&looked_for), "{stdout}\n{stderr}");
+}
+
 #[test]
 fn every_suite_case_has_its_own_test() {
     // Names come from the suite (`name`, else the file stem), as `softprobe suite run` shows
     // them; the list is what libtest (and nextest) see in this very binary.
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--list", "--format", "terse", "checkout"])
-        .output()
-        .unwrap();
-    let listed = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<&str> = listed
-        .lines()
-        .filter_map(|l| l.strip_suffix(": test"))
-        .collect();
-    names.sort_unstable();
     assert_eq!(
-        names,
+        tests_named("checkout"),
         [
             "checkout::__case_files_current",
             "checkout::fedex_by_hook",

@@ -351,7 +351,7 @@ impl ReportBuilder {
             Format::Json => match serde_json::from_str::<Value>(text) {
                 Ok(value) => Some(Document {
                     value,
-                    locator: Locator::for_json(text),
+                    locator: locate::for_json(text),
                 }),
                 Err(e) => {
                     let pos = Position {

@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::REDACTED;
-use crate::case::validate::locate::{Locator, parse_yaml};
+use crate::case::validate::locate::{for_json, parse_yaml};
 use crate::json::path::JsonPath;
 
 /// A user pattern: every match of `regex` becomes `replacement`.
@@ -107,7 +107,7 @@ impl ScrubRules {
             let text = std::str::from_utf8(bytes).unwrap_or_default();
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             let locator = if text.trim_start().starts_with(['{', '[']) {
-                Locator::for_json(text)
+                for_json(text)
             } else {
                 parse_yaml(text).map(|(_, l)| l).unwrap_or_default()
             };

@@ -10,6 +10,8 @@ use serde::de::{self, Visitor};
 use serde_json::Value;
 
 use super::SuiteError;
+use softprobe_suite_yaml::cases;
+
 use crate::case::validate::locate::{self, Segment};
 
 /// A suite file as written. Unknown keys are ignored with a [`SuiteWarning`] (refused with
@@ -501,10 +503,7 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, SuiteError
 }
 
 fn is_var_name(s: &str) -> bool {
-    let mut c = s.chars();
-    c.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    softprobe_suite_yaml::path::is_identifier(s)
 }
 
 /// Expands `${VAR}` and `${VAR:-default}` (and `$$` as a literal `$`) line by line, so errors
@@ -514,61 +513,8 @@ pub fn expand(
     path: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, SuiteError> {
-    let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let mut rest = line;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..at]);
-            let tail = &rest[at..];
-            if let Some(after) = tail.strip_prefix("$$") {
-                out.push('$');
-                rest = after;
-            } else if let Some(inner) = tail.strip_prefix("${") {
-                let end = inner.find('}').ok_or_else(|| {
-                    SuiteError::at(path, i + 1, "`${` without a closing `}`".to_owned())
-                })?;
-                let expr = &inner[..end];
-                let (name, default) = match expr.split_once(":-") {
-                    Some((n, d)) => (n, Some(d)),
-                    None => (expr, None),
-                };
-                if !is_var_name(name) {
-                    return Err(SuiteError::at(
-                        path,
-                        i + 1,
-                        format!("`${{{expr}}}`: {name:?} is not a variable name"),
-                    ));
-                }
-                let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
-                    (Some(v), _) => v,
-                    (None, Some(d)) => d.to_owned(),
-                    (None, None) => {
-                        return Err(SuiteError::at(
-                            path,
-                            i + 1,
-                            format!(
-                                "variable {name} is not set (set it, pass --env-file, or write ${{{name}:-default}})"
-                            ),
-                        ));
-                    }
-                };
-                if value.contains('\n') {
-                    return Err(SuiteError::at(
-                        path,
-                        i + 1,
-                        format!("variable {name} holds a newline; suites take one-line values"),
-                    ));
-                }
-                out.push_str(&value);
-                rest = &inner[end + 1..];
-            } else {
-                out.push('$');
-                rest = &tail[1..];
-            }
-        }
-        out.push_str(rest);
-    }
-    Ok(out)
+    softprobe_suite_yaml::vars::expand(text, lookup)
+        .map_err(|e| SuiteError::at(path, e.line, e.message))
 }
 
 /// Parses an expanded suite text leniently (unknown keys are dropped; see [`parse_with`]).
@@ -776,49 +722,37 @@ fn plan(
             })
             .collect(),
     };
-    let any_only = entries.iter().any(|e| e.only);
-    let defaults = file.effective_defaults();
-    let mut out = Vec::new();
-    for e in &entries {
-        if any_only && !e.only {
-            continue;
-        }
-        let files = expand_glob(base, &e.path).map_err(|m| {
-            SuiteError::at(
-                path,
-                line_of(text, &e.path),
-                format!("cases {:?}: {m}", e.path),
-            )
-        })?;
-        let single = files.len() == 1;
-        for f in files {
-            let stem = f
-                .file_name()
-                .map(|n| {
-                    n.to_string_lossy()
-                        .trim_end_matches(".case.json")
-                        .to_owned()
-                })
-                .unwrap_or_default();
-            let name = match (&e.name, single) {
-                (Some(n), true) => n.clone(),
-                (Some(n), false) => format!("{n}/{stem}"),
-                (None, _) => stem,
-            };
-            let skip = match &e.skip {
-                Some(Skip::Flag(true)) => Some("skipped in the suite".to_owned()),
+    let listing: Vec<cases::Entry> = entries
+        .iter()
+        .map(|e| cases::Entry {
+            pattern: e.path.clone(),
+            name: e.name.clone(),
+            only: e.only,
+            skip: match &e.skip {
+                Some(Skip::Flag(true)) => Some(cases::SKIPPED.to_owned()),
                 Some(Skip::Reason(r)) => Some(r.clone()),
                 _ => None,
-            };
-            out.push(PlannedCase {
-                name,
-                path: f,
-                skip,
-                settings: merge(&defaults, &e.overrides),
-            });
-        }
-    }
-    Ok(out)
+            },
+        })
+        .collect();
+    let listed = cases::list(&listing, base).map_err(|err| {
+        let pattern = &entries[err.entry].path;
+        SuiteError::at(
+            path,
+            line_of(text, pattern),
+            format!("cases {pattern:?}: {}", err.problem),
+        )
+    })?;
+    let defaults = file.effective_defaults();
+    Ok(listed
+        .into_iter()
+        .map(|c| PlannedCase {
+            name: c.name,
+            path: c.path,
+            skip: c.skip,
+            settings: merge(&defaults, &entries[c.entry].overrides),
+        })
+        .collect())
 }
 
 fn plain(glob: &str) -> DetailedEntry {
@@ -829,25 +763,6 @@ fn plain(glob: &str) -> DetailedEntry {
         skip: None,
         overrides: CaseSettings::default(),
     }
-}
-
-fn expand_glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
-    let full = if Path::new(pattern).is_absolute() {
-        PathBuf::from(pattern)
-    } else {
-        base.join(pattern)
-    };
-    let text = full.to_string_lossy().into_owned();
-    let mut files: Vec<PathBuf> = glob::glob(&text)
-        .map_err(|e| format!("bad glob: {e}"))?
-        .filter_map(Result::ok)
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("matches no file (looked for {text})"));
-    }
-    Ok(files)
 }
 
 /// Overrides over defaults, as the original runner merges them: `request`, `assertions` and
