@@ -9,12 +9,17 @@
 //! # Features
 //!
 //! The test harness (`softprobe-test`) embeds the engine with no feature on: case files and
-//! their validation, rules and policies, sessions, replay, the proxies, capture and the
-//! suite model its `#[softprobe::cases]` runs. The rest is opt-in:
+//! their validation (without the JSON Schema engine), rules and policies, sessions, replay,
+//! the proxies, capture and the suite model its `#[softprobe::cases]` runs. The rest is
+//! opt-in:
 //!
-//! - `server`: the standalone runtime's HTTP front, [`server`], [`control`], [`otlp`] and
-//!   [`view`] (axum, tower-http, the OTLP protobuf codec), and [`Runtime`] (server, proxies,
-//!   CA and capture flush together, what the `softprobe-runtime` binary runs);
+//! - `schema`: the JSON Schema engine, [`case::validate::validate_json`] and the schema
+//!   findings of [`case::validate::validate_case`]; without it a case is checked by the case
+//!   model, the semantic checks and a lean check of what the schema alone would catch;
+//! - `server` (turns `schema` on): the standalone runtime's HTTP front, [`server`],
+//!   [`control`], [`otlp`] and [`view`] (axum, tower-http, the OTLP protobuf codec), and
+//!   [`Runtime`] (server, proxies, CA and capture flush together, what the
+//!   `softprobe-runtime` binary runs);
 //! - `redis-store`, `object-storage`: sessions in Redis, cases in S3-compatible storage;
 //! - `cli` (default): the `softprobe` and `softprobe-runtime` binaries, with all of the above.
 

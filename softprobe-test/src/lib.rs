@@ -106,6 +106,7 @@ mod mode;
 mod proxy_env;
 mod run;
 mod scenario;
+mod served;
 mod session;
 mod suite_case;
 mod verify;

@@ -316,11 +316,20 @@ fn load_case(
             Ok((case, bytes))
         }
         Err(report) => Err(format!(
-            "softprobe: {source_name} is not a valid case file:\n{report}\nFix the file, or record it again with:\n  {}\n",
+            "softprobe: {source_name} is not a valid case file:\n{report}\n{}Fix the file, or record it again with:\n  {}\n",
+            if softprobe_runtime::case::validate::SCHEMA_ENGINE {
+                ""
+            } else {
+                SCHEMA_HINT
+            },
             plan.record_command
         )),
     }
 }
+
+/// Where the JSON Schema's findings are when the build leaves the schema engine out.
+const SCHEMA_HINT: &str = "(Checked by the case model; `softprobe validate case <file>`, or the \
+     harness's `schema-validation` feature, adds the JSON Schema's findings.)\n";
 
 /// Case files this process has validated and parsed, by path, with the bytes they had.
 /// Tests sharing a case (a replay and its drift and miss variants) validate and parse it

@@ -280,35 +280,24 @@ impl Session {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.serve_erased(crate::served::erase(service)).await
+    }
+
+    /// [`Session::serve`] past its one generic line: the accept loop and the HTTP/1 and
+    /// HTTP/2 server are compiled once, in this crate, not once per service type in every
+    /// test crate.
+    async fn serve_erased(&self, service: crate::served::Served) -> String {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
             .expect("binding 127.0.0.1:0 for the service under test");
         listener
             .set_nonblocking(true)
             .expect("a nonblocking listener");
         let addr = listener.local_addr().expect("a bound address");
-        let app = self.inner.embedded.rt.spawn(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("softprobe: cannot serve the service under test: {e}");
-                    return;
-                }
-            };
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let svc = hyper_util::service::TowerToHyperService::new(service.clone());
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(io, svc)
-                    .await;
-                });
-            }
-        });
+        let app = self
+            .inner
+            .embedded
+            .rt
+            .spawn(crate::served::accept_loop(listener, service));
         if let Ok(mut apps) = self.inner.apps.lock() {
             apps.push(app);
         }

@@ -5,6 +5,8 @@
 //! the syntax, the schema, the case model's own reading, or a semantic check. The CLI's
 //! `validate` commands print a [`Report`]; the control API calls [`validate_json`].
 
+#[cfg(not(feature = "schema"))]
+mod lean;
 pub(crate) mod locate;
 mod schemas;
 mod semantic;
@@ -14,7 +16,9 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use schemas::{SchemaKind, documents as schema_documents, validate_json};
+#[cfg(feature = "schema")]
+pub use schemas::validate_json;
+pub use schemas::{SchemaKind, documents as schema_documents};
 
 use self::locate::{Locator, Position};
 use self::semantic::Issue;
@@ -110,6 +114,11 @@ impl fmt::Display for Report {
     }
 }
 
+/// Whether this build checks documents against the JSON Schemas of `spec/schemas/` (the
+/// `schema` feature). Without them, a case is validated by its syntax, the case model and the
+/// semantic checks.
+pub const SCHEMA_ENGINE: bool = cfg!(feature = "schema");
+
 /// Validates a case file: syntax, `case.schema.json`, the case model's reading of every span,
 /// and the semantic checks (readable HTTP hops, ids, legacy spellings, size guidance, embedded
 /// rules).
@@ -132,7 +141,10 @@ fn check_case(bytes: &[u8], source_name: &str) -> (Report, Option<Case>) {
     let Some(doc) = report.load(bytes, Format::Json) else {
         return (report.finish(), None);
     };
-    let schema_issues = report.schema(SchemaKind::Case, &doc);
+    #[cfg_attr(feature = "schema", expect(unused_mut))]
+    let mut schema_issues = report.schema(SchemaKind::Case, &doc);
+    #[cfg(not(feature = "schema"))]
+    lean::case(&doc.value, &mut schema_issues);
     let mut issues = Vec::new();
     let case = match Case::from_slice_named(bytes, source_name) {
         Ok(case) => {
@@ -145,6 +157,19 @@ fn check_case(bytes: &[u8], source_name: &str) -> (Report, Option<Case>) {
             semantic::totals("$.traces", &tally, &mut issues);
             if let Some(rules) = &case.rules {
                 semantic::rules("$.rules", rules, &mut issues);
+                // The rules as a session reads them: a mistake the schema did not already
+                // report (or that a build without the schema engine has only this to find).
+                if let Err(e) = crate::rules::rules_from_values(rules, source_name, "$.rules")
+                    && !overlaps(&e.json_path, &schema_issues)
+                    && !overlaps(&e.json_path, &issues)
+                {
+                    issues.push(Issue {
+                        severity: Severity::Error,
+                        code: "rule",
+                        path: e.json_path,
+                        message: e.message,
+                    });
+                }
             }
             Some(case)
         }

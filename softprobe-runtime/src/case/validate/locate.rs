@@ -93,6 +93,7 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+#[cfg(feature = "schema")]
 /// Resolves a jsonschema instance location against the value: numeric segments are array
 /// indexes only where the value is an array.
 pub(crate) fn segments_of(location: &jsonschema::paths::Location, root: &Value) -> Vec<Segment> {

@@ -3,13 +3,19 @@
 //! keys that were expected, what a pattern means rather than the regex).
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
+#[cfg(feature = "schema")]
+use std::sync::OnceLock;
 
+#[cfg(feature = "schema")]
 use jsonschema::error::{TypeKind, ValidationErrorKind};
+#[cfg(feature = "schema")]
 use jsonschema::{Registry, Validator};
 use serde_json::Value;
 
-use super::locate::{self, Segment};
+#[cfg(feature = "schema")]
+use super::locate;
+use super::locate::Segment;
 
 /// Base URI of every schema `$id`.
 const BASE: &str = "https://softprobe.dev/schemas/";
@@ -257,6 +263,7 @@ impl SchemaKind {
         &SCHEMAS[&self.id()]
     }
 
+    #[cfg(feature = "schema")]
     fn index(self) -> usize {
         SchemaKind::ALL
             .iter()
@@ -286,6 +293,7 @@ static SCHEMAS: LazyLock<HashMap<String, Value>> = LazyLock::new(|| {
         .collect()
 });
 
+#[cfg(feature = "schema")]
 static REGISTRY: LazyLock<Registry<'static>> = LazyLock::new(|| {
     let mut builder = Registry::new();
     for (id, value) in SCHEMAS.iter() {
@@ -298,9 +306,11 @@ static REGISTRY: LazyLock<Registry<'static>> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("embedded schemas do not resolve: {e}"))
 });
 
+#[cfg(feature = "schema")]
 static VALIDATORS: [OnceLock<Validator>; SchemaKind::ALL.len()] =
     [const { OnceLock::new() }; SchemaKind::ALL.len()];
 
+#[cfg(feature = "schema")]
 fn validator(kind: SchemaKind) -> &'static Validator {
     VALIDATORS[kind.index()].get_or_init(|| {
         jsonschema::options()
@@ -323,6 +333,7 @@ pub(crate) struct Violation {
 /// Checks `value` against a schema. On failure, every violation as (JSON path, message),
 /// e.g. `("$.rules[0].when.hots", "unknown field `hots`; expected one of: ...")`; this is what
 /// the control API puts in its 400 answers.
+#[cfg(feature = "schema")]
 pub fn validate_json(kind: SchemaKind, value: &Value) -> Result<(), Vec<(String, String)>> {
     let violations = violations(kind, value);
     if violations.is_empty() {
@@ -335,7 +346,15 @@ pub fn validate_json(kind: SchemaKind, value: &Value) -> Result<(), Vec<(String,
     }
 }
 
+/// Without the `schema` feature there is no JSON Schema engine: no violation is found here and
+/// the case model and the semantic checks are what validates a document.
+#[cfg(not(feature = "schema"))]
+pub(crate) fn violations(_kind: SchemaKind, _value: &Value) -> Vec<Violation> {
+    Vec::new()
+}
+
 /// Every violation of `value` against the schema, in a stable order, duplicates removed.
+#[cfg(feature = "schema")]
 pub(crate) fn violations(kind: SchemaKind, value: &Value) -> Vec<Violation> {
     let mut out: Vec<Violation> = Vec::new();
     for error in validator(kind).iter_errors(value) {
@@ -528,6 +547,7 @@ pub(crate) fn violations(kind: SchemaKind, value: &Value) -> Vec<Violation> {
     out
 }
 
+#[cfg(feature = "schema")]
 fn value_at<'v>(root: &'v Value, path: &[Segment]) -> Option<&'v Value> {
     path.iter().try_fold(root, |v, seg| match seg {
         Segment::Key(k) => v.get(k),
@@ -535,6 +555,7 @@ fn value_at<'v>(root: &'v Value, path: &[Segment]) -> Option<&'v Value> {
     })
 }
 
+#[cfg(feature = "schema")]
 fn lower_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
@@ -546,6 +567,7 @@ fn lower_first(s: &str) -> String {
 }
 
 /// A short description of a JSON value for messages: its type and, for scalars, the value.
+#[cfg(feature = "schema")]
 pub(crate) fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
@@ -566,6 +588,7 @@ pub(crate) fn describe(value: &Value) -> String {
 /// The schema object a keyword belongs to: walks the evaluation path (a JSON pointer through
 /// the schema, `$ref`s included) from the kind's root, following references between the embedded
 /// files. `None` when the path cannot be followed.
+#[cfg(feature = "schema")]
 fn schema_node(kind: SchemaKind, schema_path: &str) -> Option<&'static Value> {
     let mut base = kind.id();
     let mut node = kind.schema();
@@ -593,6 +616,7 @@ fn schema_node(kind: SchemaKind, schema_path: &str) -> Option<&'static Value> {
     Some(node)
 }
 
+#[cfg(feature = "schema")]
 fn resolve_ref(base: &str, reference: &str) -> Option<(&'static Value, String)> {
     let (doc, fragment) = reference.split_once('#').unwrap_or((reference, ""));
     let doc_id = if doc.is_empty() {
@@ -620,6 +644,7 @@ fn resolve_ref(base: &str, reference: &str) -> Option<(&'static Value, String)> 
     Some((node, doc_id))
 }
 
+#[cfg(feature = "schema")]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ pub(crate) struct Issue {
 }
 
 impl Issue {
-    fn error(code: &'static str, path: String, message: String) -> Self {
+    pub(super) fn error(code: &'static str, path: String, message: String) -> Self {
         Issue {
             severity: Severity::Error,
             code,
