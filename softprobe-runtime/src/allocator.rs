@@ -8,7 +8,8 @@
 //! arena and hands the free pages back (`madvise(MADV_DONTNEED)`). In
 //! `tests/large_close.rs` (46 MiB of hop bodies recorded by two threads, debug build) the
 //! process went from 64 MiB resident before the close to 100 MiB after it without the trim,
-//! and to 10 MiB with it.
+//! and to 10 MiB with it; row 10 in release (70,032 hops, a 248 MB case) went from 1.03× the
+//! resident set before the close to 0.18× after it, the close taking 0.68 s per 100 MB.
 //!
 //! The walk locks each arena in turn, so it runs only after work that freed a lot
 //! ([`LARGE`]): the close of a capture that wrote that much, and `softprobe scrub` after a
