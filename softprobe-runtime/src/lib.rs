@@ -23,6 +23,7 @@
 //! - `redis-store`, `object-storage`: sessions in Redis, cases in S3-compatible storage;
 //! - `cli` (default): the `softprobe` and `softprobe-runtime` binaries, with all of the above.
 
+pub mod allocator;
 pub mod capture;
 pub mod case;
 pub mod content_coding;

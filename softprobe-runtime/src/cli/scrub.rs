@@ -52,6 +52,8 @@ pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
             case.write(file)
                 .map_err(|e| CliError::new(ExitCode::Failure, "write_failed", e.to_string()))?;
         }
+        drop(case);
+        crate::allocator::release_after(std::fs::metadata(file).map_or(0, |m| m.len()));
         report.push(json!({
             "file": source,
             "findings": findings.iter().map(|f| json!({"jsonPath": f.json_path, "kind": f.kind.as_str(), "rule": f.rule})).collect::<Vec<_>>(),

@@ -584,7 +584,6 @@ impl Core {
                 );
             }
         };
-        let target = upstream_name(&hop.upstream);
         let resp = match crate::listener::coarse_timeout(
             self.settings.upstream_timeout,
             client.request(req),
@@ -596,12 +595,14 @@ impl Core {
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
                     format!(
-                        "upstream {target} did not answer within {:?}",
+                        "upstream {} did not answer within {:?}",
+                        upstream_name(&hop.upstream),
                         self.settings.upstream_timeout
                     ),
                 );
             }
             Some(Err(err)) => {
+                let target = upstream_name(&hop.upstream);
                 let cause = error_chain(&err);
                 let (status, what) = if err.is_connect() {
                     if cause.contains("timed out") || cause.contains("timeout") {

@@ -176,9 +176,8 @@ async fn handle(
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_default();
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map_or_else(String::new, |h| without_default_port(h, "http"));
 
     let websocket = super::websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
@@ -226,7 +225,7 @@ async fn handle(
         session_id,
         method: parts.method,
         scheme: "http".to_owned(),
-        host: without_default_port(&host, "http"),
+        host,
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

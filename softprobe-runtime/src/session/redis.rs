@@ -1004,7 +1004,10 @@ impl SessionStore for RedisStore {
             );
         }
         self.finish(&mut conn, id)?;
-        Ok(Some(hops.len()))
+        let written = hops.len();
+        drop(hops);
+        crate::allocator::release_after(std::fs::metadata(path).map_or(0, |m| m.len()));
+        Ok(Some(written))
     }
 
     fn stats_json(&self, id: &str) -> Result<Value> {

@@ -141,6 +141,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
             }
         }
         session.release_capture();
+        crate::allocator::release_after(std::fs::metadata(path).map_or(0, |m| m.len()));
         Ok(Some(written))
     }
 
