@@ -7,7 +7,6 @@
 
 use jsonc_parser::ast;
 use jsonc_parser::common::Ranged as _;
-use serde_json::Value;
 
 pub(crate) use softprobe_suite_yaml::document::{
     Locator, Position, YamlError, parse_yaml, yaml_document,
@@ -96,8 +95,12 @@ impl<'a> LineIndex<'a> {
 #[cfg(feature = "schema")]
 /// Resolves a jsonschema instance location against the value: numeric segments are array
 /// indexes only where the value is an array.
-pub(crate) fn segments_of(location: &jsonschema::paths::Location, root: &Value) -> Vec<Segment> {
+pub(crate) fn segments_of(
+    location: &jsonschema::paths::Location,
+    root: &serde_json::Value,
+) -> Vec<Segment> {
     use jsonschema::paths::LocationSegment;
+    use serde_json::Value;
     let mut out = Vec::new();
     let mut current = Some(root);
     for seg in location.iter() {
