@@ -6,6 +6,12 @@
 //! [`encode_for_client`] on the answer it is about to serve. The codecs are maintained
 //! pure-Rust crates (`flate2` on miniz_oxide, `brotli`, `ruzstd`), so the runtime needs no C
 //! toolchain. `spec/protocol/case-format.md` ("Compressed bodies") is the contract.
+//!
+//! The brotli encoder is the largest of the codecs (about 0.75 MiB of code in a debug test
+//! binary) and only replay's re-encoding uses it, so it sits behind the `brotli-encode`
+//! feature (the standalone runtime has it). Without it [`Coding::can_encode`] is false for
+//! `br` and a recorded `br` answer is served decoded, as to a client that does not accept
+//! `br`; captured `br` bodies are decoded either way (`brotli-decompressor`).
 
 use std::io::{Read, Write};
 
@@ -47,6 +53,11 @@ impl Coding {
         }
     }
 
+    /// Whether this build can encode the coding: `br` needs the `brotli-encode` feature.
+    pub fn can_encode(self) -> bool {
+        self != Coding::Brotli || cfg!(feature = "brotli-encode")
+    }
+
     fn parse(token: &str) -> Option<Self> {
         match token.to_ascii_lowercase().as_str() {
             "gzip" | "x-gzip" => Some(Coding::Gzip),
@@ -79,6 +90,16 @@ pub enum CodingError {
     TooLarge {
         /// The limit, in bytes.
         limit: usize,
+    },
+    /// The coding's encoder is not part of this build.
+    #[error(
+        "encoding {coding} needs the `{feature}` feature of softprobe-runtime (softprobe-test: `{feature}`)"
+    )]
+    EncoderNotBuilt {
+        /// The coding that cannot be encoded.
+        coding: &'static str,
+        /// The feature that builds its encoder.
+        feature: &'static str,
     },
 }
 
@@ -115,7 +136,10 @@ fn decode_one(coding: Coding, bytes: &[u8], limit: usize) -> Result<Vec<u8>, Cod
             }
             other => other,
         },
-        Coding::Brotli => read_limited(brotli::Decompressor::new(bytes, 8 * 1024), limit),
+        Coding::Brotli => read_limited(
+            brotli_decompressor::Decompressor::new(bytes, 8 * 1024),
+            limit,
+        ),
         Coding::Zstd => match ruzstd::decoding::StreamingDecoder::new(bytes) {
             Ok(decoder) => read_limited(decoder, limit),
             Err(e) => Err(LimitedRead::Io(std::io::Error::other(e.to_string()))),
@@ -149,13 +173,20 @@ fn read_limited(reader: impl Read, limit: usize) -> Result<Vec<u8>, LimitedRead>
     Ok(out)
 }
 
-/// Applies `codings` in order.
-pub fn encode(codings: &[Coding], bytes: &[u8]) -> Vec<u8> {
+/// Applies `codings` in order; fails, naming the feature, for a coding this build cannot
+/// encode ([`Coding::can_encode`]).
+pub fn encode(codings: &[Coding], bytes: &[u8]) -> Result<Vec<u8>, CodingError> {
+    if let Some(missing) = codings.iter().find(|c| !c.can_encode()) {
+        return Err(CodingError::EncoderNotBuilt {
+            coding: missing.as_str(),
+            feature: "brotli-encode",
+        });
+    }
     let mut data = bytes.to_vec();
     for &coding in codings {
         data = encode_one(coding, &data);
     }
-    data
+    Ok(data)
 }
 
 fn encode_one(coding: Coding, bytes: &[u8]) -> Vec<u8> {
@@ -172,6 +203,7 @@ fn encode_one(coding: Coding, bytes: &[u8]) -> Vec<u8> {
             let _ = enc.write_all(bytes);
             enc.finish().unwrap_or_default()
         }
+        #[cfg(feature = "brotli-encode")]
         Coding::Brotli => {
             let mut out = Vec::new();
             {
@@ -183,6 +215,9 @@ fn encode_one(coding: Coding, bytes: &[u8]) -> Vec<u8> {
         Coding::Zstd => {
             ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest)
         }
+        // `encode` refuses it before getting here.
+        #[cfg(not(feature = "brotli-encode"))]
+        Coding::Brotli => bytes.to_vec(),
     }
 }
 
@@ -267,8 +302,9 @@ pub fn decode_for_record(
 
 /// Prepares a recorded answer for the client that asked: when the recording notes a response
 /// coding (`recorded_coding`, the value of [`RESPONSE_CODING`]) and `accept_encoding` accepts
-/// every coding in it, the body is encoded again and `Content-Encoding` set; otherwise the
-/// decoded body is served as identity.
+/// every coding in it, the body is encoded again and `Content-Encoding` set; otherwise (or when
+/// this build cannot encode one of them: `br` without `brotli-encode`) the decoded body is
+/// served as identity.
 pub fn encode_for_client(
     recorded_coding: &str,
     accept_encoding: Option<&str>,
@@ -287,7 +323,10 @@ pub fn encode_for_client(
     let Some(plain) = body.as_ref() else {
         return;
     };
-    *body = Some(Body::Binary(encode(&codings, plain.as_bytes())));
+    let Ok(packed) = encode(&codings, plain.as_bytes()) else {
+        return;
+    };
+    *body = Some(Body::Binary(packed));
     headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-encoding"));
     headers.push((
         "content-encoding".to_owned(),
@@ -303,9 +342,10 @@ mod tests {
         br#"{"items":[{"sku":"A-1","qty":2},{"sku":"B-7","qty":1}],"total":"31.50"}"#;
 
     #[test]
+    #[cfg(feature = "brotli-encode")]
     fn every_coding_round_trips() {
         for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd] {
-            let packed = encode(&[coding], JSON);
+            let packed = encode(&[coding], JSON).unwrap();
             assert_ne!(packed, JSON, "{coding:?} changed nothing");
             assert_eq!(
                 decode(&[coding], &packed, 1 << 20).unwrap(),
@@ -313,7 +353,7 @@ mod tests {
                 "{coding:?}"
             );
         }
-        let stacked = encode(&[Coding::Gzip, Coding::Brotli], JSON);
+        let stacked = encode(&[Coding::Gzip, Coding::Brotli], JSON).unwrap();
         let codings = parse_codings("gzip, br").unwrap();
         assert_eq!(decode(&codings, &stacked, 1 << 20).unwrap(), JSON);
     }
@@ -339,7 +379,7 @@ mod tests {
             err.to_string().starts_with("the body is not valid gzip: "),
             "{err}"
         );
-        let bomb = encode(&[Coding::Gzip], &vec![b'a'; 10_000]);
+        let bomb = encode(&[Coding::Gzip], &vec![b'a'; 10_000]).unwrap();
         assert_eq!(
             decode(&[Coding::Gzip], &bomb, 100).unwrap_err(),
             CodingError::TooLarge { limit: 100 }
@@ -358,6 +398,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "brotli-encode")]
     fn recording_decodes_and_marks_or_keeps_and_marks() {
         let mut headers = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
@@ -366,7 +407,7 @@ mod tests {
         let (body, note) = decode_for_record(
             Side::Response,
             &mut headers,
-            encode(&[Coding::Brotli], JSON),
+            encode(&[Coding::Brotli], JSON).unwrap(),
             1 << 20,
         );
         assert_eq!(body, JSON);
@@ -395,6 +436,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "brotli-encode")]
     fn replay_encodes_only_for_a_client_that_accepts() {
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         let mut body = Some(Body::from_bytes(JSON.to_vec()));
@@ -412,5 +454,21 @@ mod tests {
             JSON
         );
         assert!(headers.contains(&("content-encoding".to_owned(), "br".to_owned())));
+    }
+
+    #[test]
+    #[cfg(not(feature = "brotli-encode"))]
+    fn without_the_encoder_br_is_refused_by_name_and_served_as_identity() {
+        let err = encode(&[Coding::Brotli], JSON).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "encoding br needs the `brotli-encode` feature of softprobe-runtime \
+             (softprobe-test: `brotli-encode`)"
+        );
+        let mut headers = Vec::new();
+        let mut body = Some(Body::from_bytes(JSON.to_vec()));
+        encode_for_client("gzip, br", Some("gzip, br"), &mut headers, &mut body);
+        assert_eq!(body.unwrap().as_bytes(), JSON);
+        assert!(headers.is_empty(), "{headers:?}");
     }
 }

@@ -14,31 +14,45 @@
 //!   which a WebSocket client reports as a failed handshake.
 //!
 //! `spec/protocol/case-format.md` ("WebSocket hops") is the contract of the transcript.
+//!
+//! The relay and the replay (tokio-tungstenite) are the `websocket` feature; the standalone
+//! runtime has it, the test harness turns it on with its own `websocket` feature. Without it
+//! an upgrade is answered `501 Not Implemented` with the error code `feature_not_built`, naming
+//! the feature, so a test that needs it says what to turn on.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use base64::Engine as _;
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Response, StatusCode, Version};
-use http_body_util::{BodyExt, Full};
-use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
+use http::header::{self, HeaderMap};
+use http::{Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
 use serde::{Deserialize, Serialize};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::case::{Body, KeyValue};
-use crate::replay::{Decision, Request};
+use super::forward::{Core, Hop};
+use super::http::{ProxyBody, json_error};
 
-use super::backend::BackendError;
-use super::forward::{Answer, Core, Hop, local_response, recorded_pairs, upstream_name};
-use super::http::{ProxyBody, empty, json_error, remove_hop_by_hop};
+#[cfg(feature = "websocket")]
+use {
+    super::backend::BackendError,
+    super::forward::{Answer, local_response, recorded_pairs, upstream_name},
+    super::http::{empty, remove_hop_by_hop},
+    crate::case::{Body, KeyValue},
+    crate::replay::{Decision, Request},
+    base64::Engine as _,
+    bytes::Bytes,
+    futures_util::{SinkExt, StreamExt},
+    http::Version,
+    http::header::HeaderValue,
+    http_body_util::{BodyExt, Full},
+    hyper::upgrade::Upgraded,
+    hyper_util::rt::TokioIo,
+    std::sync::Mutex,
+    std::time::{Duration, Instant},
+    tokio_tungstenite::WebSocketStream,
+    tokio_tungstenite::tungstenite::Message,
+    tokio_tungstenite::tungstenite::protocol::Role,
+    tokio_tungstenite::tungstenite::protocol::frame::CloseFrame,
+    tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode,
+};
 
 /// Attribute naming the protocol a hop carried when it is not plain HTTP: `websocket`.
 pub const PROTOCOL: &str = "sp.protocol";
@@ -77,6 +91,7 @@ pub struct Transcript {
     pub messages: Vec<WsMessage>,
 }
 
+#[cfg(feature = "websocket")]
 impl WsMessage {
     fn of(from: &str, msg: &Message, at: Duration) -> Option<Self> {
         let (kind, data) = match msg {
@@ -130,6 +145,31 @@ impl WsMessage {
     }
 }
 
+/// Whether this build relays and replays WebSockets (the `websocket` feature).
+pub const BUILT: bool = cfg!(feature = "websocket");
+
+/// The message of an upgrade refused by a build without the `websocket` feature.
+pub const NOT_BUILT: &str = "WebSocket upgrades need the `websocket` feature: this runtime was \
+    built without it (add `features = [\"websocket\"]` to the softprobe dependency, or use \
+    the standalone runtime)";
+
+#[cfg(not(feature = "websocket"))]
+impl Core {
+    /// Answers an upgrade `501 Not Implemented`, naming the `websocket` feature.
+    pub(crate) async fn handle_websocket(
+        self: &Arc<Self>,
+        hop: Hop,
+        _client: OnUpgrade,
+    ) -> Response<ProxyBody> {
+        json_error(
+            StatusCode::NOT_IMPLEMENTED,
+            "feature_not_built",
+            format!("{} {}: {NOT_BUILT}", hop.method, hop.upstream),
+        )
+    }
+}
+
+#[cfg(feature = "websocket")]
 impl Core {
     /// Handles a hop that asks for a WebSocket upgrade; `client` completes when the client's
     /// connection has been handed over after the `101`.
@@ -359,6 +399,7 @@ impl Core {
     }
 }
 
+#[cfg(feature = "websocket")]
 /// Relays messages both ways until both directions are closed; returns what crossed.
 async fn relay(client: Upgraded, upstream: Upgraded) -> Transcript {
     let client = WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, None).await;
@@ -410,6 +451,7 @@ async fn relay(client: Upgraded, upstream: Upgraded) -> Transcript {
     }
 }
 
+#[cfg(feature = "websocket")]
 /// Plays a transcript to a client: server messages are sent, client messages awaited and
 /// compared. The first difference ends the socket (close code 1008, the difference as the
 /// reason) and is returned.
@@ -478,6 +520,7 @@ async fn play(client: Upgraded, transcript: Transcript, idle: Duration) -> Resul
     }
 }
 
+#[cfg(feature = "websocket")]
 /// Closes with `code` and `why` as the reason (cut to the 123 bytes a close frame allows);
 /// returns `why` whole.
 async fn close_with(
@@ -506,7 +549,9 @@ async fn close_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
+    #[cfg(feature = "websocket")]
     fn text(from: &str, data: &str) -> WsMessage {
         WsMessage {
             from: from.into(),
@@ -517,6 +562,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "websocket")]
     fn messages_compare_json_as_json_and_types_strictly() {
         assert!(text("client", r#"{"a":1,"b":2}"#).same_as(&text("client", r#"{"b":2, "a":1}"#)));
         assert!(!text("client", r#"{"a":1}"#).same_as(&text("client", r#"{"a":2}"#)));
