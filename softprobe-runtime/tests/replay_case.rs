@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use softprobe_runtime::Mode;
 use softprobe_runtime::case::{Body, Case, Direction, Exchange, SpanId, TraceId};
-use softprobe_runtime::replay::{Decision, Engine, Layer, Origin, Request, Response};
+use softprobe_runtime::replay::{Decision, Engine, IndexedCase, Layer, Origin, Request, Response};
 use softprobe_runtime::rules::parse_rules_document;
 
 fn hop(
@@ -442,4 +442,35 @@ fn without_repeat_last_an_exhausted_request_is_a_miss() {
         engine.decide(&intent(2000)),
         Decision::Passthrough { origin: None }
     );
+}
+
+#[test]
+fn engines_sharing_one_indexed_case_keep_their_own_record_of_used_hops() {
+    let indexed = IndexedCase::build(stripe_case(), "cases/checkout.case.json").unwrap();
+    let engine_of = || {
+        let mut engine = Engine::new(Mode::Replay);
+        engine.load_indexed(&indexed);
+        engine.set_repeat_last(false);
+        engine
+    };
+    let (first, second) = (engine_of(), engine_of());
+    assert!(
+        Arc::ptr_eq(first.case().unwrap(), second.case().unwrap()),
+        "both engines replay the one indexed case"
+    );
+    let shipping = || request("GET", "fragment", "/shipping?zip=1", None);
+    assert_eq!(body_of(&first.decide(&shipping())), r#"{"days":1}"#);
+    assert_eq!(body_of(&first.decide(&shipping())), r#"{"days":2}"#);
+    assert_eq!(
+        first.decide(&shipping()),
+        Decision::Passthrough { origin: None }
+    );
+    // The first engine used up both recordings; the second starts from the first of them.
+    assert_eq!(body_of(&second.decide(&shipping())), r#"{"days":1}"#);
+    assert_eq!(
+        second.unused_recordings().len(),
+        first.unused_recordings().len() + 1,
+        "the second engine left one more shipping recording unused"
+    );
+    assert_eq!(indexed.exchanges().len(), first.case_exchanges().len());
 }

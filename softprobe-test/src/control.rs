@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use softprobe_runtime::case::Case;
+use softprobe_runtime::replay::IndexedCase;
 use softprobe_runtime::session::{NewSession, SessionStore};
 use softprobe_runtime::verdict::SessionFindings;
 
@@ -18,8 +18,8 @@ pub(crate) struct Opening<'a> {
     pub(crate) mode: softprobe_runtime::Mode,
     pub(crate) case_id: Option<String>,
     pub(crate) test_name: &'a str,
-    /// The parsed case and its bytes, for a replay.
-    pub(crate) case: Option<&'a (Arc<Case>, Vec<u8>)>,
+    /// The indexed case and its bytes, for a replay.
+    pub(crate) case: Option<&'a (IndexedCase, Vec<u8>)>,
     /// Where the case came from, for messages.
     pub(crate) source: &'a str,
     /// The replay policy document.
@@ -59,13 +59,11 @@ impl Control for InProcess {
         // Replay and generate sessions answer strictly: a call nothing answers is a miss.
         if o.mode != softprobe_runtime::Mode::Capture {
             let policy = parse_policy(o.policy, o.source)?;
-            // The session shares the harness's parsed case: no copy per test.
+            // The session shares the harness's indexed case: no copy or index per test.
             self.0
                 .update(&id, &mut |state| {
-                    if let Some((shared, _)) = o.case {
-                        state
-                            .load_shared_case(Arc::clone(shared), o.source)
-                            .map(|_| ())?;
+                    if let Some((indexed, _)) = o.case {
+                        state.load_indexed_case(indexed);
                     }
                     state.set_policy(policy.clone());
                     Ok(())

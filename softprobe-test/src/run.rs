@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use softprobe_runtime::case::Case;
+use softprobe_runtime::replay::IndexedCase;
 use softprobe_runtime::verdict::{Finding, Verdict};
 
 use crate::__private::TestBody;
@@ -274,9 +274,7 @@ pub(crate) fn execute_body(plan: &Plan, test: TestBody<'_>) -> Result<(), Failur
     }
 }
 
-fn load_case(
-    plan: &Plan,
-) -> Result<(std::sync::Arc<softprobe_runtime::case::Case>, Vec<u8>), String> {
+fn load_case(plan: &Plan) -> Result<(IndexedCase, Vec<u8>), String> {
     let (case_path, source, ci) = (&plan.case_path, plan.source.clone(), plan.ci);
     let bytes = match std::fs::read(case_path) {
         Ok(b) => b,
@@ -311,7 +309,13 @@ fn load_case(
     // host) or never checks (version, ids); the validator names file, line and path of each.
     match softprobe_runtime::case::validate::read_valid_case(&bytes, &source_name) {
         Ok(case) => {
-            let case = Arc::new(case);
+            // Indexed here, once per case and process: every session replaying it shares it.
+            let case = IndexedCase::build(Arc::new(case), &source_name).map_err(|e| {
+                format!(
+                    "softprobe: {source_name} cannot be replayed: {e}\nFix the file, or record it again with:\n  {}\n",
+                    plan.record_command
+                )
+            })?;
             remember_read(case_path, &bytes, &case);
             Ok((case, bytes))
         }
@@ -331,10 +335,11 @@ fn load_case(
 const SCHEMA_HINT: &str = "(Checked by the case model; `softprobe validate case <file>`, or the \
      harness's `schema-validation` feature, adds the JSON Schema's findings.)\n";
 
-/// Case files this process has validated and parsed, by path, with the bytes they had.
-/// Tests sharing a case (a replay and its drift and miss variants) validate and parse it
-/// once; the bytes are compared on every use, so an edited or re-recorded file is read anew.
-type ReadCases = HashMap<PathBuf, (Vec<u8>, Arc<Case>)>;
+/// Case files this process has validated, parsed and indexed, by path, with the bytes they
+/// had. Tests sharing a case (a replay and its drift and miss variants) validate, parse and
+/// index it once, and their sessions share the index; the bytes are compared on every use,
+/// so an edited or re-recorded file is read anew.
+type ReadCases = HashMap<PathBuf, (Vec<u8>, IndexedCase)>;
 
 /// Bounds the memory [`ReadCases`] holds in a process that replays many distinct cases.
 const READ_CASES_MAX: usize = 64;
@@ -344,18 +349,18 @@ fn read_cases() -> &'static Mutex<ReadCases> {
     READ.get_or_init(Mutex::default)
 }
 
-fn already_read(path: &Path, bytes: &[u8]) -> Option<Arc<Case>> {
+fn already_read(path: &Path, bytes: &[u8]) -> Option<IndexedCase> {
     let read = read_cases().lock().ok()?;
     let (seen, case) = read.get(path)?;
-    (seen.as_slice() == bytes).then(|| Arc::clone(case))
+    (seen.as_slice() == bytes).then(|| case.clone())
 }
 
-fn remember_read(path: &Path, bytes: &[u8], case: &Arc<Case>) {
+fn remember_read(path: &Path, bytes: &[u8], case: &IndexedCase) {
     if let Ok(mut read) = read_cases().lock() {
         if read.len() >= READ_CASES_MAX && !read.contains_key(path) {
             read.clear();
         }
-        read.insert(path.to_owned(), (bytes.to_vec(), Arc::clone(case)));
+        read.insert(path.to_owned(), (bytes.to_vec(), case.clone()));
     }
 }
 
@@ -569,6 +574,7 @@ fn verbose() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use softprobe_runtime::case::Case;
 
     fn minimal() -> Vec<u8> {
         std::fs::read(concat!(
@@ -583,10 +589,11 @@ mod tests {
         let path = Path::new("/nonexistent/reuse-test.case.json");
         let bytes = minimal();
         let case = Arc::new(Case::from_slice_named(&bytes, "minimal").unwrap());
+        let case = IndexedCase::build(case, "minimal").unwrap();
         assert!(already_read(path, &bytes).is_none());
         remember_read(path, &bytes, &case);
         let again = already_read(path, &bytes).expect("same bytes reuse the parsed case");
-        assert!(Arc::ptr_eq(&again, &case));
+        assert!(Arc::ptr_eq(again.case(), case.case()));
         let mut edited = bytes.clone();
         edited.push(b'\n');
         assert!(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use softprobe_runtime::case::{Case, Direction, Exchange};
 use softprobe_runtime::proxy::{IngressProxy, RunningProxy};
+use softprobe_runtime::replay::IndexedCase;
 
 use crate::Mode;
 use crate::control::Opening;
@@ -109,19 +110,22 @@ impl Session {
         mode: Mode,
         case_path: PathBuf,
         test_name: &str,
-        case: Option<(Arc<Case>, Vec<u8>)>,
+        case: Option<(IndexedCase, Vec<u8>)>,
         redact: Vec<String>,
         compared_headers: Vec<String>,
         replay_policy: Value,
     ) -> Result<Session> {
         let embedded = embedded()?;
-        let case_id = case.as_ref().map(|(c, _)| c.case_id.clone()).or_else(|| {
-            case_path.file_name().and_then(|n| n.to_str()).map(|n| {
-                n.trim_end_matches(".json")
-                    .trim_end_matches(".case")
-                    .to_owned()
-            })
-        });
+        let case_id = case
+            .as_ref()
+            .map(|(c, _)| c.case().case_id.clone())
+            .or_else(|| {
+                case_path.file_name().and_then(|n| n.to_str()).map(|n| {
+                    n.trim_end_matches(".json")
+                        .trim_end_matches(".case")
+                        .to_owned()
+                })
+            });
         let source = case_path.display().to_string();
         let id = embedded.control.open(Opening {
             mode,
@@ -131,10 +135,7 @@ impl Session {
             source: &source,
             policy: &replay_policy,
         })?;
-        let view = match case {
-            Some((case, _)) => Some(CaseView::new(case, &source)?),
-            None => None,
-        };
+        let view = case.map(|(case, _)| CaseView { case });
         let watch = Arc::new(crate::embedded::Watch::default());
         embedded.observer.watch(&id, Arc::clone(&watch));
         crate::proxy_env::opened(embedded, &id, test_name);
@@ -693,31 +694,24 @@ impl Session {
 /// The loaded case with lookups that fail loudly on zero or ambiguous matches.
 #[derive(Debug, Clone)]
 pub struct CaseView {
-    case: Arc<Case>,
-    exchanges: Vec<Exchange>,
+    /// Shared with every session replaying the case, and with their engines.
+    case: IndexedCase,
 }
 
 impl CaseView {
-    pub(crate) fn new(case: Arc<Case>, source: &str) -> Result<Self> {
-        let exchanges = case
-            .exchanges_named(source)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        Ok(CaseView { case, exchanges })
-    }
-
     /// The case document.
     pub fn document(&self) -> &Case {
-        &self.case
+        self.case.case()
     }
 
     /// Every hop, in file order.
     pub fn exchanges(&self) -> &[Exchange] {
-        &self.exchanges
+        self.case.exchanges()
     }
 
     /// Hops with this method whose path (or full URL) is `path_or_url`.
     pub fn find_all(&self, method: &str, path_or_url: &str) -> Vec<&Exchange> {
-        self.exchanges
+        self.exchanges()
             .iter()
             .filter(|e| e.method.eq_ignore_ascii_case(method))
             .filter(|e| e.path == path_or_url || e.url() == path_or_url)
@@ -732,8 +726,8 @@ impl CaseView {
             [one] => Ok(one),
             [] => Err(Error::Lookup(format!(
                 "case {}: no hop {method} {path_or_url}; it has: {}",
-                self.case.case_id,
-                self.exchanges
+                self.case.case().case_id,
+                self.exchanges()
                     .iter()
                     .map(|e| format!("{} {} {}", e.direction, e.method, e.url()))
                     .collect::<Vec<_>>()
@@ -741,7 +735,7 @@ impl CaseView {
             ))),
             many => Err(Error::Lookup(format!(
                 "case {}: {} hops match {method} {path_or_url}; use find_all",
-                self.case.case_id,
+                self.case.case().case_id,
                 many.len()
             ))),
         }
@@ -749,7 +743,7 @@ impl CaseView {
 
     /// The inbound hops: the requests the service received.
     pub fn inbound(&self) -> Vec<&Exchange> {
-        self.exchanges
+        self.exchanges()
             .iter()
             .filter(|e| e.direction == Direction::Inbound)
             .collect()
@@ -757,7 +751,7 @@ impl CaseView {
 
     /// The outbound hops: the calls the service made.
     pub fn outbound(&self) -> Vec<&Exchange> {
-        self.exchanges
+        self.exchanges()
             .iter()
             .filter(|e| e.direction == Direction::Outbound)
             .collect()

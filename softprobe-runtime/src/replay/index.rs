@@ -11,7 +11,58 @@ use crate::case::{Case, Direction, Exchange};
 use crate::json::json_eq;
 use crate::request::host::split_port;
 use crate::request::{BodyJson, Request, Response};
-use crate::rules::RulesError;
+use crate::rules::{Rule, RulesError, rules_from_values};
+
+/// A case made ready to replay: its hops indexed by request line, their answers built and
+/// its embedded rules parsed. Built once per case and shared (cloning is two reference
+/// counts): a test harness that replays one case in many sessions indexes it once, and each
+/// session's [`Engine`](super::Engine) keeps only which hops have answered.
+#[derive(Clone)]
+pub struct IndexedCase {
+    pub(crate) index: Arc<CaseIndex>,
+    pub(crate) rules: Arc<[Rule]>,
+}
+
+impl IndexedCase {
+    /// Indexes `case`. `source_name` names the case in errors and miss reports. Fails on a
+    /// span that is not a readable hop or an embedded rule that does not parse.
+    pub fn build(case: Arc<Case>, source_name: &str) -> Result<Self, RulesError> {
+        let rules = match &case.rules {
+            Some(values) => rules_from_values(values, source_name, "$.rules")?,
+            None => Vec::new(),
+        };
+        Ok(IndexedCase {
+            index: Arc::new(CaseIndex::build(case, source_name)?),
+            rules: rules.into(),
+        })
+    }
+
+    /// The case document.
+    pub fn case(&self) -> &Arc<Case> {
+        &self.index.case
+    }
+
+    /// Every hop of the case, in document order.
+    pub fn exchanges(&self) -> &[Exchange] {
+        &self.index.exchanges
+    }
+
+    /// The name the case was indexed under (its file, for messages).
+    pub fn source_name(&self) -> &str {
+        &self.index.source_name
+    }
+}
+
+impl std::fmt::Debug for IndexedCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexedCase")
+            .field("case_id", &self.index.case.case_id)
+            .field("source_name", &self.index.source_name)
+            .field("hops", &self.index.exchanges.len())
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
 
 pub(crate) struct CaseIndex {
     pub(crate) case: Arc<Case>,

@@ -17,11 +17,12 @@ use crate::case::{Case, Direction, Exchange, SpanId};
 use crate::mode::Mode;
 use crate::policy::{DriftAction, Policy};
 use crate::request::BodyJson;
-use crate::rules::{Consume, Redaction, Rule, RulesError, Then, rules_from_values};
+use crate::rules::{Consume, Redaction, Rule, RulesError, Then};
 
 pub use crate::json::Difference;
 pub use drift::{RequestDrift, VolatileField};
 use index::CaseIndex;
+pub use index::IndexedCase;
 pub use miss::{
     MAX_CANDIDATES, MissCandidate, MissReport, MissRequest, STRICT_MISS_HEADER, STRICT_MISS_STATUS,
 };
@@ -212,7 +213,7 @@ impl Iterator for MergeAscending<'_> {
 pub struct Engine {
     mode: Mode,
     policy: Policy,
-    case: Option<CaseIndex>,
+    case: Option<Arc<CaseIndex>>,
     case_rules: Vec<Rule>,
     session_rules: Vec<Rule>,
     /// Rules that can answer, in precedence order: priority, then layer, then position.
@@ -326,14 +327,18 @@ impl Engine {
     /// Loads a case: indexes its hops and reads its embedded rules, replacing any previous
     /// case. On error (a span that is not a hop, a bad rule) the previous case stays.
     pub fn load_case(&mut self, case: Arc<Case>, source_name: &str) -> Result<(), RulesError> {
-        let rules = match &case.rules {
-            Some(values) => rules_from_values(values, source_name, "$.rules")?,
-            None => Vec::new(),
-        };
-        let index = CaseIndex::build(case, source_name)?;
-        let hops = index.exchanges.len();
-        self.case = Some(index);
-        self.case_rules = rules;
+        let indexed = IndexedCase::build(case, source_name)?;
+        self.load_indexed(&indexed);
+        Ok(())
+    }
+
+    /// Loads a case indexed before ([`IndexedCase::build`]), replacing any previous case.
+    /// Every engine that loads the same [`IndexedCase`] shares its index; only the record
+    /// of which hops answered is this engine's own.
+    pub fn load_indexed(&mut self, case: &IndexedCase) {
+        let hops = case.index.exchanges.len();
+        self.case = Some(Arc::clone(&case.index));
+        self.case_rules = case.rules.to_vec();
         {
             let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
             state.used = vec![0; hops];
@@ -341,7 +346,6 @@ impl Engine {
         }
         self.reset_consumed(Layer::Case);
         self.reorder();
-        Ok(())
     }
 
     /// Replaces the session rules (SDKs send the full list every time); once-rules of the new
@@ -459,7 +463,7 @@ impl Engine {
         {
             return d;
         }
-        match miss::strict_miss(&self.policy, req, self.case.as_ref()) {
+        match miss::strict_miss(&self.policy, req, self.case.as_deref()) {
             Some(report) => Decision::StrictMiss(Box::new(report)),
             None => Decision::Passthrough { origin: None },
         }

@@ -18,8 +18,8 @@ use crate::capture;
 use crate::case::{Case, Direction, Exchange};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
-use crate::replay::{Decision, Engine, Request};
-use crate::rules::{self, Rule};
+use crate::replay::{Decision, Engine, IndexedCase, Request};
+use crate::rules::Rule;
 
 /// How many strict-miss reports a session keeps for `state` and test reports.
 pub const MAX_STRICT_MISSES: usize = 20;
@@ -176,29 +176,31 @@ impl SessionState {
     /// [`SessionState::load_case`] for a case already shared, e.g. by a test harness that
     /// keeps the parsed case for its own lookups: the session holds the same allocation.
     pub fn load_shared_case(&mut self, case: Arc<Case>, source_name: &str) -> Result<CaseSummary> {
-        let exchanges = case.exchanges_named(source_name)?;
-        if let Some(values) = &case.rules {
-            rules::rules_from_values(values, source_name, "$.rules")
-                .map_err(|e| Error::invalid(e.to_string()))?;
-        }
+        // Read every hop first: its error names the span, in the case reader's words.
+        case.exchanges_named(source_name)?;
+        let indexed =
+            IndexedCase::build(case, source_name).map_err(|e| Error::invalid(e.to_string()))?;
+        Ok(self.load_indexed_case(&indexed))
+    }
+
+    /// [`SessionState::load_case`] for a case indexed before: the session shares the index
+    /// (built once per case, not once per session) and keeps only which hops answered.
+    pub fn load_indexed_case(&mut self, case: &IndexedCase) -> CaseSummary {
+        let exchanges = case.exchanges();
+        let outbound = exchanges
+            .iter()
+            .filter(|e| e.direction == Direction::Outbound)
+            .count();
         let summary = CaseSummary {
-            case_id: case.case_id.clone(),
-            traces: case.traces.len(),
+            case_id: case.case().case_id.clone(),
+            traces: case.case().traces.len(),
             spans: exchanges.len(),
-            inbound: exchanges
-                .iter()
-                .filter(|e| e.direction == Direction::Inbound)
-                .count(),
-            outbound: exchanges
-                .iter()
-                .filter(|e| e.direction == Direction::Outbound)
-                .count(),
+            inbound: exchanges.len() - outbound,
+            outbound,
         };
-        self.engine
-            .load_case(Arc::clone(&case), source_name)
-            .map_err(|e| Error::invalid(e.to_string()))?;
-        self.case = Some((case, summary.clone()));
-        Ok(summary)
+        self.engine.load_indexed(case);
+        self.case = Some((Arc::clone(case.case()), summary.clone()));
+        summary
     }
 
     /// Replaces the session rules.
