@@ -170,6 +170,8 @@ fn main() {
         Some("scrub-case") => {
             let how = argv.get(1).unwrap_or_else(|| usage());
             let path = argv.get(2).unwrap_or_else(|| usage());
+            // `export` builds the CLI's HTTP client.
+            support::install_tls_provider();
             if let Err(e) = large_capture::scrub_case(how, path, argv.get(3).map(String::as_str)) {
                 eprintln!("softprobe-bench scrub-case: {e}");
                 std::process::exit(1);
