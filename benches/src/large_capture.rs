@@ -3,8 +3,10 @@
 //! holds it: in-memory store, one ingress thread per CPU) for a few seconds; then the child
 //! closes the session into a case file and reports its own resident set before the close, its
 //! peak during the close (`VmHWM` after `clear_refs` reset it) and after it, with the time the
-//! close took and the bytes written. Row 10b reads that case back, scrubs it and rewrites it
-//! (what `softprobe scrub` does) in another child, `scrub-case`.
+//! close took and the bytes written. Row 10b scrubs that case and rewrites it as
+//! `softprobe scrub` does (one trace document at a time) and as it did before (the whole
+//! case parsed), row 10c sends it to a collector with `softprobe export otlp`; each in a
+//! child of its own, `scrub-case`.
 //!
 //! The peer is the process itself: the targets are ratios to its resident set before the
 //! close (peak ≤ 1.5×, after ≤ 1.0×) and a rate (≤ 1 s per 100 MB written).
@@ -15,8 +17,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use softprobe_runtime::case::Case;
+use clap::Parser as _;
+
+use softprobe_runtime::case::{Case, CaseStream};
 use softprobe_runtime::proxy::{IngressProxy, StoreBackend};
+use softprobe_runtime::scrub::{ScrubMode, ScrubRules, scrub_file};
 use softprobe_runtime::session::{InMemoryStore, NewSession, SessionLimits, SessionStore};
 
 use crate::ingress::spawn_self;
@@ -165,36 +170,124 @@ pub(crate) fn serve_capture(upstream: &str) -> ! {
     std::process::exit(0)
 }
 
-/// `scrub-case <path>`: reads the case, scrubs it with the built-in rules and writes it back,
-/// as `softprobe scrub` does; prints the measured [`Step`], whose "before" is the process
-/// holding the parsed case (what the command cannot do without) and whose peak covers the
-/// read, the scrub and the write.
-pub(crate) fn scrub_case(path: &str) -> Result<(), String> {
+/// The rules rows 10b and 10c scrub with: the built-in patterns and one that matches in
+/// every hop (its URL), so every span is rewritten and the file is written back.
+fn bench_rules() -> Result<ScrubRules, String> {
+    ScrubRules::parse(
+        br#"{"version": 1, "patterns": [{"name": "sku", "regex": "sku-42", "replacement": "sku-XX"}]}"#,
+        "bench-rules.json",
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `scrub-case parsed|streamed|export <path> [collector]`: one way of going through the case
+/// at `path`; prints the measured [`Step`].
+///
+/// - `parsed`: reads the whole case, scrubs it, writes it ([`Case::read`],
+///   `scrub_case_with`, [`Case::write`]): how `softprobe scrub` worked before it streamed.
+///   Its "before" is the process holding the parsed case; `hops` counts the spans.
+/// - `streamed`: what `softprobe scrub` runs ([`CaseStream`], `scrub_file`); its "before"
+///   is the process before it; `hops` counts the findings.
+/// - `export`: `softprobe export otlp --case <path> --endpoint <collector>`, the command
+///   itself, in this process; its "before" is the process before it; `hops` counts nothing.
+pub(crate) fn scrub_case(how: &str, path: &str, collector: Option<&str>) -> Result<(), String> {
+    let rules = bench_rules()?;
     let path = Path::new(path);
-    reset_peak()?;
-    let started = Instant::now();
-    let mut case = Case::read(path).map_err(|e| e.to_string())?;
-    let held_kib = status_kib("VmRSS")?;
-    let hops = case.spans().count() as u64;
-    softprobe_runtime::scrub::scrub_case(&mut case);
-    case.write(path).map_err(|e| e.to_string())?;
-    let took = started.elapsed();
-    let step = Step {
-        before_kib: held_kib,
-        peak_kib: status_kib("VmHWM")?,
-        after_kib: status_kib("VmRSS")?,
-        took,
-        bytes: std::fs::metadata(path).map_err(|e| e.to_string())?.len(),
-        hops,
+    let step = match how {
+        "parsed" => {
+            reset_peak()?;
+            let started = Instant::now();
+            let mut case = Case::read(path).map_err(|e| e.to_string())?;
+            let held_kib = status_kib("VmRSS")?;
+            let hops = case.spans().count() as u64;
+            softprobe_runtime::scrub::scrub_case_with(&mut case, &rules);
+            case.write(path).map_err(|e| e.to_string())?;
+            let took = started.elapsed();
+            let step = Step {
+                before_kib: held_kib,
+                peak_kib: status_kib("VmHWM")?,
+                after_kib: status_kib("VmRSS")?,
+                took,
+                bytes: std::fs::metadata(path).map_err(|e| e.to_string())?.len(),
+                hops,
+            };
+            drop(case);
+            step
+        }
+        "streamed" => measured(|| {
+            let stream = CaseStream::open(path).map_err(|e| e.to_string())?;
+            let found =
+                scrub_file(&stream, path, &rules, ScrubMode::Rewrite).map_err(|e| e.to_string())?;
+            if found.is_empty() {
+                return Err("the scrub found nothing, so it wrote nothing".into());
+            }
+            Ok((stream.len() as u64, found.len() as u64))
+        })?,
+        "export" => {
+            let collector = collector.ok_or("export needs a collector URL")?;
+            let file = path.display().to_string();
+            measured(|| {
+                let cli = softprobe_runtime::cli::Cli::try_parse_from([
+                    "softprobe",
+                    "--quiet",
+                    "export",
+                    "otlp",
+                    "--case",
+                    &file,
+                    "--endpoint",
+                    collector,
+                ])
+                .map_err(|e| e.to_string())?;
+                match softprobe_runtime::cli::run(cli) {
+                    0 => Ok((std::fs::metadata(path).map_err(|e| e.to_string())?.len(), 0)),
+                    code => Err(format!("softprobe export exited with {code}")),
+                }
+            })?
+        }
+        other => return Err(format!("unknown way {other:?}")),
     };
-    drop(case);
     println!("SCRUBBED {}", step.line());
     Ok(())
 }
 
+/// Runs `scrub-case <how> <path> [collector]` in a child process and reads its [`Step`].
+fn scrub_child(how: &str, path: &Path, collector: Option<&str>) -> Result<Step, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["scrub-case", how]).arg(path);
+    if let Some(url) = collector {
+        cmd.arg(url);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {} scrub-case: {e}", exe.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SCRUBBED "))
+    {
+        Some(rest) if out.status.success() => Step::parse(rest),
+        _ => Err(format!(
+            "scrub-case {how} failed ({}): {}{}",
+            out.status,
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// What rows 10b and 10c measured: the scrub as it was (whole case parsed), the scrub as
+/// `softprobe scrub` runs it now, and the export.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scrubs {
+    pub(crate) parsed: Step,
+    pub(crate) streamed: Step,
+    pub(crate) export: Step,
+}
+
 /// Rows 10 and 10b: `secs` seconds of wrk through a capturing ingress, then its close; then a
 /// scrub of the written case.
-pub(crate) fn run(secs: u64) -> Result<(Step, Step), String> {
+pub(crate) fn run(secs: u64) -> Result<(Step, Scrubs), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let case_path = dir.path().join("large.case.json");
     let (_app, app_words) = spawn_self(&["serve-app"])?;
@@ -242,22 +335,19 @@ pub(crate) fn run(secs: u64) -> Result<(Step, Step), String> {
     let _ = child.wait();
     let closed = closed?;
 
-    let scrubbed = Command::new(&exe)
-        .arg("scrub-case")
-        .arg(&case_path)
-        .output()
-        .map_err(|e| format!("cannot run {} scrub-case: {e}", exe.display()))?;
-    let text = String::from_utf8_lossy(&scrubbed.stdout);
-    let scrubbed = match text.trim().strip_prefix("SCRUBBED ") {
-        Some(rest) if scrubbed.status.success() => Step::parse(rest)?,
-        _ => {
-            return Err(format!(
-                "scrub-case failed ({}): {}{}",
-                scrubbed.status,
-                text,
-                String::from_utf8_lossy(&scrubbed.stderr)
-            ));
-        }
-    };
-    Ok((closed, scrubbed))
+    // Each way gets its own copy of the case: each rewrites it.
+    let copy = dir.path().join("copy.case.json");
+    std::fs::copy(&case_path, &copy).map_err(|e| format!("cannot copy the case: {e}"))?;
+    let parsed = scrub_child("parsed", &copy, None)?;
+    std::fs::copy(&case_path, &copy).map_err(|e| format!("cannot copy the case: {e}"))?;
+    let streamed = scrub_child("streamed", &copy, None)?;
+    let export = scrub_child("export", &case_path, Some(&format!("http://{app}")))?;
+    Ok((
+        closed,
+        Scrubs {
+            parsed,
+            streamed,
+            export,
+        },
+    ))
 }

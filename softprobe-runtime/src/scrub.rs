@@ -6,13 +6,19 @@
 //! safety net for files captured elsewhere or before a rule existed. [`ScrubRules`] add a
 //! project's own patterns, body fields and headers on top.
 
+use std::cell::RefCell;
+use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::case::attributes::{REQUEST_BODY, RESPONSE_BODY};
-use crate::case::{AnyValue, Case, KeyValue};
+use crate::case::{
+    AnyValue, Case, CaseError, CaseStream, KeyValue, StreamError, TracesData, write_atomic_when,
+    write_canonical,
+};
 
 mod rules;
 
@@ -309,24 +315,137 @@ pub fn scrub_case(case: &mut Case) -> Vec<Finding> {
 pub fn scrub_case_with(case: &mut Case, rules: &ScrubRules) -> Vec<Finding> {
     let mut out = Vec::new();
     for (t, trace) in case.traces.iter_mut().enumerate() {
-        for (r, rs) in trace.resource_spans.iter_mut().enumerate() {
-            for (s, ss) in rs.scope_spans.iter_mut().enumerate() {
-                for (i, span) in ss.spans.iter_mut().enumerate() {
-                    let path = format!(
-                        "$.traces[{t}].resourceSpans[{r}].scopeSpans[{s}].spans[{i}].attributes"
-                    );
-                    scrub_attributes(&mut span.attributes, &path, rules, &mut out);
-                }
+        scrub_trace(trace, t, rules, &mut out);
+    }
+    scrub_beside_traces(case, rules, &mut out);
+    out
+}
+
+/// Redacts the spans of `traces[t]`.
+fn scrub_trace(trace: &mut TracesData, t: usize, rules: &ScrubRules, out: &mut Vec<Finding>) {
+    for (r, rs) in trace.resource_spans.iter_mut().enumerate() {
+        for (s, ss) in rs.scope_spans.iter_mut().enumerate() {
+            for (i, span) in ss.spans.iter_mut().enumerate() {
+                let path = format!(
+                    "$.traces[{t}].resourceSpans[{r}].scopeSpans[{s}].spans[{i}].attributes"
+                );
+                scrub_attributes(&mut span.attributes, &path, rules, out);
             }
         }
     }
+}
+
+/// Redacts what a case holds besides its traces: embedded fixtures and unknown top-level
+/// keys.
+fn scrub_beside_traces(case: &mut Case, rules: &ScrubRules, out: &mut Vec<Finding>) {
     for (i, fixture) in case.fixtures.iter_mut().flatten().enumerate() {
-        scrub_json(fixture, &format!("$.fixtures[{i}]"), rules, &mut out);
+        scrub_json(fixture, &format!("$.fixtures[{i}]"), rules, out);
     }
     for (key, value) in case.extra.iter_mut() {
-        scrub_json(value, &format!("$.{key}"), rules, &mut out);
+        scrub_json(value, &format!("$.{key}"), rules, out);
     }
-    out
+}
+
+/// Whether [`scrub_file`] writes back what it redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrubMode {
+    /// Only report (`softprobe scrub --check`): the file is not touched.
+    Check,
+    /// Replace the file when something was redacted (atomically; untouched otherwise).
+    Rewrite,
+}
+
+/// [`scrub_case_with`] on the case file at `path`, read into `stream`
+/// ([`CaseStream::open`]), one trace document at a time: the same findings in the same
+/// order, and with [`ScrubMode::Rewrite`] the same bytes [`Case::write`] would give the
+/// scrubbed case. The new document is streamed into a temporary file beside the old one and
+/// renamed over it only when something was redacted and everything was written; a
+/// malformed case ([`CaseError::Parse`]) or a write error leaves the file as it was.
+pub fn scrub_file(
+    stream: &CaseStream,
+    path: &Path,
+    rules: &ScrubRules,
+    mode: ScrubMode,
+) -> Result<Vec<Finding>, CaseError> {
+    let mut head = stream.head()?;
+    let mut beside = Vec::new();
+    scrub_beside_traces(&mut head, rules, &mut beside);
+    let found = RefCell::new(Vec::new());
+    match mode {
+        ScrubMode::Check => {
+            stream
+                .for_each_trace(|t, mut trace| {
+                    scrub_trace(&mut trace, t, rules, &mut found.borrow_mut());
+                    Ok::<_, std::convert::Infallible>(())
+                })
+                .map_err(|err| match err {
+                    StreamError::Case(err) => err,
+                    StreamError::Stopped(never) => match never {},
+                })?;
+        }
+        ScrubMode::Rewrite => {
+            let malformed = RefCell::new(None);
+            let doc = Scrubbed {
+                head: &head,
+                stream,
+                rules,
+                found: &found,
+                malformed: &malformed,
+            };
+            let written = write_atomic_when(path, |out| {
+                write_canonical(out, &doc)?;
+                Ok(!found.borrow().is_empty() || !beside.is_empty())
+            });
+            if let Some(err) = malformed.into_inner() {
+                return Err(err);
+            }
+            written?;
+        }
+    }
+    let mut found = found.into_inner();
+    found.append(&mut beside);
+    Ok(found)
+}
+
+/// A case file's scrubbed document: its head with each trace document scrubbed as it is
+/// read and written.
+struct Scrubbed<'a> {
+    head: &'a Case,
+    stream: &'a CaseStream,
+    rules: &'a ScrubRules,
+    found: &'a RefCell<Vec<Finding>>,
+    /// Set when a trace document turned out malformed while being written.
+    malformed: &'a RefCell<Option<CaseError>>,
+}
+
+impl Serialize for Scrubbed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.head
+            .serialize_with_traces(serializer, &ScrubbedTraces(self))
+    }
+}
+
+struct ScrubbedTraces<'s, 'a>(&'s Scrubbed<'a>);
+
+impl Serialize for ScrubbedTraces<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq as _};
+        let doc = self.0;
+        let mut seq = serializer.serialize_seq(None)?;
+        let walked = doc.stream.for_each_trace(|t, mut trace| {
+            scrub_trace(&mut trace, t, doc.rules, &mut doc.found.borrow_mut());
+            seq.serialize_element(&trace)
+        });
+        match walked {
+            Ok(_) => seq.end(),
+            Err(StreamError::Stopped(err)) => Err(err),
+            Err(StreamError::Case(err)) => {
+                let message = err.to_string();
+                *doc.malformed.borrow_mut() = Some(err);
+                Err(S::Error::custom(message))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -396,5 +515,102 @@ mod tests {
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["card"]["number"], REDACTED);
         assert_eq!(v["email"], REDACTED);
+    }
+
+    /// Every case file of the repository with secrets planted in headers, bodies, a fixture
+    /// and an unknown top-level key: what the case file walk finds and writes is what the
+    /// in-memory scrub of the parsed case finds and [`Case::write`] writes, byte for byte.
+    #[test]
+    fn the_file_walk_finds_and_writes_what_the_parsed_case_scrub_does() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut files = Vec::new();
+        for dir in ["fixtures/cases", "examples/checkout/cases", "tests/cases"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().ends_with(".case.json") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() >= 5, "{files:?}");
+        let rules = ScrubRules::parse(
+            br#"{"version": 1, "jsonPaths": ["$.sku"], "headers": ["x-request-id"]}"#,
+            "r.json",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut planted = 0;
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let mut case = Case::from_slice(text.as_bytes()).unwrap();
+            case.fixtures
+                .get_or_insert_with(Vec::new)
+                .push(serde_json::json!({"name": "mail", "value": "jane@example.com"}));
+            case.extra.insert(
+                "x-notes".into(),
+                serde_json::json!(["key AKIAIOSFODNN7EXAMPLE"]),
+            );
+            let leaky = String::from_utf8(case.to_json_bytes())
+                .unwrap()
+                .replace("[REDACTED]", "Bearer sk_live_4eC39HqLyjWDarjtT1zdp7dc");
+            let expected_path = dir.path().join("expected.case.json");
+            let streamed_path = dir.path().join("streamed.case.json");
+            std::fs::write(&streamed_path, &leaky).unwrap();
+            let mut parsed = Case::from_slice(leaky.as_bytes()).unwrap();
+            let expected = scrub_case_with(&mut parsed, &rules);
+            parsed.write(&expected_path).unwrap();
+
+            let stream = CaseStream::open(&streamed_path).unwrap();
+            let checked = scrub_file(&stream, &streamed_path, &rules, ScrubMode::Check).unwrap();
+            assert_eq!(checked, expected, "{}", file.display());
+            assert_eq!(std::fs::read_to_string(&streamed_path).unwrap(), leaky);
+            let found = scrub_file(&stream, &streamed_path, &rules, ScrubMode::Rewrite).unwrap();
+            assert_eq!(found, expected, "{}", file.display());
+            assert_eq!(
+                std::fs::read(&streamed_path).unwrap(),
+                std::fs::read(&expected_path).unwrap(),
+                "{}",
+                file.display()
+            );
+            planted += found.len();
+        }
+        assert!(planted > 3 * files.len(), "{planted} findings");
+    }
+
+    #[test]
+    fn a_clean_file_keeps_its_bytes_and_a_malformed_one_is_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.case.json");
+        // Not canonical (keys out of order, no indent): a scrub that finds nothing must not
+        // rewrite it.
+        let clean = r#"{"traces":[{"resourceSpans":[]}],"caseId":"c","version":"1.0.0","createdAt":"2026-04-20T10:00:00Z"}"#;
+        std::fs::write(&path, clean).unwrap();
+        let stream = CaseStream::open(&path).unwrap();
+        let found = scrub_file(&stream, &path, &ScrubRules::default(), ScrubMode::Rewrite);
+        assert_eq!(found.unwrap(), []);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), clean);
+
+        // The first trace document has a secret and is written to the temporary file before
+        // the second turns out malformed: the file keeps its old bytes, no temporary stays.
+        let leaky = r#"{"version":"1.0.0","caseId":"c","createdAt":"2026-04-20T10:00:00Z","traces":[
+          {"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"GET","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2",
+            "attributes":[{"key":"http.request.header.authorization","value":{"stringValue":"Bearer abcdefgh12345"}}]}]}]}]},
+          {"resourceSpans":[{"scopeSpans":[{"spans":"not a list"}]}]}]}"#;
+        std::fs::write(&path, leaky).unwrap();
+        let stream = CaseStream::open(&path).unwrap();
+        let err =
+            scrub_file(&stream, &path, &ScrubRules::default(), ScrubMode::Rewrite).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("c.case.json: $.traces[1].resourceSpans[0].scopeSpans[0].spans: "),
+            "{text}"
+        );
+        assert!(matches!(err, CaseError::Parse { .. }), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), leaky);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("c.case.json")]);
     }
 }

@@ -11,6 +11,7 @@ mod exchange;
 mod ids;
 pub mod location;
 pub mod otlp;
+mod stream;
 pub mod validate;
 mod write;
 
@@ -27,6 +28,8 @@ pub(crate) use exchange::hop_url;
 pub use exchange::{Body, Direction, Exchange, ExchangeError};
 pub use ids::{IdError, SpanId, TraceId};
 pub use otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, TracesData};
+pub use stream::{CaseStream, StreamError};
+pub(crate) use write::write_atomic_when;
 pub use write::{write_atomic, write_atomic_with};
 
 /// The case format version this crate writes.
@@ -353,7 +356,10 @@ fn trace_document(hops: &[&Exchange]) -> TracesData {
 }
 
 /// A case's canonical JSON (see [`Case::to_json_bytes`]) written to `out`.
-fn write_canonical(out: &mut dyn std::io::Write, doc: &impl Serialize) -> std::io::Result<()> {
+pub(crate) fn write_canonical(
+    out: &mut dyn std::io::Write,
+    doc: &impl Serialize,
+) -> std::io::Result<()> {
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, formatter);
     doc.serialize(&mut ser)?;
@@ -398,14 +404,22 @@ fn parse_document<'de, R: serde_json::de::Read<'de>>(
 ) -> Result<Case, CaseError> {
     let result: Result<Case, _> = serde_path_to_error::deserialize(&mut de);
     let case = result.map_err(|err| parse_error(source_name, err))?;
+    document_end(de, source_name)?;
+    Ok(case)
+}
+
+/// Nothing but whitespace after the document in `de`.
+fn document_end<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    source_name: &str,
+) -> Result<(), CaseError> {
     de.end().map_err(|err| CaseError::Parse {
         source_name: source_name.to_owned(),
         json_path: "$".to_owned(),
         line: err.line(),
         column: err.column(),
         message: strip_position(&err.to_string()),
-    })?;
-    Ok(case)
+    })
 }
 
 fn strip_position(message: &str) -> String {
@@ -442,7 +456,7 @@ impl Serialize for Case {
 
 impl Case {
     /// The case's fields in their canonical order, with `traces` standing for its traces.
-    fn serialize_with_traces<S: Serializer>(
+    pub(crate) fn serialize_with_traces<S: Serializer>(
         &self,
         serializer: S,
         traces: &impl Serialize,
@@ -484,61 +498,77 @@ const CASE_FIELDS: &[&str] = &[
 
 impl<'de> Deserialize<'de> for Case {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CaseVisitor;
+        deserializer.deserialize_struct("Case", CASE_FIELDS, CaseVisitor { skip_traces: false })
+    }
+}
 
-        impl<'de> Visitor<'de> for CaseVisitor {
-            type Value = Case;
+/// A case whose `traces` were skipped over (left empty): [`CaseStream::head`].
+struct CaseHead(Case);
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a case file object with version, caseId, createdAt and traces")
-            }
+impl<'de> Deserialize<'de> for CaseHead {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_struct("Case", CASE_FIELDS, CaseVisitor { skip_traces: true })
+            .map(CaseHead)
+    }
+}
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Case, A::Error> {
-                let mut version = None;
-                let mut case_id = None;
-                let mut suite = None;
-                let mut mode = None;
-                let mut created_at = None;
-                let mut traces = None;
-                let mut rules = None;
-                let mut fixtures = None;
-                let mut extra = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let dup = || de::Error::custom(format!("duplicate field `{key}`"));
-                    match key.as_str() {
-                        "version" => set(&mut version, map.next_value()?).map_err(|_| dup())?,
-                        "caseId" => set(&mut case_id, map.next_value()?).map_err(|_| dup())?,
-                        "suite" => set(&mut suite, map.next_value()?).map_err(|_| dup())?,
-                        "mode" => set(&mut mode, map.next_value()?).map_err(|_| dup())?,
-                        "createdAt" => {
-                            set(&mut created_at, map.next_value()?).map_err(|_| dup())?
-                        }
-                        "traces" => set(&mut traces, map.next_value()?).map_err(|_| dup())?,
-                        "rules" => set(&mut rules, map.next_value()?).map_err(|_| dup())?,
-                        "fixtures" => set(&mut fixtures, map.next_value()?).map_err(|_| dup())?,
-                        _ => {
-                            let value: Value = map.next_value()?;
-                            if extra.insert(key.clone(), value).is_some() {
-                                return Err(dup());
-                            }
-                        }
+/// The case object's fields; with `skip_traces` its traces are read past, not kept.
+struct CaseVisitor {
+    skip_traces: bool,
+}
+
+impl<'de> Visitor<'de> for CaseVisitor {
+    type Value = Case;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a case file object with version, caseId, createdAt and traces")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Case, A::Error> {
+        let mut version = None;
+        let mut case_id = None;
+        let mut suite = None;
+        let mut mode = None;
+        let mut created_at = None;
+        let mut traces = None;
+        let mut rules = None;
+        let mut fixtures = None;
+        let mut extra = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let dup = || de::Error::custom(format!("duplicate field `{key}`"));
+            match key.as_str() {
+                "version" => set(&mut version, map.next_value()?).map_err(|_| dup())?,
+                "caseId" => set(&mut case_id, map.next_value()?).map_err(|_| dup())?,
+                "suite" => set(&mut suite, map.next_value()?).map_err(|_| dup())?,
+                "mode" => set(&mut mode, map.next_value()?).map_err(|_| dup())?,
+                "createdAt" => set(&mut created_at, map.next_value()?).map_err(|_| dup())?,
+                "traces" if self.skip_traces => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    set(&mut traces, Vec::new()).map_err(|_| dup())?
+                }
+                "traces" => set(&mut traces, map.next_value()?).map_err(|_| dup())?,
+                "rules" => set(&mut rules, map.next_value()?).map_err(|_| dup())?,
+                "fixtures" => set(&mut fixtures, map.next_value()?).map_err(|_| dup())?,
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if extra.insert(key.clone(), value).is_some() {
+                        return Err(dup());
                     }
                 }
-                Ok(Case {
-                    version: version.ok_or_else(|| de::Error::missing_field("version"))?,
-                    case_id: case_id.ok_or_else(|| de::Error::missing_field("caseId"))?,
-                    suite: suite.flatten(),
-                    mode: mode.flatten(),
-                    created_at: created_at.ok_or_else(|| de::Error::missing_field("createdAt"))?,
-                    traces: traces.ok_or_else(|| de::Error::missing_field("traces"))?,
-                    rules: rules.flatten(),
-                    fixtures: fixtures.flatten(),
-                    extra,
-                })
             }
         }
-
-        deserializer.deserialize_struct("Case", CASE_FIELDS, CaseVisitor)
+        Ok(Case {
+            version: version.ok_or_else(|| de::Error::missing_field("version"))?,
+            case_id: case_id.ok_or_else(|| de::Error::missing_field("caseId"))?,
+            suite: suite.flatten(),
+            mode: mode.flatten(),
+            created_at: created_at.ok_or_else(|| de::Error::missing_field("createdAt"))?,
+            traces: traces.ok_or_else(|| de::Error::missing_field("traces"))?,
+            rules: rules.flatten(),
+            fixtures: fixtures.flatten(),
+            extra,
+        })
     }
 }
 

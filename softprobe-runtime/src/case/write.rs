@@ -28,16 +28,29 @@ pub fn write_atomic_with(
     path: &Path,
     produce: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CaseError> {
+    write_atomic_when(path, |out| produce(out).map(|()| true)).map(drop)
+}
+
+/// [`write_atomic_with`] for a producer that decides only once it has written everything
+/// whether the new document should replace the old one: when `produce` answers false, the
+/// temporary file is removed and the target left as it was. Answers whether it was replaced.
+pub(crate) fn write_atomic_when(
+    path: &Path,
+    produce: impl FnOnce(&mut dyn Write) -> std::io::Result<bool>,
+) -> Result<bool, CaseError> {
     if let super::location::CaseLocation::S3 { bucket, key } =
         super::location::CaseLocation::parse(path)?
     {
         let mut bytes = Vec::new();
-        produce(&mut bytes).map_err(|source| CaseError::Io {
+        let keep = produce(&mut bytes).map_err(|source| CaseError::Io {
             path: path.to_owned(),
             action: "cannot serialize",
             source,
         })?;
-        return super::location::put_object(path, bucket, key, &bytes);
+        if keep {
+            super::location::put_object(path, bucket, key, &bytes)?;
+        }
+        return Ok(keep);
     }
     let io = |action: &'static str| {
         move |source: std::io::Error| CaseError::Io {
@@ -63,7 +76,10 @@ pub fn write_atomic_with(
         .map_err(io("cannot create a temporary file beside it"))?;
     {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, tmp.as_file_mut());
-        produce(&mut out).map_err(io("cannot write"))?;
+        if !produce(&mut out).map_err(io("cannot write"))? {
+            // The temporary file is removed when it is dropped.
+            return Ok(false);
+        }
         out.flush().map_err(io("cannot write"))?;
     }
     tmp.as_file()
@@ -76,7 +92,7 @@ pub fn write_atomic_with(
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Removes `.{file_name}.{pid}.*.tmp` files beside the target whose writer process no longer

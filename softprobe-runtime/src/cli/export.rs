@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::OtlpEncoding;
 use super::output::{CliError, ExitCode, Outcome};
-use crate::case::{Case, KeyValue, attributes};
+use crate::case::{KeyValue, StreamError, TracesData, attributes};
 
 /// `export otlp`.
 #[derive(Debug, Args)]
@@ -62,60 +62,32 @@ pub(crate) fn otlp(args: &OtlpArgs) -> Result<Outcome, CliError> {
     let mut per_file = Vec::new();
     for file in files(&args.cases)? {
         let source = file.display().to_string();
-        let mut case = super::read_case(&file)?;
-        if let Some(session) = &args.session {
-            rehome(&mut case, session);
-        }
-        for (i, trace) in case.traces.iter().enumerate() {
-            let (content_type, body) = match args.encoding {
-                OtlpEncoding::Json => (
-                    "application/json",
-                    serde_json::to_vec(trace).map_err(|e| CliError::invalid(e.to_string()))?,
-                ),
-                OtlpEncoding::Protobuf => (
-                    "application/x-protobuf",
-                    crate::otlp::encode(trace, crate::otlp::WireFormat::Protobuf),
-                ),
-            };
-            let mut req = http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(body);
-            for h in &args.headers {
-                let (name, value) = h.split_once(':').ok_or_else(|| {
-                    CliError::new(
-                        ExitCode::Usage,
-                        "usage",
-                        format!("--header {h:?}: expected `name: value`"),
-                    )
-                })?;
-                req = req.header(name.trim(), value.trim());
-            }
-            let resp = req.send().map_err(|e| {
-                CliError::new(
-                    ExitCode::Unreachable,
-                    "collector_unreachable",
-                    format!("cannot send {source} traces[{i}] to {url}: {e}"),
-                )
+        // One trace document at a time: the case file's bytes and the document being sent
+        // are all that is held, never the whole parsed case.
+        let stream = super::read_case_stream(&file)?;
+        stream
+            .head()
+            .map_err(|e| CliError::invalid(e.to_string()))?;
+        let traces = stream
+            .for_each_trace(|i, mut trace| {
+                if let Some(session) = &args.session {
+                    rehome(&mut trace, session);
+                }
+                send(&http, &url, args, &trace, &source, i)?;
+                sent += 1;
+                spans += trace
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .map(|s| s.spans.len())
+                    .sum::<usize>();
+                Ok(())
+            })
+            .map_err(|e| match e {
+                StreamError::Case(e) => CliError::invalid(e.to_string()),
+                StreamError::Stopped(e) => e,
             })?;
-            if !resp.status().is_success() {
-                let status = resp.status();
-                let text = resp.text().unwrap_or_default();
-                return Err(CliError::new(
-                    ExitCode::Failure,
-                    "collector_rejected",
-                    format!("{url} answered {status} to {source} traces[{i}]: {text}"),
-                ));
-            }
-            sent += 1;
-            spans += trace
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum::<usize>();
-        }
-        per_file.push(json!({"file": source, "traces": case.traces.len()}));
+        per_file.push(json!({"file": source, "traces": traces}));
     }
     let human = format!("Exported {sent} trace document(s), {spans} span(s), to {url}");
     Ok(Outcome::ok(
@@ -124,11 +96,62 @@ pub(crate) fn otlp(args: &OtlpArgs) -> Result<Outcome, CliError> {
     ))
 }
 
-fn rehome(case: &mut Case, session: &str) {
-    let spans = case
-        .traces
+/// Posts one trace document to the collector.
+fn send(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    args: &OtlpArgs,
+    trace: &TracesData,
+    source: &str,
+    i: usize,
+) -> Result<(), CliError> {
+    let (content_type, body) = match args.encoding {
+        OtlpEncoding::Json => (
+            "application/json",
+            serde_json::to_vec(trace).map_err(|e| CliError::invalid(e.to_string()))?,
+        ),
+        OtlpEncoding::Protobuf => (
+            "application/x-protobuf",
+            crate::otlp::encode(trace, crate::otlp::WireFormat::Protobuf),
+        ),
+    };
+    let mut req = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body);
+    for h in &args.headers {
+        let (name, value) = h.split_once(':').ok_or_else(|| {
+            CliError::new(
+                ExitCode::Usage,
+                "usage",
+                format!("--header {h:?}: expected `name: value`"),
+            )
+        })?;
+        req = req.header(name.trim(), value.trim());
+    }
+    let resp = req.send().map_err(|e| {
+        CliError::new(
+            ExitCode::Unreachable,
+            "collector_unreachable",
+            format!("cannot send {source} traces[{i}] to {url}: {e}"),
+        )
+    })?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        return Err(CliError::new(
+            ExitCode::Failure,
+            "collector_rejected",
+            format!("{url} answered {status} to {source} traces[{i}]: {text}"),
+        ));
+    }
+    Ok(())
+}
+
+fn rehome(trace: &mut TracesData, session: &str) {
+    let spans = trace
+        .resource_spans
         .iter_mut()
-        .flat_map(|t| &mut t.resource_spans)
         .flat_map(|r| &mut r.scope_spans)
         .flat_map(|s| &mut s.spans);
     for span in spans {

@@ -314,16 +314,17 @@ pub fn run(cli: Cli) -> u8 {
     output::emit(style, result)
 }
 
-/// Reads and parses a case file for a command. A local file is parsed as it is read, so a
-/// large case is held once (parsed), not twice (bytes and parsed).
-pub(crate) fn read_case(path: &std::path::Path) -> Result<crate::case::Case, CliError> {
-    if crate::case::location::url_scheme(&path.to_string_lossy()).is_some() {
-        return crate::case::Case::read(path).map_err(|e| CliError::invalid(e.to_string()));
-    }
-    let file = std::fs::File::open(path)
-        .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))?;
-    crate::case::Case::from_reader_named(std::io::BufReader::new(file), &path.display().to_string())
-        .map_err(|e| CliError::invalid(e.to_string()))
+/// Reads a case file for a command that goes through it one trace document at a time
+/// ([`crate::case::CaseStream`]): the bytes and one parsed trace document are held, never
+/// the whole parsed case.
+pub(crate) fn read_case_stream(
+    path: &std::path::Path,
+) -> Result<crate::case::CaseStream, CliError> {
+    let bytes = read_file(path)?;
+    Ok(crate::case::CaseStream::from_bytes(
+        bytes,
+        path.display().to_string(),
+    ))
 }
 
 pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {

@@ -8,7 +8,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::output::{CliError, ExitCode, Outcome};
-use crate::scrub::{ScrubRules, scrub_case_with};
+use crate::case::CaseError;
+use crate::scrub::{ScrubMode, ScrubRules, scrub_file};
 
 /// `scrub`.
 #[derive(Debug, Args)]
@@ -42,17 +43,23 @@ pub(crate) fn run(args: &ScrubArgs) -> Result<Outcome, CliError> {
     let mut total = 0;
     for file in &args.files {
         let source = file.display().to_string();
-        let mut case = super::read_case(file)?;
-        let findings = scrub_case_with(&mut case, &rules);
+        let mode = if args.check {
+            ScrubMode::Check
+        } else {
+            ScrubMode::Rewrite
+        };
+        let stream = super::read_case_stream(file)?;
+        let findings = scrub_file(&stream, file, &rules, mode).map_err(|e| match e {
+            CaseError::Parse { .. } | CaseError::Exchange { .. } => {
+                CliError::invalid(e.to_string())
+            }
+            e => CliError::new(ExitCode::Failure, "write_failed", e.to_string()),
+        })?;
+        drop(stream);
         total += findings.len();
         for f in &findings {
             human.push_str(&format!("{source}: {}: {}\n", f.json_path, f.describe()));
         }
-        if !args.check && !findings.is_empty() {
-            case.write(file)
-                .map_err(|e| CliError::new(ExitCode::Failure, "write_failed", e.to_string()))?;
-        }
-        drop(case);
         crate::allocator::release_after(std::fs::metadata(file).map_or(0, |m| m.len()));
         report.push(json!({
             "file": source,
