@@ -506,3 +506,117 @@ async fn a_proxy_pointed_at_itself_stops_the_loop() {
     assert_eq!(status, 508, "{body}");
     assert_eq!(body["error"]["code"], "loop_detected");
 }
+
+/// An application that counts the connections it accepted and the ones that ended; `?close`
+/// answers with `Connection: close`.
+async fn counting_app() -> (
+    std::net::SocketAddr,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (o, e) = (opened.clone(), ended.clone());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            o.fetch_add(1, Ordering::SeqCst);
+            let e = e.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: http::Request<_>| async move {
+                    let mut resp = http::Response::new(Full::new(Bytes::from_static(b"ok")));
+                    if req.uri().query() == Some("close") {
+                        resp.headers_mut()
+                            .insert("connection", http::HeaderValue::from_static("close"));
+                    }
+                    Ok::<_, std::convert::Infallible>(resp)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                e.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, opened, ended)
+}
+
+/// One HTTP/1 client connection to `addr`.
+async fn http1_connection(
+    addr: std::net::SocketAddr,
+) -> (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, task)
+}
+
+async fn get_over(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> (u16, Bytes) {
+    sender.ready().await.unwrap();
+    let req = http::Request::get(path)
+        .header("host", "app.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+#[tokio::test]
+async fn each_client_connection_gets_its_own_upstream_connection_which_ends_with_it() {
+    use std::sync::atomic::Ordering;
+    let (app, opened, ended) = counting_app().await;
+    let ingress = ingress_to(&format!("http://{app}")).await;
+
+    let (mut first, first_task) = http1_connection(ingress.addr()).await;
+    for _ in 0..3 {
+        assert_eq!(get_over(&mut first, "/a").await, (200, Bytes::from("ok")));
+    }
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        1,
+        "three requests of one client connection go over one upstream connection"
+    );
+    // The application closes the connection after this answer: the next request opens another.
+    assert_eq!(get_over(&mut first, "/a?close").await.0, 200);
+    assert_eq!(get_over(&mut first, "/a").await, (200, Bytes::from("ok")));
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        2,
+        "a new upstream connection"
+    );
+
+    let (mut second, _second_task) = http1_connection(ingress.addr()).await;
+    assert_eq!(get_over(&mut second, "/b").await, (200, Bytes::from("ok")));
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        3,
+        "a second client connection does not share the first one's upstream connection"
+    );
+
+    drop(first);
+    let _ = first_task.await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ended.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        2,
+        "the closed upstream connection and the one of the client connection that ended; the \
+         second client's is still open"
+    );
+}

@@ -38,6 +38,7 @@
 //! # Ok(()) }
 //! ```
 
+mod affine;
 pub mod backend;
 mod config;
 mod egress;
