@@ -11,10 +11,9 @@
 //! hyper-util's `GracefulShutdown` in the same wrk rounds (BENCHMARKS.md, "The listener's
 //! mechanisms"; a loaded machine, see the table in the `listener` module doc).
 //!
-//! The invariant it relies on: a watched connection is polled only by its own task (as
-//! `Connections::serve_io` spawns it, wrapped only by [`super::beside::run`], which polls it
-//! with the task's waker): the waker of the first poll then stays valid for the task's life,
-//! so waking it on shutdown always reaches the connection.
+//! The invariant it relies on: a watched connection must be the whole future of its task
+//! (as `Connections::serve` spawns it): the waker of the first poll then stays valid for the
+//! task's life, so waking it on shutdown always reaches the connection.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -41,11 +41,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-mod beside;
 mod coarse_timer;
 mod drain;
-
-pub(crate) use beside::Beside;
 
 pub(crate) use coarse_timer::CoarseTimer;
 pub(crate) use coarse_timer::timeout as coarse_timeout;
@@ -135,7 +132,7 @@ impl<S: HttpService> Connections<S> {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), self.service.clone())
             .into_owned();
-        let conn = beside::run(self.drain.watch(conn));
+        let conn = self.drain.watch(conn);
         let role = self.role;
         tokio::spawn(async move {
             if let Err(err) = conn.await {

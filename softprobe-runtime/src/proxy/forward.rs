@@ -1,6 +1,5 @@
 //! The part both proxies share once a request is understood: ask the backend, answer
-//! locally or forward upstream (HTTP/1.1 or HTTP/2, pooled, or for the ingress's HTTP/1
-//! clients over the client connection's own upstream connection), and record the hop.
+//! locally or forward upstream (HTTP/1.1 or HTTP/2, pooled), and record the hop.
 //!
 //! Ingress and egress differ only in how they find the session, the target and the trace
 //! ids; they describe the request as a [`Hop`] and hand it to [`Core::handle`].
@@ -585,25 +584,12 @@ impl Core {
                 );
             }
         };
-        // The ingress sends an HTTP/1 client's requests over that client connection's own
-        // upstream connection; everything else goes through the pool.
-        let affine = (hop.direction == Direction::Inbound)
-            .then(|| super::affine::connection_for(&req))
-            .flatten();
-        let sent = match affine {
-            Some(beside) => crate::listener::coarse_timeout(
-                self.settings.upstream_timeout,
-                super::affine::send(&beside, req, self.settings.connect_timeout),
-            )
-            .await
-            .map(|r| r.map_err(UpstreamFailure::Affine)),
-            None => {
-                crate::listener::coarse_timeout(self.settings.upstream_timeout, client.request(req))
-                    .await
-                    .map(|r| r.map_err(UpstreamFailure::Pooled))
-            }
-        };
-        let resp = match sent {
+        let resp = match crate::listener::coarse_timeout(
+            self.settings.upstream_timeout,
+            client.request(req),
+        )
+        .await
+        {
             None => {
                 return json_error(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -615,9 +601,18 @@ impl Core {
                     ),
                 );
             }
-            Some(Err(failure)) => {
+            Some(Err(err)) => {
                 let target = upstream_name(&hop.upstream);
-                let (status, what, cause) = failure.classify();
+                let cause = error_chain(&err);
+                let (status, what) = if err.is_connect() {
+                    if cause.contains("timed out") || cause.contains("timeout") {
+                        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+                    } else {
+                        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+                    }
+                } else {
+                    (StatusCode::BAD_GATEWAY, "upstream_error")
+                };
                 tracing::debug!(upstream = %target, cause, "upstream failed");
                 return json_error(status, what, format!("upstream {target}: {cause}"));
             }
@@ -688,37 +683,6 @@ impl Core {
             core.record(&hop, request, &session_id, answer);
         });
         Response::from_parts(parts, recording.boxed_unsync())
-    }
-}
-
-/// Why a forwarded request got no answer, from either upstream path.
-enum UpstreamFailure {
-    Pooled(hyper_util::client::legacy::Error),
-    Affine(super::affine::Failure),
-}
-
-impl UpstreamFailure {
-    /// The status, error code and cause the client is told.
-    fn classify(self) -> (StatusCode, &'static str, String) {
-        let (connect, cause) = match self {
-            UpstreamFailure::Pooled(err) => (err.is_connect(), error_chain(&err)),
-            UpstreamFailure::Affine(super::affine::Failure::Connect { cause, timed_out }) => {
-                if timed_out {
-                    return (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", cause);
-                }
-                (true, cause)
-            }
-            UpstreamFailure::Affine(super::affine::Failure::Exchange(err)) => {
-                (false, error_chain(&err))
-            }
-        };
-        if !connect {
-            (StatusCode::BAD_GATEWAY, "upstream_error", cause)
-        } else if cause.contains("timed out") || cause.contains("timeout") {
-            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", cause)
-        } else {
-            (StatusCode::BAD_GATEWAY, "upstream_unreachable", cause)
-        }
     }
 }
 

@@ -38,7 +38,6 @@
 //! # Ok(()) }
 //! ```
 
-mod affine;
 pub mod backend;
 mod config;
 mod egress;
