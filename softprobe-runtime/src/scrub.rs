@@ -291,7 +291,7 @@ fn scrub_json(value: &mut Value, path: &str, rules: &ScrubRules, out: &mut Vec<F
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                scrub_json(v, &format!("{path}.{k}"), rules, out);
+                scrub_json(v, &crate::json::path::child_key(path, k), rules, out);
             }
         }
         _ => {}
@@ -324,7 +324,12 @@ pub fn scrub_case_with(case: &mut Case, rules: &ScrubRules) -> Vec<Finding> {
         scrub_json(fixture, &format!("$.fixtures[{i}]"), rules, &mut out);
     }
     for (key, value) in case.extra.iter_mut() {
-        scrub_json(value, &format!("$.{key}"), rules, &mut out);
+        scrub_json(
+            value,
+            &crate::json::path::child_key("$", key),
+            rules,
+            &mut out,
+        );
     }
     out
 }
