@@ -6,6 +6,16 @@
 //! [`session`] holds each session's state, [`server`] serves the control API ([`control`])
 //! and the proxy OTLP API ([`otlp`]) over it, and [`capture`] writes capture sessions out.
 //!
+//! # Where things are
+//!
+//! - A strict miss is decided, answered (599 and its header) and explained in
+//!   `src/replay/miss.rs` ([`replay::MissReport`]); every entry point reports it, with drift
+//!   and unused recordings, through [`verdict`].
+//! - Header classes (volatile, sensitive, hop-by-hop, not resent, not recorded): [`headers`].
+//! - JSON paths (parsing, rendering) and the JSON diff: [`json`]; redaction: [`redact`].
+//! - How one outbound hop is answered: [`replay::Engine::decide`]; request drift:
+//!   `src/replay/drift.rs` ([`replay::RequestDrift`]).
+//!
 //! # Features
 //!
 //! The test harness (`softprobe-test`) embeds the engine with no feature on: case files and

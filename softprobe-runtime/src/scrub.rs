@@ -297,7 +297,7 @@ fn scrub_json(value: &mut Value, path: &str, rules: &ScrubRules, out: &mut Vec<F
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                scrub_json(v, &format!("{path}.{k}"), rules, out);
+                scrub_json(v, &crate::json::path::child_key(path, k), rules, out);
             }
         }
         _ => {}
@@ -342,7 +342,7 @@ fn scrub_beside_traces(case: &mut Case, rules: &ScrubRules, out: &mut Vec<Findin
         scrub_json(fixture, &format!("$.fixtures[{i}]"), rules, out);
     }
     for (key, value) in case.extra.iter_mut() {
-        scrub_json(value, &format!("$.{key}"), rules, out);
+        scrub_json(value, &crate::json::path::child_key("$", key), rules, out);
     }
 }
 

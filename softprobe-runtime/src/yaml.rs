@@ -11,7 +11,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::case::validate::locate::{self, Locator, Segment};
+use crate::case::validate::locate::{self, Locator};
 
 /// A YAML document that is not YAML, or not the shape the reader expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,16 +63,7 @@ pub(crate) fn from_str_noting<T: DeserializeOwned>(
     match result {
         Ok(value) => Ok((value, doc.locator)),
         Err(err) => {
-            let segments: Vec<Segment> = err
-                .path()
-                .iter()
-                .filter_map(|seg| match seg {
-                    serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
-                    serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
-                    _ => None,
-                })
-                .collect();
-            let json_path = locate::render(&segments);
+            let json_path = crate::json::path::join_serde("$", err.path());
             let position = doc.locator.locate(&json_path);
             let mut message = err.into_inner().to_string();
             // serde_json appends the position in the JSON text; the YAML position replaces it.

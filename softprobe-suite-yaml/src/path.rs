@@ -26,21 +26,40 @@ pub fn push_segment(out: &mut String, seg: &Segment) {
         Segment::Index(i) => {
             let _ = write!(out, "[{i}]");
         }
-        Segment::Key(k) if is_identifier(k) => {
-            out.push('.');
-            out.push_str(k);
-        }
-        Segment::Key(k) => {
-            out.push_str("['");
-            for c in k.chars() {
-                if c == '\'' || c == '\\' {
-                    out.push('\\');
-                }
+        Segment::Key(k) => push_key(out, k),
+    }
+}
+
+/// Appends an object member to a rendered path: `.name` when the name
+/// [is an identifier](is_identifier), `['name']` otherwise. In the quoted form `'` and `\`
+/// are escaped with a backslash and control characters are written as the escapes of
+/// RFC 9535 (`\n`, `\t`, `\u001f`...), so the path stays on one line and reads back as
+/// the same name.
+pub fn push_key(out: &mut String, key: &str) {
+    if is_identifier(key) {
+        out.push('.');
+        out.push_str(key);
+        return;
+    }
+    out.push_str("['");
+    for c in key.chars() {
+        match c {
+            '\'' | '\\' => {
+                out.push('\\');
                 out.push(c);
             }
-            out.push_str("']");
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < '\u{20}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
         }
     }
+    out.push_str("']");
 }
 
 /// `path` followed by one more segment.
@@ -90,5 +109,29 @@ mod tests {
         assert_eq!(parent("$.rules[2]"), Some("$.rules"));
         assert_eq!(parent("$.rules"), Some("$"));
         assert_eq!(parent("$"), None);
+    }
+
+    #[test]
+    fn keys_that_are_not_identifiers_are_quoted_and_escaped() {
+        let cases = [
+            ("id", "$.id"),
+            ("_x9", "$._x9"),
+            ("x-id", "$['x-id']"),
+            ("a.b", "$['a.b']"),
+            ("it's", r"$['it\'s']"),
+            (r"back\slash", r"$['back\\slash']"),
+            ("", "$['']"),
+            ("9lives", "$['9lives']"),
+            ("café", "$['café']"),
+            ("two\nlines\u{1}", r"$['two\nlines\u0001']"),
+        ];
+        for (key, expected) in cases {
+            let mut out = "$".to_owned();
+            push_key(&mut out, key);
+            assert_eq!(out, expected, "{key:?}");
+            assert_eq!(render(&[Segment::Key(key.to_owned())]), expected);
+            assert_eq!(parent(&format!("{out}[0]")), Some(out.as_str()), "{key:?}");
+            assert_eq!(parent(&out), Some("$"), "{key:?}");
+        }
     }
 }

@@ -430,14 +430,7 @@ fn strip_position(message: &str) -> String {
 }
 
 fn parse_error(source_name: &str, err: serde_path_to_error::Error<serde_json::Error>) -> CaseError {
-    let path = err.path().to_string();
-    let json_path = if path == "." {
-        "$".to_owned()
-    } else if path.starts_with('[') {
-        format!("${path}")
-    } else {
-        format!("$.{path}")
-    };
+    let json_path = crate::json::path::join_serde("$", err.path());
     let inner = err.into_inner();
     CaseError::Parse {
         source_name: source_name.to_owned(),

@@ -207,12 +207,7 @@ pub fn validate_trace(bytes: &[u8], source_name: &str) -> Report {
             }
         }
         Err(err) => {
-            let path = err.path().to_string();
-            let path = if path == "." {
-                "$".to_owned()
-            } else {
-                format!("$.{path}")
-            };
+            let path = crate::json::path::join_serde("$", err.path());
             let message = strip_position(&err.into_inner().to_string());
             if !overlaps(&path, &schema_issues) {
                 issues.push(Issue {

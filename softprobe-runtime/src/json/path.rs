@@ -9,10 +9,16 @@
 //! One parser reads both, so the same bad path gets the same error everywhere, naming the
 //! character at fault. Slices, filters and descendants are refused rather than silently
 //! matching nothing.
+//!
+//! Paths softprobe writes (diff fields, validation and deserialization errors) are rendered
+//! by [`softprobe_suite_yaml::path::push_key`], which the test macros share: `.name` for an
+//! identifier, `['x-id']` otherwise, with `'`, `\` and control characters escaped so the
+//! parser here reads the same member back.
 
 use std::fmt;
 
 use serde_json::Value;
+pub(crate) use softprobe_suite_yaml::path::push_key;
 
 /// One step of a concrete path, as the diff walks a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,15 +92,10 @@ fn parse_segments(text: &str, from: usize, wildcards: bool) -> Result<Vec<Segmen
                             match chars.get(i) {
                                 None => return Err(err(i, "unterminated quoted name")),
                                 Some('\\') => {
-                                    let c = chars
-                                        .get(i + 1)
-                                        .ok_or_else(|| err(i, "unterminated escape"))?;
-                                    name.push(match c {
-                                        'n' => '\n',
-                                        't' => '\t',
-                                        other => *other,
-                                    });
-                                    i += 2;
+                                    let (c, len) = unescape(&chars[i + 1..])
+                                        .map_err(|message| err(i, message))?;
+                                    name.push(c);
+                                    i += 1 + len;
                                 }
                                 Some(c) if *c == q => {
                                     i += 1;
@@ -144,6 +145,40 @@ fn parse_segments(text: &str, from: usize, wildcards: bool) -> Result<Vec<Segmen
         }
     }
     Ok(segments)
+}
+
+/// Reads the escape after a `\\` in a quoted name (RFC 9535: `\\b \\f \\n \\r \\t \\uXXXX`,
+/// any other character stands for itself): the character and how many characters it took.
+fn unescape(rest: &[char]) -> Result<(char, usize), &'static str> {
+    let hex = |from: usize| -> Option<u32> {
+        let digits: String = rest.get(from..from + 4)?.iter().collect();
+        u32::from_str_radix(&digits, 16).ok()
+    };
+    let c = match rest.first().ok_or("unterminated escape")? {
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'u' => {
+            let bad = "expected four hex digits after `\\u`";
+            let unit = hex(1).ok_or(bad)?;
+            if (0xD800..0xDC00).contains(&unit) {
+                let low = (rest.get(5..7) == Some(&['\\', 'u'][..]))
+                    .then(|| hex(7))
+                    .flatten()
+                    .filter(|low| (0xDC00..0xE000).contains(low))
+                    .ok_or("a high surrogate must be followed by a `\\u` low surrogate")?;
+                let c = char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00));
+                return c.map(|c| (c, 11)).ok_or(bad);
+            }
+            return char::from_u32(unit)
+                .map(|c| (c, 5))
+                .ok_or("a lone surrogate is not a character");
+        }
+        other => *other,
+    };
+    Ok((c, 1))
 }
 
 /// Reads a `$`-rooted path.
@@ -341,12 +376,13 @@ impl fmt::Display for PathPattern {
     }
 }
 
-/// Renders a concrete path as JSONPath: `$`, then `.name` / `['odd name']` / `[3]`.
+/// Renders a concrete path as JSONPath: `$`, then `.name` / `['odd name']` / `[3]`, the
+/// form [`JsonPath::parse`] reads back ([`push_key`] owns the member syntax).
 pub fn render(steps: &[Step<'_>]) -> String {
     let mut out = String::from("$");
     for step in steps {
         match step {
-            Step::Key(k) => push_member(&mut out, k),
+            Step::Key(k) => push_key(&mut out, k),
             Step::Index(i) => {
                 out.push('[');
                 out.push_str(&i.to_string());
@@ -357,27 +393,30 @@ pub fn render(steps: &[Step<'_>]) -> String {
     out
 }
 
-/// Appends the JSONPath of an object member to `base`: `.name` when the name is a plain
-/// identifier, `['na me']` otherwise.
-pub(crate) fn push_member(base: &mut String, name: &str) {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-');
-    if plain {
-        base.push('.');
-        base.push_str(name);
-    } else {
-        base.push_str("['");
-        for c in name.chars() {
-            if c == '\'' || c == '\\' {
-                base.push('\\');
+/// `path` followed by the member `key`.
+pub(crate) fn child_key(path: &str, key: &str) -> String {
+    let mut out = path.to_owned();
+    push_key(&mut out, key);
+    out
+}
+
+/// `base` followed by the steps of a [`serde_path_to_error`] path (`rules[2].when`), each
+/// member rendered by [`push_key`]. A step serde could not name ends the path there.
+pub(crate) fn join_serde(base: &str, path: &serde_path_to_error::Path) -> String {
+    let mut out = base.to_owned();
+    for seg in path {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => {
+                out.push('[');
+                out.push_str(&index.to_string());
+                out.push(']');
             }
-            base.push(c);
+            serde_path_to_error::Segment::Map { key }
+            | serde_path_to_error::Segment::Enum { variant: key } => push_key(&mut out, key),
+            serde_path_to_error::Segment::Unknown => break,
         }
-        base.push_str("']");
     }
+    out
 }
 
 #[cfg(test)]
@@ -441,11 +480,88 @@ mod tests {
     #[test]
     fn member_paths_quote_when_needed() {
         let mut s = "$".to_owned();
-        push_member(&mut s, "amount");
-        push_member(&mut s, "first name");
-        push_member(&mut s, "it's");
+        push_key(&mut s, "amount");
+        push_key(&mut s, "first name");
+        push_key(&mut s, "it's");
         assert_eq!(s, "$.amount['first name']['it\\'s']");
         assert!(JsonPath::parse(&s).is_ok());
+    }
+
+    /// Every rendered path reads back, as a rule path and as a pattern, to the same member.
+    #[test]
+    fn awkward_names_round_trip_through_render_and_parse() {
+        let names = [
+            "x-id",
+            "a.b",
+            "it's",
+            "back\\slash",
+            "",
+            "größe",
+            "名前",
+            "9lives",
+            "0",
+            "say \"hi\"",
+            "a['b']",
+            "$",
+            "*",
+            "tab\there\nnew\r\u{1}\u{7f}",
+            "emoji 🦀",
+            "plain_name",
+        ];
+        for name in names {
+            let doc = json!({ name: [{ name: "found" }] });
+            let steps = [Step::Key(name), Step::Index(0), Step::Key(name)];
+            let text = render(&steps);
+            assert!(!text.contains('\n'), "{text}");
+            let path = JsonPath::parse(&text).unwrap_or_else(|e| panic!("{name:?}: {e}"));
+            assert_eq!(
+                path.select(&doc),
+                Some(&json!("found")),
+                "{name:?} as {text}"
+            );
+            let pattern = PathPattern::parse(&text).unwrap();
+            assert!(pattern.matches(&steps), "{name:?} as {text}");
+            assert!(!pattern.matches(&[Step::Key(name), Step::Index(0), Step::Key("other")]));
+        }
+        assert_eq!(render(&[Step::Key("x-id")]), "$['x-id']");
+        assert_eq!(render(&[Step::Key("a.b")]), "$['a.b']");
+    }
+
+    /// A deserialization error names the member the way every other message does.
+    #[test]
+    fn serde_error_paths_render_members_like_every_other_path() {
+        type Doc = std::collections::BTreeMap<String, Vec<std::collections::BTreeMap<String, u32>>>;
+        let text = r#"{"ok": [], "x-id": [{"c.d": 1}, {"it's": "nan"}]}"#;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let err = serde_path_to_error::deserialize::<_, Doc>(&mut de).unwrap_err();
+        assert_eq!(join_serde("$", err.path()), r"$['x-id'][1]['it\'s']");
+        assert_eq!(
+            join_serde("$.rules[2]", err.path()),
+            r"$.rules[2]['x-id'][1]['it\'s']"
+        );
+    }
+
+    #[test]
+    fn escapes_of_rfc_9535_are_read_in_quoted_names() {
+        let doc = json!({"a\u{8}\u{c}\n\r\t\u{1f}": 1, "😀": 2, "q\"": 3});
+        for (text, expected) in [
+            (r"$['a\b\f\n\r\t\u001f']", 1),
+            (r"$['\ud83d\ude00']", 2),
+            (r"$['\u1F600']", 0),
+            (r#"$["q\""]"#, 3),
+        ] {
+            let got = JsonPath::parse(text).unwrap().select(&doc).cloned();
+            assert_eq!(got, (expected > 0).then(|| json!(expected)), "{text}");
+        }
+        for (bad, fragment) in [
+            (r"$['\u12']", "four hex digits"),
+            (r"$['\ud83d']", "low surrogate"),
+            (r"$['\ude00']", "lone surrogate"),
+            (r"$['\", "unterminated escape"),
+        ] {
+            let err = JsonPath::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(fragment), "{bad}: {err}");
+        }
     }
 
     #[test]

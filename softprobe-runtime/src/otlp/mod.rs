@@ -14,6 +14,7 @@ use prost::Message as _;
 
 use crate::case::TracesData;
 use crate::error::{Error, Result};
+use crate::json::path::join_serde;
 
 /// `content-type` of OTLP protobuf payloads.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
@@ -108,30 +109,19 @@ pub fn encode(data: &TracesData, format: WireFormat) -> Vec<u8> {
 /// `$.path: message (line L, column C)` for a JSON parse error; where the path is unknown
 /// (truncated documents) it names `$`.
 pub(crate) fn describe_json_error(err: serde_path_to_error::Error<serde_json::Error>) -> String {
-    let path = err.path().to_string();
-    let inner = err.into_inner();
-    let path = if inner.is_eof() || path.split(['.', '[']).any(|seg| seg == "?") {
+    let inner = err.inner();
+    let path = if inner.is_eof() {
         "$".to_owned()
     } else {
-        json_path(&path)
+        join_serde("$", err.path())
     };
+    let inner = err.into_inner();
     format!(
         "{path}: {} (line {}, column {})",
         without_position(&inner.to_string()),
         inner.line(),
         inner.column()
     )
-}
-
-/// `serde_path_to_error`'s path as a JSON path (`$`, `$.a[0].b`).
-pub(crate) fn json_path(path: &str) -> String {
-    if path == "." || path.is_empty() {
-        "$".to_owned()
-    } else if path.starts_with('[') {
-        format!("${path}")
-    } else {
-        format!("$.{path}")
-    }
 }
 
 /// serde_json's message without its trailing "at line L column C".

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Consume, MockResponse, Redaction, Rule, RulesError, Then, When};
 use crate::case::{Body, Direction};
-use crate::json::path::{JsonPath, push_member};
+use crate::json::path::{JsonPath, join_serde, push_key};
 use crate::request::host::normalize_host;
 
 /// Parses a rules document: `{"version": 1, "rules": [...]}` or a bare array of rules, in JSON
@@ -34,7 +34,7 @@ pub fn rules_from_values(
     let mut raw = Vec::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let Obj(rule): Obj<RawRule> = serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = join_path(&format!("{json_path}[{i}]"), &err.path().to_string());
+            let path = join_serde(&format!("{json_path}[{i}]"), err.path());
             RulesError::at(source_name, path, err.into_inner().to_string())
         })?;
         raw.push(rule);
@@ -79,7 +79,7 @@ fn from_json<T: DeserializeOwned>(
 ) -> Result<T, (RulesError, bool)> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = join_path("$", &err.path().to_string());
+        let path = join_serde("$", err.path());
         let inner = err.into_inner();
         let syntax = inner.is_syntax() || inner.is_eof();
         (json_error(source_name, path, &inner), syntax)
@@ -112,17 +112,6 @@ fn from_yaml<T: DeserializeOwned>(text: &str, source_name: &str) -> Result<T, Ru
         column: Some(err.column),
         message: err.message,
     })
-}
-
-/// Joins a base JSON path and a serde_path_to_error path (`rules[2].when`, `[0]`, `.`).
-pub(crate) fn join_path(base: &str, tail: &str) -> String {
-    if tail.is_empty() || tail == "." {
-        base.to_owned()
-    } else if tail.starts_with('[') {
-        format!("{base}{tail}")
-    } else {
-        format!("{base}.{tail}")
-    }
 }
 
 struct RawRulesDocument {
@@ -512,7 +501,7 @@ fn convert_when(raw: RawWhen, err: &ErrAt<'_>) -> Result<When, RulesError> {
     for (text, expected) in raw.body_json_path.map(|m| m.0).unwrap_or_default() {
         let parsed = JsonPath::parse(&text).map_err(|e| {
             let mut field = ".bodyJsonPath".to_owned();
-            push_member(&mut field, &text);
+            push_key(&mut field, &text);
             err(&field, e.to_string())
         })?;
         body_json_path.push((parsed, expected));
@@ -630,12 +619,12 @@ pub(crate) fn convert_response(
         let lower = name.to_ascii_lowercase();
         if lower.is_empty() || !lower.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
             let mut field = ".headers".to_owned();
-            push_member(&mut field, &name);
+            push_key(&mut field, &name);
             return Err(err(&field, format!("{name:?} is not a valid header name")));
         }
         if value.contains(['\r', '\n']) {
             let mut field = ".headers".to_owned();
-            push_member(&mut field, &name);
+            push_key(&mut field, &name);
             return Err(err(
                 &field,
                 "header values must not contain line breaks".into(),
