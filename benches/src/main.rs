@@ -163,6 +163,7 @@ fn main() {
             let upstream = argv.get(1).unwrap_or_else(|| usage());
             ingress::serve_ingress(upstream)
         }
+        Some("serve-collector") => large_capture::serve_collector(),
         Some("serve-capture") => {
             let upstream = argv.get(1).unwrap_or_else(|| usage());
             large_capture::serve_capture(upstream)
@@ -762,7 +763,7 @@ fn rows_large_capture(ctx: &mut Ctx<'_>) -> Result<(), String> {
     });
     ctx.rows.push(Row {
         id: "10c",
-        what: "`softprobe export otlp` of that case to a collector on loopback (OTLP/JSON, one POST per trace document)".into(),
+        what: "`softprobe export otlp` of that case to a collector on loopback (OTLP/JSON, consecutive trace documents batched up to 4 MiB per POST; the collector reads every body)".into(),
         ours: format!(
             "{:.1} MB in {}; RSS peak {:.1} MiB",
             mb(export.bytes),
