@@ -776,7 +776,7 @@ fn rows_large_capture(ctx: &mut Ctx<'_>) -> Result<(), String> {
         met: judge(ctx.smoke, lean_met(&export)),
     });
     ctx.notes.push(
-        "rows 10-10c: each figure is the process's own `/proc/self/status` (`VmRSS`; `VmHWM` reset through `clear_refs` just before the step); the capture runs in a child process (`serve-capture`) as the standalone runtime holds it (in-memory store, ingress on one thread per CPU), each scrub and the export in another (`scrub-case`; a scrub rule matching every hop's URL makes every span change, so the file is rewritten; the collector is the row 4 app, answering 200)".into(),
+        "rows 10-10c: each figure is the process's own `/proc/self/status` (`VmRSS`; `VmHWM` reset through `clear_refs` just before the step); the capture runs in a child process (`serve-capture`) as the standalone runtime holds it (in-memory store, ingress on one thread per CPU), each scrub and the export in another (`scrub-case`; a scrub rule matching every hop's URL makes every span change, so the file is rewritten; the collector, `serve-collector`, reads each request body whole and answers 200)".into(),
     );
     Ok(())
 }
