@@ -170,6 +170,52 @@ pub(crate) fn serve_capture(upstream: &str) -> ! {
     std::process::exit(0)
 }
 
+/// `serve-collector`: the OTLP/HTTP collector of row 10c. Each request's body is read to its
+/// end (as a collector must before it can decode it) and answered `200 {}`: the least a
+/// collector does, so the row measures the export and not the collector. The row 4 app
+/// answers without reading the body, which a large request can outrun.
+pub(crate) fn serve_collector() -> ! {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("binding the collector");
+        println!("READY {}", listener.local_addr().expect("an address"));
+        let _ = std::io::stdout().flush();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let status = match req.into_body().collect().await {
+                        Ok(_) => http::StatusCode::OK,
+                        Err(_) => http::StatusCode::BAD_REQUEST,
+                    };
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(bytes::Bytes::from_static(b"{}")))
+                            .expect("a static response builds"),
+                    )
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    std::process::exit(0)
+}
+
 /// The rules rows 10b and 10c scrub with: the built-in patterns and one that matches in
 /// every hop (its URL), so every span is rewritten and the file is written back.
 fn bench_rules() -> Result<ScrubRules, String> {
@@ -341,7 +387,11 @@ pub(crate) fn run(secs: u64) -> Result<(Step, Scrubs), String> {
     let parsed = scrub_child("parsed", &copy, None)?;
     std::fs::copy(&case_path, &copy).map_err(|e| format!("cannot copy the case: {e}"))?;
     let streamed = scrub_child("streamed", &copy, None)?;
-    let export = scrub_child("export", &case_path, Some(&format!("http://{app}")))?;
+    let (_collector, collector_words) = spawn_self(&["serve-collector"])?;
+    let collector = collector_words
+        .first()
+        .ok_or("serve-collector printed no address")?;
+    let export = scrub_child("export", &case_path, Some(&format!("http://{collector}")))?;
     Ok((
         closed,
         Scrubs {

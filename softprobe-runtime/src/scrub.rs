@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -128,6 +128,12 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     ]
 });
 
+/// Every built-in pattern in one set, to rule out in one pass a string none of them matches.
+static BUILT_IN: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(PATTERNS.iter().map(|p| p.regex.as_str()))
+        .expect("built-in secret patterns compile")
+});
+
 fn luhn(candidate: &str) -> bool {
     let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
     if !(13..=19).contains(&digits.len()) {
@@ -173,12 +179,16 @@ pub fn scrub_str_with(text: &mut String, rules: &ScrubRules) -> Vec<(SecretKind,
                 }
                 found = true;
                 pattern.replacement.clone()
-            })
-            .into_owned();
+            });
         if found {
             kinds.push((SecretKind::CustomPattern, Some(pattern.name.clone())));
-            *text = replaced;
+            *text = replaced.into_owned();
         }
+    }
+    // Most strings hold no secret: one pass of all the built-in patterns together rules
+    // them out, where asking each pattern would go through the string once per pattern.
+    if !BUILT_IN.is_match(text) {
+        return kinds;
     }
     for pattern in PATTERNS.iter() {
         if !pattern.regex.is_match(text) {
@@ -194,34 +204,37 @@ pub fn scrub_str_with(text: &mut String, rules: &ScrubRules) -> Vec<(SecretKind,
                 }
                 found = true;
                 REDACTED.to_owned()
-            })
-            .into_owned();
+            });
         if found {
             kinds.push((pattern.kind, None));
-            *text = replaced;
+            *text = replaced.into_owned();
         }
     }
     kinds
 }
 
+/// The JSON path of the value being scrubbed, built only when there is a finding to report:
+/// formatting one for every attribute of every span was a good share of a large scrub.
+type PathOf<'a> = &'a dyn Fn() -> String;
+
 /// Applies the rules' JSONPaths to a JSON body; the body is rewritten only when a field
 /// changed, so an already scrubbed file stays byte for byte the same.
-fn scrub_body(text: &mut String, path: &str, rules: &ScrubRules, out: &mut Vec<Finding>) {
+fn scrub_body(text: &mut String, path: PathOf<'_>, rules: &ScrubRules, out: &mut Vec<Finding>) {
     for jp in crate::redact::json_text(text, &rules.json_paths) {
         out.push(Finding {
-            json_path: path.to_owned(),
+            json_path: path(),
             kind: SecretKind::BodyField,
             rule: Some(jp.as_str().to_owned()),
         });
     }
 }
 
-fn scrub_any(value: &mut AnyValue, path: &str, rules: &ScrubRules, out: &mut Vec<Finding>) {
+fn scrub_any(value: &mut AnyValue, path: PathOf<'_>, rules: &ScrubRules, out: &mut Vec<Finding>) {
     match value {
         AnyValue::String(s) => {
             for (kind, rule) in scrub_str_with(s, rules) {
                 out.push(Finding {
-                    json_path: path.to_owned(),
+                    json_path: path(),
                     kind,
                     rule,
                 });
@@ -229,11 +242,13 @@ fn scrub_any(value: &mut AnyValue, path: &str, rules: &ScrubRules, out: &mut Vec
         }
         AnyValue::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                scrub_any(item, &format!("{path}.arrayValue.values[{i}]"), rules, out);
+                let item_path = || format!("{}.arrayValue.values[{i}]", path());
+                scrub_any(item, &item_path, rules, out);
             }
         }
         AnyValue::KvList(kvs) => {
-            scrub_attributes(kvs, &format!("{path}.kvlistValue.values"), rules, out)
+            let list_path = || format!("{}.kvlistValue.values", path());
+            scrub_attributes(kvs, &list_path, rules, out)
         }
         _ => {}
     }
@@ -241,12 +256,12 @@ fn scrub_any(value: &mut AnyValue, path: &str, rules: &ScrubRules, out: &mut Vec
 
 fn scrub_attributes(
     attrs: &mut [KeyValue],
-    path: &str,
+    path: PathOf<'_>,
     rules: &ScrubRules,
     out: &mut Vec<Finding>,
 ) {
     for (i, kv) in attrs.iter_mut().enumerate() {
-        let value_path = format!("{path}[{i}].value.stringValue");
+        let value_path = || format!("{}[{i}].value.stringValue", path());
         let header = kv
             .key
             .strip_prefix("http.request.header.")
@@ -262,7 +277,7 @@ fn scrub_attributes(
                 {
                     kv.value = AnyValue::String(REDACTED.to_owned());
                     out.push(Finding {
-                        json_path: value_path,
+                        json_path: value_path(),
                         kind: SecretKind::SensitiveHeader,
                         rule: user.then_some(name),
                     });
@@ -275,7 +290,12 @@ fn scrub_attributes(
         {
             scrub_body(body, &value_path, rules, out);
         }
-        scrub_any(&mut kv.value, &format!("{path}[{i}].value"), rules, out);
+        scrub_any(
+            &mut kv.value,
+            &|| format!("{}[{i}].value", path()),
+            rules,
+            out,
+        );
     }
 }
 
@@ -326,9 +346,11 @@ fn scrub_trace(trace: &mut TracesData, t: usize, rules: &ScrubRules, out: &mut V
     for (r, rs) in trace.resource_spans.iter_mut().enumerate() {
         for (s, ss) in rs.scope_spans.iter_mut().enumerate() {
             for (i, span) in ss.spans.iter_mut().enumerate() {
-                let path = format!(
-                    "$.traces[{t}].resourceSpans[{r}].scopeSpans[{s}].spans[{i}].attributes"
-                );
+                let path = || {
+                    format!(
+                        "$.traces[{t}].resourceSpans[{r}].scopeSpans[{s}].spans[{i}].attributes"
+                    )
+                };
                 scrub_attributes(&mut span.attributes, &path, rules, out);
             }
         }
@@ -487,7 +509,7 @@ mod tests {
         .unwrap();
         let mut body = r#"{"phone":null,"ssn":123,"pin":"[REDACTED]","ok":true}"#.to_owned();
         let mut found = Vec::new();
-        scrub_body(&mut body, "$.b", &rules, &mut found);
+        scrub_body(&mut body, &|| "$.b".to_owned(), &rules, &mut found);
         // A null field is redacted too, as the capture path always did: its presence alone
         // can say something about the person.
         let rules_hit: Vec<_> = found.iter().map(|f| f.describe()).collect();
@@ -502,7 +524,7 @@ mod tests {
         );
         let before = body.clone();
         found.clear();
-        scrub_body(&mut body, "$.b", &rules, &mut found);
+        scrub_body(&mut body, &|| "$.b".to_owned(), &rules, &mut found);
         assert!(found.is_empty(), "{found:?}");
         assert_eq!(body, before);
     }

@@ -474,6 +474,158 @@ fn export_protobuf_reaches_a_separate_collector_process() {
     assert_eq!(decoded, case.traces[0]);
 }
 
+/// A case of `n` trace documents, one outbound span each (its own trace and span id) whose
+/// response body is `body_len` bytes, written to `path`. Returns the span ids.
+fn many_traces_case(path: &std::path::Path, n: usize, body_len: usize) -> Vec<String> {
+    let body = "x".repeat(body_len);
+    let mut span_ids = Vec::new();
+    let traces: Vec<Value> = (0..n)
+        .map(|k| {
+            let span_id = format!("{:016x}", 0x1000 + k);
+            span_ids.push(span_id.clone());
+            json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+                "traceId": format!("{:032x}", 0x5000 + k),
+                "spanId": span_id,
+                "name": "HTTP GET",
+                "kind": 3,
+                "startTimeUnixNano": "1776681022000000000",
+                "endTimeUnixNano": "1776681022009000000",
+                "attributes": [
+                    {"key": "sp.traffic.direction", "value": {"stringValue": "outbound"}},
+                    {"key": "http.request.method", "value": {"stringValue": "GET"}},
+                    {"key": "url.host", "value": {"stringValue": "api.example.com"}},
+                    {"key": "url.path", "value": {"stringValue": format!("/v1/item/{k}")}},
+                    {"key": "http.response.status_code", "value": {"intValue": "200"}},
+                    {"key": "http.response.body", "value": {"stringValue": body}},
+                ],
+            }]}]}]})
+        })
+        .collect();
+    let case = json!({
+        "version": "1.0.0",
+        "caseId": "many",
+        "createdAt": "2026-04-20T10:30:22Z",
+        "traces": traces,
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&case).unwrap()).unwrap();
+    span_ids
+}
+
+fn extracted_spans(base: &str, id: &str) -> Value {
+    let mut cmd = cli(base);
+    cmd.args(["session", "stats", "--session", id, "--json"]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    json_line(&out)["extractedSpans"].clone()
+}
+
+#[test]
+fn export_of_a_case_larger_than_one_request_arrives_whole_in_several() {
+    // 2400 trace documents of about 4 KB each: about 10 MB of OTLP/JSON, more than two
+    // requests' worth, each under the runtime's default body limit (16 MiB).
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("many.case.json");
+    let span_ids = many_traces_case(&case, 2400, 4000);
+    let rt = runtime(&[]);
+    let id = start(&rt.base, "capture");
+    let mut cmd = cli(&rt.base);
+    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
+        "--endpoint",
+        &rt.base,
+        "--session",
+        &id,
+        "--json",
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json_line(&out);
+    assert_eq!(report["traces"], 2400, "{report}");
+    assert_eq!(report["spans"], 2400, "{report}");
+    let requests = report["requests"].as_u64().unwrap();
+    assert!((3..=4).contains(&requests), "{report}");
+    assert_eq!(extracted_spans(&rt.base, &id), 2400);
+
+    // Every span arrived, each once, in the case the session closes into.
+    let closed = dir.path().join("closed.case.json");
+    let mut cmd = cli(&rt.base);
+    cmd.args(["session", "close", "--session", &id, "--out"])
+        .arg(&closed);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    let closed = softprobe_runtime::case::Case::read(&closed).unwrap();
+    let mut got: Vec<String> = closed
+        .spans()
+        .map(|(_, span, _)| span.span_id.to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, span_ids);
+
+    // In protobuf, a request is the documents' `TracesData` messages one after another,
+    // which decode as one message holding all their `resourceSpans`.
+    let id = start(&rt.base, "capture");
+    let mut cmd = cli(&rt.base);
+    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
+        "--endpoint",
+        &rt.base,
+        "--session",
+        &id,
+        "--encoding",
+        "protobuf",
+        "--json",
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(json_line(&out)["requests"].as_u64().unwrap() >= 3, "{out}");
+    assert_eq!(extracted_spans(&rt.base, &id), 2400);
+
+    // The same export against a runtime whose body limit is below one request's size: the
+    // collector's refusal names the status and the trace documents of the request.
+    let small = runtime(&[("SOFTPROBE_BODY_LIMIT", "1048576")]);
+    let id = start(&small.base, "capture");
+    let mut cmd = cli(&small.base);
+    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
+        "--endpoint",
+        &small.base,
+        "--session",
+        &id,
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("answered 413 Payload Too Large to ")
+            && text.contains("many.case.json traces[0] to traces["),
+        "{text}"
+    );
+}
+
+#[test]
+fn export_stops_at_a_malformed_trace_document_after_sending_those_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("bad.case.json");
+    many_traces_case(&case, 3, 10);
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&case).unwrap()).unwrap();
+    doc["traces"][2]["resourceSpans"][0]["scopeSpans"][0]["spans"] = json!("not a list");
+    std::fs::write(&case, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let rt = runtime(&[]);
+    let id = start(&rt.base, "capture");
+    let mut cmd = cli(&rt.base);
+    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
+        "--endpoint",
+        &rt.base,
+        "--session",
+        &id,
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 5, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("bad.case.json: $.traces[2].resourceSpans[0].scopeSpans[0].spans: "),
+        "{text}"
+    );
+    assert_eq!(extracted_spans(&rt.base, &id), 2);
+}
+
 #[test]
 fn completion_scripts_are_generated() {
     for shell in ["bash", "zsh", "fish"] {

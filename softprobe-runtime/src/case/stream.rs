@@ -9,9 +9,11 @@
 //! (BENCHMARKS.md, "Scrub and export of a large case"). Parsing from a byte slice rather than
 //! from a reader is also several times faster with serde_json, which is why the bytes are held.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::path::Path;
 
+use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{Case, CaseError, TracesData};
@@ -70,6 +72,14 @@ impl CaseStream {
     /// The case with an empty `traces`: every other field parsed and checked, the traces
     /// only skipped over (their JSON syntax checked, not their shape).
     pub fn head(&self) -> Result<Case, CaseError> {
+        // Plain serde_json first; serde_path_to_error's tracking of every key and element
+        // costs a good share of a large file's parse, so only a document that failed is
+        // parsed again with it, to name the error's place.
+        let mut de = serde_json::Deserializer::from_slice(&self.bytes);
+        if let Ok(head) = super::CaseHead::deserialize(&mut de) {
+            super::document_end(de, &self.source_name)?;
+            return Ok(head.0);
+        }
         let mut de = serde_json::Deserializer::from_slice(&self.bytes);
         let result: Result<super::CaseHead, _> = serde_path_to_error::deserialize(&mut de);
         let head = result.map_err(|err| super::parse_error(&self.source_name, err))?;
@@ -87,21 +97,39 @@ impl CaseStream {
     ) -> Result<usize, StreamError<E>> {
         let mut stopped = None;
         let mut de = serde_json::Deserializer::from_slice(&self.bytes);
-        let mut track = serde_path_to_error::Track::new();
         let result = Document {
             each: &mut each,
             stopped: &mut stopped,
         }
-        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+        .deserialize(&mut de);
         if let Some(err) = stopped {
             return Err(StreamError::Stopped(err));
         }
-        result.map_err(|err| {
-            StreamError::Case(super::parse_error(
-                &self.source_name,
-                serde_path_to_error::Error::new(track.path(), err),
-            ))
-        })
+        result.map_err(|err| StreamError::Case(self.locate(err)))
+    }
+
+    /// The error of a walk that failed, with its JSON path: the same walk again, through
+    /// serde_path_to_error this time, handing nothing over. Only a malformed document pays
+    /// for the tracking.
+    fn locate(&self, plain: serde_json::Error) -> CaseError {
+        let mut de = serde_json::Deserializer::from_slice(&self.bytes);
+        let mut track = serde_path_to_error::Track::new();
+        let mut stopped = None;
+        let result = Document {
+            each: &mut |_, _| Ok::<_, Infallible>(()),
+            stopped: &mut stopped,
+        }
+        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+        let (path, err) = match result {
+            Err(err) => (track.path(), err),
+            // Both walks parse the same bytes the same way; should they ever disagree, the
+            // first error is still reported, at the document's root.
+            Ok(_) => (serde_path_to_error::Track::new().path(), plain),
+        };
+        super::parse_error(
+            &self.source_name,
+            serde_path_to_error::Error::new(path, err),
+        )
     }
 }
 

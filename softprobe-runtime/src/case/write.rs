@@ -18,7 +18,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaseError> {
 }
 
 /// How much of a streamed document is buffered before it goes to the temporary file.
-const WRITE_BUFFER: usize = 256 * 1024;
+pub(super) const WRITE_BUFFER: usize = 256 * 1024;
 
 /// [`write_atomic`] for a document produced by `produce` as it writes into the given
 /// writer: a local file receives it through a buffer (256 KiB), so the whole
