@@ -58,7 +58,7 @@ impl Control for InProcess {
         let id = session.id().to_owned();
         // Replay and generate sessions answer strictly: a call nothing answers is a miss.
         if o.mode != softprobe_runtime::Mode::Capture {
-            let policy = parse_policy(o.policy, o.source)?;
+            let policy = replay_policy(o.policy, o.source)?;
             // The session shares the harness's indexed case: no copy or index per test.
             self.0
                 .update(&id, &mut |state| {
@@ -120,6 +120,31 @@ impl Control for InProcess {
 fn parse_policy(document: &Value, source: &str) -> Result<softprobe_runtime::policy::Policy> {
     softprobe_runtime::policy::parse_policy(document.to_string().as_bytes(), source)
         .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// How many distinct replay policies [`replay_policy`] keeps parsed.
+const PARSED_POLICIES_MAX: usize = 16;
+
+/// [`parse_policy`] for the policy a replay session opens with, parsed once per process for
+/// each distinct document: every test of a suite opens with one of a few (the attribute's
+/// `redact`, `exact` and `headers` lists), and serialising and parsing it again was a
+/// measurable share of opening a session. A document that does not parse is not kept, so
+/// its error names the case it came with each time.
+fn replay_policy(document: &Value, source: &str) -> Result<softprobe_runtime::policy::Policy> {
+    type Parsed = Vec<(Value, softprobe_runtime::policy::Policy)>;
+    static PARSED: std::sync::Mutex<Parsed> = std::sync::Mutex::new(Vec::new());
+    let mut parsed = PARSED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, policy)) = parsed.iter().find(|(doc, _)| doc == document) {
+        return Ok(policy.clone());
+    }
+    let policy = parse_policy(document, source)?;
+    if parsed.len() >= PARSED_POLICIES_MAX {
+        parsed.remove(0);
+    }
+    parsed.push((document.clone(), policy.clone()));
+    Ok(policy)
 }
 
 /// Sessions in a standalone runtime, reached through its control API.
@@ -256,5 +281,38 @@ impl Control for OverHttp {
 
     fn reports_origins(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_policy_is_parsed_once_and_each_document_keeps_its_own() {
+        let strict = json!({"externalHttp": "strict", "volatileFields": [".body.id"]});
+        let first = replay_policy(&strict, "a.case.json").unwrap();
+        assert_eq!(
+            first,
+            parse_policy(&strict, "a.case.json").unwrap(),
+            "the kept policy is the one the document parses into"
+        );
+        let other = json!({"externalHttp": "strict", "volatileFields": [".body.other"]});
+        let second = replay_policy(&other, "b.case.json").unwrap();
+        assert_ne!(
+            first, second,
+            "another document is parsed, not given the first"
+        );
+        assert_eq!(replay_policy(&strict, "c.case.json").unwrap(), first);
+    }
+
+    #[test]
+    fn a_replay_policy_that_does_not_parse_names_its_source_every_time() {
+        let bad = json!({"externalHttp": "strict", "noSuchKey": true});
+        for source in ["first.case.json", "second.case.json"] {
+            let err = replay_policy(&bad, source).unwrap_err().to_string();
+            assert!(err.contains(source), "{err}");
+            assert!(err.contains("noSuchKey"), "{err}");
+        }
     }
 }

@@ -101,6 +101,7 @@ mod clients;
 mod control;
 mod embedded;
 mod error;
+mod file_stamp;
 mod hooks;
 mod mode;
 mod proxy_env;

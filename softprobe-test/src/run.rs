@@ -13,6 +13,7 @@ use softprobe_runtime::verdict::{Finding, Verdict};
 use crate::__private::TestBody;
 use crate::__private::TestFn;
 use crate::Session;
+use crate::file_stamp::FileStamp;
 use crate::mode::{Mode, ModeSource};
 use crate::scenario;
 use crate::session::on_shared;
@@ -276,6 +277,14 @@ pub(crate) fn execute_body(plan: &Plan, test: TestBody<'_>) -> Result<(), Failur
 
 fn load_case(plan: &Plan) -> Result<(IndexedCase, Vec<u8>), String> {
     let (case_path, source, ci) = (&plan.case_path, plan.source.clone(), plan.ci);
+    // Stamped before the read: a write after it gives the file another stamp.
+    let stamp = std::fs::metadata(case_path)
+        .ok()
+        .and_then(|meta| FileStamp::of(&meta));
+    if let Some(read) = stamp.and_then(|stamp| unchanged_since_read(case_path, stamp)) {
+        return Ok(read);
+    }
+    let read_at = std::time::SystemTime::now();
     let bytes = match std::fs::read(case_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -301,7 +310,8 @@ fn load_case(plan: &Plan) -> Result<(IndexedCase, Vec<u8>), String> {
             ));
         }
     };
-    if let Some(case) = already_read(case_path, &bytes) {
+    let stamp = stamp.filter(|stamp| stamp.settled(read_at));
+    if let Some(case) = already_read(case_path, &bytes, stamp) {
         return Ok((case, bytes));
     }
     let source_name = case_path.display().to_string();
@@ -316,7 +326,7 @@ fn load_case(plan: &Plan) -> Result<(IndexedCase, Vec<u8>), String> {
                     plan.record_command
                 )
             })?;
-            remember_read(case_path, &bytes, &case);
+            remember_read(case_path, &bytes, &case, stamp);
             Ok((case, bytes))
         }
         Err(report) => Err(format!(
@@ -337,9 +347,18 @@ const SCHEMA_HINT: &str = "(Checked by the case model; `softprobe validate case 
 
 /// Case files this process has validated, parsed and indexed, by path, with the bytes they
 /// had. Tests sharing a case (a replay and its drift and miss variants) validate, parse and
-/// index it once, and their sessions share the index; the bytes are compared on every use,
-/// so an edited or re-recorded file is read anew.
-type ReadCases = HashMap<PathBuf, (Vec<u8>, IndexedCase)>;
+/// index it once, and their sessions share the index. The bytes are compared on every use,
+/// so an edited or re-recorded file is read anew, unless the file's metadata shows it
+/// unchanged since a read that came well after its last change ([`FileStamp`]): then the
+/// file is not read at all.
+type ReadCases = HashMap<PathBuf, ReadCase>;
+
+struct ReadCase {
+    bytes: Vec<u8>,
+    case: IndexedCase,
+    /// The file's stamp when those bytes were read, once it had settled.
+    stamp: Option<FileStamp>,
+}
 
 /// Bounds the memory [`ReadCases`] holds in a process that replays many distinct cases.
 const READ_CASES_MAX: usize = 64;
@@ -349,18 +368,38 @@ fn read_cases() -> &'static Mutex<ReadCases> {
     READ.get_or_init(Mutex::default)
 }
 
-fn already_read(path: &Path, bytes: &[u8]) -> Option<IndexedCase> {
+/// The case and bytes read before from a file whose settled stamp is still `stamp`.
+fn unchanged_since_read(path: &Path, stamp: FileStamp) -> Option<(IndexedCase, Vec<u8>)> {
     let read = read_cases().lock().ok()?;
-    let (seen, case) = read.get(path)?;
-    (seen.as_slice() == bytes).then(|| case.clone())
+    let seen = read.get(path)?;
+    (seen.stamp == Some(stamp)).then(|| (seen.case.clone(), seen.bytes.clone()))
 }
 
-fn remember_read(path: &Path, bytes: &[u8], case: &IndexedCase) {
+/// The case read before from `path` if it had these bytes; a settled `stamp` taken before
+/// they were read is kept for [`unchanged_since_read`].
+fn already_read(path: &Path, bytes: &[u8], stamp: Option<FileStamp>) -> Option<IndexedCase> {
+    let mut read = read_cases().lock().ok()?;
+    let seen = read.get_mut(path)?;
+    if seen.bytes.as_slice() != bytes {
+        return None;
+    }
+    seen.stamp = stamp;
+    Some(seen.case.clone())
+}
+
+fn remember_read(path: &Path, bytes: &[u8], case: &IndexedCase, stamp: Option<FileStamp>) {
     if let Ok(mut read) = read_cases().lock() {
         if read.len() >= READ_CASES_MAX && !read.contains_key(path) {
             read.clear();
         }
-        read.insert(path.to_owned(), (bytes.to_vec(), case.clone()));
+        read.insert(
+            path.to_owned(),
+            ReadCase {
+                bytes: bytes.to_vec(),
+                case: case.clone(),
+                stamp,
+            },
+        );
     }
 }
 
@@ -590,15 +629,57 @@ mod tests {
         let bytes = minimal();
         let case = Arc::new(Case::from_slice_named(&bytes, "minimal").unwrap());
         let case = IndexedCase::build(case, "minimal").unwrap();
-        assert!(already_read(path, &bytes).is_none());
-        remember_read(path, &bytes, &case);
-        let again = already_read(path, &bytes).expect("same bytes reuse the parsed case");
+        assert!(already_read(path, &bytes, None).is_none());
+        remember_read(path, &bytes, &case, None);
+        let again = already_read(path, &bytes, None).expect("same bytes reuse the parsed case");
         assert!(Arc::ptr_eq(again.case(), case.case()));
         let mut edited = bytes.clone();
         edited.push(b'\n');
         assert!(
-            already_read(path, &edited).is_none(),
+            already_read(path, &edited, None).is_none(),
             "an edited file is read anew"
+        );
+    }
+
+    #[test]
+    fn a_settled_case_file_is_taken_from_memory_until_it_is_replaced_or_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stamped.case.json");
+        std::fs::write(&path, minimal()).unwrap();
+        let plan = Run::new(&path).plan;
+        let (first, _) = load_case(&plan).unwrap();
+        // As if the read had come long after the file's last change.
+        let stamp = FileStamp::of(&std::fs::metadata(&path).unwrap()).unwrap();
+        already_read(&path, &minimal(), Some(stamp)).unwrap();
+        let (kept, bytes) = load_case(&plan).unwrap();
+        assert!(Arc::ptr_eq(kept.case(), first.case()));
+        assert_eq!(bytes, minimal());
+
+        // Another case of the same length renamed over it, as a capture writes one.
+        let replaced = String::from_utf8(minimal())
+            .unwrap()
+            .replace("\"caseId\": \"minimal\"", "\"caseId\": \"replace\"");
+        let tmp = dir.path().join("stamped.tmp");
+        std::fs::write(&tmp, &replaced).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let (read, _) = load_case(&plan).unwrap();
+        assert_eq!(
+            read.case().case_id,
+            "replace",
+            "a replaced case file is read anew"
+        );
+
+        // Written in place with the same length.
+        let stamp = FileStamp::of(&std::fs::metadata(&path).unwrap()).unwrap();
+        already_read(&path, replaced.as_bytes(), Some(stamp)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let rewritten = replaced.replace("\"caseId\": \"replace\"", "\"caseId\": \"written\"");
+        std::fs::write(&path, &rewritten).unwrap();
+        let (read, _) = load_case(&plan).unwrap();
+        assert_eq!(
+            read.case().case_id,
+            "written",
+            "a case file written in place is read anew"
         );
     }
 }

@@ -281,6 +281,7 @@ pub(crate) fn write_evidence(
     case_id: &str,
     observed: &[Exchange],
 ) -> Option<String> {
+    evidence_written(case_path, test_name);
     let path = evidence_path(case_path, test_name);
     softprobe_runtime::capture::build_case(case_id, observed, std::time::SystemTime::now())
         .write(&path)
@@ -291,7 +292,49 @@ pub(crate) fn write_evidence(
 /// Deletes the test's evidence for a case once the test passes or records the case again:
 /// it no longer says anything true.
 pub(crate) fn remove_evidence(case_path: &Path, test_name: &str) {
-    let _ = std::fs::remove_file(evidence_path(case_path, test_name));
+    let mut absent = evidence_absent();
+    if absent
+        .get(case_path)
+        .is_some_and(|tests| tests.contains(test_name))
+    {
+        return;
+    }
+    let removed = std::fs::remove_file(evidence_path(case_path, test_name));
+    if removed.is_ok() || removed.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        if absent.len() >= EVIDENCE_ABSENT_MAX {
+            absent.clear();
+        }
+        absent
+            .entry(case_path.to_owned())
+            .or_default()
+            .insert(test_name.to_owned());
+    }
+}
+
+/// How many case files [`evidence_absent`] remembers.
+const EVIDENCE_ABSENT_MAX: usize = 1024;
+
+/// Case files and tests whose evidence this process removed or found absent, and has not
+/// written since: a test that passes again and again in one process (a benchmark, a test
+/// run in a loop) removes its evidence once, not once per run, and does not even name the
+/// file again (naming it was most of the cost). Evidence is written by the test itself, so
+/// only [`write_evidence`] in this process makes one appear again.
+type AbsentEvidence = std::collections::HashMap<PathBuf, std::collections::HashSet<String>>;
+
+fn evidence_absent() -> std::sync::MutexGuard<'static, AbsentEvidence> {
+    static ABSENT: std::sync::OnceLock<std::sync::Mutex<AbsentEvidence>> =
+        std::sync::OnceLock::new();
+    ABSENT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Forgets that the test's evidence for the case is absent, as it is about to be written.
+fn evidence_written(case_path: &Path, test_name: &str) {
+    if let Some(tests) = evidence_absent().get_mut(case_path) {
+        tests.remove(test_name);
+    }
 }
 
 /// Sends a recorded inbound request to the service again (through the session's ingress).
@@ -482,6 +525,29 @@ pub(crate) fn summary(observed: &[Exchange]) -> String {
 mod tests {
     use super::*;
     use softprobe_runtime::case::{SpanId, TraceId};
+
+    #[test]
+    fn evidence_is_removed_again_after_this_process_wrote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let case = dir.path().join("evidence.case.json");
+        let test = "evidence::removed_again";
+        let path = evidence_path(&case, test);
+        std::fs::write(&path, "{}").unwrap();
+        remove_evidence(&case, test);
+        assert!(!path.exists(), "a passing test removes its old evidence");
+        remove_evidence(&case, test);
+        let written = write_evidence(&case, test, "evidence", &[hop(200, "{}")]);
+        assert_eq!(
+            written.as_deref(),
+            Some(path.display().to_string().as_str())
+        );
+        assert!(path.exists(), "a failing run writes its evidence");
+        remove_evidence(&case, test);
+        assert!(
+            !path.exists(),
+            "evidence this process wrote after removing it once is removed again"
+        );
+    }
 
     fn hop(status: u16, body: &str) -> Exchange {
         Exchange {
