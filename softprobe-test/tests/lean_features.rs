@@ -1,6 +1,7 @@
 //! What the harness does without its opt-in features, as a user builds it by default: a
 //! WebSocket upgrade through the session's egress is refused with `501 Not Implemented` naming
-//! the `websocket` feature, and a recorded `br` answer is served decoded. Another crate of the
+//! the `websocket` feature, a recorded `br` answer is served decoded, and loading an existing
+//! CA (the runtime's `ca-import` feature) is refused naming the feature. Another crate of the
 //! same build can turn the runtime's features on (`cargo test --workspace` does, through the
 //! standalone runtime); each test then checks the full behaviour instead, so it holds either
 //! way. CI runs this file alone (`cargo test -p softprobe-test --test lean_features`), where the
@@ -104,6 +105,32 @@ fn a_recorded_brotli_answer_is_served_decoded_without_the_encoder() {
         assert!(
             refused.to_string().contains("`brotli-encode` feature"),
             "{refused}"
+        );
+    }
+}
+
+#[test]
+fn loading_an_existing_ca_without_the_feature_is_refused_naming_it() {
+    use softprobe_runtime::proxy::CertificateAuthority;
+    use softprobe_runtime::proxy::tls::{CA_IMPORT_BUILT, TlsError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+    let ca = CertificateAuthority::generate().expect("a generated CA");
+    ca.write_cert(&cert).unwrap();
+    ca.write_key(&key).unwrap();
+    let loaded = CertificateAuthority::from_files(&cert, &key);
+    if CA_IMPORT_BUILT {
+        let loaded = loaded.expect("the CA loads");
+        assert_eq!(loaded.cert_pem(), ca.cert_pem());
+    } else {
+        let err = loaded.expect_err("no X.509 parser in this build");
+        assert!(matches!(err, TlsError::NotBuilt(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("`ca-import` feature")
+                && message.contains(r#"features = ["ca-import"]"#),
+            "{message}"
         );
     }
 }

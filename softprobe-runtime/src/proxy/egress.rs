@@ -399,26 +399,22 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
             .http1()
             .timer(crate::listener::CoarseTimer)
             .header_read_timeout(shared.core.settings.header_read_timeout);
-        let result = if is_tls {
+        let io: Box<dyn TunnelIo> = if is_tls {
             let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-            let tls = match acceptor.accept(io).await {
-                Ok(tls) => tls,
+            match acceptor.accept(io).await {
+                Ok(tls) => Box::new(tls),
                 Err(err) => {
                     tracing::debug!(%err, %authority, "TLS handshake inside CONNECT failed");
                     return;
                 }
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-            tokio::select! {
-                res = conn => res,
-                _ = stop.changed() => Ok(()),
             }
         } else {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            tokio::select! {
-                res = conn => res,
-                _ = stop.changed() => Ok(()),
-            }
+            Box::new(io)
+        };
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        let result = tokio::select! {
+            res = conn => res,
+            _ = stop.changed() => Ok(()),
         };
         if let Err(err) = result {
             tracing::debug!(%err, %authority, "tunnel connection ended");
@@ -542,6 +538,14 @@ async fn outbound(
         None => shared.core.handle(hop).await,
     }
 }
+
+/// The byte stream inside a `CONNECT` tunnel, TLS-terminated or plain. Both are served as
+/// this one type, so hyper's HTTP/1 and HTTP/2 server code is compiled once for the tunnel
+/// rather than once per stream type; the dynamic call per read or write is nothing next to
+/// the TLS record or socket call behind it.
+trait TunnelIo: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> TunnelIo for T {}
 
 /// A stream that can look at its first byte and then replay it to the next reader.
 struct Prefixed<T> {

@@ -56,7 +56,21 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    /// What was asked needs a feature this build of softprobe-runtime does not have (the
+    /// message names it and the Cargo line that turns it on).
+    #[error("{0}")]
+    NotBuilt(&'static str),
 }
+
+/// Whether this build can load an existing CA ([`CertificateAuthority::from_pem`]): the
+/// `ca-import` feature.
+pub const CA_IMPORT_BUILT: bool = cfg!(feature = "ca-import");
+
+/// Why loading an existing CA fails in a build without the `ca-import` feature.
+pub const CA_IMPORT_NOT_BUILT: &str = "loading an existing CA certificate and key needs \
+    softprobe-runtime's `ca-import` feature: this build has none; add it to the dependency's \
+    line in Cargo.toml (softprobe-runtime = { version = \"0.1\", features = [\"ca-import\"] }) \
+    or let the egress generate its CA";
 
 fn cert_err(action: impl Into<String>) -> impl FnOnce(rcgen::Error) -> TlsError {
     let action = action.into();
@@ -120,7 +134,16 @@ impl CertificateAuthority {
         })
     }
 
-    /// A CA from an existing certificate and private key, both PEM.
+    /// A CA from an existing certificate and private key, both PEM. Needs the `ca-import`
+    /// feature; without it this is [`TlsError::NotBuilt`].
+    #[cfg(not(feature = "ca-import"))]
+    pub fn from_pem(_cert_pem: &str, _key_pem: &str) -> Result<Self, TlsError> {
+        Err(TlsError::NotBuilt(CA_IMPORT_NOT_BUILT))
+    }
+
+    /// A CA from an existing certificate and private key, both PEM. Needs the `ca-import`
+    /// feature; without it this is [`TlsError::NotBuilt`].
+    #[cfg(feature = "ca-import")]
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| TlsError::Pem {
             what: "CA private key".into(),
@@ -144,7 +167,7 @@ impl CertificateAuthority {
         })
     }
 
-    /// A CA read from two PEM files.
+    /// A CA read from two PEM files (see [`CertificateAuthority::from_pem`]).
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         let read = |path: &Path, action| {
             std::fs::read_to_string(path).map_err(|source| TlsError::Io {
