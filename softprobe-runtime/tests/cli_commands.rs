@@ -519,6 +519,16 @@ fn extracted_spans(base: &str, id: &str) -> Value {
     json_line(&out)["extractedSpans"].clone()
 }
 
+/// `softprobe export otlp` of `case` into the runtime at `base`, for `session`.
+fn export_cmd(base: &str, case: &std::path::Path, session: &str, extra: &[&str]) -> Command {
+    let mut cmd = cli(base);
+    cmd.args(["export", "otlp", "--case"])
+        .arg(case)
+        .args(["--endpoint", base, "--session", session])
+        .args(extra);
+    cmd
+}
+
 #[test]
 fn export_of_a_case_larger_than_one_request_arrives_whole_in_several() {
     // 2400 trace documents of about 4 KB each: about 10 MB of OTLP/JSON, more than two
@@ -528,14 +538,7 @@ fn export_of_a_case_larger_than_one_request_arrives_whole_in_several() {
     let span_ids = many_traces_case(&case, 2400, 4000);
     let rt = runtime(&[]);
     let id = start(&rt.base, "capture");
-    let mut cmd = cli(&rt.base);
-    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
-        "--endpoint",
-        &rt.base,
-        "--session",
-        &id,
-        "--json",
-    ]);
+    let cmd = export_cmd(&rt.base, &case, &id, &["--json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{out}{err}");
     let report = json_line(&out);
@@ -563,16 +566,7 @@ fn export_of_a_case_larger_than_one_request_arrives_whole_in_several() {
     // In protobuf, a request is the documents' `TracesData` messages one after another,
     // which decode as one message holding all their `resourceSpans`.
     let id = start(&rt.base, "capture");
-    let mut cmd = cli(&rt.base);
-    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
-        "--endpoint",
-        &rt.base,
-        "--session",
-        &id,
-        "--encoding",
-        "protobuf",
-        "--json",
-    ]);
+    let cmd = export_cmd(&rt.base, &case, &id, &["--encoding", "protobuf", "--json"]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 0, "{out}{err}");
     assert!(json_line(&out)["requests"].as_u64().unwrap() >= 3, "{out}");
@@ -582,13 +576,7 @@ fn export_of_a_case_larger_than_one_request_arrives_whole_in_several() {
     // collector's refusal names the status and the trace documents of the request.
     let small = runtime(&[("SOFTPROBE_BODY_LIMIT", "1048576")]);
     let id = start(&small.base, "capture");
-    let mut cmd = cli(&small.base);
-    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
-        "--endpoint",
-        &small.base,
-        "--session",
-        &id,
-    ]);
+    let cmd = export_cmd(&small.base, &case, &id, &[]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 1, "{out}{err}");
     let text = format!("{out}{err}");
@@ -609,13 +597,7 @@ fn export_stops_at_a_malformed_trace_document_after_sending_those_before_it() {
     std::fs::write(&case, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     let rt = runtime(&[]);
     let id = start(&rt.base, "capture");
-    let mut cmd = cli(&rt.base);
-    cmd.args(["export", "otlp", "--case"]).arg(&case).args([
-        "--endpoint",
-        &rt.base,
-        "--session",
-        &id,
-    ]);
+    let cmd = export_cmd(&rt.base, &case, &id, &[]);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 5, "{out}{err}");
     let text = format!("{out}{err}");
