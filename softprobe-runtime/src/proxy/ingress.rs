@@ -201,21 +201,19 @@ struct Ingress {
 }
 
 impl super::http1::Exchange for Ingress {
-    fn answer<'a>(
-        &'a self,
+    async fn answer(
+        &self,
         request: http::Request<Bytes>,
-        upstream: &'a Upstream,
-    ) -> impl Future<Output = http::Response<ProxyBody>> + Send + 'a {
-        async move {
-            let started = SystemTime::now();
-            let (parts, body) = request.into_parts();
-            match hop_of(&self.upstream, parts, started) {
-                Ok((hop, _)) => {
-                    let hop = Hop { body, ..hop };
-                    self.core.handle_on(hop, Transport::Own(upstream)).await
-                }
-                Err(answer) => answer,
+        upstream: &Upstream,
+    ) -> http::Response<ProxyBody> {
+        let started = SystemTime::now();
+        let (parts, body) = request.into_parts();
+        match hop_of(&self.upstream, parts, started) {
+            Ok((hop, _)) => {
+                let hop = Hop { body, ..hop };
+                self.core.handle_on(hop, Transport::Own(upstream)).await
             }
+            Err(answer) => *answer,
         }
     }
 }
@@ -231,7 +229,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let (hop, websocket) = match hop_of(upstream, parts, started) {
         Ok(hop) => hop,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let limit = core.settings.body_limit;
     let body = match collect_limited(body, limit).await {
@@ -247,18 +245,19 @@ async fn handle(
 
 /// The inbound hop of a request head (its body still empty): the session from the headers,
 /// the trace context the application gets, the upstream URL. Also the pending upgrade of a
-/// WebSocket request. An answer instead when the request cannot be forwarded.
+/// WebSocket request. An answer instead when the request cannot be forwarded (boxed: the
+/// rare path stays off the hot path's stack).
 fn hop_of(
     upstream: &Base,
     mut parts: http::request::Parts,
     started: SystemTime,
-) -> Result<(Hop, Option<hyper::upgrade::OnUpgrade>), http::Response<ProxyBody>> {
+) -> Result<(Hop, Option<hyper::upgrade::OnUpgrade>), Box<http::Response<ProxyBody>>> {
     if parts.method == Method::CONNECT {
-        return Err(json_error(
+        return Err(Box::new(json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "the ingress proxy is a reverse proxy; send CONNECT to the egress proxy",
-        ));
+        )));
     }
     let state = trace_state(&parts.headers);
     let session_id =
@@ -307,11 +306,11 @@ fn hop_of(
         Ok(u) => u,
         Err(e) => {
             let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            return Err(json_error(
+            return Err(Box::new(json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 format!("cannot forward {path_and_query:?}: {e}"),
-            ));
+            )));
         }
     };
     let hop = Hop {
