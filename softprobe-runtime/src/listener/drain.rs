@@ -25,8 +25,21 @@ use std::task::{Context, Poll, Waker};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::Notify;
 
+/// A connection that can be asked to finish its current request and close: hyper's, and the
+/// ingress's own HTTP/1 connections (`super::OwnConnection`).
+pub(crate) trait Graceful: Future {
+    /// Asks the connection to close once its current request is answered.
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<C: GracefulConnection> Graceful for C {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        GracefulConnection::graceful_shutdown(self);
+    }
+}
+
 /// Tracks the open connections of one listener.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Drain {
     inner: Arc<Inner>,
 }
@@ -52,7 +65,7 @@ impl Inner {
 
 impl Drain {
     /// Wraps `conn` so [`Drain::shutdown`] can end it gracefully.
-    pub(crate) fn watch<C: GracefulConnection>(&self, conn: C) -> Watched<C> {
+    pub(crate) fn watch<C: Graceful>(&self, conn: C) -> Watched<C> {
         Watched {
             conn: Box::pin(conn),
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
@@ -91,7 +104,7 @@ pub(crate) struct Watched<C> {
     signalled: bool,
 }
 
-impl<C: GracefulConnection> Future for Watched<C> {
+impl<C: Graceful> Future for Watched<C> {
     type Output = C::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {

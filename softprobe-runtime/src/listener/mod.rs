@@ -3,6 +3,10 @@
 //! a header read timeout (a client that dribbles its request head cannot pin a connection);
 //! on stop, open connections get [`DRAIN_TIMEOUT`] to finish.
 //!
+//! A listener may try a server of its own on each plain TCP connection first
+//! ([`OwnHttp1`]: the ingress's HTTP/1 exchange); what that server does not serve it hands
+//! back with the bytes it read ([`Handoff`]), and hyper serves the connection from there.
+//!
 //! A listener is served either on the runtime that started it ([`accept_loop`]) or by
 //! [`Shards`]: threads that each run a current-thread runtime and serve the connections the
 //! accept loop deals them in turn ([`accept_into_shards`]). A connection and everything it
@@ -32,6 +36,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -93,12 +100,107 @@ impl<B> ResponseBody for B where
 {
 }
 
+/// A server of plain HTTP/1 connections of its own (the ingress's, `proxy::http1`), tried
+/// before hyper: it serves a connection until it meets something it does not serve, and then
+/// hands the connection back, with the bytes it read, for hyper to serve.
+pub(crate) type OwnHttp1 = std::sync::Arc<
+    dyn Fn(TcpStream, Stopping) -> Pin<Box<dyn Future<Output = Option<Handoff>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Set when the listener stops: a connection served by an [`OwnHttp1`] closes once its
+/// current request is answered, or at once when it is waiting for the next one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stopping(std::sync::Arc<AtomicBool>);
+
+impl Stopping {
+    /// Whether the listener is stopping.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A connection an [`OwnHttp1`] hands back: the stream, and the bytes already read from it,
+/// which hyper reads first.
+pub(crate) struct Handoff {
+    pub(crate) stream: TcpStream,
+    pub(crate) read: bytes::Bytes,
+}
+
+impl tokio::io::AsyncRead for Handoff {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            buf.put_slice(&self.read.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Handoff {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A connection served by an [`OwnHttp1`], as the [`Drain`] watches it.
+struct OwnConnection {
+    serving: Pin<Box<dyn Future<Output = Option<Handoff>> + Send>>,
+    stopping: Stopping,
+}
+
+impl Future for OwnConnection {
+    type Output = Option<Handoff>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Handoff>> {
+        self.serving.as_mut().poll(cx)
+    }
+}
+
+impl drain::Graceful for OwnConnection {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        self.stopping.0.store(true, Ordering::Release);
+    }
+}
+
 /// Serves connections with one service and tracks them for a graceful drain.
 struct Connections<S> {
     builder: auto::Builder<TokioExecutor>,
     drain: Drain,
     service: S,
     role: &'static str,
+    /// Tried first on every plain TCP connection, when set.
+    http1: Option<OwnHttp1>,
 }
 
 impl<S: HttpService> Connections<S> {
@@ -114,13 +216,43 @@ impl<S: HttpService> Connections<S> {
             drain: Drain::default(),
             service,
             role,
+            http1: None,
         }
+    }
+
+    /// Tries `http1` first on every plain TCP connection.
+    fn with_http1(mut self, http1: Option<OwnHttp1>) -> Self {
+        self.http1 = http1;
+        self
     }
 
     /// Serves one connection on a task of the current runtime.
     fn serve(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        self.serve_io(stream);
+        let Some(http1) = &self.http1 else {
+            self.serve_io(stream);
+            return;
+        };
+        let stopping = Stopping::default();
+        let own = self.drain.watch(OwnConnection {
+            serving: http1(stream, stopping.clone()),
+            stopping,
+        });
+        let builder = self.builder.clone();
+        let service = self.service.clone();
+        let drain = self.drain.clone();
+        let role = self.role;
+        // One task for the connection's whole life: what the own server hands back is
+        // served by hyper on the same task.
+        tokio::spawn(async move {
+            let Some(handoff) = own.await else { return };
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(handoff), service)
+                .into_owned();
+            if let Err(err) = drain.watch(conn).await {
+                tracing::debug!(%err, role, "connection ended with an error");
+            }
+        });
     }
 
     /// Serves one connection over any byte stream (a TLS session, for one).
@@ -177,7 +309,19 @@ pub(crate) async fn accept_loop<S: HttpService>(
     stop: impl Future<Output = ()>,
     role: &'static str,
 ) {
-    let connections = Connections::new(service, header_read_timeout, role);
+    accept_loop_with(listener, service, None, header_read_timeout, stop, role).await;
+}
+
+/// [`accept_loop`], with `http1` tried before hyper on every connection.
+pub(crate) async fn accept_loop_with<S: HttpService>(
+    listener: TcpListener,
+    service: S,
+    http1: Option<OwnHttp1>,
+    header_read_timeout: Duration,
+    stop: impl Future<Output = ()>,
+    role: &'static str,
+) {
+    let connections = Connections::new(service, header_read_timeout, role).with_http1(http1);
     let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
@@ -238,9 +382,9 @@ pub(crate) struct Shards {
 
 impl Shards {
     /// Starts `count` (at least one) threads named `<name>/<n>` (`ingress:8082/0`: short
-    /// enough for the 15 bytes `top -H` shows). Each builds its own service with
-    /// `make_service`, on its own thread, so what the service creates (connection pools,
-    /// their tasks) lives there too.
+    /// enough for the 15 bytes `top -H` shows). Each builds its own service (and the
+    /// [`OwnHttp1`] tried before it, if any) with `make_service`, on its own thread, so what
+    /// the service creates (connection pools, their tasks) lives there too.
     pub(crate) fn start<F, S>(
         count: usize,
         name: &str,
@@ -249,7 +393,7 @@ impl Shards {
         role: &'static str,
     ) -> std::io::Result<Shards>
     where
-        F: Fn() -> S + Send + Sync + 'static,
+        F: Fn() -> (S, Option<OwnHttp1>) + Send + Sync + 'static,
         S: HttpService,
     {
         let make_service = std::sync::Arc::new(make_service);
@@ -268,8 +412,9 @@ impl Shards {
                 .name(format!("{name}/{n}"))
                 .spawn(move || {
                     runtime.block_on(async move {
+                        let (service, http1) = make_service();
                         let connections =
-                            Connections::new(make_service(), header_read_timeout, role);
+                            Connections::new(service, header_read_timeout, role).with_http1(http1);
                         // The channel closes when the accept loop stops.
                         while let Some(stream) = rx.recv().await {
                             match TcpStream::from_std(stream) {

@@ -312,9 +312,28 @@ impl Answer {
     }
 }
 
+/// How a hop goes upstream.
+#[derive(Clone, Copy)]
+pub(crate) enum Transport<'a> {
+    /// Through the proxy's pooled client (HTTP/1.1, or HTTP/2 by ALPN or for gRPC).
+    Pooled,
+    /// Through the client connection's own upstream connection ([`super::http1`]); gRPC
+    /// calls still take the pooled HTTP/2 client.
+    Own(&'a super::http1::Upstream),
+}
+
 impl Core {
     /// Decides, answers or forwards, and records one hop, with its log line.
     pub(crate) async fn handle(self: &Arc<Self>, hop: Hop) -> Response<ProxyBody> {
+        self.handle_on(hop, Transport::Pooled).await
+    }
+
+    /// [`Core::handle`], forwarding through `transport`.
+    pub(crate) async fn handle_on(
+        self: &Arc<Self>,
+        hop: Hop,
+        transport: Transport<'_>,
+    ) -> Response<ProxyBody> {
         // The line's URL and copies are built only when someone reads hop lines.
         let line = crate::hop_log::enabled().then(|| {
             let url = match &hop.query {
@@ -329,7 +348,7 @@ impl Core {
             )
         });
         let mut decision = "passthrough";
-        let response = self.answer(hop, &mut decision).await;
+        let response = self.answer(hop, &mut decision, transport).await;
         if let Some(line) = line {
             line.finish(decision, response.status().as_u16());
         }
@@ -340,6 +359,7 @@ impl Core {
         self: &Arc<Self>,
         mut hop: Hop,
         decision: &mut &'static str,
+        transport: Transport<'_>,
     ) -> Response<ProxyBody> {
         if let Some(mode) = hop.headers.get(super::http::MODE_HEADER) {
             // A per-request mode would silently do nothing: the session's mode is fixed when
@@ -374,7 +394,7 @@ impl Core {
                 *decision = "refused";
                 return refuse_without_session(&hop);
             }
-            return self.forward(hop, None, decision).await;
+            return self.forward(hop, None, decision, transport).await;
         };
         let request =
             hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
@@ -394,12 +414,12 @@ impl Core {
                     );
                 }
                 tracing::debug!(session_id, "unknown session; relaying without recording");
-                return self.forward(hop, None, decision).await;
+                return self.forward(hop, None, decision, transport).await;
             }
             Err(err) => {
                 tracing::warn!(%err, session_id, "backend decision failed; forwarding upstream");
                 return self
-                    .forward(hop, Some((session_id, request)), decision)
+                    .forward(hop, Some((session_id, request)), decision, transport)
                     .await;
             }
         };
@@ -452,7 +472,7 @@ impl Core {
                 local_response(&report.to_response(&session_id))
             }
             Decision::Passthrough { .. } => {
-                self.forward(hop, Some((session_id, request)), decision)
+                self.forward(hop, Some((session_id, request)), decision, transport)
                     .await
             }
         }
@@ -546,6 +566,7 @@ impl Core {
         mut hop: Hop,
         session: Option<(String, Request)>,
         decision: &mut &'static str,
+        transport: Transport<'_>,
     ) -> Response<ProxyBody> {
         let is_grpc = hop.is_grpc();
         let grpc = is_grpc && hop.upstream.scheme_str() == Some("http");
@@ -574,21 +595,36 @@ impl Core {
             }
         }
         let client = if grpc { &self.h2c } else { &self.client };
-        let req = match builder.body(Full::new(hop.body.clone())) {
-            Ok(r) => r,
-            Err(e) => {
-                return json_error(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    format!("cannot build the request for {}: {e}", hop.upstream),
-                );
+        let sent = async {
+            match transport {
+                Transport::Own(upstream) if !grpc => upstream
+                    .send(hop_request(builder, hop.body.clone())?)
+                    .await
+                    .map_err(|e| match e {
+                        super::http1::SendError::Connect { cause, timed_out } => {
+                            Failure::Connect { cause, timed_out }
+                        }
+                        super::http1::SendError::Exchange(cause) => Failure::Exchange(cause),
+                    }),
+                _ => match client
+                    .request(hop_request(builder, Full::new(hop.body.clone()))?)
+                    .await
+                {
+                    Ok(resp) => Ok(resp.map(|b| b.map_err(Into::into).boxed_unsync())),
+                    Err(err) => {
+                        let cause = error_chain(&err);
+                        Err(if err.is_connect() {
+                            let timed_out =
+                                cause.contains("timed out") || cause.contains("timeout");
+                            Failure::Connect { cause, timed_out }
+                        } else {
+                            Failure::Exchange(cause)
+                        })
+                    }
+                },
             }
         };
-        let resp = match crate::listener::coarse_timeout(
-            self.settings.upstream_timeout,
-            client.request(req),
-        )
-        .await
+        let resp = match crate::listener::coarse_timeout(self.settings.upstream_timeout, sent).await
         {
             None => {
                 return json_error(
@@ -601,17 +637,26 @@ impl Core {
                     ),
                 );
             }
-            Some(Err(err)) => {
+            Some(Err(Failure::Build(e))) => {
+                return json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    format!("cannot build the request for {}: {e}", hop.upstream),
+                );
+            }
+            Some(Err(failure)) => {
                 let target = upstream_name(&hop.upstream);
-                let cause = error_chain(&err);
-                let (status, what) = if err.is_connect() {
-                    if cause.contains("timed out") || cause.contains("timeout") {
-                        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
-                    } else {
-                        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+                let (status, what, cause) = match failure {
+                    Failure::Connect {
+                        cause,
+                        timed_out: true,
+                    } => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", cause),
+                    Failure::Connect { cause, .. } => {
+                        (StatusCode::BAD_GATEWAY, "upstream_unreachable", cause)
                     }
-                } else {
-                    (StatusCode::BAD_GATEWAY, "upstream_error")
+                    Failure::Exchange(cause) | Failure::Build(cause) => {
+                        (StatusCode::BAD_GATEWAY, "upstream_error", cause)
+                    }
                 };
                 tracing::debug!(upstream = %target, cause, "upstream failed");
                 return json_error(status, what, format!("upstream {target}: {cause}"));
@@ -633,7 +678,7 @@ impl Core {
         }
         let Some((session_id, request)) = session else {
             // Nothing to record: the answer streams through untouched.
-            return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+            return Response::from_parts(parts, body);
         };
         let status = parts.status.as_u16();
         let response_headers = pairs_for_record(&parts.headers, &self.settings.redact_headers);
@@ -684,6 +729,23 @@ impl Core {
         });
         Response::from_parts(parts, recording.boxed_unsync())
     }
+}
+
+/// Why a hop could not be sent upstream.
+enum Failure {
+    /// The request could not be built.
+    Build(String),
+    /// No connection could be opened (`timed_out`: within the connect timeout).
+    Connect { cause: String, timed_out: bool },
+    /// The exchange failed once connected.
+    Exchange(String),
+}
+
+/// The upstream request whose head `builder` holds, with the hop's buffered body.
+fn hop_request<B>(builder: http::request::Builder, body: B) -> Result<http::Request<B>, Failure> {
+    builder
+        .body(body)
+        .map_err(|e| Failure::Build(e.to_string()))
 }
 
 pub(super) fn upstream_name(uri: &Uri) -> String {

@@ -2,21 +2,26 @@
 //! the request's headers, stamps the flow with W3C trace context carrying `sp=<sessionId>`,
 //! and records the inbound hop.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
+use super::forward::Transport;
 use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
 };
+use super::http1::Upstream;
 use super::settings::ProxyBuilder;
 use super::trace_context::TraceParent;
-use super::{Handler, ProxyError, RunningProxy, serve, serve_sharded};
+use super::{Handler, ProxyError, RunningProxy, serve_sharded_with, serve_with};
 use crate::case::{Direction, SpanId, TraceId};
+use crate::listener::OwnHttp1;
 use crate::request::host::without_default_port;
 
 /// The ingress proxy. Start one with [`IngressProxy::builder`].
@@ -58,6 +63,10 @@ impl IngressBuilder {
         let (core, listener, threads, header_read_timeout) = self.settings.open().await?;
         let (stop, _) = tokio::sync::watch::channel(false);
         let upstream = Arc::new(upstream);
+        // Plain-HTTP applications get the ingress's own HTTP/1 exchange; HTTPS ones, and
+        // whatever that exchange hands back, hyper.
+        let own = upstream.scheme == "http";
+        let upstream_for_http1 = upstream.clone();
         let handler_for = move |core: Arc<Core>| -> Handler {
             let upstream = upstream.clone();
             Arc::new(move |req| {
@@ -66,11 +75,24 @@ impl IngressBuilder {
                 Box::pin(async move { handle(&core, &upstream, req).await })
             })
         };
+        let http1_for = move |core: &Arc<Core>| -> Option<OwnHttp1> {
+            own.then(|| own_http1(core.clone(), upstream_for_http1.clone()))
+        };
         let running = if threads == 0 {
-            serve(listener, handler_for(core), stop, header_read_timeout)?
+            let http1 = http1_for(&core);
+            serve_with(
+                listener,
+                handler_for(core),
+                http1,
+                stop,
+                header_read_timeout,
+            )?
         } else {
-            let make_handler = move || handler_for(core.with_own_client());
-            serve_sharded(
+            let make_handler = move || {
+                let core = core.with_own_client();
+                (handler_for(core.clone()), http1_for(&core))
+            };
+            serve_sharded_with(
                 listener,
                 "ingress",
                 threads,
@@ -147,19 +169,95 @@ pub(crate) fn parse_base(url: &str) -> Result<Base, ProxyError> {
     })
 }
 
+/// The ingress's own HTTP/1 exchange (see [`super::http1`]) for the connections of one
+/// thread.
+fn own_http1(core: Arc<Core>, upstream: Arc<Base>) -> OwnHttp1 {
+    let exchange = Arc::new(Ingress { core, upstream });
+    Arc::new(
+        move |stream: tokio::net::TcpStream, stopping: crate::listener::Stopping| {
+            let settings = &exchange.core.settings;
+            let limits = super::http1::Limits {
+                body: settings.body_limit,
+                header_read: settings.header_read_timeout,
+                connect: settings.connect_timeout,
+            };
+            let serving: std::pin::Pin<
+                Box<dyn Future<Output = Option<crate::listener::Handoff>> + Send>,
+            > = Box::pin(super::http1::serve(
+                stream,
+                exchange.clone(),
+                limits,
+                stopping,
+            ));
+            serving
+        },
+    )
+}
+
+/// What answers the requests of the ingress's own HTTP/1 connections.
+struct Ingress {
+    core: Arc<Core>,
+    upstream: Arc<Base>,
+}
+
+impl super::http1::Exchange for Ingress {
+    async fn answer(
+        &self,
+        request: http::Request<Bytes>,
+        upstream: &Upstream,
+    ) -> http::Response<ProxyBody> {
+        let started = SystemTime::now();
+        let (parts, body) = request.into_parts();
+        match hop_of(&self.upstream, parts, started) {
+            Ok((hop, _)) => {
+                let hop = Hop { body, ..hop };
+                self.core.handle_on(hop, Transport::Own(upstream)).await
+            }
+            Err(answer) => *answer,
+        }
+    }
+}
+
+/// The hyper path: every connection the own HTTP/1 exchange does not serve (HTTP/2,
+/// upgrades, HTTPS applications).
 async fn handle(
     core: &Arc<Core>,
     upstream: &Base,
     req: http::Request<Incoming>,
 ) -> http::Response<ProxyBody> {
     let started = SystemTime::now();
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    let (hop, websocket) = match hop_of(upstream, parts, started) {
+        Ok(hop) => hop,
+        Err(answer) => return *answer,
+    };
+    let limit = core.settings.body_limit;
+    let body = match collect_limited(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return super::forward::body_error(e, limit),
+    };
+    let hop = Hop { body, ..hop };
+    match websocket {
+        Some(client) => core.handle_websocket(hop, client).await,
+        None => core.handle(hop).await,
+    }
+}
+
+/// The inbound hop of a request head (its body still empty): the session from the headers,
+/// the trace context the application gets, the upstream URL. Also the pending upgrade of a
+/// WebSocket request. An answer instead when the request cannot be forwarded (boxed: the
+/// rare path stays off the hot path's stack).
+fn hop_of(
+    upstream: &Base,
+    mut parts: http::request::Parts,
+    started: SystemTime,
+) -> Result<(Hop, Option<hyper::upgrade::OnUpgrade>), Box<http::Response<ProxyBody>>> {
     if parts.method == Method::CONNECT {
-        return json_error(
+        return Err(Box::new(json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "the ingress proxy is a reverse proxy; send CONNECT to the egress proxy",
-        );
+        )));
     }
     let state = trace_state(&parts.headers);
     let session_id =
@@ -204,20 +302,15 @@ async fn handle(
         parts.headers.insert("tracestate", v);
     }
 
-    let limit = core.settings.body_limit;
-    let body = match collect_limited(body, limit).await {
-        Ok(b) => b,
-        Err(e) => return super::forward::body_error(e, limit),
-    };
     let upstream_uri = match upstream.join_parsed(parts.uri.path_and_query()) {
         Ok(u) => u,
         Err(e) => {
             let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            return json_error(
+            return Err(Box::new(json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 format!("cannot forward {path_and_query:?}: {e}"),
-            );
+            )));
         }
     };
     let hop = Hop {
@@ -230,7 +323,7 @@ async fn handle(
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         trace_tags: tags,
-        body,
+        body: Bytes::new(),
         upstream: upstream_uri,
         trace_id,
         span_id,
@@ -238,8 +331,5 @@ async fn handle(
         started,
         request_body_note: Vec::new(),
     };
-    match websocket {
-        Some(client) => core.handle_websocket(hop, client).await,
-        None => core.handle(hop).await,
-    }
+    Ok((hop, websocket))
 }

@@ -11,6 +11,10 @@
 //!   credentials or the listener's bound session, strips it, and answers locally (rules,
 //!   replay, strict misses) or forwards and records.
 //!
+//! The ingress serves plain HTTP/1.1 requests to a plain-HTTP application with its own
+//! exchange (`proxy::http1`: one upstream connection per client connection, no pool); HTTP/2,
+//! upgrades and HTTPS applications go through hyper, as everything on the egress does.
+//!
 //! Request bodies are buffered (rules match on them) up to a cap, `413` above it; responses
 //! are streamed and recorded up to the same cap. Upstream failures answer `502`/`504` with a
 //! JSON body naming the upstream. `spec/protocol/session-headers.md` is the wire contract.
@@ -43,6 +47,7 @@ mod config;
 mod egress;
 mod forward;
 pub mod http;
+mod http1;
 mod ingress;
 mod settings;
 pub mod tls;
@@ -157,10 +162,23 @@ fn serve(
     stop: watch::Sender<bool>,
     header_read_timeout: Duration,
 ) -> Result<RunningProxy, ProxyError> {
+    serve_with(listener, handler, None, stop, header_read_timeout)
+}
+
+/// [`serve`], with `http1` serving the plain HTTP/1 connections it takes (see
+/// [`crate::listener::OwnHttp1`]).
+fn serve_with(
+    listener: TcpListener,
+    handler: Handler,
+    http1: Option<crate::listener::OwnHttp1>,
+    stop: watch::Sender<bool>,
+    header_read_timeout: Duration,
+) -> Result<RunningProxy, ProxyError> {
     let addr = bound_addr(&listener)?;
-    let task = tokio::spawn(crate::listener::accept_loop(
+    let task = tokio::spawn(crate::listener::accept_loop_with(
         listener,
         service_of(handler),
+        http1,
         header_read_timeout,
         stopped(&stop),
         "proxy",
@@ -183,11 +201,34 @@ fn serve_sharded(
     stop: watch::Sender<bool>,
     header_read_timeout: Duration,
 ) -> Result<RunningProxy, ProxyError> {
+    serve_sharded_with(
+        listener,
+        role,
+        threads,
+        move || (make_handler(), None),
+        stop,
+        header_read_timeout,
+    )
+}
+
+/// [`serve_sharded`], where each thread's handler may come with the
+/// [`crate::listener::OwnHttp1`] tried before it.
+fn serve_sharded_with(
+    listener: TcpListener,
+    role: &str,
+    threads: usize,
+    make_handler: impl Fn() -> (Handler, Option<crate::listener::OwnHttp1>) + Send + Sync + 'static,
+    stop: watch::Sender<bool>,
+    header_read_timeout: Duration,
+) -> Result<RunningProxy, ProxyError> {
     let addr = bound_addr(&listener)?;
     let shards = crate::listener::Shards::start(
         threads,
         &format!("{role}:{}", addr.port()),
-        move || service_of(make_handler()),
+        move || {
+            let (handler, http1) = make_handler();
+            (service_of(handler), http1)
+        },
         header_read_timeout,
         "proxy",
     )
