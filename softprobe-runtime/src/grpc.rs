@@ -476,6 +476,8 @@ mod tests {
         );
     }
 
+    // The test messages are encoded with prost, a dependency of the `server` feature.
+    #[cfg(feature = "server")]
     #[test]
     fn messages_read_without_their_schema() {
         #[derive(Clone, PartialEq, prost::Message)]

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::json::Difference;
@@ -156,7 +157,9 @@ impl SessionFindings {
         ) -> Result<Vec<T>, String> {
             match state.get(key) {
                 None | Some(Value::Null) => Ok(Vec::new()),
-                Some(v) => serde_json::from_value(v.clone())
+                // By reference, as a strict-miss body is read (`MissReport::from_json`): one
+                // deserializer for the findings.
+                Some(v) => Vec::<T>::deserialize(v)
                     .map_err(|e| format!("the session state's {key} does not read: {e}")),
             }
         }

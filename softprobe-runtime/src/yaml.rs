@@ -3,10 +3,11 @@
 //! `softprobe_suite_yaml::document` (over `saphyr-parser`'s events and spans, shared with the
 //! `#[softprobe::cases]` macro) turns the text into the JSON value (YAML 1.2 core schema),
 //! the same value as JSON text with mappings in document order, and the line and column of
-//! every JSON path. Typed forms are deserialized from that JSON text with
-//! `serde_path_to_error`, so an error names the JSON path of the field and, through the
-//! locator, its line and column: one parser for positions and values, and the error shape of
-//! the JSON documents.
+//! every JSON path. Typed forms are deserialized from that JSON text by the reader of the JSON
+//! documents (a suite's through `serde_path_to_error` and `serde_ignored`, to note the keys
+//! it ignores), so an error names the JSON path of the field and, through the locator, its
+//! line and column: one parser for positions and values, and the error shape of the JSON
+//! documents.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -45,9 +46,20 @@ pub fn to_value(text: &str) -> Result<Value, YamlError> {
         .map_err(syntax_error)
 }
 
-/// The first document of a YAML text deserialized as `T`.
+/// The first document of a YAML text deserialized as `T`: from its JSON text, by the reader
+/// of the JSON documents, so a model read from both formats is compiled once.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
-    from_str_noting(text, |_| {}).map(|(value, _)| value)
+    let doc = locate::yaml_document(text).map_err(syntax_error)?;
+    locate::from_json(doc.json.as_bytes()).map_err(|err| {
+        // The position in the JSON text means nothing to the reader; the YAML one replaces it.
+        let position = doc.locator.locate(&err.json_path);
+        YamlError {
+            json_path: err.json_path,
+            line: position.line,
+            column: position.column,
+            message: err.message,
+        }
+    })
 }
 
 /// [`from_str`] that passes every key `T` ignored to `note`, and returns the document's

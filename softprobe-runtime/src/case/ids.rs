@@ -7,8 +7,10 @@
 //! so a proxy does not make a system call for every hop.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine as _;
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why an id string could not be read.
@@ -117,8 +119,7 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
+                deserializer.deserialize_str(IdVisitor(PhantomData))
             }
         }
     };
@@ -178,17 +179,51 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     })
 }
 
+/// Reads an id from its string. The id is parsed inside the visitor, so a bad one is an
+/// error of the string itself: it carries the string's position, and the JSON path read
+/// back from that position names the member.
+struct IdVisitor<T>(PhantomData<T>);
+
+impl<T: std::str::FromStr<Err = IdError>> Visitor<'_> for IdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+        s.parse().map_err(E::custom)
+    }
+}
+
 /// Reads an optional span id where OTLP encoders write `""` for "no parent".
 pub(crate) fn deserialize_opt_span_id<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<SpanId>, D::Error> {
-    let s = Option::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-    match s.as_deref() {
-        None | Some("") => Ok(None),
-        Some(s) => SpanId::parse(s)
-            .map(|id| (!id.is_zero()).then_some(id))
-            .map_err(serde::de::Error::custom),
+    struct Parent;
+    impl<'de> Visitor<'de> for Parent {
+        type Value = Option<SpanId>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            let id: SpanId = IdVisitor(PhantomData).visit_str(s)?;
+            Ok((!id.is_zero()).then_some(id))
+        }
     }
+    deserializer.deserialize_option(Parent)
 }
 
 #[cfg(test)]

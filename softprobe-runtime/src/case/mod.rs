@@ -173,7 +173,13 @@ impl Case {
     pub fn from_slice_named(bytes: &[u8], source_name: &str) -> Result<Self, CaseError> {
         // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
         let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        parse_document(serde_json::Deserializer::from_slice(bytes), source_name)
+        validate::locate::from_json(bytes).map_err(|err| CaseError::Parse {
+            source_name: source_name.to_owned(),
+            json_path: err.json_path,
+            line: err.line,
+            column: err.column,
+            message: err.message,
+        })
     }
 
     /// Parses a case from a reader as it reads (the document is never whole in memory, only
@@ -425,15 +431,8 @@ fn document_end<'de, R: serde_json::de::Read<'de>>(
         json_path: "$".to_owned(),
         line: err.line(),
         column: err.column(),
-        message: strip_position(&err.to_string()),
+        message: validate::locate::without_position(&err.to_string()),
     })
-}
-
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
 }
 
 fn parse_error(source_name: &str, err: serde_path_to_error::Error<serde_json::Error>) -> CaseError {
@@ -444,7 +443,7 @@ fn parse_error(source_name: &str, err: serde_path_to_error::Error<serde_json::Er
         json_path,
         line: inner.line(),
         column: inner.column(),
-        message: strip_position(&inner.to_string()),
+        message: validate::locate::without_position(&inner.to_string()),
     }
 }
 
@@ -615,10 +614,10 @@ mod tests {
 }"#;
         let from_slice = Case::from_slice_named(text.as_bytes(), "cases/x.case.json");
         let from_reader = Case::from_reader_named(text.as_bytes(), "cases/x.case.json");
-        // A reader reports the column after the value's closing quote, a slice the quote.
+        // Both name the value's closing quote: the id is checked as the string is read.
         for (err, column) in [
             (from_slice.unwrap_err(), 21),
-            (from_reader.unwrap_err(), 22),
+            (from_reader.unwrap_err(), 21),
         ] {
             let msg = err.to_string();
             assert!(
@@ -630,6 +629,57 @@ mod tests {
             assert!(
                 msg.ends_with(&format!("(line 6, column {column})")),
                 "{msg}"
+            );
+        }
+    }
+
+    /// A value checked after it is read (an id, a count) is named by its own path even as
+    /// the last member of its object, where the object's end follows it.
+    #[test]
+    fn a_bad_last_member_is_named_by_its_path() {
+        let span = |fields: &str| {
+            format!(
+                r#"{{"version": "1.0.0", "caseId": "x", "createdAt": "2026-04-20T10:00:00Z",
+  "traces": [{{"resourceSpans": [{{"scopeSpans": [{{"spans": [{{{fields}}}]}}]}}]}}]}}"#
+            )
+        };
+        let spans = "$.traces[0].resourceSpans[0].scopeSpans[0].spans[0]";
+        for (fields, member, message) in [
+            (
+                r#""spanId": "0102030405060708", "traceId": "zz""#,
+                "traceId",
+                "invalid trace id \"zz\"",
+            ),
+            (
+                r#""traceId": "5b8efff798038103d269b633813fc60c", "spanId": "01""#,
+                "spanId",
+                "invalid span id",
+            ),
+            (
+                r#""parentSpanId": "xyz""#,
+                "parentSpanId",
+                "invalid span id",
+            ),
+            (
+                r#""droppedAttributesCount": -1"#,
+                "droppedAttributesCount",
+                "-1 is not a valid count",
+            ),
+        ] {
+            let text = span(fields);
+            let err = Case::from_slice_named(text.as_bytes(), "c.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("c.json: {spans}.{member}: {message}")),
+                "{err}"
+            );
+            let err = Case::from_reader_named(text.as_bytes(), "c.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("c.json: {spans}.{member}: {message}")),
+                "{err}"
             );
         }
     }

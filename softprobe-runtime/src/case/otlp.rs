@@ -381,35 +381,37 @@ struct I64Lenient(i64);
 
 impl<'de> Deserialize<'de> for I64Lenient {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = I64Lenient;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer, as a JSON number or a decimal string")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<I64Lenient, E> {
-                Ok(I64Lenient(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<I64Lenient, E> {
-                i64::try_from(v)
-                    .map(I64Lenient)
-                    .map_err(|_| E::custom(format!("integer {v} does not fit in 64 signed bits")))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<I64Lenient, E> {
-                if v.fract() == 0.0 && v.abs() < 9.2e18 {
-                    Ok(I64Lenient(v as i64))
-                } else {
-                    Err(E::custom(format!("expected an integer, found {v}")))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<I64Lenient, E> {
-                v.trim()
-                    .parse()
-                    .map(I64Lenient)
-                    .map_err(|_| E::custom(format!("expected an integer, found {v:?}")))
-            }
+        deserializer.deserialize_any(I64Visitor)
+    }
+}
+
+struct I64Visitor;
+
+impl Visitor<'_> for I64Visitor {
+    type Value = I64Lenient;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer, as a JSON number or a decimal string")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<I64Lenient, E> {
+        Ok(I64Lenient(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<I64Lenient, E> {
+        i64::try_from(v)
+            .map(I64Lenient)
+            .map_err(|_| E::custom(format!("integer {v} does not fit in 64 signed bits")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<I64Lenient, E> {
+        if v.fract() == 0.0 && v.abs() < 9.2e18 {
+            Ok(I64Lenient(v as i64))
+        } else {
+            Err(E::custom(format!("expected an integer, found {v}")))
         }
-        deserializer.deserialize_any(V)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<I64Lenient, E> {
+        v.trim()
+            .parse()
+            .map(I64Lenient)
+            .map_err(|_| E::custom(format!("expected an integer, found {v:?}")))
     }
 }
 
@@ -445,11 +447,44 @@ impl<'de> Deserialize<'de> for F64Lenient {
 }
 
 fn opt_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
-    let v = Option::<I64Lenient>::deserialize(deserializer)?;
-    v.map(|v| {
-        u32::try_from(v.0).map_err(|_| de::Error::custom(format!("{} is not a valid count", v.0)))
-    })
-    .transpose()
+    Ok(Option::<U32Lenient>::deserialize(deserializer)?.map(|v| v.0))
+}
+
+/// A count: an [`I64Lenient`] that fits in a `u32`, checked in the visitor so that an error
+/// carries the position of the value itself.
+struct U32Lenient(u32);
+
+impl<'de> Deserialize<'de> for U32Lenient {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl V {
+            fn count<E: de::Error>(v: Result<I64Lenient, E>) -> Result<U32Lenient, E> {
+                let v = v?.0;
+                u32::try_from(v)
+                    .map(U32Lenient)
+                    .map_err(|_| E::custom(format!("{v} is not a valid count")))
+            }
+        }
+        impl Visitor<'_> for V {
+            type Value = U32Lenient;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                I64Visitor.expecting(f)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<U32Lenient, E> {
+                V::count(I64Visitor.visit_i64(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<U32Lenient, E> {
+                V::count(I64Visitor.visit_u64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<U32Lenient, E> {
+                V::count(I64Visitor.visit_f64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<U32Lenient, E> {
+                V::count(I64Visitor.visit_str(v))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 fn span_kind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {

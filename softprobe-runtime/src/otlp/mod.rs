@@ -81,14 +81,13 @@ impl WireFormat {
 /// Errors name the JSON path (and line/column) or the protobuf decoding problem.
 pub fn decode(bytes: &[u8], format: WireFormat) -> Result<TracesData> {
     match format {
-        WireFormat::Json => {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            let data: TracesData = serde_path_to_error::deserialize(&mut de)
-                .map_err(|err| Error::invalid(format!("OTLP JSON {}", describe_json_error(err))))?;
-            de.end()
-                .map_err(|e| Error::invalid(format!("OTLP JSON $: {e}")))?;
-            Ok(data)
-        }
+        WireFormat::Json => crate::case::validate::locate::from_json(bytes).map_err(|mut err| {
+            // A truncated document has no place to name but the document.
+            if err.category == serde_json::error::Category::Eof {
+                err.json_path = "$".to_owned();
+            }
+            Error::invalid(format!("OTLP JSON {err}"))
+        }),
         WireFormat::Protobuf => {
             let data = opentelemetry_proto::tonic::trace::v1::TracesData::decode(bytes)
                 .map_err(|e| Error::invalid(format!("OTLP protobuf: {e}")))?;
@@ -124,13 +123,7 @@ pub(crate) fn describe_json_error(err: serde_path_to_error::Error<serde_json::Er
     )
 }
 
-/// serde_json's message without its trailing "at line L column C".
-pub(crate) fn without_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
+pub(crate) use crate::case::validate::locate::without_position;
 
 #[cfg(test)]
 mod tests {

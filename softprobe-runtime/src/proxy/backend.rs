@@ -462,8 +462,8 @@ impl ProxyBackend for RemoteBackend {
             let url = format!("{}/v1/inject", self.base);
             match status {
                 StatusCode::OK => {
-                    let doc: TracesData =
-                        serde_json::from_slice(&bytes).map_err(|e| BackendError::Protocol {
+                    let doc: TracesData = crate::case::validate::locate::from_json(&bytes)
+                        .map_err(|e| BackendError::Protocol {
                             url: url.clone(),
                             message: format!("200 body is not OTLP JSON TracesData: {e}"),
                         })?;

@@ -11,8 +11,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::{Consume, MockResponse, Redaction, Rule, RulesError, Then, When};
+use crate::case::validate::locate;
 use crate::case::{Body, Direction};
-use crate::json::path::{JsonPath, join_serde, push_key};
+use crate::json::path::{JsonPath, push_key};
 use crate::request::host::normalize_host;
 
 /// Parses a rules document: `{"version": 1, "rules": [...]}` or a bare array of rules, in JSON
@@ -31,15 +32,15 @@ pub fn rules_from_values(
     source_name: &str,
     json_path: &str,
 ) -> Result<Vec<Rule>, RulesError> {
-    let mut raw = Vec::with_capacity(values.len());
-    for (i, value) in values.iter().enumerate() {
-        let Obj(rule): Obj<RawRule> = serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = join_serde(&format!("{json_path}[{i}]"), err.path());
-            RulesError::at(source_name, path, err.into_inner().to_string())
-        })?;
-        raw.push(rule);
-    }
-    convert_rules(raw, source_name, json_path)
+    // Read back from their JSON text: the rules model is compiled for one deserializer, the
+    // one every rules document goes through. The text is ours, so its positions mean nothing
+    // to the reader; the path, rebased onto `json_path`, is the place.
+    let text = serde_json::to_vec(values).expect("JSON values always serialize");
+    let raw: Vec<Obj<RawRule>> = locate::from_json(&text).map_err(|err| {
+        let path = err.json_path.strip_prefix('$').unwrap_or(&err.json_path);
+        RulesError::at(source_name, format!("{json_path}{path}"), err.message)
+    })?;
+    convert_rules(unwrap_all(raw), source_name, json_path)
 }
 
 /// Deserializes a JSON or YAML document with path-aware errors. Input that starts like JSON
@@ -62,45 +63,25 @@ pub(crate) fn from_bytes<T: DeserializeOwned>(
         ));
     }
     if trimmed.starts_with(['{', '[']) {
-        match from_json(text.as_bytes(), source_name) {
+        match locate::from_json(text.as_bytes()) {
             Ok(v) => Ok(v),
-            Err((json_err, true)) => from_yaml(text, source_name).map_err(|_| json_err),
-            Err((json_err, false)) => Err(json_err),
+            Err(err) if err.syntax() => {
+                from_yaml(text, source_name).map_err(|_| json_error(source_name, err))
+            }
+            Err(err) => Err(json_error(source_name, err)),
         }
     } else {
         from_yaml(text, source_name)
     }
 }
 
-/// The error, and whether it was a syntax error (worth retrying as YAML).
-fn from_json<T: DeserializeOwned>(
-    bytes: &[u8],
-    source_name: &str,
-) -> Result<T, (RulesError, bool)> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = join_serde("$", err.path());
-        let inner = err.into_inner();
-        let syntax = inner.is_syntax() || inner.is_eof();
-        (json_error(source_name, path, &inner), syntax)
-    })?;
-    de.end()
-        .map_err(|err| (json_error(source_name, "$".into(), &err), true))?;
-    Ok(value)
-}
-
-fn json_error(source_name: &str, json_path: String, err: &serde_json::Error) -> RulesError {
-    let message = err.to_string();
-    let message = match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message,
-    };
+fn json_error(source_name: &str, err: locate::JsonError) -> RulesError {
     RulesError {
         source_name: source_name.to_owned(),
-        json_path,
-        line: (err.line() > 0).then_some(err.line()),
-        column: (err.column() > 0).then_some(err.column()),
-        message,
+        json_path: err.json_path,
+        line: (err.line > 0).then_some(err.line),
+        column: (err.column > 0).then_some(err.column),
+        message: err.message,
     }
 }
 

@@ -1,12 +1,21 @@
-//! From a JSON path back to a line and column in the source text.
+//! Where in a document: from a JSON path back to a line and column in the source text, and
+//! from the position of a serde_json error to the JSON path of the value it was reading.
 //!
 //! Every finding names a JSON path; people need the line. JSON sources are located through
 //! `jsonc-parser`'s AST ranges, YAML sources through `softprobe_suite_yaml::document` (which
 //! also builds the JSON value the schema sees), so schema and semantic findings share one
 //! locator.
+//!
+//! The typed models (case, trace documents, rules, policies) are read by [`from_json`]:
+//! serde_json's deserializer alone, so each model is compiled for one deserializer. A
+//! document it refuses is scanned again with `jsonc-parser`'s tokenizer up to the error's
+//! position to name the JSON path ([`path_at`]): only a failed document pays for it, and no
+//! path-tracking copy of the models is compiled.
 
 use jsonc_parser::ast;
 use jsonc_parser::common::Ranged as _;
+use jsonc_parser::tokens::Token;
+use serde::de::DeserializeOwned;
 
 pub(crate) use softprobe_suite_yaml::document::{
     Locator, Position, YamlError, parse_yaml, yaml_document,
@@ -92,6 +101,158 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// A JSON document serde_json refused, placed in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsonError {
+    /// JSON path of the value being read when it failed; `$` for the document itself.
+    pub(crate) json_path: String,
+    /// 1-based line, as serde_json reports it.
+    pub(crate) line: usize,
+    /// 1-based column in bytes, as serde_json reports it.
+    pub(crate) column: usize,
+    /// serde_json's message without its trailing position.
+    pub(crate) message: String,
+    /// What kind of error: syntax, a document cut short, or the wrong shape.
+    pub(crate) category: serde_json::error::Category,
+}
+
+impl JsonError {
+    fn new(bytes: &[u8], err: &serde_json::Error) -> Self {
+        let mut end = consumed(bytes, err.line(), err.column());
+        // An object or array where something else was expected is refused before its
+        // bracket is read; the value being read is the one the bracket opens.
+        if err.classify() == serde_json::error::Category::Data
+            && let Some(i) = bytes[end..].iter().position(|b| !b.is_ascii_whitespace())
+            && matches!(bytes[end + i], b'[' | b'{')
+        {
+            end += i + 1;
+        }
+        JsonError {
+            json_path: path_at(&String::from_utf8_lossy(&bytes[..end])),
+            line: err.line(),
+            column: err.column(),
+            message: without_position(&err.to_string()),
+            category: err.classify(),
+        }
+    }
+
+    /// A syntax error or a document cut short, rather than a well-formed document of the
+    /// wrong shape.
+    pub(crate) fn syntax(&self) -> bool {
+        matches!(
+            self.category,
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        )
+    }
+}
+
+/// `$.path: message (line L, column C)`.
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} (line {}, column {})",
+            self.json_path, self.message, self.line, self.column
+        )
+    }
+}
+
+/// `T` from one JSON document (nothing but whitespace after it). A refused document names
+/// the JSON path of the value being read, as path-tracking deserializers do: a field of the
+/// wrong type or an unknown key names that member, a missing field the object, a bad element
+/// its index.
+pub(crate) fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    serde_json::from_slice(bytes).map_err(|err| JsonError::new(bytes, &err))
+}
+
+/// serde_json's message without its trailing "at line L column C".
+pub(crate) fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The length of the part of `bytes` serde_json had read when it stopped: its error names
+/// the line and the column (in bytes) of the last byte read; line 0 is no position.
+fn consumed(bytes: &[u8], line: usize, column: usize) -> usize {
+    if line == 0 {
+        return 0;
+    }
+    let line_start = if line == 1 {
+        0
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map_or(bytes.len(), |(i, _)| i + 1)
+    };
+    (line_start + column).min(bytes.len())
+}
+
+/// One open container while scanning.
+enum Open {
+    /// An object and the member being read, once its key is known.
+    Object(Option<String>),
+    /// An array, the index of the element being read and whether it has begun.
+    Array(usize, bool),
+}
+
+/// The JSON path of the value being read where `read` (the start of a JSON document) ends:
+/// the members and elements open there. A member counts from its key on, an element from
+/// its first token; a container that `read` closes counts as the value being read, so an
+/// error raised at its end (a missing field) names the container.
+fn path_at(read: &str) -> String {
+    let mut scanner = jsonc_parser::Scanner::new(read, &Default::default());
+    let mut open: Vec<Open> = Vec::new();
+    // A value begins: the element of an enclosing array has begun.
+    fn begin(open: &mut [Open]) {
+        if let Some(Open::Array(_, begun)) = open.last_mut() {
+            *begun = true;
+        }
+    }
+    while let Ok(Some(token)) = scanner.scan() {
+        match token {
+            Token::OpenBrace => {
+                begin(&mut open);
+                open.push(Open::Object(None));
+            }
+            Token::OpenBracket => {
+                begin(&mut open);
+                open.push(Open::Array(0, false));
+            }
+            Token::CloseBrace | Token::CloseBracket => {
+                open.pop();
+            }
+            Token::Comma => match open.last_mut() {
+                Some(Open::Object(key)) => *key = None,
+                Some(Open::Array(index, begun)) => {
+                    *index += 1;
+                    *begun = false;
+                }
+                None => {}
+            },
+            Token::String(s) => match open.last_mut() {
+                Some(Open::Object(key @ None)) => *key = Some(s.into_owned()),
+                _ => begin(&mut open),
+            },
+            Token::Colon | Token::CommentLine(_) | Token::CommentBlock(_) => {}
+            Token::Word(_) | Token::Boolean(_) | Token::Number(_) | Token::Null => begin(&mut open),
+        }
+    }
+    let mut path = Vec::new();
+    for container in open {
+        match container {
+            Open::Object(Some(key)) => path.push(Segment::Key(key)),
+            Open::Array(index, true) => path.push(Segment::Index(index)),
+            Open::Object(None) | Open::Array(_, false) => break,
+        }
+    }
+    render(&path)
+}
+
 #[cfg(feature = "schema")]
 /// Resolves a jsonschema instance location against the value: numeric segments are array
 /// indexes only where the value is an array.
@@ -127,6 +288,92 @@ pub(crate) fn segments_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "read only to be refused")]
+    struct Doc {
+        name: String,
+        #[serde(default)]
+        items: Vec<Item>,
+        #[serde(default)]
+        tags: std::collections::BTreeMap<String, u32>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "read only to be refused")]
+    struct Item {
+        port: u16,
+        #[serde(default)]
+        hosts: Vec<String>,
+    }
+
+    /// The place a path-tracking deserializer gives each refused document is the place
+    /// read back from the error's position.
+    #[test]
+    fn errors_name_the_value_being_read_as_a_path_tracking_reader_does() {
+        let documents = [
+            (r#"{"name": 5}"#, "$.name"),
+            (
+                r#"{"name": "a", "items": [{"port": 1}, {"port": "x"}]}"#,
+                "$.items[1].port",
+            ),
+            (r#"{"name": "a", "items": [{"port": 1}, {}]}"#, "$.items[1]"),
+            (r#"{"name": "a", "itmes": []}"#, "$.itmes"),
+            (r#"{"name": "a", "tags": {"x-id": "no"}}"#, "$.tags['x-id']"),
+            (
+                "{\"name\": \"a\",\n \"items\": [{\"port\": 1, \"hosts\": [\"h\", 2]}]}",
+                "$.items[0].hosts[1]",
+            ),
+            (r#"{"items": []}"#, "$"),
+            (
+                r#"{"name": "\u00e9", "items": [{"port": 70000}]}"#,
+                "$.items[0].port",
+            ),
+            (r#"{"name": "a", "items": {"port": 1}}"#, "$.items"),
+            (r#"{"tags": {"it's": -1}, "name": "b"}"#, r"$.tags['it\'s']"),
+            (
+                r#"{"name": "a", "items": [{"port": 1}, "x"]}"#,
+                "$.items[1]",
+            ),
+            (
+                r#"{"name": "a", "items": [{"port": 1, "hosts": ["h", ["i"]]}]}"#,
+                "$.items[0].hosts[1]",
+            ),
+            (r#"{"name": ["a"]}"#, "$.name"),
+            (r#"{"name": "a", "tags": {"t": {"u": 1}}}"#, "$.tags.t"),
+            (r#"[]"#, "$"),
+            (r#"{"name": "a"} {}"#, "$"),
+        ];
+        for (text, path) in documents {
+            let err = from_json::<Doc>(text.as_bytes()).unwrap_err();
+            assert_eq!(err.json_path, path, "{text}: {err}");
+            let mut de = serde_json::Deserializer::from_str(text);
+            let tracked = serde_path_to_error::deserialize::<_, Doc>(&mut de)
+                .map(|_| "$".to_owned())
+                .unwrap_or_else(|e| crate::json::path::join_serde("$", e.path()));
+            assert_eq!(tracked, path, "{text}: the path-tracking reader");
+        }
+    }
+
+    #[test]
+    fn a_refused_document_keeps_serde_json_position_and_message() {
+        let text = "{\"name\": \"a\",\n  \"items\": [{\"port\": true}]}";
+        let err = from_json::<Doc>(text.as_bytes()).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 25), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "$.items[0].port: invalid type: boolean `true`, expected u16 (line 2, column 25)"
+        );
+        assert!(!err.syntax());
+        let err = from_json::<Doc>(br#"{"name": "a", "items": [{"port": 1"#).unwrap_err();
+        assert!(err.syntax(), "{err}");
+        assert_eq!(err.json_path, "$.items[0].port", "{err}");
+        let err = from_json::<Doc>(br#"{"name": "a",, "items": []}"#).unwrap_err();
+        assert!(err.syntax(), "{err}");
+        assert_eq!(err.json_path, "$", "{err}");
+    }
 
     #[test]
     fn json_positions_point_at_keys_and_elements() {
