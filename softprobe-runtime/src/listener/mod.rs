@@ -302,6 +302,7 @@ async fn accept(listener: &TcpListener, role: &'static str) -> Option<TcpStream>
 
 /// Serves `service` on `listener` until `stop` completes, then drains open connections.
 /// `role` names the listener in logs.
+#[cfg(feature = "server")]
 pub(crate) async fn accept_loop<S: HttpService>(
     listener: TcpListener,
     service: S,
