@@ -26,6 +26,43 @@ pub const CASE_ID_HEADER: &str = "x-softprobe-case-id";
 pub const MODE_HEADER: &str = "x-softprobe-mode";
 /// Optional header naming the test, for logs and reports.
 pub const TEST_NAME_HEADER: &str = "x-softprobe-test-name";
+/// W3C Trace Context: the trace and the caller's span.
+pub const TRACEPARENT: &str = "traceparent";
+/// W3C Trace Context: vendor members (softprobe's `sp=<session id>` among them).
+pub const TRACESTATE: &str = "tracestate";
+/// W3C Baggage: key-value pairs that travel with a trace.
+pub const BAGGAGE: &str = "baggage";
+
+/// The protocol headers above as [`http::HeaderName`]s, for the proxies' lookups in a
+/// `HeaderMap`: a `&str` name is parsed and checked again on every lookup, these are not.
+pub mod names {
+    use http::HeaderName;
+
+    const _: () = assert!(
+        super::SESSION_HEADERS.len() == 4,
+        "one name per session header"
+    );
+
+    /// [`super::SESSION_HEADERS`], in the same order.
+    pub static SESSION: [HeaderName; 4] = [
+        HeaderName::from_static(super::SESSION_HEADERS[0]),
+        HeaderName::from_static(super::SESSION_HEADERS[1]),
+        HeaderName::from_static(super::SESSION_HEADERS[2]),
+        HeaderName::from_static(super::SESSION_HEADERS[3]),
+    ];
+    /// [`super::CASE_ID_HEADER`].
+    pub static CASE_ID: HeaderName = HeaderName::from_static(super::CASE_ID_HEADER);
+    /// [`super::MODE_HEADER`].
+    pub static MODE: HeaderName = HeaderName::from_static(super::MODE_HEADER);
+    /// [`super::TEST_NAME_HEADER`].
+    pub static TEST_NAME: HeaderName = HeaderName::from_static(super::TEST_NAME_HEADER);
+    /// [`super::TRACEPARENT`].
+    pub static TRACEPARENT: HeaderName = HeaderName::from_static(super::TRACEPARENT);
+    /// [`super::TRACESTATE`].
+    pub static TRACESTATE: HeaderName = HeaderName::from_static(super::TRACESTATE);
+    /// [`super::BAGGAGE`].
+    pub static BAGGAGE: HeaderName = HeaderName::from_static(super::BAGGAGE);
+}
 
 /// Headers whose values change from run to run, or that describe the connection, the trace
 /// or the retry rather than the exchange.
@@ -38,9 +75,9 @@ pub const VOLATILE: &[&str] = &[
     // Timings measured by the server on this run.
     "server-timing",
     // Trace context: new ids every run.
-    "traceparent",
-    "tracestate",
-    "baggage",
+    TRACEPARENT,
+    TRACESTATE,
+    BAGGAGE,
     // Per-request ids minted by the client or a gateway.
     "x-request-id",
     "x-correlation-id",
@@ -107,8 +144,8 @@ pub const NOT_RESENT: &[&str] = &[
     // The sending client frames the body again.
     "content-length",
     // A new trace starts with the new request.
-    "traceparent",
-    "tracestate",
+    TRACEPARENT,
+    TRACESTATE,
     // Added by the proxies the recording went through.
     "via",
     // The harness names the test of the new run.
@@ -117,7 +154,7 @@ pub const NOT_RESENT: &[&str] = &[
 
 /// Request headers never written into a recording (besides the session headers): the trace
 /// correlation changes on every run and the span's ids already carry it.
-pub const NOT_RECORDED: &[&str] = &["traceparent", "tracestate"];
+pub const NOT_RECORDED: &[&str] = &[TRACEPARENT, TRACESTATE];
 
 fn listed(list: &[&str], name: &str) -> bool {
     list.iter().any(|h| h.eq_ignore_ascii_case(name))

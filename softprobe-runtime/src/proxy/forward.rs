@@ -361,7 +361,7 @@ impl Core {
         decision: &mut &'static str,
         transport: Transport<'_>,
     ) -> Response<ProxyBody> {
-        if let Some(mode) = hop.headers.get(super::http::MODE_HEADER) {
+        if let Some(mode) = hop.headers.get(&crate::headers::names::MODE) {
             // A per-request mode would silently do nothing: the session's mode is fixed when
             // it is created, so the header is refused rather than ignored.
             *decision = "refused";
@@ -875,13 +875,13 @@ pub(crate) fn trace_tags(
         .collect();
     tags.extend(super::trace_context::parse_baggage(
         headers
-            .get_all("baggage")
+            .get_all(&crate::headers::names::BAGGAGE)
             .iter()
             .filter_map(|v| v.to_str().ok()),
     ));
     for (header, tag) in [
-        (super::http::TEST_NAME_HEADER, "softprobe.test_name"),
-        (super::http::CASE_ID_HEADER, "softprobe.case_id"),
+        (&crate::headers::names::TEST_NAME, "softprobe.test_name"),
+        (&crate::headers::names::CASE_ID, "softprobe.case_id"),
     ] {
         if let Some(v) = headers.get(header).and_then(|v| v.to_str().ok()) {
             tags.push((tag.to_owned(), v.to_owned()));
@@ -894,7 +894,7 @@ pub(crate) fn trace_tags(
 pub(crate) fn trace_state(headers: &HeaderMap) -> super::trace_context::TraceState {
     super::trace_context::TraceState::parse(
         headers
-            .get_all("tracestate")
+            .get_all(&crate::headers::names::TRACESTATE)
             .iter()
             .filter_map(|v| v.to_str().ok()),
     )
@@ -902,7 +902,7 @@ pub(crate) fn trace_state(headers: &HeaderMap) -> super::trace_context::TraceSta
 
 /// The request's valid `traceparent`, when it has exactly one.
 pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<super::trace_context::TraceParent> {
-    let mut values = headers.get_all("traceparent").iter();
+    let mut values = headers.get_all(&crate::headers::names::TRACEPARENT).iter();
     let first = values.next()?;
     if values.next().is_some() {
         return None;

@@ -48,16 +48,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes every spelling of the session header.
 pub fn remove_session_headers(headers: &mut HeaderMap) {
-    for name in SESSION_HEADERS {
-        headers.remove(*name);
+    for name in &crate::headers::names::SESSION {
+        headers.remove(name);
     }
 }
 
 /// The session id named by one of the session headers.
 pub fn session_from_headers(headers: &HeaderMap) -> Option<String> {
-    SESSION_HEADERS.iter().find_map(|name| {
+    crate::headers::names::SESSION.iter().find_map(|name| {
         headers
-            .get(*name)
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())

@@ -372,7 +372,8 @@ fn parse_request(buf: &[u8]) -> Parsed {
     let Ok(uri) = http::Uri::try_from(path) else {
         return Parsed::Other;
     };
-    let mut map = HeaderMap::with_capacity(req.headers.len());
+    // Room for what a proxy adds (`traceparent`, `tracestate`, `via`) without regrowing.
+    let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
     for h in req.headers.iter() {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(h.name.as_bytes()),

@@ -288,18 +288,20 @@ fn hop_of(
         flags,
     };
     if let Ok(v) = HeaderValue::from_bytes(&forwarded.header_bytes()) {
-        parts.headers.insert("traceparent", v);
+        parts
+            .headers
+            .insert(crate::headers::names::TRACEPARENT.clone(), v);
     }
-    let new_state = match &session_id {
-        Some(id) => state.with_session(id),
-        None => state,
-    };
-    parts.headers.remove("tracestate");
-    if let Some(v) = new_state
-        .to_header()
-        .and_then(|s| HeaderValue::from_str(&s).ok())
-    {
-        parts.headers.insert("tracestate", v);
+    let tracestate = state.header_value(session_id.as_deref());
+    match tracestate {
+        Some(v) => {
+            parts
+                .headers
+                .insert(crate::headers::names::TRACESTATE.clone(), v);
+        }
+        None => {
+            parts.headers.remove(&crate::headers::names::TRACESTATE);
+        }
     }
 
     let upstream_uri = match upstream.join_parsed(parts.uri.path_and_query()) {

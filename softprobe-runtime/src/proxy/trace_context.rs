@@ -61,8 +61,8 @@ impl TraceParent {
     /// A new sampled trace with random ids.
     pub fn random() -> Self {
         TraceParent {
-            trace_id: random_trace_id(),
-            parent_id: random_span_id(),
+            trace_id: TraceId::random(),
+            parent_id: SpanId::random(),
             flags: 0x01,
         }
     }
@@ -105,36 +105,6 @@ fn hex_u8(s: &str) -> Option<u8> {
     } else {
         None
     }
-}
-
-/// A random, non-zero trace id from the OS generator.
-pub fn random_trace_id() -> TraceId {
-    loop {
-        let mut bytes = [0u8; 16];
-        fill_random(&mut bytes);
-        let id = TraceId(bytes);
-        if !id.is_zero() {
-            return id;
-        }
-    }
-}
-
-/// A random, non-zero span id from the OS generator.
-pub fn random_span_id() -> SpanId {
-    loop {
-        let mut bytes = [0u8; 8];
-        fill_random(&mut bytes);
-        let id = SpanId(bytes);
-        if !id.is_zero() {
-            return id;
-        }
-    }
-}
-
-fn fill_random(bytes: &mut [u8]) {
-    // The OS generator failing means the machine cannot produce ids at all; nothing sensible
-    // can continue without them.
-    getrandom::fill(bytes).expect("the operating system random number generator failed");
 }
 
 /// The members of a `tracestate` header, in order, valid ones only.
@@ -202,33 +172,73 @@ impl TraceState {
     /// cut to 32 members from the end. A session id that is not a valid member value (it
     /// would corrupt the header) leaves the list without a session member.
     pub fn with_session(&self, session_id: &str) -> Self {
-        let mut members = Vec::with_capacity(self.members.len() + 1);
-        if valid_value(session_id) {
-            members.push((SESSION_MEMBER.to_owned(), session_id.to_owned()));
+        TraceState {
+            members: self
+                .members_with(Some(session_id))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         }
-        members.extend(
-            self.members
-                .iter()
-                .filter(|(k, _)| k != SESSION_MEMBER && k != LEGACY_SESSION_MEMBER)
-                .cloned(),
-        );
-        members.truncate(MAX_TRACESTATE_MEMBERS);
-        TraceState { members }
     }
 
     /// The header value, or `None` for an empty list (the header should then be omitted).
     pub fn to_header(&self) -> Option<String> {
-        if self.members.is_empty() {
+        let bytes = self.header_bytes(None)?;
+        Some(String::from_utf8(bytes).expect("member keys and values are printable ASCII"))
+    }
+
+    /// The header value of [`Self::with_session`] (of this list itself for `None`), written
+    /// straight into a header value without the intermediate list: the ingress writes one
+    /// per request. `None` for an empty list.
+    pub fn header_value(&self, session_id: Option<&str>) -> Option<http::HeaderValue> {
+        let bytes = self.header_bytes(session_id)?;
+        // Keys and values were checked when parsed (or, for the session id, just now).
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes)).ok()
+    }
+
+    /// The members [`Self::with_session`] keeps, in its order; all of them for `None`.
+    fn members_with<'a>(
+        &'a self,
+        session_id: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let session = session_id
+            .filter(|id| valid_value(id))
+            .map(|id| (SESSION_MEMBER, id));
+        let replaced = session_id.is_some();
+        let limit = if replaced {
+            MAX_TRACESTATE_MEMBERS
+        } else {
+            usize::MAX
+        };
+        session
+            .into_iter()
+            .chain(
+                self.members
+                    .iter()
+                    .filter(move |(k, _)| {
+                        !replaced || (k != SESSION_MEMBER && k != LEGACY_SESSION_MEMBER)
+                    })
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .take(limit)
+    }
+
+    /// `key=value` members joined by commas, sized exactly; `None` when there are none.
+    fn header_bytes(&self, session_id: Option<&str>) -> Option<Vec<u8>> {
+        let len: usize = self
+            .members_with(session_id)
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum();
+        if len == 0 {
             return None;
         }
-        let mut out = String::new();
-        for (i, (k, v)) in self.members.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+        let mut out = Vec::with_capacity(len - 1);
+        for (k, v) in self.members_with(session_id) {
+            if !out.is_empty() {
+                out.push(b',');
             }
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
+            out.extend_from_slice(k.as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(v.as_bytes());
         }
         Some(out)
     }
