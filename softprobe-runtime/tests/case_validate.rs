@@ -458,3 +458,37 @@ fn protocol_attributes_must_have_the_value_kind_the_spec_gives_them() {
         "{errors:?}"
     );
 }
+
+/// serde_json keeps the last of repeated keys without a word; validation names each
+/// repetition with its line, also in a case that is otherwise valid.
+#[test]
+fn a_repeated_key_is_an_error_at_its_line() {
+    let bytes = case_of(&[
+        exchange(Direction::Inbound, 1),
+        exchange(Direction::Outbound, 2),
+    ]);
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(validate_case(text.as_bytes(), "ok.case.json").is_valid());
+    // The case id given twice, on a line of its own.
+    let repeated = text.replacen(
+        "\"caseId\": \"generated\",",
+        "\"caseId\": \"generated\",\n  \"caseId\": \"again\",",
+        1,
+    );
+    assert_ne!(repeated, text, "the case file names its caseId as expected");
+    let report = validate_case(repeated.as_bytes(), "repeated.case.json");
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code == "duplicate-key")
+        .unwrap_or_else(|| panic!("no duplicate-key finding: {report:?}"));
+    assert_eq!(finding.severity, Severity::Error);
+    assert_eq!(finding.json_path, "$.caseId");
+    let line = repeated
+        .lines()
+        .position(|l| l.contains("\"again\""))
+        .unwrap()
+        + 1;
+    assert_eq!(finding.line, line, "{report:?}");
+    assert!(!report.is_valid());
+}

@@ -178,8 +178,8 @@ fn check_case(bytes: &[u8], source_name: &str) -> (Report, Option<Case>) {
             None
         }
     };
-    report.add(&doc.locator, schema_issues);
-    report.add(&doc.locator, issues);
+    report.add(&doc, schema_issues);
+    report.add(&doc, issues);
     (report.finish(), case)
 }
 
@@ -216,8 +216,8 @@ pub fn validate_trace(bytes: &[u8], source_name: &str) -> Report {
             }
         }
     }
-    report.add(&doc.locator, schema_issues);
-    report.add(&doc.locator, issues);
+    report.add(&doc, schema_issues);
+    report.add(&doc, issues);
     report.finish()
 }
 
@@ -239,8 +239,8 @@ pub fn validate_rules(bytes: &[u8], source_name: &str) -> Report {
         }
         _ => {}
     }
-    report.add(&doc.locator, schema_issues);
-    report.add(&doc.locator, issues);
+    report.add(&doc, schema_issues);
+    report.add(&doc, issues);
     report.finish()
 }
 
@@ -253,8 +253,8 @@ pub fn validate_policy(bytes: &[u8], source_name: &str) -> Report {
     let schema_issues = report.schema(SchemaKind::Policy, &doc);
     let mut issues = Vec::new();
     semantic::policy(&doc.value, &mut issues);
-    report.add(&doc.locator, schema_issues);
-    report.add(&doc.locator, issues);
+    report.add(&doc, schema_issues);
+    report.add(&doc, issues);
     report.finish()
 }
 
@@ -304,10 +304,21 @@ impl Format {
     }
 }
 
-/// A parsed document and where its paths are.
-struct Document {
+/// A parsed document, its repeated keys, and where its paths are.
+struct Document<'t> {
     value: Value,
-    locator: Locator,
+    /// The JSON paths of repeated keys, each at its repetition.
+    repeated_keys: Vec<String>,
+    /// Where each path is; for JSON built on first use from `json`, since a document without
+    /// findings never needs it (the suite runner validates every case it loads).
+    locator: std::cell::OnceCell<Locator>,
+    json: &'t str,
+}
+
+impl Document<'_> {
+    fn locator(&self) -> &Locator {
+        self.locator.get_or_init(|| locate::for_json(self.json))
+    }
 }
 
 struct ReportBuilder {
@@ -335,7 +346,7 @@ impl ReportBuilder {
     }
 
     /// Parses the bytes; a syntax error becomes the report's only finding.
-    fn load(&mut self, bytes: &[u8], format: Format) -> Option<Document> {
+    fn load<'t>(&mut self, bytes: &'t [u8], format: Format) -> Option<Document<'t>> {
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
@@ -361,7 +372,9 @@ impl ReportBuilder {
             Format::Json => match serde_json::from_str::<Value>(text) {
                 Ok(value) => Some(Document {
                     value,
-                    locator: locate::for_json(text),
+                    repeated_keys: locate::repeated_keys(text),
+                    locator: std::cell::OnceCell::new(),
+                    json: text,
                 }),
                 Err(e) => {
                     let pos = Position {
@@ -376,7 +389,12 @@ impl ReportBuilder {
                 }
             },
             Format::Yaml => match locate::parse_yaml(text) {
-                Ok((value, locator)) => Some(Document { value, locator }),
+                Ok((value, locator)) => Some(Document {
+                    value,
+                    repeated_keys: locator.duplicate_keys().to_vec(),
+                    locator: locator.into(),
+                    json: "",
+                }),
                 Err(e) => {
                     self.syntax(e.position, format!("invalid YAML: {}", e.message));
                     None
@@ -386,8 +404,8 @@ impl ReportBuilder {
     }
 
     /// Repeated keys, then schema violations: the structural problems of the document.
-    fn schema(&mut self, kind: SchemaKind, doc: &Document) -> Vec<Issue> {
-        let duplicates = doc.locator.duplicate_keys().iter().map(|path| Issue {
+    fn schema(&mut self, kind: SchemaKind, doc: &Document<'_>) -> Vec<Issue> {
+        let duplicates = doc.repeated_keys.iter().map(|path| Issue {
             severity: Severity::Error,
             code: "duplicate-key",
             path: path.clone(),
@@ -404,9 +422,9 @@ impl ReportBuilder {
         duplicates.chain(violations).collect()
     }
 
-    fn add(&mut self, locator: &Locator, issues: Vec<Issue>) {
+    fn add(&mut self, doc: &Document<'_>, issues: Vec<Issue>) {
         for issue in issues {
-            let pos = locator.locate(&issue.path);
+            let pos = doc.locator().locate(&issue.path);
             self.findings.push(Finding {
                 severity: issue.severity,
                 code: issue.code,

@@ -50,6 +50,72 @@ pub(crate) fn for_json(text: &str) -> Locator {
     locator
 }
 
+/// The JSON paths of the repeated keys of a JSON text, in the order they appear (each at
+/// its repetition), found by one pass of `jsonc-parser`'s tokenizer: serde_json keeps the
+/// last of repeated keys without a word, and a valid document must not pay for a full
+/// [`for_json`] locator to learn that it has none. A path is built only for a repeated key.
+pub(crate) fn repeated_keys(text: &str) -> Vec<String> {
+    use std::borrow::Cow;
+    /// One open container: an object with its keys so far and the member being read, or an
+    /// array with the index of the element being read.
+    enum Frame<'a> {
+        Object {
+            keys: Vec<Cow<'a, str>>,
+            member: Option<Cow<'a, str>>,
+        },
+        Array(usize),
+    }
+    let mut scanner = jsonc_parser::Scanner::new(text, &Default::default());
+    let mut open: Vec<Frame<'_>> = Vec::new();
+    let mut repeated = Vec::new();
+    while let Ok(Some(token)) = scanner.scan() {
+        match token {
+            Token::OpenBrace => open.push(Frame::Object {
+                keys: Vec::new(),
+                member: None,
+            }),
+            Token::OpenBracket => open.push(Frame::Array(0)),
+            Token::CloseBrace | Token::CloseBracket => {
+                open.pop();
+            }
+            Token::Comma => match open.last_mut() {
+                Some(Frame::Object { member, .. }) => *member = None,
+                Some(Frame::Array(index)) => *index += 1,
+                None => {}
+            },
+            Token::String(key) => {
+                let repeats = match open.last() {
+                    // A key: the object is waiting for its next member.
+                    Some(Frame::Object { keys, member: None }) => keys.contains(&key),
+                    // A string value.
+                    _ => continue,
+                };
+                if repeats {
+                    let mut path: Vec<Segment> = open[..open.len() - 1]
+                        .iter()
+                        .map(|frame| match frame {
+                            Frame::Object { member, .. } => {
+                                Segment::Key(member.as_deref().unwrap_or_default().to_owned())
+                            }
+                            Frame::Array(index) => Segment::Index(*index),
+                        })
+                        .collect();
+                    path.push(Segment::Key(key.clone().into_owned()));
+                    repeated.push(render(&path));
+                }
+                if let Some(Frame::Object { keys, member }) = open.last_mut() {
+                    if !repeats {
+                        keys.push(key.clone());
+                    }
+                    *member = Some(key);
+                }
+            }
+            _ => {}
+        }
+    }
+    repeated
+}
+
 fn walk_json(locator: &mut Locator, value: &ast::Value<'_>, path: String, lines: &LineIndex<'_>) {
     match value {
         ast::Value::Object(obj) => {
@@ -401,8 +467,20 @@ mod tests {
 
     #[test]
     fn repeated_keys_are_reported_where_they_repeat() {
-        let loc = for_json("{\"a\": 1,\n \"b\": {\"c\": 1, \"c\": 2},\n \"a\": 3}");
+        let text = "{\"a\": 1,\n \"b\": {\"c\": 1, \"c\": 2},\n \"a\": 3}";
+        let loc = for_json(text);
         assert_eq!(loc.duplicate_keys(), ["$.b.c", "$.a"]);
+        assert_eq!(repeated_keys(text), ["$.b.c", "$.a"]);
+        assert_eq!(
+            repeated_keys(
+                r#"{"l": [{"k": "v", "x": 1}, {"k": 1, "k": 2}], "m": {"k\u0041": 1, "kA": 2}}"#
+            ),
+            ["$.l[1].k", "$.m.kA"]
+        );
+        assert!(
+            repeated_keys(r#"{"a": {"a": "a"}, "b": ["a", "a"], "c": [{"a": 1}, {"a": 1}]}"#)
+                .is_empty()
+        );
         assert_eq!(loc.locate("$.a"), Position { line: 3, column: 2 });
         let (_, loc) = parse_yaml("a: 1\nb:\n  c: 1\n  c: 2\n").unwrap();
         assert_eq!(loc.duplicate_keys(), ["$.b.c"]);
