@@ -12,7 +12,6 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use crate::case::validate::{SchemaKind, validate_json};
-use crate::otlp::{describe_json_error, without_position};
 
 /// Name given to request bodies in parse errors.
 pub(crate) const BODY: &str = "request body";
@@ -170,16 +169,11 @@ pub(crate) fn check_schema(kind: SchemaKind, bytes: &[u8]) -> Result<(), ApiErro
 
 /// Parses JSON into `T` with a `$.path: message (line L, column C)` error.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de)
-        .map_err(|err| ApiError::invalid(describe_json_error(err)))?;
-    de.end().map_err(|err| {
-        ApiError::invalid(format!(
-            "$: {} (line {}, column {})",
-            without_position(&err.to_string()),
-            err.line(),
-            err.column()
-        ))
-    })?;
-    Ok(value)
+    crate::case::validate::locate::from_json(bytes).map_err(|mut err| {
+        // A body cut short is the document's fault, not that of the member it ends in.
+        if err.category == serde_json::error::Category::Eof {
+            err.json_path = "$".to_owned();
+        }
+        ApiError::invalid(err.to_string())
+    })
 }

@@ -14,7 +14,6 @@ use prost::Message as _;
 
 use crate::case::TracesData;
 use crate::error::{Error, Result};
-use crate::json::path::join_serde;
 
 /// `content-type` of OTLP protobuf payloads.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
@@ -104,26 +103,6 @@ pub fn encode(data: &TracesData, format: WireFormat) -> Vec<u8> {
         WireFormat::Protobuf => convert::traces_to_proto(data).encode_to_vec(),
     }
 }
-
-/// `$.path: message (line L, column C)` for a JSON parse error; where the path is unknown
-/// (truncated documents) it names `$`.
-pub(crate) fn describe_json_error(err: serde_path_to_error::Error<serde_json::Error>) -> String {
-    let inner = err.inner();
-    let path = if inner.is_eof() {
-        "$".to_owned()
-    } else {
-        join_serde("$", err.path())
-    };
-    let inner = err.into_inner();
-    format!(
-        "{path}: {} (line {}, column {})",
-        without_position(&inner.to_string()),
-        inner.line(),
-        inner.column()
-    )
-}
-
-pub(crate) use crate::case::validate::locate::without_position;
 
 #[cfg(test)]
 mod tests {
