@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{BODY, RawBody, check_schema};
+use super::body::{BODY, RawBody};
 use super::error::ApiError;
 use crate::Mode;
 use crate::case::Case;
@@ -140,23 +140,26 @@ pub(crate) async fn load_case(
             "request body is empty: expected a case file document",
         ));
     }
-    let case = Case::from_slice_named(&body.bytes, BODY).map_err(crate::error::Error::from)?;
-    check_schema(SchemaKind::LoadCaseRequest, &body.bytes)?;
-    // What the schema cannot say (an outbound hop without a host, zero ids) would otherwise be
-    // loaded and only fail, or silently miss, at replay time.
-    let report = crate::case::validate::validate_case(&body.bytes, BODY);
-    if !report.is_valid() {
-        let errors: Vec<String> = report
-            .errors()
-            .map(|f| {
-                format!(
-                    "{}: {} (line {}, column {})",
-                    f.json_path, f.message, f.line, f.column
-                )
-            })
-            .collect();
-        return Err(ApiError::invalid(format!("{BODY}: {}", errors.join("; "))));
-    }
+    // One reading: syntax, the case schema (the request's schema is the case's), the model
+    // and what the schema cannot say (an outbound hop without a host, zero ids), which would
+    // otherwise be loaded and only fail, or silently miss, at replay time.
+    let case = match crate::case::validate::read_valid_case(&body.bytes, BODY) {
+        Ok(case) => case,
+        Err(report) => {
+            // A document the case model refuses is named by the model's own error.
+            Case::from_slice_named(&body.bytes, BODY).map_err(crate::error::Error::from)?;
+            let errors: Vec<String> = report
+                .errors()
+                .map(|f| {
+                    format!(
+                        "{}: {} (line {}, column {})",
+                        f.json_path, f.message, f.line, f.column
+                    )
+                })
+                .collect();
+            return Err(ApiError::invalid(format!("{BODY}: {}", errors.join("; "))));
+        }
+    };
     let case = Arc::new(case);
     let mut loaded = None;
     let revision = app.store().update(session.id(), &mut |state| {
