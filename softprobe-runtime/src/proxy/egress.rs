@@ -521,38 +521,42 @@ fn hop_of(
     mut parts: http::request::Parts,
     started: SystemTime,
 ) -> Result<(Hop, Option<hyper::upgrade::OnUpgrade>), Box<http::Response<ProxyBody>>> {
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| "/".to_owned());
-
+    fn path_and_query(uri: &http::Uri) -> &str {
+        uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
     // Where the request goes: the tunnel's target, the absolute-form URI, or the default
-    // upstream.
+    // upstream. The first two come with their scheme and authority parsed, so the upstream
+    // URL is put together from parts rather than formatted and parsed again.
     let target = if let Some(t) = tunnel {
+        let scheme = if t.scheme == "https" {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
         Base {
             scheme: t.scheme.to_owned(),
             authority: t.authority.as_str().to_owned(),
             prefix: String::new(),
-            parsed: None,
+            parsed: Some((scheme, t.authority.clone())),
         }
-    } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority())
+    } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme(), parts.uri.authority())
         // HTTP/2 requests always carry their authority; to a listener with a default
         // upstream they are origin requests, not proxy requests (h2 proxying uses CONNECT).
         && !(parts.version == http::Version::HTTP_2 && shared.upstream.is_some())
     {
-        if scheme != "http" && scheme != "https" {
+        let name = scheme.as_str();
+        if name != "http" && name != "https" {
             return Err(Box::new(json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                format!("unsupported scheme {scheme:?} in {}", parts.uri),
+                format!("unsupported scheme {name:?} in {}", parts.uri),
             )));
         }
         Base {
-            scheme: scheme.to_owned(),
+            scheme: name.to_owned(),
             authority: authority.as_str().to_owned(),
             prefix: String::new(),
-            parsed: None,
+            parsed: Some((scheme.clone(), authority.clone())),
         }
     } else if let Some(up) = &shared.upstream {
         up.clone()
@@ -561,20 +565,20 @@ fn hop_of(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             format!(
-                "{} {path_and_query}: origin-form request but this egress proxy has no default \
-                 upstream; use it as HTTP_PROXY (absolute-form or CONNECT) or start it with an \
-                 upstream",
-                parts.method
+                "{} {}: origin-form request but this egress proxy has no default upstream; use \
+                 it as HTTP_PROXY (absolute-form or CONNECT) or start it with an upstream",
+                parts.method,
+                path_and_query(&parts.uri)
             ),
         )));
     };
-    let upstream_uri = match target.join(&path_and_query) {
+    let upstream_uri = match target.join_parsed(parts.uri.path_and_query()) {
         Ok(u) => u,
         Err(e) => {
             return Err(Box::new(json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                format!("cannot forward {path_and_query:?}: {e}"),
+                format!("cannot forward {:?}: {e}", path_and_query(&parts.uri)),
             )));
         }
     };

@@ -277,7 +277,8 @@ impl Conn {
                 return Ok(Next::Closed);
             }
         }
-        let deadline = std::time::Instant::now() + header_read;
+        // Taken when the head turns out to need more than one read: most arrive whole.
+        let mut deadline = None;
         loop {
             match parse_request(&self.buf, absolute_form) {
                 Parsed::Complete(head, len) => {
@@ -289,6 +290,7 @@ impl Conn {
                 Parsed::Partial if self.buf.len() > MAX_HEAD => return Ok(Next::Handoff),
                 Parsed::Partial => {}
             }
+            let deadline = *deadline.get_or_insert_with(|| std::time::Instant::now() + header_read);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match crate::listener::coarse_timeout(left, self.fill()).await {
                 Some(Ok(0)) | None => return Ok(Next::Closed),
