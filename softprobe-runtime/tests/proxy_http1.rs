@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use softprobe_runtime::proxy::{IngressProxy, RunningProxy, StoreBackend};
 use support::*;
@@ -74,130 +74,6 @@ async fn raw_upstream(answer: fn(usize) -> Vec<u8>, close: bool) -> RawUpstream 
     RawUpstream { addr, connections }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    find(haystack, needle).is_some()
-}
-
-/// One answer read from a raw connection: its head as text and its body, decoded.
-#[derive(Debug)]
-struct Answer {
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn status(&self) -> u16 {
-        self.head[9..12].parse().unwrap()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
-        })
-    }
-}
-
-/// A client connection that reads answers one by one.
-struct RawClient {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawClient {
-    async fn connect(proxy: &RunningProxy) -> RawClient {
-        RawClient {
-            stream: TcpStream::connect(proxy.addr()).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// Reads more; false at the end of the stream.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk));
-        match read.await.expect("the proxy answers within 10 s") {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
-    /// The next answer; `head_only` for the answer to a HEAD request.
-    async fn answer(&mut self, head_only: bool) -> Answer {
-        while !contains(&self.buf, b"\r\n\r\n") {
-            assert!(
-                self.fill().await,
-                "closed before an answer: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-        }
-        let end = find(&self.buf, b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8(self.buf.drain(..end).collect()).unwrap();
-        let mut answer = Answer {
-            head,
-            body: Vec::new(),
-        };
-        if head_only {
-            return answer;
-        }
-        if answer
-            .header("transfer-encoding")
-            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                while !contains(&self.buf, b"\r\n") {
-                    assert!(self.fill().await, "closed inside a chunked body");
-                }
-                let line_end = find(&self.buf, b"\r\n").unwrap();
-                let size_line = String::from_utf8(self.buf[..line_end].to_vec()).unwrap();
-                let size = usize::from_str_radix(size_line.trim(), 16).unwrap();
-                while self.buf.len() < line_end + 2 + size + 2 {
-                    assert!(self.fill().await, "closed inside a chunk");
-                }
-                self.buf.drain(..line_end + 2);
-                answer.body.extend(self.buf.drain(..size));
-                self.buf.drain(..2);
-                if size == 0 {
-                    return answer;
-                }
-            }
-        }
-        let len: usize = answer
-            .header("content-length")
-            .expect("an answer framed by length or chunked")
-            .parse()
-            .unwrap();
-        while self.buf.len() < len {
-            assert!(self.fill().await, "closed inside the body");
-        }
-        answer.body = self.buf.drain(..len).collect();
-        answer
-    }
-
-    /// Everything up to the end of the stream.
-    async fn rest(&mut self) -> String {
-        while self.fill().await {}
-        String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_client_connection_keeps_one_upstream_connection() {
     let upstream = raw_upstream(
@@ -206,7 +82,7 @@ async fn a_client_connection_keeps_one_upstream_connection() {
     )
     .await;
     let ingress = ingress_to(&upstream.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     for n in 0..5 {
         client
             .send(format!("GET /item/{n} HTTP/1.1\r\nhost: app\r\n\r\n").as_bytes())
@@ -223,7 +99,7 @@ async fn a_client_connection_keeps_one_upstream_connection() {
 async fn pipelined_requests_are_answered_in_order() {
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client
         .send(
             b"GET /first HTTP/1.1\r\nhost: app\r\n\r\n\
@@ -244,7 +120,7 @@ async fn pipelined_requests_are_answered_in_order() {
 async fn a_chunked_request_body_reaches_the_upstream_whole_with_its_length() {
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client
         .send(
             b"POST /upload HTTP/1.1\r\nhost: app\r\ntransfer-encoding: chunked\r\n\r\n\
@@ -263,7 +139,7 @@ async fn a_chunked_request_body_reaches_the_upstream_whole_with_its_length() {
 async fn a_chunked_request_sent_after_100_continue_is_read() {
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client
         .send(
             b"POST /upload HTTP/1.1\r\nhost: app\r\ntransfer-encoding: chunked\r\n\
@@ -289,7 +165,7 @@ async fn answers_framed_by_chunks_or_by_close_reach_the_client_whole() {
     )
     .await;
     let ingress = ingress_to(&chunked.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     for _ in 0..2 {
         client.send(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n").await;
         let answer = client.answer(false).await;
@@ -307,7 +183,7 @@ async fn answers_framed_by_chunks_or_by_close_reach_the_client_whole() {
     )
     .await;
     let ingress = ingress_to(&until_close.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     for _ in 0..2 {
         client.send(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n").await;
         let answer = client.answer(false).await;
@@ -331,7 +207,7 @@ async fn a_kept_alive_connection_the_upstream_closed_is_replaced() {
     )
     .await;
     let ingress = ingress_to(&upstream.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     for _ in 0..3 {
         client.send(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n").await;
         // Let the upstream's close arrive before the next request.
@@ -350,7 +226,7 @@ async fn an_answer_cut_short_by_the_upstream_closes_the_client_connection() {
     )
     .await;
     let ingress = ingress_to(&upstream.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client.send(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n").await;
     let rest = client.rest().await;
     assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
@@ -367,7 +243,7 @@ async fn an_unreachable_upstream_is_a_502_and_the_connection_stays_usable() {
     let url = format!("http://{}", gone.local_addr().unwrap());
     drop(gone);
     let ingress = ingress_to(&url).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     for _ in 0..2 {
         client.send(b"GET /x HTTP/1.1\r\nhost: app\r\n\r\n").await;
         let answer = client.answer(false).await;
@@ -380,7 +256,7 @@ async fn an_unreachable_upstream_is_a_502_and_the_connection_stays_usable() {
 async fn a_head_answer_keeps_the_upstreams_length_and_has_no_body() {
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client.send(b"HEAD /x HTTP/1.1\r\nhost: app\r\n\r\n").await;
     let head = client.answer(true).await;
     assert_eq!(head.status(), 200, "{head:?}");
@@ -409,7 +285,7 @@ async fn ambiguous_body_framing_is_refused_with_400_naming_it() {
             "does not end with chunked",
         ),
     ] {
-        let mut client = RawClient::connect(&ingress).await;
+        let mut client = RawClient::connect(ingress.addr()).await;
         client.send(request).await;
         let answer = client.answer(false).await;
         assert_eq!(answer.status(), 400, "{answer:?}");
@@ -425,12 +301,12 @@ async fn ambiguous_body_framing_is_refused_with_400_naming_it() {
 async fn a_malformed_head_is_a_400_and_an_oversized_one_a_431() {
     let echo = echo().await;
     let ingress = ingress_to(&echo.url()).await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client.send(b"GET / HTTP/1.1\r\nbad header\r\n\r\n").await;
     let rest = client.rest().await;
     assert!(rest.starts_with("HTTP/1.1 400"), "{rest}");
 
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     let big = format!(
         "GET / HTTP/1.1\r\nhost: app\r\nx-big: {}\r\n\r\n",
         "a".repeat(600 * 1024)
@@ -452,13 +328,13 @@ async fn http_1_0_and_a_large_body_over_the_cap_are_still_answered() {
         .start()
         .await
         .unwrap();
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client.send(b"GET /old HTTP/1.0\r\nhost: app\r\n\r\n").await;
     let rest = client.rest().await;
     assert!(rest.contains("\"path\":\"/old\""), "{rest}");
 
     // Over the cap: 413, the body read and dropped, the connection still serves.
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client
         .send(b"POST /big HTTP/1.1\r\nhost: app\r\ncontent-length: 32\r\n\r\n")
         .await;
@@ -471,7 +347,7 @@ async fn http_1_0_and_a_large_body_over_the_cap_are_still_answered() {
     assert_eq!(client.answer(false).await.json()["path"], "/after");
 
     // A chunked body over the cap: 413, and the connection closes.
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client
         .send(b"POST /big HTTP/1.1\r\nhost: app\r\ntransfer-encoding: chunked\r\n\r\n20\r\n")
         .await;
@@ -503,7 +379,7 @@ async fn captures_through_the_own_exchange_record_the_streamed_answer() {
         .await
         .unwrap();
     let session = create_session(&rt, "capture").await;
-    let mut client = RawClient::connect(&ingress).await;
+    let mut client = RawClient::connect(ingress.addr()).await;
     client
         .send(
             format!(

@@ -651,6 +651,7 @@ fn with_a_token_the_egress_proxy_requires_it_as_proxy_credentials() {
     );
     cmd.env("SOFTPROBE_API_TOKEN", "s3cret");
     let rt = start_runtime(cmd, &format!("127.0.0.1:{port}"));
+    support::install_crypto_provider();
     // The upstream behind the proxy: the runtime's own /health.
     let through = |proxy: &str| {
         let client = Client::builder()

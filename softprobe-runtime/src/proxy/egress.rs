@@ -2,6 +2,11 @@
 //! `CONNECT`, whose TLS is terminated with the proxy's CA so the inner requests are seen) and
 //! a reverse proxy to a default upstream for origin-form requests. It finds the session of
 //! each outbound call, strips it, and asks the runtime what to do.
+//!
+//! Plain HTTP/1.1 requests outside a tunnel are served by the proxies' own HTTP/1 exchange
+//! ([`super::http1`]); `CONNECT` and what is inside its tunnels, HTTP/2, HTTP/1.0 and upgrades
+//! by hyper. Both paths build the hop with one function ([`hop_of`]) and check the proxy
+//! credentials with one ([`Shared::unauthorized`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::uri::Authority;
 use http::{Method, StatusCode};
@@ -20,16 +26,18 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, Transport, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop, remove_session_headers,
     session_from_headers,
 };
+use super::http1::Upstream;
 use super::ingress::{Base, parse_base};
 use super::settings::ProxyBuilder;
 use super::tls::CertificateAuthority;
-use super::{Handler, HandlerFuture, ProxyError, RunningProxy, serve, serve_sharded};
+use super::{Handler, HandlerFuture, ProxyError, RunningProxy, serve_sharded_with, serve_with};
 use crate::case::{Direction, SpanId, TraceId};
+use crate::listener::OwnHttp1;
 use crate::request::host::without_default_port;
 
 /// The egress proxy. Start one with [`EgressProxy::builder`].
@@ -134,17 +142,23 @@ impl EgressBuilder {
                 Box::pin(async move { handle(&shared, None, req).await })
             })
         };
+        // Plain HTTP/1.1 requests get the egress's own HTTP/1 exchange; `CONNECT` tunnels,
+        // HTTP/2, upgrades and whatever that exchange hands back, hyper.
         let proxy = if threads == 0 {
-            serve(
+            serve_with(
                 listener,
                 handler_for(shared.clone()),
+                Some(own_http1(shared.clone())),
                 stop,
                 header_read_timeout,
             )?
         } else {
             let main = shared.clone();
-            let make_handler = move || handler_for(main.with_own_client());
-            serve_sharded(
+            let make_handler = move || {
+                let shared = main.with_own_client();
+                (handler_for(shared.clone()), Some(own_http1(shared)))
+            };
+            serve_sharded_with(
                 listener,
                 "egress",
                 threads,
@@ -184,6 +198,55 @@ impl Shared {
 
     fn bound_session(&self) -> Option<String> {
         self.bound.read().map(|b| b.clone()).unwrap_or(None)
+    }
+
+    /// The `407` for a request (outside a tunnel) without the proxy credentials this proxy
+    /// requires ([`EgressBuilder::proxy_token`]).
+    fn unauthorized(&self, headers: &HeaderMap) -> Option<http::Response<ProxyBody>> {
+        let token = self.token.as_deref()?;
+        (!proxy_auth_ok(headers, token)).then(proxy_auth_required)
+    }
+}
+
+/// The egress's own HTTP/1 exchange (see [`super::http1`]) for the connections of one
+/// thread.
+fn own_http1(shared: Arc<Shared>) -> OwnHttp1 {
+    let limits = super::http1_limits(&shared.core.settings);
+    super::http1::own_connections(Arc::new(Egress { shared }), limits)
+}
+
+/// What answers the requests of the egress's own HTTP/1 connections: proxy requests
+/// (absolute-form) and origin-form requests to the default upstream, outside any tunnel.
+struct Egress {
+    shared: Arc<Shared>,
+}
+
+impl super::http1::Exchange for Egress {
+    const ABSOLUTE_FORM: bool = true;
+
+    fn admit(&self, parts: &http::request::Parts) -> Option<http::Response<ProxyBody>> {
+        self.shared.unauthorized(&parts.headers)
+    }
+
+    async fn answer(
+        &self,
+        request: http::Request<Bytes>,
+        upstream: &Upstream,
+    ) -> http::Response<ProxyBody> {
+        let started = SystemTime::now();
+        let (parts, body) = request.into_parts();
+        let (hop, _) = match hop_of(&self.shared, None, parts, started) {
+            Ok(hop) => hop,
+            Err(answer) => return *answer,
+        };
+        let hop = Hop { body, ..hop };
+        // The connection's own upstream connection speaks plain HTTP only.
+        let transport = if hop.upstream.scheme_str() == Some("http") {
+            Transport::Own(upstream)
+        } else {
+            Transport::Pooled
+        };
+        self.shared.core.handle_on(hop, transport).await
     }
 }
 
@@ -320,10 +383,9 @@ fn handle(
     Box::pin(async move {
         // Requests inside a tunnel were authorized with its CONNECT.
         if tunnel.is_none()
-            && let Some(token) = &shared.token
-            && !proxy_auth_ok(req.headers(), token)
+            && let Some(refused) = shared.unauthorized(req.headers())
         {
-            return proxy_auth_required();
+            return refused;
         }
         if req.method() == Method::CONNECT {
             if tunnel.is_some() {
@@ -423,68 +485,101 @@ fn connect(shared: &Arc<Shared>, req: http::Request<Incoming>) -> http::Response
     http::Response::new(empty())
 }
 
+/// The hyper path: requests inside `CONNECT` tunnels, HTTP/2, upgrades, and whatever the
+/// own HTTP/1 exchange hands back.
 async fn outbound(
     shared: &Arc<Shared>,
     tunnel: Option<Tunnel>,
     req: http::Request<Incoming>,
 ) -> http::Response<ProxyBody> {
     let started = SystemTime::now();
-    let (mut parts, body) = req.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| "/".to_owned());
+    let (parts, body) = req.into_parts();
+    let (hop, websocket) = match hop_of(shared, tunnel.as_ref(), parts, started) {
+        Ok(hop) => hop,
+        Err(answer) => return *answer,
+    };
+    let limit = shared.core.settings.body_limit;
+    let body = match collect_limited(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return super::forward::body_error(e, limit),
+    };
+    let hop = Hop { body, ..hop };
+    match websocket {
+        Some(client) => shared.core.handle_websocket(hop, client).await,
+        None => shared.core.handle(hop).await,
+    }
+}
 
+/// The outbound hop of a request head (its body still empty): where it goes (the tunnel's
+/// target, the absolute-form URI or the default upstream), its session (trace state, session
+/// header, proxy credentials, the tunnel's, the bound one), its trace context. Also the
+/// pending upgrade of a WebSocket request. An answer instead when the request cannot be
+/// forwarded (boxed: the rare path stays off the hot path's stack).
+fn hop_of(
+    shared: &Shared,
+    tunnel: Option<&Tunnel>,
+    mut parts: http::request::Parts,
+    started: SystemTime,
+) -> Result<(Hop, Option<hyper::upgrade::OnUpgrade>), Box<http::Response<ProxyBody>>> {
+    fn path_and_query(uri: &http::Uri) -> &str {
+        uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
     // Where the request goes: the tunnel's target, the absolute-form URI, or the default
-    // upstream.
-    let target = if let Some(t) = &tunnel {
+    // upstream. The first two come with their scheme and authority parsed, so the upstream
+    // URL is put together from parts rather than formatted and parsed again.
+    let target = if let Some(t) = tunnel {
+        let scheme = if t.scheme == "https" {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
         Base {
             scheme: t.scheme.to_owned(),
             authority: t.authority.as_str().to_owned(),
             prefix: String::new(),
-            parsed: None,
+            parsed: Some((scheme, t.authority.clone())),
         }
-    } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority())
+    } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme(), parts.uri.authority())
         // HTTP/2 requests always carry their authority; to a listener with a default
         // upstream they are origin requests, not proxy requests (h2 proxying uses CONNECT).
         && !(parts.version == http::Version::HTTP_2 && shared.upstream.is_some())
     {
-        if scheme != "http" && scheme != "https" {
-            return json_error(
+        let name = scheme.as_str();
+        if name != "http" && name != "https" {
+            return Err(Box::new(json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                format!("unsupported scheme {scheme:?} in {}", parts.uri),
-            );
+                format!("unsupported scheme {name:?} in {}", parts.uri),
+            )));
         }
         Base {
-            scheme: scheme.to_owned(),
+            scheme: name.to_owned(),
             authority: authority.as_str().to_owned(),
             prefix: String::new(),
-            parsed: None,
+            parsed: Some((scheme.clone(), authority.clone())),
         }
     } else if let Some(up) = &shared.upstream {
         up.clone()
     } else {
-        return json_error(
+        return Err(Box::new(json_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             format!(
-                "{} {path_and_query}: origin-form request but this egress proxy has no default \
-                 upstream; use it as HTTP_PROXY (absolute-form or CONNECT) or start it with an \
-                 upstream",
-                parts.method
+                "{} {}: origin-form request but this egress proxy has no default upstream; use \
+                 it as HTTP_PROXY (absolute-form or CONNECT) or start it with an upstream",
+                parts.method,
+                path_and_query(&parts.uri)
             ),
-        );
+        )));
     };
-    let upstream_uri = match target.join(&path_and_query) {
+    let upstream_uri = match target.join_parsed(parts.uri.path_and_query()) {
         Ok(u) => u,
         Err(e) => {
-            return json_error(
+            return Err(Box::new(json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                format!("cannot forward {path_and_query:?}: {e}"),
-            );
+                format!("cannot forward {:?}: {e}", path_and_query(&parts.uri)),
+            )));
         }
     };
 
@@ -494,7 +589,7 @@ async fn outbound(
         .map(str::to_owned)
         .or_else(|| session_from_headers(&parts.headers))
         .or_else(|| session_from_proxy_auth(&parts.headers))
-        .or_else(|| tunnel.as_ref().and_then(|t| t.session.clone()))
+        .or_else(|| tunnel.and_then(|t| t.session.clone()))
         .or_else(|| shared.bound_session());
     let tags = trace_tags(&state, &parts.headers);
     let (trace_id, parent_span_id) = match trace_parent(&parts.headers) {
@@ -507,11 +602,6 @@ async fn outbound(
         .flatten();
     remove_hop_by_hop(&mut parts.headers);
 
-    let limit = shared.core.settings.body_limit;
-    let body = match collect_limited(body, limit).await {
-        Ok(b) => b,
-        Err(e) => return super::forward::body_error(e, limit),
-    };
     // Recorded and matched host: the target's, whatever Host header the client sent.
     let host = without_default_port(&target.authority, &target.scheme);
     let path = upstream_uri.path().to_owned();
@@ -525,7 +615,7 @@ async fn outbound(
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         trace_tags: tags,
-        body,
+        body: Bytes::new(),
         upstream: upstream_uri,
         trace_id,
         span_id: SpanId::random(),
@@ -533,10 +623,7 @@ async fn outbound(
         started,
         request_body_note: Vec::new(),
     };
-    match websocket {
-        Some(client) => shared.core.handle_websocket(hop, client).await,
-        None => shared.core.handle(hop).await,
-    }
+    Ok((hop, websocket))
 }
 
 /// The byte stream inside a `CONNECT` tunnel, TLS-terminated or plain. Both are served as

@@ -1,6 +1,8 @@
-//! The ingress's own HTTP/1.1 exchange: one client connection and the one upstream
+//! The proxies' own HTTP/1.1 exchange: one client connection and the one upstream
 //! connection it uses, served by the same task, without hyper's dispatcher or the pooled
-//! client.
+//! client. The ingress serves its plain-HTTP application's requests with it, the egress its
+//! proxy requests (absolute-form, [`Exchange::ABSOLUTE_FORM`]) and origin-form requests
+//! outside `CONNECT` tunnels, answered locally or forwarded.
 //!
 //! [`serve`] reads each request head in place from the connection's read buffer
 //! (`httparse`), reads the body (by `Content-Length` or chunked, answering
@@ -11,7 +13,8 @@
 //!
 //! What it does not serve it hands back untouched, before reading a byte of the request it
 //! does not take: anything that is not an HTTP/1.1 request head (an HTTP/2 preface, TLS, a
-//! malformed or oversized head), HTTP/1.0, `CONNECT` and upgrade requests (WebSocket, h2c).
+//! malformed or oversized head), HTTP/1.0, `CONNECT` and upgrade requests (WebSocket, h2c),
+//! absolute-form requests unless the exchange serves them.
 //! The listener serves those with hyper, as it serves every other listener. Requests whose
 //! body framing is ambiguous (`Content-Length` and `Transfer-Encoding` together, differing
 //! lengths, a transfer coding other than a final `chunked`) are refused with `400`.
@@ -38,7 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::http::{BoxError, ProxyBody, json_error, too_large};
-use crate::listener::{Handoff, Stopping};
+use crate::listener::{Handoff, OwnHttp1, Stopping};
 
 /// The most headers a request or response head may have here; a head with more is handed
 /// to hyper (requests) or refused (answers).
@@ -55,6 +58,17 @@ const DISCARD_LIMIT: u64 = 1024 * 1024;
 
 /// What answers the requests of an HTTP/1 connection.
 pub(crate) trait Exchange: Send + Sync + 'static {
+    /// Whether absolute-form requests (`GET http://host/path HTTP/1.1`, a forward proxy's)
+    /// are served here; otherwise they go to hyper with the other requests not served here.
+    const ABSOLUTE_FORM: bool = false;
+
+    /// An answer given before the request's body is read (a refusal: credentials missing),
+    /// or `None` to read the body and ask [`Exchange::answer`]. After such an answer the
+    /// connection serves another request only if the request had no body.
+    fn admit(&self, _parts: &http::request::Parts) -> Option<Response<ProxyBody>> {
+        None
+    }
+
     /// The answer to one request, whose body has been read whole. Forwarding goes through
     /// `upstream`, the connection's own.
     fn answer<'a>(
@@ -75,6 +89,16 @@ pub(crate) struct Limits {
     pub(crate) connect: Duration,
 }
 
+/// The listener hook that serves plain HTTP/1.1 connections with `exchange` (see
+/// [`crate::listener::OwnHttp1`]).
+pub(crate) fn own_connections<E: Exchange>(exchange: Arc<E>, limits: Limits) -> OwnHttp1 {
+    Arc::new(move |stream: TcpStream, stopping: Stopping| {
+        let serving: Pin<Box<dyn Future<Output = Option<Handoff>> + Send>> =
+            Box::pin(serve(stream, exchange.clone(), limits, stopping));
+        serving
+    })
+}
+
 /// Serves HTTP/1.1 requests on `stream` until the client closes, asks to close, or sends
 /// something this module does not serve; that last case returns the connection (with what
 /// was read of it) for hyper.
@@ -91,7 +115,10 @@ pub(crate) async fn serve<E: Exchange>(
     let upstream = Upstream::new(limits.connect);
     let mut out = Vec::with_capacity(1024);
     loop {
-        let head = match conn.read_head(limits.header_read, &stopping).await {
+        let head = match conn
+            .read_head(limits.header_read, &stopping, E::ABSOLUTE_FORM)
+            .await
+        {
             Ok(Next::Request(head)) => head,
             Ok(Next::Handoff) => {
                 return Some(Handoff {
@@ -123,6 +150,19 @@ pub(crate) async fn serve<E: Exchange>(
             close,
         } = head;
         let head_only = parts.method == Method::HEAD;
+        if let Some(answer) = exchange.admit(&parts) {
+            // The body is not read: the connection goes on only if there is none.
+            let keep = framing == Framing::Length(0) && !close && !stopping.is_set();
+            out.clear();
+            match write_response(&mut conn.stream, &mut out, answer, head_only, !keep).await {
+                Ok(_) if keep => continue,
+                Ok(_) => {
+                    linger(conn.stream).await;
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
         let body = match conn.read_body(framing, expect_continue, limits.body).await {
             Ok(body) => body,
             Err(BodyError::Refused(answer, keep)) => {
@@ -220,7 +260,12 @@ impl Conn {
 
     /// Reads the next request head: waits for its first byte as long as the client likes
     /// (until the listener stops), then `header_read` for the rest.
-    async fn read_head(&mut self, header_read: Duration, stopping: &Stopping) -> io::Result<Next> {
+    async fn read_head(
+        &mut self,
+        header_read: Duration,
+        stopping: &Stopping,
+        absolute_form: bool,
+    ) -> io::Result<Next> {
         if self.buf.is_empty() {
             let readable = std::future::poll_fn(|cx| {
                 if stopping.is_set() {
@@ -232,9 +277,10 @@ impl Conn {
                 return Ok(Next::Closed);
             }
         }
-        let deadline = std::time::Instant::now() + header_read;
+        // Taken when the head turns out to need more than one read: most arrive whole.
+        let mut deadline = None;
         loop {
-            match parse_request(&self.buf) {
+            match parse_request(&self.buf, absolute_form) {
                 Parsed::Complete(head, len) => {
                     self.buf.advance(len);
                     return Ok(Next::Request(head));
@@ -244,6 +290,7 @@ impl Conn {
                 Parsed::Partial if self.buf.len() > MAX_HEAD => return Ok(Next::Handoff),
                 Parsed::Partial => {}
             }
+            let deadline = *deadline.get_or_insert_with(|| std::time::Instant::now() + header_read);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match crate::listener::coarse_timeout(left, self.fill()).await {
                 Some(Ok(0)) | None => return Ok(Next::Closed),
@@ -348,8 +395,9 @@ enum Parsed {
     Refused(&'static str),
 }
 
-/// Parses a request head at the start of `buf`.
-fn parse_request(buf: &[u8]) -> Parsed {
+/// Parses a request head at the start of `buf`; an absolute-form target is served only
+/// when `absolute_form`.
+fn parse_request(buf: &[u8], absolute_form: bool) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -366,12 +414,17 @@ fn parse_request(buf: &[u8]) -> Parsed {
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return Parsed::Other;
     };
-    if method == Method::CONNECT || !path.starts_with('/') {
+    let origin_form = path.starts_with('/');
+    if method == Method::CONNECT || !(origin_form || absolute_form) {
         return Parsed::Other;
     }
     let Ok(uri) = http::Uri::try_from(path) else {
         return Parsed::Other;
     };
+    if !origin_form && (uri.scheme().is_none() || uri.authority().is_none()) {
+        // Authority-form (`host:port`) and asterisk-form (`*`) targets.
+        return Parsed::Other;
+    }
     // Room for what a proxy adds (`traceparent`, `tracestate`, `via`) without regrowing.
     let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
     for h in req.headers.iter() {
@@ -527,8 +580,27 @@ async fn write_response(
     }
     let mut written: u64 = 0;
     let mut ended = false;
+    // Whether a client that goes away while the body is awaited is noticed: until it sends
+    // the next request's bytes (pipelining), which only the next read can tell from a close.
+    let mut watch_client = true;
     while !ended {
-        let Some(frame) = body.frame().await else {
+        let next = if watch_client {
+            tokio::select! {
+                biased;
+                frame = body.frame() => frame,
+                gone = client_gone(stream) => {
+                    if gone {
+                        // Dropping the body tells its recording the client went away.
+                        return Ok(false);
+                    }
+                    watch_client = false;
+                    continue;
+                }
+            }
+        } else {
+            body.frame().await
+        };
+        let Some(frame) = next else {
             break;
         };
         let Ok(frame) = frame else {
@@ -577,6 +649,13 @@ async fn write_response(
     }
     stream.write_all(out).await?;
     Ok(exact.is_none_or(|len| len == written))
+}
+
+/// Waits until the client's side of the connection is readable: `true` when it closed (or
+/// failed), `false` when it sent bytes (the next request).
+async fn client_gone(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    !matches!(stream.peek(&mut byte).await, Ok(n) if n > 0)
 }
 
 /// A `Date` header, as hyper's server adds one: formatted once a second per thread.
@@ -1229,23 +1308,52 @@ mod tests {
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
         ] {
             assert!(
-                matches!(parse_request(other), Parsed::Other),
+                matches!(parse_request(other, false), Parsed::Other),
                 "{:?}",
                 String::from_utf8_lossy(other)
             );
         }
         assert!(matches!(
-            parse_request(b"GET / HTTP/1.1\r\nhost: a\r\n"),
+            parse_request(b"GET / HTTP/1.1\r\nhost: a\r\n", false),
             Parsed::Partial
         ));
-        let Parsed::Complete(head, len) =
-            parse_request(b"GET /a?b=1 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\nrest")
-        else {
+        let Parsed::Complete(head, len) = parse_request(
+            b"GET /a?b=1 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\nrest",
+            false,
+        ) else {
             panic!("a plain request is served here");
         };
         assert_eq!(len, 51);
         assert_eq!(head.parts.uri, "/a?b=1");
         assert!(head.close);
+    }
+
+    #[test]
+    fn a_forward_proxy_serves_absolute_form_targets_and_hands_on_the_other_forms() {
+        let Parsed::Complete(head, _) = parse_request(
+            b"GET http://example.com:8080/a?b=1 HTTP/1.1\r\nhost: example.com\r\n\r\n",
+            true,
+        ) else {
+            panic!("an absolute-form request is served when asked for");
+        };
+        assert_eq!(head.parts.uri, "http://example.com:8080/a?b=1");
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", true),
+            Parsed::Complete(..)
+        ));
+        for other in [
+            &b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n"[..],
+            b"OPTIONS * HTTP/1.1\r\nhost: a\r\n\r\n",
+            b"GET example.com:80 HTTP/1.1\r\nhost: a\r\n\r\n",
+            b"GET http://example.com/ HTTP/1.0\r\n\r\n",
+            b"GET http://example.com/ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_request(other, true), Parsed::Other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]

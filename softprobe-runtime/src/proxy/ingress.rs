@@ -2,7 +2,6 @@
 //! the request's headers, stamps the flow with W3C trace context carrying `sp=<sessionId>`,
 //! and records the inbound hop.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -172,26 +171,8 @@ pub(crate) fn parse_base(url: &str) -> Result<Base, ProxyError> {
 /// The ingress's own HTTP/1 exchange (see [`super::http1`]) for the connections of one
 /// thread.
 fn own_http1(core: Arc<Core>, upstream: Arc<Base>) -> OwnHttp1 {
-    let exchange = Arc::new(Ingress { core, upstream });
-    Arc::new(
-        move |stream: tokio::net::TcpStream, stopping: crate::listener::Stopping| {
-            let settings = &exchange.core.settings;
-            let limits = super::http1::Limits {
-                body: settings.body_limit,
-                header_read: settings.header_read_timeout,
-                connect: settings.connect_timeout,
-            };
-            let serving: std::pin::Pin<
-                Box<dyn Future<Output = Option<crate::listener::Handoff>> + Send>,
-            > = Box::pin(super::http1::serve(
-                stream,
-                exchange.clone(),
-                limits,
-                stopping,
-            ));
-            serving
-        },
-    )
+    let limits = super::http1_limits(&core.settings);
+    super::http1::own_connections(Arc::new(Ingress { core, upstream }), limits)
 }
 
 /// What answers the requests of the ingress's own HTTP/1 connections.

@@ -11,9 +11,10 @@
 //!   credentials or the listener's bound session, strips it, and answers locally (rules,
 //!   replay, strict misses) or forwards and records.
 //!
-//! The ingress serves plain HTTP/1.1 requests to a plain-HTTP application with its own
-//! exchange (`proxy::http1`: one upstream connection per client connection, no pool); HTTP/2,
-//! upgrades and HTTPS applications go through hyper, as everything on the egress does.
+//! Both serve plain HTTP/1.1 requests with their own exchange (`proxy::http1`: one upstream
+//! connection per client connection, no pool): the ingress those to a plain-HTTP
+//! application, the egress proxy requests (absolute-form) and origin-form requests outside
+//! any tunnel. HTTP/2, upgrades, `CONNECT` tunnels and HTTPS applications go through hyper.
 //!
 //! Request bodies are buffered (rules match on them) up to a cap, `413` above it; responses
 //! are streamed and recorded up to the same cap. Upstream failures answer `502`/`504` with a
@@ -154,19 +155,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
         .map_err(|source| ProxyError::Bind { addr, source })
 }
 
-/// Serves `handler` on `listener` until `stop` fires. The listener is already bound, so the
-/// port accepts connections before this returns.
-fn serve(
-    listener: TcpListener,
-    handler: Handler,
-    stop: watch::Sender<bool>,
-    header_read_timeout: Duration,
-) -> Result<RunningProxy, ProxyError> {
-    serve_with(listener, handler, None, stop, header_read_timeout)
-}
-
-/// [`serve`], with `http1` serving the plain HTTP/1 connections it takes (see
-/// [`crate::listener::OwnHttp1`]).
+/// Serves `handler` on `listener` until `stop` fires, with `http1` serving the plain HTTP/1
+/// connections it takes (see [`crate::listener::OwnHttp1`]). The listener is already bound,
+/// so the port accepts connections before this returns.
 fn serve_with(
     listener: TcpListener,
     handler: Handler,
@@ -190,29 +181,9 @@ fn serve_with(
     })
 }
 
-/// Like [`serve`], with the connections served by `threads` threads of their own (see
-/// [`crate::listener::Shards`]), named `<role>:<port>/<n>`; each builds its handler with
-/// `make_handler`.
-fn serve_sharded(
-    listener: TcpListener,
-    role: &str,
-    threads: usize,
-    make_handler: impl Fn() -> Handler + Send + Sync + 'static,
-    stop: watch::Sender<bool>,
-    header_read_timeout: Duration,
-) -> Result<RunningProxy, ProxyError> {
-    serve_sharded_with(
-        listener,
-        role,
-        threads,
-        move || (make_handler(), None),
-        stop,
-        header_read_timeout,
-    )
-}
-
-/// [`serve_sharded`], where each thread's handler may come with the
-/// [`crate::listener::OwnHttp1`] tried before it.
+/// Like [`serve_with`], with the connections served by `threads` threads of their own (see
+/// [`crate::listener::Shards`]), named `<role>:<port>/<n>`; each builds its handler, and the
+/// [`crate::listener::OwnHttp1`] tried before it, with `make_handler`.
 fn serve_sharded_with(
     listener: TcpListener,
     role: &str,
@@ -251,6 +222,16 @@ fn bound_addr(listener: &TcpListener) -> Result<SocketAddr, ProxyError> {
         addr: DEFAULT_LISTEN,
         source,
     })
+}
+
+/// The limits of the own HTTP/1 exchange's connections, from a proxy's settings (here, above
+/// both `forward` and `http1`, which each use the other's types in one direction only).
+fn http1_limits(settings: &forward::Settings) -> http1::Limits {
+    http1::Limits {
+        body: settings.body_limit,
+        header_read: settings.header_read_timeout,
+        connect: settings.connect_timeout,
+    }
 }
 
 /// A proxy handler as the hyper service a listener serves.

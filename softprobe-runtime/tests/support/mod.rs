@@ -5,6 +5,7 @@
 //! | [`process`] | built binaries: `Binary` (a child killed on drop), free ports, the runtime with a clean environment, waiting for a port or URL, the CLI |
 //! | [`control`] | the control API: an in-process server, a JSON client, sessions, contract errors, metrics, schemas |
 //! | [`otlp`] | OTLP JSON spans, traces and a small case built by hand |
+//! | [`raw_http`] | a raw HTTP/1 client over a `TcpStream`, answers read one by one |
 //! | [`upstream`] | servers behind the proxies: echo and price upstreams, the checkout app, TLS, `CONNECT` |
 //! | [`browser`] | headless Chromium over the DevTools protocol |
 //!
@@ -18,9 +19,11 @@ pub mod browser;
 pub mod control;
 pub mod otlp;
 pub mod process;
+pub mod raw_http;
 pub mod upstream;
 
 pub use control::*;
 pub use otlp::*;
 pub use process::*;
+pub use raw_http::*;
 pub use upstream::*;

@@ -1,0 +1,133 @@
+//! A raw HTTP/1 client over a `TcpStream`: the bytes a test writes go out as they are, and
+//! answers are read one by one (framed by length or chunked), so keep-alive, pipelining and
+//! what a proxy writes on the wire can be checked.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
+}
+
+/// One answer read from a raw connection: its head as text and its body, decoded.
+#[derive(Debug)]
+pub struct Answer {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn status(&self) -> u16 {
+        self.head[9..12].parse().unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
+        })
+    }
+}
+
+/// A client connection that reads answers one by one.
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        RawClient {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads more; false at the end of the stream.
+    pub async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk));
+        match read.await.expect("the proxy answers within 10 s") {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// The next answer; `head_only` for the answer to a HEAD request.
+    pub async fn answer(&mut self, head_only: bool) -> Answer {
+        while !contains(&self.buf, b"\r\n\r\n") {
+            assert!(
+                self.fill().await,
+                "closed before an answer: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+        let end = find(&self.buf, b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8(self.buf.drain(..end).collect()).unwrap();
+        let mut answer = Answer {
+            head,
+            body: Vec::new(),
+        };
+        if head_only {
+            return answer;
+        }
+        if answer
+            .header("transfer-encoding")
+            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                while !contains(&self.buf, b"\r\n") {
+                    assert!(self.fill().await, "closed inside a chunked body");
+                }
+                let line_end = find(&self.buf, b"\r\n").unwrap();
+                let size_line = String::from_utf8(self.buf[..line_end].to_vec()).unwrap();
+                let size = usize::from_str_radix(size_line.trim(), 16).unwrap();
+                while self.buf.len() < line_end + 2 + size + 2 {
+                    assert!(self.fill().await, "closed inside a chunk");
+                }
+                self.buf.drain(..line_end + 2);
+                answer.body.extend(self.buf.drain(..size));
+                self.buf.drain(..2);
+                if size == 0 {
+                    return answer;
+                }
+            }
+        }
+        let len: usize = answer
+            .header("content-length")
+            .expect("an answer framed by length or chunked")
+            .parse()
+            .unwrap();
+        while self.buf.len() < len {
+            assert!(self.fill().await, "closed inside the body");
+        }
+        answer.body = self.buf.drain(..len).collect();
+        answer
+    }
+
+    /// Everything up to the end of the stream.
+    pub async fn rest(&mut self) -> String {
+        while self.fill().await {}
+        String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned()
+    }
+}
