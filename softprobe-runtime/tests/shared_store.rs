@@ -694,12 +694,7 @@ fn captured_hop(by: &str, n: usize) -> Exchange {
         span_id: SpanId(span),
         start_time_unix_nano: 1,
         end_time_unix_nano: 2,
-        ..Exchange::new(
-            Direction::Outbound,
-            "GET",
-            "api.test",
-            format!("/{by}/{n}"),
-        )
+        ..Exchange::new(Direction::Outbound, "GET", "api.test", format!("/{by}/{n}"))
     }
 }
 
@@ -765,17 +760,31 @@ fn a_change_on_one_replica_is_seen_by_another_within_the_window() {
         let body = format!("v{round}");
         // B has answered (and cached) the previous revision just now.
         assert_eq!(answered(&b, &id).unwrap(), format!("v{}", round - 1));
+        // B's batch revalidates what it answered (before the change): only the changes
+        // channel can tell B of the change.
+        std::thread::sleep(Duration::from_millis(30));
         if round == 5 {
-            // Redis drops every subscriber: B's listener misses the change below.
-            let port = redis.port.to_string();
-            let killed = Command::new("redis-cli")
-                .args(["-p", &port, "client", "kill", "type", "pubsub"])
-                .output()
-                .expect("redis-cli runs");
-            assert!(killed.status.success(), "{killed:?}");
+            // Redis drops every subscriber: B's listener misses the change below, made
+            // before it listens again.
+            let mut conn = redis::Client::open(redis.url())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let killed: u64 = redis::cmd("CLIENT")
+                .arg(&["KILL", "TYPE", "pubsub"])
+                .query(&mut conn)
+                .unwrap();
+            assert_eq!(killed, 2, "both replicas' listeners");
         }
         set_mock(&a, &id, &body);
-        std::thread::sleep(CHANGES_SEEN_WITHIN);
+        // After the kill, long enough for B to listen again: what it missed must not
+        // leave its cache answering the old revision.
+        let wait = if round == 5 {
+            Duration::from_millis(300)
+        } else {
+            CHANGES_SEEN_WITHIN
+        };
+        std::thread::sleep(wait);
         assert_eq!(answered(&b, &id).unwrap(), body, "round {round}");
     }
 }
