@@ -168,6 +168,9 @@ impl Inner {
     /// `heartbeat` and one is due). Sends are serialized, so a session's hops reach Redis
     /// in the order they were recorded.
     pub(super) fn flush(&self, heartbeat: bool) -> std::result::Result<(), String> {
+        // The connection first: waiting for an unreachable store must not hold the send
+        // lock, or every recording thread would wait for the others' timeouts in turn.
+        let conn = self.pool.get();
         let _sending = self.sending.lock().unwrap_or_else(|p| p.into_inner());
         let heartbeat = heartbeat.then(|| self.cache.heartbeat_due()).flatten();
         let taken = self.pending().take();
@@ -180,7 +183,7 @@ impl Inner {
             .map(|(id, hops)| (id, Group::new(hops)))
             .collect();
         let ticket = self.cache.ticket();
-        let mut conn = match self.pool.get() {
+        let mut conn = match conn {
             Ok(conn) => conn,
             Err(err) => {
                 self.cache.distrust();
