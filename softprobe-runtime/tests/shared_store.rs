@@ -664,3 +664,262 @@ async fn captures_land_in_object_storage_and_the_cli_reads_them() {
         "{stderr}"
     );
 }
+
+// Replicas as the library sees them: several `RedisStore`s on one Redis in this process,
+// each with its own cache, change listener and batch.
+
+use softprobe_runtime::Error;
+use softprobe_runtime::case::{Body, Exchange, SpanId, TraceId};
+use softprobe_runtime::replay::{Decision, Request};
+use softprobe_runtime::session::{
+    CHANGES_SEEN_WITHIN, NewSession, RedisStore, SessionLimits, SessionStore,
+};
+
+fn replica(redis: &Redis, limits: SessionLimits) -> RedisStore {
+    RedisStore::connect(&redis.url(), limits, Some(Duration::from_secs(60))).unwrap()
+}
+
+/// The `n`th hop recorded by replica `by`, told apart by its path.
+fn captured_hop(by: &str, n: usize) -> Exchange {
+    let mut span = [0; 8];
+    span[..4].copy_from_slice(&u32::try_from(n).unwrap().to_be_bytes());
+    span[4] = by.as_bytes()[0];
+    Exchange {
+        service: Some("checkout".into()),
+        span_type: Some("extract".into()),
+        scheme: Some("https".into()),
+        request_headers: vec![("authorization".into(), "Bearer sk_live".into())],
+        status: Some(200),
+        trace_id: TraceId([7; 16]),
+        span_id: SpanId(span),
+        start_time_unix_nano: 1,
+        end_time_unix_nano: 2,
+        ..Exchange::new(Direction::Outbound, "GET", "api.test", format!("/{by}/{n}"))
+    }
+}
+
+fn mock_rules(body: &str) -> Vec<softprobe_runtime::rules::Rule> {
+    let doc = json!([{"id": "m", "when": {"host": "api.test"},
+        "then": {"action": "mock", "response": {"body": body}}}]);
+    softprobe_runtime::rules::parse_rules_document(doc.to_string().as_bytes(), "test").unwrap()
+}
+
+fn set_mock(store: &RedisStore, id: &str, body: &str) {
+    let rules = mock_rules(body);
+    store
+        .update(id, &mut |state| {
+            state.set_rules(rules.clone());
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The body `store` answers a hop of session `id` with.
+fn answered(store: &RedisStore, id: &str) -> Result<String, Error> {
+    let request = Request::from_exchange(&captured_hop("q", 0));
+    match store.inject(id, &request)? {
+        Decision::Respond { response, .. } => match response.body {
+            Some(Body::Text(text)) => Ok(text),
+            other => panic!("a mocked answer with a text body, not {other:?}"),
+        },
+        other => panic!("a mocked answer, not {other:?}"),
+    }
+}
+
+/// Closes `id` through `store` into a case file and returns the paths of its hops.
+fn close_paths(store: &RedisStore, id: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("capture.case.json");
+    let written = store.close(id, Some(&out)).unwrap().unwrap();
+    let hops = Case::read(&out).unwrap().exchanges().unwrap();
+    assert_eq!(written, hops.len());
+    for hop in &hops {
+        assert_eq!(hop.request_header("authorization"), Some("[REDACTED]"));
+    }
+    hops.into_iter().map(|h| h.path).collect()
+}
+
+/// A change made through one replica is answered by another within `CHANGES_SEEN_WITHIN`,
+/// although that replica decides hops from its cache without asking Redis; also after its
+/// change listener lost its connection (Redis drops it), when what was published meanwhile
+/// never reached it.
+#[test]
+fn a_change_on_one_replica_is_seen_by_another_within_the_window() {
+    let redis = Redis::start();
+    let a = replica(&redis, SessionLimits::default());
+    let b = replica(&redis, SessionLimits::default());
+    let session = a
+        .create(NewSession::new(softprobe_runtime::Mode::Replay))
+        .unwrap();
+    let id = session.id().to_owned();
+    set_mock(&a, &id, "v0");
+    // Past the window, both replicas answer from their caches.
+    std::thread::sleep(CHANGES_SEEN_WITHIN);
+    assert_eq!(answered(&b, &id).unwrap(), "v0");
+    for round in 1..=10 {
+        let body = format!("v{round}");
+        // B has answered (and cached) the previous revision just now.
+        assert_eq!(answered(&b, &id).unwrap(), format!("v{}", round - 1));
+        // B's batch revalidates what it answered (before the change): only the changes
+        // channel can tell B of the change.
+        std::thread::sleep(Duration::from_millis(30));
+        if round == 5 {
+            // Redis drops every subscriber: B's listener misses the change below, made
+            // before it listens again.
+            let mut conn = redis::Client::open(redis.url())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let killed: u64 = redis::cmd("CLIENT")
+                .arg(&["KILL", "TYPE", "pubsub"])
+                .query(&mut conn)
+                .unwrap();
+            assert_eq!(killed, 2, "both replicas' listeners");
+        }
+        set_mock(&a, &id, &body);
+        // After the kill, long enough for B to listen again: what it missed must not
+        // leave its cache answering the old revision.
+        let wait = if round == 5 {
+            Duration::from_millis(300)
+        } else {
+            CHANGES_SEEN_WITHIN
+        };
+        std::thread::sleep(wait);
+        assert_eq!(answered(&b, &id).unwrap(), body, "round {round}");
+    }
+}
+
+/// A close made through one replica ends the session on the others within the window.
+#[test]
+fn a_close_on_one_replica_is_seen_by_another() {
+    let redis = Redis::start();
+    let a = replica(&redis, SessionLimits::default());
+    let b = replica(&redis, SessionLimits::default());
+    let session = a
+        .create(NewSession::new(softprobe_runtime::Mode::Replay))
+        .unwrap();
+    let id = session.id().to_owned();
+    set_mock(&a, &id, "ok");
+    std::thread::sleep(CHANGES_SEEN_WITHIN);
+    assert_eq!(answered(&b, &id).unwrap(), "ok");
+    assert_eq!(a.close(&id, None).unwrap(), None);
+    std::thread::sleep(CHANGES_SEEN_WITHIN);
+    let err = answered(&b, &id).unwrap_err();
+    assert!(matches!(err, Error::UnknownSession { .. }), "{err}");
+    assert!(b.get(&id).is_none());
+}
+
+/// Hops recorded through two replicas are all in the case a close writes at once after
+/// them (the closing replica sends its own, the other sends its own when it hears the
+/// claim, and the close waits for them), each replica's in the order it recorded them; more
+/// hops than a batch holds go too.
+#[test]
+fn captured_hops_all_arrive_in_order_after_a_close() {
+    let redis = Redis::start();
+    let a = replica(&redis, SessionLimits::default());
+    let b = replica(&redis, SessionLimits::default());
+    let rounds = std::iter::once(2500).chain(std::iter::repeat_n(20, 30));
+    for (round, each) in rounds.enumerate() {
+        let session = a
+            .create(NewSession::new(softprobe_runtime::Mode::Capture))
+            .unwrap();
+        let id = session.id().to_owned();
+        std::thread::scope(|s| {
+            for (store, by) in [(&a, "a"), (&b, "b")] {
+                let id = &id;
+                s.spawn(move || {
+                    for n in 0..each {
+                        assert!(store.record(id, captured_hop(by, n)).unwrap());
+                    }
+                });
+            }
+        });
+        // B still holds its last hops: nothing waits for them to be stored.
+        let paths = close_paths(&a, &id);
+        assert_eq!(paths.len(), 2 * each, "round {round}");
+        for by in ["a", "b"] {
+            let mine: Vec<&String> = paths
+                .iter()
+                .filter(|p| p.starts_with(&format!("/{by}/")))
+                .collect();
+            let expected: Vec<String> = (0..each).map(|n| format!("/{by}/{n}")).collect();
+            assert_eq!(
+                mine,
+                expected.iter().collect::<Vec<_>>(),
+                "round {round}, replica {by}"
+            );
+        }
+        assert!(b.get(&id).is_none());
+    }
+
+    // More hops than a batch holds, from one replica, closed on the other.
+    let session = b
+        .create(NewSession::new(softprobe_runtime::Mode::Capture))
+        .unwrap();
+    let id = session.id().to_owned();
+    for n in 0..5000 {
+        b.record(&id, captured_hop("b", n)).unwrap();
+    }
+    let expected: Vec<String> = (0..5000).map(|n| format!("/b/{n}")).collect();
+    assert_eq!(close_paths(&a, &id), expected);
+}
+
+/// The span cap refuses exactly at the cap: at once on the replica that fills the session,
+/// and in Redis when another replica's hops fill it first.
+#[test]
+fn the_span_cap_refuses_exactly_at_the_cap() {
+    let redis = Redis::start();
+    let limits = SessionLimits {
+        max_sessions: None,
+        max_spans_per_session: Some(5),
+    };
+    let a = replica(&redis, limits);
+    let b = replica(&redis, limits);
+
+    let session = a
+        .create(NewSession::new(softprobe_runtime::Mode::Capture))
+        .unwrap();
+    let id = session.id().to_owned();
+    for n in 0..5 {
+        assert!(a.record(&id, captured_hop("a", n)).unwrap(), "hop {n}");
+    }
+    for n in 5..7 {
+        let err = a.record(&id, captured_hop("a", n)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::SpanLimit {
+                    limit: 5,
+                    refused: 1,
+                    ..
+                }
+            ),
+            "hop {n}: {err}"
+        );
+    }
+    let stats = a.stats_json(&id).unwrap();
+    assert_eq!(stats["extractedSpans"], 7, "{stats}");
+    let expected: Vec<String> = (0..5).map(|n| format!("/a/{n}")).collect();
+    assert_eq!(close_paths(&b, &id), expected);
+
+    // Three stored through A, then three through B, which cannot know of A's: Redis takes
+    // two, and B refuses at once from then on.
+    let session = a
+        .create(NewSession::new(softprobe_runtime::Mode::Capture))
+        .unwrap();
+    let id = session.id().to_owned();
+    for n in 0..3 {
+        a.record(&id, captured_hop("a", n)).unwrap();
+    }
+    a.stats_json(&id).unwrap();
+    for n in 0..3 {
+        assert!(b.record(&id, captured_hop("b", n)).unwrap(), "hop {n}");
+    }
+    b.stats_json(&id).unwrap();
+    let err = b.record(&id, captured_hop("b", 3)).unwrap_err();
+    assert!(matches!(err, Error::SpanLimit { .. }), "{err}");
+    assert_eq!(
+        close_paths(&a, &id),
+        ["/a/0", "/a/1", "/a/2", "/b/0", "/b/1"]
+    );
+}

@@ -15,7 +15,7 @@ mod store;
 
 pub use id::{SESSION_ID_PREFIX, new_session_id};
 #[cfg(feature = "redis-store")]
-pub use redis::{REDIS_TIMEOUT, RedisStore, redacted_url};
+pub use redis::{CHANGES_SEEN_WITHIN, CLOSE_DRAIN, REDIS_TIMEOUT, RedisStore, redacted_url};
 pub use state::{
     CaseSummary, Cookie, Fixtures, MAX_STRICT_MISSES, NewSession, Session, SessionState,
     StatsSnapshot,
