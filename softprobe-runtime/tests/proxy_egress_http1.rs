@@ -6,14 +6,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use softprobe_runtime::proxy::{EgressProxy, RunningEgress, StoreBackend};
 use support::*;
@@ -61,72 +57,13 @@ async fn strict_replay(rt: &str) -> String {
 }
 
 /// An upstream that answers every request with `from upstream`, counting its connections
-/// and keeping the request heads it read (bodies are framed by length only).
-struct CountingUpstream {
-    addr: SocketAddr,
-    connections: Arc<AtomicUsize>,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl CountingUpstream {
-    async fn start() -> CountingUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let (counted, kept) = (connections.clone(), heads.clone());
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let kept = kept.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    loop {
-                        while !contains(&buf, b"\r\n\r\n") {
-                            let mut chunk = [0u8; 4096];
-                            match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        let end = find(&buf, b"\r\n\r\n").unwrap() + 4;
-                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                        let length = head
-                            .lines()
-                            .filter_map(|line| line.split_once(':'))
-                            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-                            .map_or(0, |(_, value)| value.trim().parse().unwrap());
-                        while buf.len() < end + length {
-                            let mut chunk = [0u8; 4096];
-                            match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        buf.drain(..end + length);
-                        kept.lock().unwrap().push(head);
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nfrom upstream";
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        CountingUpstream {
-            addr,
-            connections,
-            heads,
-        }
-    }
-
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
+/// and keeping the request heads it read.
+async fn counting_upstream() -> RawUpstream {
+    RawUpstream::start(
+        |_| b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nfrom upstream".to_vec(),
+        false,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +137,7 @@ async fn forwarded_answers_are_captured_over_one_upstream_connection() {
     let runtime = runtime().await;
     let rt = runtime.uri();
     let session = create_session(&rt, "capture").await;
-    let upstream = CountingUpstream::start().await;
+    let upstream = counting_upstream().await;
     let egress = egress_for(&runtime).await;
     let mut client = RawClient::connect(egress.addr()).await;
     let creds = credentials(&session, "");
@@ -241,7 +178,7 @@ async fn forwarded_answers_are_captured_over_one_upstream_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_credentials_are_checked_before_the_body_is_read() {
     let runtime = runtime().await;
-    let upstream = CountingUpstream::start().await;
+    let upstream = counting_upstream().await;
     let egress = EgressProxy::builder()
         .backend(Arc::new(StoreBackend::new(runtime.store())))
         .proxy_token(Some("s3cret".into()))
@@ -337,7 +274,7 @@ async fn connect_tunnels_and_http10_still_go_to_hyper() {
     let runtime = runtime().await;
     let rt = runtime.uri();
     let session = create_session(&rt, "capture").await;
-    let upstream = CountingUpstream::start().await;
+    let upstream = counting_upstream().await;
     let egress = egress_for(&runtime).await;
     let target = upstream.addr;
     let creds = credentials(&session, "");

@@ -6,10 +6,9 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use softprobe_runtime::proxy::{IngressProxy, RunningProxy, StoreBackend};
@@ -24,59 +23,9 @@ async fn ingress_to(upstream: &str) -> RunningProxy {
         .unwrap()
 }
 
-/// An upstream that reads request heads (bodiless requests) and writes `answer(n)` for the
-/// n-th request of all its connections; after it, closes the connection when `close`.
-struct RawUpstream {
-    addr: std::net::SocketAddr,
-    connections: Arc<AtomicUsize>,
-}
-
-impl RawUpstream {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-async fn raw_upstream(answer: fn(usize) -> Vec<u8>, close: bool) -> RawUpstream {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let requests = requests.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    while !contains(&buf, b"\r\n\r\n") {
-                        let mut chunk = [0u8; 4096];
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = find(&buf, b"\r\n\r\n").unwrap() + 4;
-                    buf.drain(..end);
-                    let n = requests.fetch_add(1, Ordering::SeqCst);
-                    if stream.write_all(&answer(n)).await.is_err() || close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    RawUpstream { addr, connections }
-}
-
 #[tokio::test]
 async fn a_client_connection_keeps_one_upstream_connection() {
-    let upstream = raw_upstream(
+    let upstream = RawUpstream::start(
         |n| format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{:02}", n % 100).into_bytes(),
         false,
     )
@@ -155,7 +104,7 @@ async fn a_chunked_request_sent_after_100_continue_is_read() {
 
 #[tokio::test]
 async fn answers_framed_by_chunks_or_by_close_reach_the_client_whole() {
-    let chunked = raw_upstream(
+    let chunked = RawUpstream::start(
         |_| {
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
               4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n"
@@ -177,7 +126,7 @@ async fn answers_framed_by_chunks_or_by_close_reach_the_client_whole() {
         "a chunked answer keeps the connection"
     );
 
-    let until_close = raw_upstream(
+    let until_close = RawUpstream::start(
         |_| b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end".to_vec(),
         true,
     )
@@ -201,7 +150,7 @@ async fn answers_framed_by_chunks_or_by_close_reach_the_client_whole() {
 #[tokio::test]
 async fn a_kept_alive_connection_the_upstream_closed_is_replaced() {
     // Answers with a length and then closes, without saying so.
-    let upstream = raw_upstream(
+    let upstream = RawUpstream::start(
         |_| b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
         true,
     )
@@ -220,7 +169,7 @@ async fn a_kept_alive_connection_the_upstream_closed_is_replaced() {
 
 #[tokio::test]
 async fn an_answer_cut_short_by_the_upstream_closes_the_client_connection() {
-    let upstream = raw_upstream(
+    let upstream = RawUpstream::start(
         |_| b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this".to_vec(),
         true,
     )
@@ -360,7 +309,7 @@ async fn http_1_0_and_a_large_body_over_the_cap_are_still_answered() {
 
 #[tokio::test]
 async fn captures_through_the_own_exchange_record_the_streamed_answer() {
-    let upstream = raw_upstream(
+    let upstream = RawUpstream::start(
         |_| {
             b"HTTP/1.1 201 Created\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n\
               3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"

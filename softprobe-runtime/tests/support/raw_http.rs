@@ -1,12 +1,98 @@
 //! A raw HTTP/1 client over a `TcpStream`: the bytes a test writes go out as they are, and
 //! answers are read one by one (framed by length or chunked), so keep-alive, pipelining and
-//! what a proxy writes on the wire can be checked.
+//! what a proxy writes on the wire can be checked. Also a raw upstream that writes the answer
+//! bytes a test gives it and counts its connections.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+
+/// An upstream that reads requests (bodies framed by length only) and writes `answer(n)` for
+/// the n-th request of all its connections, closing the connection after it when `close`;
+/// it counts its connections and keeps the request heads it read.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl RawUpstream {
+    pub async fn start(answer: fn(usize) -> Vec<u8>, close: bool) -> RawUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (counted, kept) = (connections.clone(), heads.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let (kept, requests) = (kept.clone(), requests.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        while !contains(&buf, b"\r\n\r\n") {
+                            if !read_more(&mut stream, &mut buf).await {
+                                return;
+                            }
+                        }
+                        let end = find(&buf, b"\r\n\r\n").unwrap() + 4;
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        let length = head
+                            .lines()
+                            .filter_map(|line| line.split_once(':'))
+                            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                            .map_or(0, |(_, value)| value.trim().parse().unwrap());
+                        while buf.len() < end + length {
+                            if !read_more(&mut stream, &mut buf).await {
+                                return;
+                            }
+                        }
+                        buf.drain(..end + length);
+                        kept.lock().unwrap().push(head);
+                        let n = requests.fetch_add(1, Ordering::SeqCst);
+                        if stream.write_all(&answer(n)).await.is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RawUpstream {
+            addr,
+            connections,
+            heads,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+/// Reads what `stream` has into `buf`; false when it closed or failed.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
