@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use super::forward::{Core, Hop, Transport, trace_parent, trace_state, trace_tags};
 use super::http::{
-    ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop, remove_session_headers,
+    ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop_and_session,
     session_from_headers,
 };
 use super::http1::Upstream;
@@ -321,19 +321,8 @@ struct Tunnel {
 /// constant time).
 fn proxy_auth_ok(headers: &HeaderMap, token: &str) -> bool {
     use subtle::ConstantTimeEq as _;
-    let Some(value) = headers
-        .get(header::PROXY_AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, creds)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(creds.trim()) else {
+    let mut room = Decoded::default();
+    let Some(decoded) = basic_credentials(headers, &mut room) else {
         return false;
     };
     let password = match decoded.iter().position(|b| *b == b':') {
@@ -341,6 +330,45 @@ fn proxy_auth_ok(headers: &HeaderMap, token: &str) -> bool {
         None => return false,
     };
     bool::from(password.ct_eq(token.as_bytes()))
+}
+
+/// Room for decoded proxy credentials: a session id and a token fit on the stack, so a
+/// hop's credentials are read without an allocation; longer ones go to the heap.
+struct Decoded {
+    inline: [u8; 192],
+    heap: Vec<u8>,
+}
+
+impl Default for Decoded {
+    fn default() -> Self {
+        Decoded {
+            inline: [0; 192],
+            heap: Vec::new(),
+        }
+    }
+}
+
+/// The decoded `user:password` of `Proxy-Authorization: Basic` (RFC 7617), in `room`;
+/// `None` without the header, for another scheme or for bad base64.
+fn basic_credentials<'a>(headers: &HeaderMap, room: &'a mut Decoded) -> Option<&'a [u8]> {
+    let value = headers
+        .get(header::PROXY_AUTHORIZATION)?
+        .as_bytes()
+        .trim_ascii();
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, creds) = (&value[..space], value[space + 1..].trim_ascii());
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    match engine.decode_slice(creds, &mut room.inline) {
+        Ok(len) => Some(&room.inline[..len]),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            room.heap = engine.decode(creds).ok()?;
+            Some(&room.heap)
+        }
+        Err(base64::DecodeSliceError::DecodeError(_)) => None,
+    }
 }
 
 /// The 407 answer to a request without the proxy credentials.
@@ -361,16 +389,10 @@ fn proxy_auth_required() -> http::Response<ProxyBody> {
 
 /// The session named by `Proxy-Authorization: Basic` (the user name is the session id).
 fn session_from_proxy_auth(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, creds) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(creds.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let user = decoded.split(':').next().unwrap_or("");
+    let mut room = Decoded::default();
+    let decoded = basic_credentials(headers, &mut room)?;
+    let user = decoded.split(|b| *b == b':').next().unwrap_or_default();
+    let user = std::str::from_utf8(user).ok()?;
     (!user.is_empty()).then(|| user.to_owned())
 }
 
@@ -525,41 +547,64 @@ fn hop_of(
         uri.path_and_query().map_or("/", |pq| pq.as_str())
     }
     // Where the request goes: the tunnel's target, the absolute-form URI, or the default
-    // upstream. The first two come with their scheme and authority parsed, so the upstream
-    // URL is put together from parts rather than formatted and parsed again.
-    let target = if let Some(t) = tunnel {
+    // upstream, as the recorded scheme and host and the upstream URI. A tunnel's target and
+    // an absolute-form URI come parsed: the upstream URI is put together from those parts,
+    // or is the request's own URI, with no string formatted and parsed again.
+    let cannot_forward = |uri: &http::Uri, e: &dyn std::fmt::Display| {
+        Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("cannot forward {:?}: {e}", path_and_query(uri)),
+        ))
+    };
+    let (scheme, host, upstream_uri) = if let Some(t) = tunnel {
         let scheme = if t.scheme == "https" {
             http::uri::Scheme::HTTPS
         } else {
             http::uri::Scheme::HTTP
         };
-        Base {
-            scheme: t.scheme.to_owned(),
-            authority: t.authority.as_str().to_owned(),
-            prefix: String::new(),
-            parsed: Some((scheme, t.authority.clone())),
+        let host = without_default_port(t.authority.as_str(), t.scheme);
+        match upstream_of(scheme, t.authority.clone(), parts.uri.path_and_query()) {
+            Ok(uri) => (t.scheme, host, uri),
+            Err(e) => return Err(cannot_forward(&parts.uri, &e)),
         }
     } else if let (Some(scheme), Some(authority)) = (parts.uri.scheme(), parts.uri.authority())
         // HTTP/2 requests always carry their authority; to a listener with a default
         // upstream they are origin requests, not proxy requests (h2 proxying uses CONNECT).
         && !(parts.version == http::Version::HTTP_2 && shared.upstream.is_some())
     {
-        let name = scheme.as_str();
-        if name != "http" && name != "https" {
-            return Err(Box::new(json_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("unsupported scheme {name:?} in {}", parts.uri),
-            )));
-        }
-        Base {
-            scheme: name.to_owned(),
-            authority: authority.as_str().to_owned(),
-            prefix: String::new(),
-            parsed: Some((scheme.clone(), authority.clone())),
+        let name = match scheme.as_str() {
+            "http" => "http",
+            "https" => "https",
+            other => {
+                return Err(Box::new(json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("unsupported scheme {other:?} in {}", parts.uri),
+                )));
+            }
+        };
+        let host = without_default_port(authority.as_str(), name);
+        if parts.uri.path_and_query().is_some() {
+            (name, host, std::mem::take(&mut parts.uri))
+        } else {
+            match upstream_of(scheme.clone(), authority.clone(), None) {
+                Ok(uri) => (name, host, uri),
+                Err(e) => return Err(cannot_forward(&parts.uri, &e)),
+            }
         }
     } else if let Some(up) = &shared.upstream {
-        up.clone()
+        // `parse_base` takes only these two.
+        let name = if up.scheme == "https" {
+            "https"
+        } else {
+            "http"
+        };
+        let host = without_default_port(&up.authority, name);
+        match up.join_parsed(parts.uri.path_and_query()) {
+            Ok(uri) => (name, host, uri),
+            Err(e) => return Err(cannot_forward(&parts.uri, &e)),
+        }
     } else {
         return Err(Box::new(json_error(
             StatusCode::BAD_REQUEST,
@@ -571,16 +616,6 @@ fn hop_of(
                 path_and_query(&parts.uri)
             ),
         )));
-    };
-    let upstream_uri = match target.join_parsed(parts.uri.path_and_query()) {
-        Ok(u) => u,
-        Err(e) => {
-            return Err(Box::new(json_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("cannot forward {:?}: {e}", path_and_query(&parts.uri)),
-            )));
-        }
     };
 
     let state = trace_state(&parts.headers);
@@ -596,23 +631,20 @@ fn hop_of(
         Some(tp) => (tp.trace_id, Some(tp.parent_id)),
         None => (TraceId::random(), None),
     };
-    remove_session_headers(&mut parts.headers);
     let websocket = super::websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
         .flatten();
-    remove_hop_by_hop(&mut parts.headers);
+    remove_hop_by_hop_and_session(&mut parts.headers);
 
     // Recorded and matched host: the target's, whatever Host header the client sent.
-    let host = without_default_port(&target.authority, &target.scheme);
-    let path = upstream_uri.path().to_owned();
     let hop = Hop {
         direction: Direction::Outbound,
         session_id,
         method: parts.method,
-        scheme: target.scheme.clone(),
+        scheme: scheme.to_owned(),
         host,
-        path,
-        query: parts.uri.query().map(str::to_owned),
+        path: upstream_uri.path().to_owned(),
+        query: upstream_uri.query().map(str::to_owned),
         headers: parts.headers,
         trace_tags: tags,
         body: Bytes::new(),
@@ -624,6 +656,23 @@ fn hop_of(
         request_body_note: Vec::new(),
     };
     Ok((hop, websocket))
+}
+
+/// The URI of a request's path and query (`/` without one) at `scheme://authority`.
+fn upstream_of(
+    scheme: http::uri::Scheme,
+    authority: Authority,
+    path_and_query: Option<&http::uri::PathAndQuery>,
+) -> Result<http::Uri, http::uri::InvalidUriParts> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(
+        path_and_query
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    http::Uri::from_parts(parts)
 }
 
 /// The byte stream inside a `CONNECT` tunnel, TLS-terminated or plain. Both are served as
@@ -714,5 +763,49 @@ mod tests {
         assert_eq!(session_from_proxy_auth(&h), None);
         h.insert(header::PROXY_AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert_eq!(session_from_proxy_auth(&h), None);
+    }
+
+    #[test]
+    fn credentials_longer_than_the_stack_room_are_read_whole() {
+        let session = format!("sess_{}", "a".repeat(150));
+        let token = "t".repeat(120);
+        let mut h = HeaderMap::new();
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{session}:{token}"));
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            format!("Basic  {creds} ").parse().unwrap(),
+        );
+        assert_eq!(session_from_proxy_auth(&h), Some(session));
+        assert!(proxy_auth_ok(&h, &token));
+        assert!(!proxy_auth_ok(&h, &token[1..]));
+    }
+
+    #[test]
+    fn the_proxy_token_is_the_password_and_nothing_else() {
+        let mut h = HeaderMap::new();
+        assert!(!proxy_auth_ok(&h, "tok"), "no credentials");
+        let with = |pair: &str| {
+            let creds = base64::engine::general_purpose::STANDARD.encode(pair);
+            format!("Basic {creds}")
+                .parse::<http::HeaderValue>()
+                .unwrap()
+        };
+        h.insert(header::PROXY_AUTHORIZATION, with("sess_a:tok"));
+        assert!(proxy_auth_ok(&h, "tok"));
+        assert!(!proxy_auth_ok(&h, "to"));
+        h.insert(header::PROXY_AUTHORIZATION, with(":tok"));
+        assert!(proxy_auth_ok(&h, "tok"));
+        assert_eq!(
+            session_from_proxy_auth(&h),
+            None,
+            "an empty user names no session"
+        );
+        h.insert(header::PROXY_AUTHORIZATION, with("tok"));
+        assert!(
+            !proxy_auth_ok(&h, "tok"),
+            "a user name alone is no password"
+        );
+        h.insert(header::PROXY_AUTHORIZATION, with("sess_a:tok:more"));
+        assert!(!proxy_auth_ok(&h, "tok"));
     }
 }

@@ -26,29 +26,43 @@ pub use crate::headers::{CASE_ID_HEADER, MODE_HEADER, SESSION_HEADERS, TEST_NAME
 /// Removes the hop-by-hop headers: those listed in `Connection`, and the fixed set
 /// ([`crate::headers::HOP_BY_HOP`] and every `proxy-*`).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    let fixed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| crate::headers::is_hop_by_hop(k.as_str()))
-        .cloned()
-        .collect();
-    for name in fixed {
-        headers.remove(name);
-    }
+    remove_where(headers, crate::headers::is_hop_by_hop);
 }
 
 /// Removes every spelling of the session header.
 pub fn remove_session_headers(headers: &mut HeaderMap) {
     for name in &crate::headers::names::SESSION {
+        headers.remove(name);
+    }
+}
+
+/// [`remove_hop_by_hop`] and [`remove_session_headers`] in one scan of the names: what the
+/// egress takes off an outbound request before it leaves.
+pub fn remove_hop_by_hop_and_session(headers: &mut HeaderMap) {
+    remove_where(headers, |name| {
+        crate::headers::is_hop_by_hop(name) || crate::headers::is_session(name)
+    });
+}
+
+/// Removes the names `Connection` lists, then every name `drop` selects. `HeaderMap` has no
+/// `retain`: each match is removed and the scan starts again, which for a head's few names
+/// costs less than collecting them (a list allocates on every hop, as the credentials of a
+/// proxied request are always there to remove).
+fn remove_where(headers: &mut HeaderMap, drop: impl Fn(&str) -> bool) {
+    // Clients rarely send `Connection` with names in it; those may take a list.
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    while let Some(name) = headers.keys().find(|k| drop(k.as_str())).cloned() {
         headers.remove(name);
     }
 }
@@ -377,6 +391,43 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, vec!["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn hop_by_hop_and_session_headers_go_in_one_scan_and_the_rest_stays() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-connection", "keep-alive"),
+            ("x-softprobe-session-id", "sess_a"),
+            ("x-sp-session-id", "sess_b"),
+            ("sp_session_id", "sess_c"),
+            ("x-session-id", "sess_d"),
+            ("accept", "application/json"),
+            ("x-kept", "one"),
+            ("x-kept", "two"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        remove_hop_by_hop_and_session(&mut h);
+        let mut left: Vec<(&str, &str)> = h
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            vec![
+                ("accept", "application/json"),
+                ("x-kept", "one"),
+                ("x-kept", "two")
+            ]
+        );
     }
 
     #[test]

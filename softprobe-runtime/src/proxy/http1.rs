@@ -26,7 +26,7 @@
 //! reached 1.08-1.41× nginx at 0.81-0.88× its CPU per request.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -280,11 +280,8 @@ impl Conn {
         // Taken when the head turns out to need more than one read: most arrive whole.
         let mut deadline = None;
         loop {
-            match parse_request(&self.buf, absolute_form) {
-                Parsed::Complete(head, len) => {
-                    self.buf.advance(len);
-                    return Ok(Next::Request(head));
-                }
+            match parse_request(&mut self.buf, absolute_form) {
+                Parsed::Complete(head) => return Ok(Next::Request(head)),
                 Parsed::Other => return Ok(Next::Handoff),
                 Parsed::Refused(why) => return Ok(Next::Refused(why)),
                 Parsed::Partial if self.buf.len() > MAX_HEAD => return Ok(Next::Handoff),
@@ -387,17 +384,26 @@ impl Conn {
 // As `Next`: moved once per request, never stored.
 #[allow(clippy::large_enum_variant)]
 enum Parsed {
-    Complete(RequestHead, usize),
+    /// A request head, taken off the front of the buffer.
+    Complete(RequestHead),
     Partial,
-    /// Not a request this module serves: hyper's.
+    /// Not a request this module serves: hyper's, with the buffer as it was.
     Other,
     /// A request whose body framing is ambiguous, and why.
     Refused(&'static str),
 }
 
-/// Parses a request head at the start of `buf`; an absolute-form target is served only
-/// when `absolute_form`.
-fn parse_request(buf: &[u8], absolute_form: bool) -> Parsed {
+/// Where a piece of the head lies in it: offset and length.
+type Span = (usize, usize);
+
+/// Parses a request head at the start of `buf` and, when it is one this module serves, takes
+/// it off the buffer; an absolute-form target is served only when `absolute_form`.
+///
+/// The target and the header values are slices of the head split off the read buffer, not
+/// copies: one allocation per value and one for the target fewer per request. They share
+/// the buffer's allocation only until the request is answered (the recording keeps headers
+/// as strings), after which the next read reuses it.
+fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -418,30 +424,66 @@ fn parse_request(buf: &[u8], absolute_form: bool) -> Parsed {
     if method == Method::CONNECT || !(origin_form || absolute_form) {
         return Parsed::Other;
     }
-    let Ok(uri) = http::Uri::try_from(path) else {
-        return Parsed::Other;
-    };
+    let start = buf.as_ptr() as usize;
+    let span = |piece: &[u8]| (piece.as_ptr() as usize - start, piece.len());
+    let target = span(path.as_bytes());
+    let mut names = [(0, 0); MAX_HEADERS];
+    let mut values = [(0, 0); MAX_HEADERS];
+    let count = req.headers.len();
+    for (i, h) in req.headers.iter().enumerate() {
+        if h.name.eq_ignore_ascii_case("upgrade") {
+            return Parsed::Other;
+        }
+        names[i] = span(h.name.as_bytes());
+        values[i] = span(h.value);
+    }
+    let head = buf.split_to(len).freeze();
+    match request_of(
+        &head,
+        method,
+        origin_form,
+        target,
+        &names[..count],
+        &values[..count],
+    ) {
+        Some(parsed) => parsed,
+        None => {
+            // Handed to hyper untouched: the head goes back in front of what follows it.
+            let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+            whole.extend_from_slice(&head);
+            whole.extend_from_slice(buf);
+            *buf = whole;
+            Parsed::Other
+        }
+    }
+}
+
+/// The request of a head [`parse_request`] split off: `None` when its target or a header
+/// is not one `http` takes (hyper's then).
+fn request_of(
+    head: &Bytes,
+    method: Method,
+    origin_form: bool,
+    target: Span,
+    names: &[Span],
+    values: &[Span],
+) -> Option<Parsed> {
+    let piece = |(at, len): Span| head.slice(at..at + len);
+    let uri = http::Uri::from_maybe_shared(piece(target)).ok()?;
     if !origin_form && (uri.scheme().is_none() || uri.authority().is_none()) {
         // Authority-form (`host:port`) and asterisk-form (`*`) targets.
-        return Parsed::Other;
+        return None;
     }
     // Room for what a proxy adds (`traceparent`, `tracestate`, `via`) without regrowing.
-    let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
-    for h in req.headers.iter() {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) else {
-            return Parsed::Other;
-        };
+    let mut map = HeaderMap::with_capacity(names.len() + 4);
+    for (&(at, len), &value) in names.iter().zip(values) {
+        let name = HeaderName::from_bytes(&head[at..at + len]).ok()?;
+        let value = HeaderValue::from_maybe_shared(piece(value)).ok()?;
         map.append(name, value);
-    }
-    if map.contains_key(header::UPGRADE) {
-        return Parsed::Other;
     }
     let framing = match request_framing(&map) {
         Ok(f) => f,
-        Err(why) => return Parsed::Refused(why),
+        Err(why) => return Some(Parsed::Refused(why)),
     };
     let close = connection_has(&map, "close");
     let expect_continue = map
@@ -452,15 +494,12 @@ fn parse_request(buf: &[u8], absolute_form: bool) -> Parsed {
     parts.uri = uri;
     parts.version = Version::HTTP_11;
     parts.headers = map;
-    Parsed::Complete(
-        RequestHead {
-            parts,
-            framing,
-            expect_continue,
-            close,
-        },
-        len,
-    )
+    Some(Parsed::Complete(RequestHead {
+        parts,
+        framing,
+        expect_continue,
+        close,
+    }))
 }
 
 /// The body framing of a request (RFC 9112 §6.3), refusing the ambiguous ones that could
@@ -568,7 +607,9 @@ async fn write_response(
         && !(bodiless && (has_length || len == 0))
         && !(status.is_informational() || status == StatusCode::NO_CONTENT)
     {
-        put_header(out, "content-length", len.to_string().as_bytes());
+        // Formatted straight into the head: no string per answer.
+        out.extend_from_slice(b"content-length: ");
+        let _ = write!(out, "{len}\r\n");
     }
     if close {
         put_header(out, "connection", b"close");
@@ -613,7 +654,7 @@ async fn write_response(
                 written += data.len() as u64;
                 if chunked {
                     if !data.is_empty() {
-                        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                        let _ = write!(out, "{:x}\r\n", data.len());
                         out.extend_from_slice(&data);
                         out.extend_from_slice(b"\r\n");
                     }
@@ -1296,8 +1337,15 @@ mod tests {
         }
     }
 
+    /// [`parse_request`] on `bytes` as read, and what is left in the buffer after it.
+    fn parse(bytes: &[u8], absolute_form: bool) -> (Parsed, BytesMut) {
+        let mut buf = BytesMut::from(bytes);
+        let parsed = parse_request(&mut buf, absolute_form);
+        (parsed, buf)
+    }
+
     #[test]
-    fn heads_this_module_does_not_serve_go_to_hyper() {
+    fn heads_this_module_does_not_serve_go_to_hyper_untouched() {
         for other in [
             &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
             b"GET / HTTP/1.0\r\n\r\n",
@@ -1306,31 +1354,42 @@ mod tests {
             b"GET /chat HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
             b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            // Parsed by httparse, refused by `http` once split off: put back whole.
+            b"GET /a`b HTTP/1.1\r\nhost: a\r\n\r\nnext",
         ] {
+            let (parsed, left) = parse(other, false);
             assert!(
-                matches!(parse_request(other, false), Parsed::Other),
+                matches!(parsed, Parsed::Other),
                 "{:?}",
                 String::from_utf8_lossy(other)
             );
+            assert_eq!(&left[..], other, "the bytes hyper gets are those read");
         }
         assert!(matches!(
-            parse_request(b"GET / HTTP/1.1\r\nhost: a\r\n", false),
+            parse(b"GET / HTTP/1.1\r\nhost: a\r\n", false).0,
             Parsed::Partial
         ));
-        let Parsed::Complete(head, len) = parse_request(
-            b"GET /a?b=1 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\nrest",
+        let (Parsed::Complete(head), left) = parse(
+            b"GET /a?b=1 HTTP/1.1\r\nhost: a\r\nx-many: 1\r\nx-many: 2\r\nconnection: close\r\n\r\nrest",
             false,
         ) else {
             panic!("a plain request is served here");
         };
-        assert_eq!(len, 51);
+        assert_eq!(
+            &left[..],
+            b"rest",
+            "the head is taken off the buffer, no more"
+        );
         assert_eq!(head.parts.uri, "/a?b=1");
+        assert_eq!(head.parts.headers["host"], "a");
+        let many: Vec<_> = head.parts.headers.get_all("x-many").iter().collect();
+        assert_eq!(many, ["1", "2"]);
         assert!(head.close);
     }
 
     #[test]
     fn a_forward_proxy_serves_absolute_form_targets_and_hands_on_the_other_forms() {
-        let Parsed::Complete(head, _) = parse_request(
+        let (Parsed::Complete(head), _) = parse(
             b"GET http://example.com:8080/a?b=1 HTTP/1.1\r\nhost: example.com\r\n\r\n",
             true,
         ) else {
@@ -1338,7 +1397,7 @@ mod tests {
         };
         assert_eq!(head.parts.uri, "http://example.com:8080/a?b=1");
         assert!(matches!(
-            parse_request(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", true),
+            parse(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", true).0,
             Parsed::Complete(..)
         ));
         for other in [
@@ -1347,12 +1406,16 @@ mod tests {
             b"GET example.com:80 HTTP/1.1\r\nhost: a\r\n\r\n",
             b"GET http://example.com/ HTTP/1.0\r\n\r\n",
             b"GET http://example.com/ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+            // Parsed by httparse, refused by `http` once split off: put back whole.
+            b"GET http://[::1/x HTTP/1.1\r\nhost: a\r\n\r\nnext",
         ] {
+            let (parsed, left) = parse(other, true);
             assert!(
-                matches!(parse_request(other, true), Parsed::Other),
+                matches!(parsed, Parsed::Other),
                 "{:?}",
                 String::from_utf8_lossy(other)
             );
+            assert_eq!(&left[..], other);
         }
     }
 
