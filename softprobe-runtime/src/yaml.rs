@@ -4,10 +4,10 @@
 //! `#[softprobe::cases]` macro) turns the text into the JSON value (YAML 1.2 core schema),
 //! the same value as JSON text with mappings in document order, and the line and column of
 //! every JSON path. Typed forms are deserialized from that JSON text by the reader of the JSON
-//! documents (a suite's through `serde_path_to_error` and `serde_ignored`, to note the keys
-//! it ignores), so an error names the JSON path of the field and, through the locator, its
-//! line and column: one parser for positions and values, and the error shape of the JSON
-//! documents.
+//! documents (a suite's through `serde_ignored` as well, to note the keys it ignores), and a
+//! refused document is placed by its error's position (`case::validate::locate`), so an
+//! error names the JSON path of the field and, through the locator, its line and column: one
+//! parser for positions and values, and the error shape of the JSON documents.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -70,23 +70,19 @@ pub(crate) fn from_str_noting<T: DeserializeOwned>(
 ) -> Result<(T, Locator), YamlError> {
     let doc = locate::yaml_document(text).map_err(syntax_error)?;
     let mut de = serde_json::Deserializer::from_str(&doc.json);
-    let result =
-        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note));
-    match result {
+    let read = T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
+        .and_then(|value| de.end().map(|()| value));
+    match read {
         Ok(value) => Ok((value, doc.locator)),
         Err(err) => {
-            let json_path = crate::json::path::join_serde("$", err.path());
-            let position = doc.locator.locate(&json_path);
-            let mut message = err.into_inner().to_string();
-            // serde_json appends the position in the JSON text; the YAML position replaces it.
-            if let Some(i) = message.rfind(" at line ") {
-                message.truncate(i);
-            }
+            // Placed in the JSON text, then at the YAML line and column of that path.
+            let err = locate::JsonError::new(doc.json.as_bytes(), &err);
+            let position = doc.locator.locate(&err.json_path);
             Err(YamlError {
-                json_path,
+                json_path: err.json_path,
                 line: position.line,
                 column: position.column,
-                message,
+                message: err.message,
             })
         }
     }

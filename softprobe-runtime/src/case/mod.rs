@@ -173,45 +173,37 @@ impl Case {
     pub fn from_slice_named(bytes: &[u8], source_name: &str) -> Result<Self, CaseError> {
         // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
         let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        validate::locate::from_json(bytes).map_err(|err| CaseError::Parse {
-            source_name: source_name.to_owned(),
-            json_path: err.json_path,
-            line: err.line,
-            column: err.column,
-            message: err.message,
-        })
-    }
-
-    /// Parses a case from a reader as it reads (the document is never whole in memory, only
-    /// the parsed case); errors name `source_name` as the file. Give it a buffered reader.
-    pub fn from_reader_named(
-        mut reader: impl std::io::BufRead,
-        source_name: &str,
-    ) -> Result<Self, CaseError> {
-        // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
-        let start = reader.fill_buf().map_err(|source| CaseError::Io {
-            path: source_name.into(),
-            action: "cannot read case file",
-            source,
-        })?;
-        if start.starts_with(b"\xef\xbb\xbf") {
-            reader.consume(3);
-        }
-        parse_document(serde_json::Deserializer::from_reader(reader), source_name)
+        validate::locate::from_json(bytes).map_err(|err| parse_error(source_name, err))
     }
 
     /// Reads and parses a case file (a local path or an `s3://` URL, see [`location`]). A
-    /// local file is parsed as it is read ([`Case::from_reader_named`]).
+    /// local file is parsed as it is read (the document is never whole in memory, only the
+    /// parsed case); one it refuses is read again, whole, to name the JSON path of the error.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, CaseError> {
         let path = path.as_ref();
         let source = path.display().to_string();
         if let location::CaseLocation::File(file) = location::CaseLocation::parse(path)? {
-            let open = std::fs::File::open(file).map_err(|source| CaseError::Io {
+            let io = |source| CaseError::Io {
                 path: file.to_owned(),
                 action: "cannot read case file",
                 source,
-            })?;
-            return Self::from_reader_named(std::io::BufReader::new(open), &source);
+            };
+            let mut reader = std::io::BufReader::new(std::fs::File::open(file).map_err(io)?);
+            // Some editors save UTF-8 with a byte order mark, which JSON parsers reject.
+            if std::io::BufRead::fill_buf(&mut reader)
+                .map_err(io)?
+                .starts_with(b"\xef\xbb\xbf")
+            {
+                std::io::BufRead::consume(&mut reader, 3);
+            }
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            return match Case::deserialize(&mut de).and_then(|case| de.end().map(|()| case)) {
+                Ok(case) => Ok(case),
+                // An I/O error is the file's, not the document's.
+                Err(err) if err.is_io() => Err(io(err.into())),
+                // Only a refused document pays for reading it again: its error, placed.
+                Err(_) => Self::from_slice_named(&std::fs::read(file).map_err(io)?, &source),
+            };
         }
         let bytes = location::read_bytes(path)?;
         Self::from_slice_named(&bytes, &source)
@@ -410,40 +402,14 @@ impl Serialize for LazyTraces<'_, '_, '_> {
     }
 }
 
-/// One whole case document from `de`, nothing after it; errors name `source_name`.
-fn parse_document<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    source_name: &str,
-) -> Result<Case, CaseError> {
-    let result: Result<Case, _> = serde_path_to_error::deserialize(&mut de);
-    let case = result.map_err(|err| parse_error(source_name, err))?;
-    document_end(de, source_name)?;
-    Ok(case)
-}
-
-/// Nothing but whitespace after the document in `de`.
-fn document_end<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    source_name: &str,
-) -> Result<(), CaseError> {
-    de.end().map_err(|err| CaseError::Parse {
-        source_name: source_name.to_owned(),
-        json_path: "$".to_owned(),
-        line: err.line(),
-        column: err.column(),
-        message: validate::locate::without_position(&err.to_string()),
-    })
-}
-
-fn parse_error(source_name: &str, err: serde_path_to_error::Error<serde_json::Error>) -> CaseError {
-    let json_path = crate::json::path::join_serde("$", err.path());
-    let inner = err.into_inner();
+/// A document serde_json refused, as the case error naming `source_name`.
+fn parse_error(source_name: &str, err: validate::locate::JsonError) -> CaseError {
     CaseError::Parse {
         source_name: source_name.to_owned(),
-        json_path,
-        line: inner.line(),
-        column: inner.column(),
-        message: validate::locate::without_position(&inner.to_string()),
+        json_path: err.json_path,
+        line: err.line,
+        column: err.column,
+        message: err.message,
     }
 }
 
@@ -613,13 +579,12 @@ mod tests {
   ]}]}]}]
 }"#;
         let from_slice = Case::from_slice_named(text.as_bytes(), "cases/x.case.json");
-        let from_reader = Case::from_reader_named(text.as_bytes(), "cases/x.case.json");
+        let from_file = read_as_file(text.as_bytes(), "x.case.json");
         // Both name the value's closing quote: the id is checked as the string is read.
-        for (err, column) in [
-            (from_slice.unwrap_err(), 21),
-            (from_reader.unwrap_err(), 21),
+        for (msg, column) in [
+            (from_slice.unwrap_err().to_string(), 21),
+            (format!("cases/{}", from_file.unwrap_err()), 21),
         ] {
-            let msg = err.to_string();
             assert!(
                 msg.starts_with(
                     "cases/x.case.json: $.traces[0].resourceSpans[0].scopeSpans[0].spans[0].traceId: invalid trace id \"5ef\""
@@ -674,14 +639,24 @@ mod tests {
                 err.starts_with(&format!("c.json: {spans}.{member}: {message}")),
                 "{err}"
             );
-            let err = Case::from_reader_named(text.as_bytes(), "c.json")
-                .unwrap_err()
-                .to_string();
+            let err = read_as_file(text.as_bytes(), "c.json").unwrap_err();
             assert!(
                 err.starts_with(&format!("c.json: {spans}.{member}: {message}")),
                 "{err}"
             );
         }
+    }
+
+    /// [`Case::read`] of `bytes` written to a file `name` in a directory of its own; an error
+    /// as text, the file named without that directory.
+    fn read_as_file(bytes: &[u8], name: &str) -> Result<Case, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        Case::read(&path).map_err(|e| {
+            e.to_string()
+                .replacen(&format!("{}/", dir.path().display()), "", 1)
+        })
     }
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -700,9 +675,7 @@ mod tests {
             Case::from_slice(&bytes).unwrap()
         );
         let text = format!("{MINIMAL} trailing");
-        let err = Case::from_reader_named(text.as_bytes(), "t.json")
-            .unwrap_err()
-            .to_string();
+        let err = read_as_file(text.as_bytes(), "t.json").unwrap_err();
         assert!(err.starts_with("t.json: $: trailing characters"), "{err}");
     }
 
@@ -739,12 +712,7 @@ mod tests {
         let mut bytes = b"\xef\xbb\xbf".to_vec();
         bytes.extend_from_slice(MINIMAL.as_bytes());
         assert_eq!(Case::from_slice(&bytes).unwrap().case_id, "minimal");
-        assert_eq!(
-            Case::from_reader_named(&bytes[..], "bom.json")
-                .unwrap()
-                .case_id,
-            "minimal"
-        );
+        assert_eq!(read_as_file(&bytes, "bom.json").unwrap().case_id, "minimal");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::validate::locate;
 use super::{Case, CaseError, TracesData};
 
 /// A case file's bytes, parsed on demand: its head, then its trace documents one by one.
@@ -101,19 +102,11 @@ impl CaseStream {
             }
             // An error's line and column must be the file's: it is found again below.
         }
-        // Plain serde_json first; serde_path_to_error's tracking of every key and element
-        // costs a good share of a large file's parse, so only a document that failed is
-        // parsed again with it, to name the error's place.
+        // A refused document is placed by its error's position: only it pays for the scan.
         let mut de = serde_json::Deserializer::from_slice(&self.bytes);
-        if let Ok(head) = super::CaseHead::deserialize(&mut de) {
-            super::document_end(de, &self.source_name)?;
-            return Ok(head.0);
-        }
-        let mut de = serde_json::Deserializer::from_slice(&self.bytes);
-        let result: Result<super::CaseHead, _> = serde_path_to_error::deserialize(&mut de);
-        let head = result.map_err(|err| super::parse_error(&self.source_name, err))?;
-        super::document_end(de, &self.source_name)?;
-        Ok(head.0)
+        super::CaseHead::deserialize(&mut de)
+            .and_then(|head| de.end().map(|()| head.0))
+            .map_err(|err| self.refused(&err))
     }
 
     /// Parses the trace documents in order and gives each, with its index in `traces`, to
@@ -155,28 +148,34 @@ impl CaseStream {
         self.traces.get_or_init(|| traces_span(&self.bytes)).clone()
     }
 
-    /// The error of a walk that failed, with its JSON path: the same walk again, through
-    /// serde_path_to_error this time, handing nothing over. Only a malformed document pays
-    /// for the tracking.
+    /// The error of a walk that failed, with its JSON path: the same walk again over the
+    /// whole document, handing nothing over, so that the error's position is the document's
+    /// ([`CaseStream::refused`]). Only a malformed document pays for the second walk.
     fn locate(&self, plain: serde_json::Error) -> CaseError {
         let mut de = serde_json::Deserializer::from_slice(&self.bytes);
-        let mut track = serde_path_to_error::Track::new();
         let mut stopped = None;
-        let result = Document {
+        let walked = Document {
             each: &mut |_, _| Ok::<_, Infallible>(()),
             stopped: &mut stopped,
         }
-        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
-        let (path, err) = match result {
-            Err(err) => (track.path(), err),
+        .deserialize(&mut de);
+        match walked {
+            Err(err) => self.refused(&err),
             // Both walks parse the same bytes the same way; should they ever disagree, the
             // first error is still reported, at the document's root.
-            Ok(_) => (serde_path_to_error::Track::new().path(), plain),
-        };
-        super::parse_error(
-            &self.source_name,
-            serde_path_to_error::Error::new(path, err),
-        )
+            Ok(_) => CaseError::Parse {
+                source_name: self.source_name.clone(),
+                json_path: "$".to_owned(),
+                line: plain.line(),
+                column: plain.column(),
+                message: locate::without_position(&plain.to_string()),
+            },
+        }
+    }
+
+    /// `err`, raised reading the whole document from its start, placed in it.
+    fn refused(&self, err: &serde_json::Error) -> CaseError {
+        super::parse_error(&self.source_name, locate::JsonError::new(&self.bytes, err))
     }
 }
 

@@ -401,7 +401,10 @@ pub(crate) fn child_key(path: &str, key: &str) -> String {
 }
 
 /// `base` followed by the steps of a [`serde_path_to_error`] path (`rules[2].when`), each
-/// member rendered by [`push_key`]. A step serde could not name ends the path there.
+/// member rendered by [`push_key`]. A step serde could not name ends the path there. The
+/// tests' oracle: the models are read without path tracking, their errors placed by position
+/// (`case::validate::locate`), and the tests check those paths against this tracker's.
+#[cfg(test)]
 pub(crate) fn join_serde(base: &str, path: &serde_path_to_error::Path) -> String {
     let mut out = base.to_owned();
     for seg in path {

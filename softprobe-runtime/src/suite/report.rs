@@ -1,6 +1,6 @@
 //! The results of a suite run and their three renderings: JUnit XML for CI systems
-//! (`testsuites/testsuite/testcase`, failures carrying the diff), one self-contained HTML page
-//! with a per-case diff, and a JSON summary.
+//! (`testsuites/testsuite/testcase`, failures carrying the diff; the `junit` feature, which
+//! `cli` turns on), one self-contained HTML page with a per-case diff, and a JSON summary.
 
 use std::fmt::Write as _;
 
@@ -117,7 +117,8 @@ impl SuiteReport {
     /// JUnit XML (written by [`quick_junit`]): one `testsuite` named after the suite, one
     /// `testcase` per case with its file in a `file` attribute; a failure's message joins the
     /// case's failure messages, its type is the first failure's kind and its text is the
-    /// failures with their diffs.
+    /// failures with their diffs. Built with the `junit` feature (part of `cli`).
+    #[cfg(feature = "junit")]
     pub fn junit(&self) -> String {
         let time = |ms: f64| std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0);
         let mut suite = quick_junit::TestSuite::new(self.suite.as_str());
@@ -344,6 +345,7 @@ mod tests {
         )
     }
 
+    #[cfg(feature = "junit")]
     #[test]
     fn junit_escapes_and_carries_the_diff() {
         let mut r = report();

@@ -183,7 +183,9 @@ pub(crate) struct JsonError {
 }
 
 impl JsonError {
-    fn new(bytes: &[u8], err: &serde_json::Error) -> Self {
+    /// `err`, which serde_json raised reading `bytes` from their start (through any visitor
+    /// or seed), placed in them.
+    pub(crate) fn new(bytes: &[u8], err: &serde_json::Error) -> Self {
         let mut end = consumed(bytes, err.line(), err.column());
         // An object or array where something else was expected is refused before its
         // bracket is read; the value being read is the one the bracket opens.
