@@ -3,6 +3,12 @@
 //!
 //! Ingress and egress differ only in how they find the session, the target and the trace
 //! ids; they describe the request as a [`Hop`] and hand it to [`Core::handle`].
+//!
+//! A hop of a session first asks the backend what the session needs of it
+//! ([`ProxyBackend::plan`](super::backend::ProxyBackend::plan), one store lookup): a hop
+//! nothing in the session can answer and that the session does not keep is forwarded
+//! without building its decision [`Request`], which is most of a hop's allocations (its
+//! headers as owned pairs); the others are decided in the session that lookup found.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -346,8 +346,9 @@ impl SessionStore for InMemoryStore {
     }
 
     fn plan_hop(&self, session_id: &str, direction: Direction, host: &str) -> Result<HopPlan> {
-        let started = Instant::now();
         let session = self.session(session_id)?;
+        // Timed as `decide_in` times a decision: from the session found to the answer.
+        let started = Instant::now();
         if !session.forwards_untouched(direction, host) {
             return Ok(HopPlan::DecideIn(session));
         }
