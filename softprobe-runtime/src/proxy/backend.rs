@@ -17,11 +17,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::case::Direction;
 use crate::case::attributes as attr;
 use crate::case::otlp::{AnyValue, KeyValue, Resource, ResourceSpans, ScopeSpans, Span};
 use crate::case::{Body, Exchange, TracesData};
 use crate::replay::{Decision, Layer, Origin, Request, Response};
-use crate::session::SessionStore;
+use crate::session::{HopPlan, Session, SessionStore};
 
 use super::http::collect_limited;
 
@@ -78,6 +79,30 @@ pub trait ProxyBackend: Send + Sync + 'static {
     fn count_instead_of_recording(&self, session_id: &str) -> bool {
         let _ = session_id;
         false
+    }
+    /// What the session needs of a hop going `direction` to `host`, asked before the hop's
+    /// request is built (see [`HopPlan`]). The default answers [`HopPlan::Decide`]: every
+    /// hop is decided with its request through [`inject`](Self::inject), as a runtime
+    /// behind an API (`POST /v1/inject`) needs.
+    fn plan(
+        &self,
+        session_id: &str,
+        direction: Direction,
+        host: &str,
+    ) -> Result<HopPlan, BackendError> {
+        let _ = (session_id, direction, host);
+        Ok(HopPlan::Decide)
+    }
+    /// [`inject`](Self::inject) in a session this backend's [`plan`](Self::plan) found
+    /// ([`HopPlan::DecideIn`]). The default decides in the session alone.
+    fn decide_in(&self, session: &Session, request: &Request) -> Decision {
+        session.inject(request)
+    }
+    /// [`count_instead_of_recording`](Self::count_instead_of_recording) in a session this
+    /// backend's [`plan`](Self::plan) found ([`HopPlan::DecideIn`], [`HopPlan::Forward`]).
+    /// The default counts in the session alone.
+    fn count_in(&self, session: &Session) -> bool {
+        session.count_instead_of_recording()
     }
     /// Reports a replay that went wrong after its answer started (a WebSocket client
     /// message that differs from the recording): the runtime counts it with the strict misses
@@ -168,6 +193,25 @@ impl ProxyBackend for StoreBackend {
         self.store
             .count_instead_of_recording(session_id)
             .unwrap_or(false)
+    }
+
+    fn plan(
+        &self,
+        session_id: &str,
+        direction: Direction,
+        host: &str,
+    ) -> Result<HopPlan, BackendError> {
+        self.store
+            .plan_hop(session_id, direction, host)
+            .map_err(store_error)
+    }
+
+    fn decide_in(&self, session: &Session, request: &Request) -> Decision {
+        self.store.decide_in(session, request)
+    }
+
+    fn count_in(&self, session: &Session) -> bool {
+        self.store.count_in(session)
     }
 
     fn report_miss(&self, session_id: &str, report: serde_json::Value) {
@@ -591,7 +635,6 @@ pub type SharedBackend = Arc<dyn ProxyBackend>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::Direction;
 
     fn request() -> Request {
         Request {

@@ -3,6 +3,12 @@
 //!
 //! Ingress and egress differ only in how they find the session, the target and the trace
 //! ids; they describe the request as a [`Hop`] and hand it to [`Core::handle`].
+//!
+//! A hop of a session first asks the backend what the session needs of it
+//! ([`ProxyBackend::plan`](super::backend::ProxyBackend::plan), one store lookup): a hop
+//! nothing in the session can answer and that the session does not keep is forwarded
+//! without building its decision [`Request`], which is most of a hop's allocations (its
+//! headers as owned pairs); the others are decided in the session that lookup found.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +25,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::case::{Body, Direction, Exchange, KeyValue, SpanId, TraceId};
 use crate::replay::{Decision, Request, Response as DecidedResponse};
+use crate::session::{HopPlan, Session};
 
 use super::backend::{BackendError, SharedBackend, error_chain};
 use super::http::{
@@ -389,38 +396,52 @@ impl Core {
                 ),
             );
         }
-        let Some(session_id) = hop.session_id.clone() else {
+        let Some(session_id) = hop.session_id.take() else {
             if self.settings.require_session {
                 *decision = "refused";
                 return refuse_without_session(&hop);
             }
-            return self.forward(hop, None, decision, transport).await;
+            return self.forward(hop, Keep::Nothing, decision, transport).await;
+        };
+        // One lookup says what the session needs of the hop; a hop it cannot answer and
+        // does not keep is forwarded without its decision request.
+        let found = match self.backend.plan(&session_id, hop.direction, &hop.host) {
+            Ok(HopPlan::Forward(session)) => {
+                return self
+                    .forward(hop, Keep::Count(session), decision, transport)
+                    .await;
+            }
+            Ok(HopPlan::DecideIn(session)) => Some(session),
+            Ok(HopPlan::Decide) => None,
+            Err(BackendError::UnknownSession { .. }) => {
+                return self
+                    .unknown_session(hop, &session_id, decision, transport)
+                    .await;
+            }
+            // The decision below meets the same trouble and says what to do about it.
+            Err(_) => None,
         };
         let request =
             hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
-        let decided = self.backend.inject(&session_id, &request).await;
+        let decided = match &found {
+            Some(session) => Ok(self.backend.decide_in(session, &request)),
+            None => self.backend.inject(&session_id, &request).await,
+        };
         let decided = match decided {
             Ok(d) => d,
             Err(BackendError::UnknownSession { .. }) => {
-                if self.settings.require_session {
-                    *decision = "refused";
-                    return json_error(
-                        StatusCode::FORBIDDEN,
-                        "unknown_session",
-                        format!(
-                            "session {session_id:?} is not open on the runtime; this proxy \
-                             relays only traffic of open sessions"
-                        ),
-                    );
-                }
-                tracing::debug!(session_id, "unknown session; relaying without recording");
-                return self.forward(hop, None, decision, transport).await;
+                return self
+                    .unknown_session(hop, &session_id, decision, transport)
+                    .await;
             }
             Err(err) => {
                 tracing::warn!(%err, session_id, "backend decision failed; forwarding upstream");
-                return self
-                    .forward(hop, Some((session_id, request)), decision, transport)
-                    .await;
+                let keep = Keep::Record {
+                    session_id,
+                    request,
+                    found,
+                };
+                return self.forward(hop, keep, decision, transport).await;
             }
         };
         if !matches!(decided, Decision::Passthrough { .. }) {
@@ -442,7 +463,7 @@ impl Core {
                     "answered locally"
                 );
                 let reply = local_response(&response);
-                if self.backend.count_instead_of_recording(&session_id) {
+                if self.counts_instead_of_recording(&session_id, found.as_deref()) {
                     return reply;
                 }
                 let answer = Answer::decoded(
@@ -472,9 +493,47 @@ impl Core {
                 local_response(&report.to_response(&session_id))
             }
             Decision::Passthrough { .. } => {
-                self.forward(hop, Some((session_id, request)), decision, transport)
-                    .await
+                let keep = Keep::Record {
+                    session_id,
+                    request,
+                    found,
+                };
+                self.forward(hop, keep, decision, transport).await
             }
+        }
+    }
+
+    /// A hop naming a session the backend does not have: refused when the proxy requires
+    /// a session, else relayed without recording.
+    async fn unknown_session(
+        self: &Arc<Self>,
+        hop: Hop,
+        session_id: &str,
+        decision: &mut &'static str,
+        transport: Transport<'_>,
+    ) -> Response<ProxyBody> {
+        if self.settings.require_session {
+            *decision = "refused";
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "unknown_session",
+                format!(
+                    "session {session_id:?} is not open on the runtime; this proxy relays only \
+                     traffic of open sessions"
+                ),
+            );
+        }
+        tracing::debug!(session_id, "unknown session; relaying without recording");
+        self.forward(hop, Keep::Nothing, decision, transport).await
+    }
+
+    /// Counts a finished hop of a session that does not keep hops and returns `true`;
+    /// `false` when the session records it. `found` is the session when the hop's plan
+    /// found it, which saves a lookup.
+    fn counts_instead_of_recording(&self, session_id: &str, found: Option<&Session>) -> bool {
+        match found {
+            Some(session) => self.backend.count_in(session),
+            None => self.backend.count_instead_of_recording(session_id),
         }
     }
 
@@ -559,12 +618,13 @@ impl Core {
         }
     }
 
-    /// Sends the hop upstream and streams the answer back, recording it for the session
-    /// (with its decision request) once the body has been passed on.
+    /// Sends the hop upstream and streams the answer back; once the answer has started, the
+    /// hop is counted for its session or (with its decision request) recorded once the body
+    /// has been passed on.
     async fn forward(
         self: &Arc<Self>,
         mut hop: Hop,
-        session: Option<(String, Request)>,
+        keep: Keep,
         decision: &mut &'static str,
         transport: Transport<'_>,
     ) -> Response<ProxyBody> {
@@ -665,14 +725,26 @@ impl Core {
         };
         let (mut parts, body) = resp.into_parts();
         tracing::debug!(
-            session_id = session.as_ref().map_or("-", |(id, _)| id.as_str()),
+            session_id = keep.session_id().unwrap_or("-"),
             method = %hop.method,
             upstream = %hop.upstream,
             status = parts.status.as_u16(),
             "forwarded"
         );
         remove_hop_by_hop(&mut parts.headers);
-        let session = session.filter(|(id, _)| !self.backend.count_instead_of_recording(id));
+        let session = match keep {
+            Keep::Nothing => None,
+            Keep::Count(session) => {
+                self.backend.count_in(&session);
+                None
+            }
+            Keep::Record {
+                session_id,
+                request,
+                found,
+            } => (!self.counts_instead_of_recording(&session_id, found.as_deref()))
+                .then_some((session_id, request)),
+        };
         if session.is_some() {
             *decision = "captured";
         }
@@ -728,6 +800,36 @@ impl Core {
             core.record(&hop, request, &session_id, answer);
         });
         Response::from_parts(parts, recording.boxed_unsync())
+    }
+}
+
+/// What a forwarded hop leaves for its session once the answer has started.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once into `forward`, never stored: a box would cost every recorded hop an \
+              allocation"
+)]
+enum Keep {
+    /// No session: nothing.
+    Nothing,
+    /// A hop the session only counts ([`HopPlan::Forward`]): no decision request was built.
+    Count(Arc<Session>),
+    /// A decided hop: counted, or recorded with its decision request. `found` is the
+    /// session when the hop's plan found it.
+    Record {
+        session_id: String,
+        request: Request,
+        found: Option<Arc<Session>>,
+    },
+}
+
+impl Keep {
+    fn session_id(&self) -> Option<&str> {
+        match self {
+            Keep::Nothing => None,
+            Keep::Count(session) => Some(session.id()),
+            Keep::Record { session_id, .. } => Some(session_id),
+        }
     }
 }
 

@@ -225,6 +225,9 @@ pub struct Engine {
     by_path: HashMap<String, Vec<u32>>,
     /// `capture_only` rules, same order.
     capture_order: Vec<(Layer, usize)>,
+    /// Per direction (inbound, outbound): whether a rule that can answer may match a hop
+    /// going that way (its `when` names that direction or none).
+    answers: [bool; 2],
     state: Mutex<State>,
     /// Whether a recording answers again once all its alternatives are used.
     repeat_last: bool,
@@ -266,6 +269,7 @@ impl Engine {
             any_path: Vec::new(),
             by_path: HashMap::new(),
             capture_order: Vec::new(),
+            answers: [false; 2],
             state: Mutex::new(State::default()),
             repeat_last: true,
         }
@@ -393,8 +397,38 @@ impl Engine {
                 None => self.any_path.push(pos),
             }
         }
+        self.answers = [Direction::Inbound, Direction::Outbound].map(|direction| {
+            answer.iter().any(|key| {
+                self.rule(*key)
+                    .when
+                    .direction
+                    .is_none_or(|d| d == direction)
+            })
+        });
         self.answer_order = answer;
         self.capture_order = capture;
+    }
+
+    /// Whether every hop going `direction` to `host` is forwarded untouched, whatever else
+    /// it carries: no rule that can answer looks at that direction, nothing is replayed for
+    /// it (an inbound hop, no case loaded, or not a replay session) and the policy lets it
+    /// through. [`Engine::decide`] would answer `Passthrough { origin: None }` for any such
+    /// hop, so a proxy can forward it without building its [`Request`].
+    pub fn passes_through(&self, direction: Direction, host: &str) -> bool {
+        let slot = match direction {
+            Direction::Inbound => 0,
+            Direction::Outbound => 1,
+        };
+        if self.answers[slot] {
+            return false;
+        }
+        match direction {
+            Direction::Inbound => true,
+            Direction::Outbound => {
+                let replays = self.mode == Mode::Replay && self.case.is_some();
+                !replays && !self.policy.blocks(host)
+            }
+        }
     }
 
     fn rule(&self, (layer, i): (Layer, usize)) -> &Rule {
@@ -645,5 +679,71 @@ mod tests {
         assert_eq!(merged, vec![0, 1, 2, 3, 4, 5, 9]);
         assert_eq!(MergeAscending::new(&[], &[7]).collect::<Vec<_>>(), vec![7]);
         assert_eq!(MergeAscending::new(&[], &[]).count(), 0);
+    }
+
+    fn request(direction: Direction, host: &str) -> Request {
+        Request {
+            direction,
+            service: None,
+            method: "GET".into(),
+            scheme: Some("http".into()),
+            host: host.into(),
+            path: "/".into(),
+            query: None,
+            headers: Vec::new(),
+            body: None,
+            trace_tags: Vec::new(),
+        }
+    }
+
+    /// `passes_through` promises what `decide` answers: checked for every combination it
+    /// says yes to, and its no for each thing that can answer a hop.
+    #[test]
+    fn passes_through_only_what_decide_would_pass_through() {
+        let agrees = |engine: &Engine, direction, host| {
+            let yes = engine.passes_through(direction, host);
+            if yes {
+                assert_eq!(
+                    engine.decide(&request(direction, host)),
+                    Decision::Passthrough { origin: None },
+                    "{direction:?} {host}"
+                );
+            }
+            yes
+        };
+        let mut engine = Engine::new(Mode::Replay);
+        assert!(agrees(&engine, Direction::Inbound, "app"));
+        assert!(agrees(&engine, Direction::Outbound, "api.test"));
+
+        let case = crate::case::Case::from_slice_named(
+            include_bytes!("../../../fixtures/cases/checkout.case.json"),
+            "checkout",
+        )
+        .unwrap();
+        engine.load_case(Arc::new(case), "checkout").unwrap();
+        assert!(agrees(&engine, Direction::Inbound, "app"));
+        assert!(!engine.passes_through(Direction::Outbound, "api.test"));
+
+        let mut generate = Engine::new(Mode::Generate);
+        generate.set_policy(
+            crate::policy::parse_policy(br#"{"externalHttp": "strict"}"#, "p").unwrap(),
+        );
+        assert!(!generate.passes_through(Direction::Outbound, "api.test"));
+        assert!(agrees(&generate, Direction::Inbound, "app"));
+
+        let rules = |text: &[u8]| crate::rules::parse_rules_document(text, "r").unwrap();
+        let mut outbound_only = Engine::new(Mode::Generate);
+        outbound_only.set_session_rules(rules(
+            br#"[{"when": {"direction": "outbound"}, "then": {"action": "mock", "response": {"status": 204}}}]"#,
+        ));
+        assert!(agrees(&outbound_only, Direction::Inbound, "app"));
+        assert!(!outbound_only.passes_through(Direction::Outbound, "api.test"));
+
+        let mut any = Engine::new(Mode::Generate);
+        any.set_session_rules(rules(
+            br#"[{"when": {"path": "/health"}, "then": {"action": "mock", "response": {"status": 204}}}]"#,
+        ));
+        assert!(!any.passes_through(Direction::Inbound, "app"));
+        assert!(!any.passes_through(Direction::Outbound, "api.test"));
     }
 }

@@ -20,4 +20,4 @@ pub use state::{
     CaseSummary, Cookie, Fixtures, MAX_STRICT_MISSES, NewSession, Session, SessionState,
     StatsSnapshot,
 };
-pub use store::{InMemoryStore, SessionLimits, SessionStore};
+pub use store::{HopPlan, InMemoryStore, SessionLimits, SessionStore};

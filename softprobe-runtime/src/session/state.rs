@@ -457,6 +457,13 @@ impl Session {
         true
     }
 
+    /// Whether a hop going `direction` to `host` needs nothing of this session but to be
+    /// forwarded and counted: the session keeps no hops (not a capture) and nothing it holds
+    /// can answer the hop ([`Engine::passes_through`]).
+    pub fn forwards_untouched(&self, direction: Direction, host: &str) -> bool {
+        self.mode != Mode::Capture && self.read().engine.passes_through(direction, host)
+    }
+
     /// Records an extracted hop: counted always, buffered (after redaction) only in capture
     /// sessions. Returns whether it was buffered; [`Error::SpanLimit`] when the buffer is at
     /// the session's span cap (the buffer is left as it was).

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::id::new_session_id;
 use super::state::{NewSession, Session, SessionState};
 use crate::Mode;
-use crate::case::Exchange;
+use crate::case::{Direction, Exchange};
 use crate::error::{Error, Result};
 use crate::metrics::{InjectOutcome, Metrics};
 use crate::replay::{Decision, Request};
@@ -103,6 +103,13 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// process metrics). The caller applies the decision's latency and answers.
     fn inject(&self, session_id: &str, request: &Request) -> Result<Decision> {
         let session = self.session(session_id)?;
+        Ok(self.decide_in(&session, request))
+    }
+
+    /// [`SessionStore::inject`] in a session found already: by this store's own
+    /// [`SessionStore::plan_hop`] ([`HopPlan::DecideIn`]), which a store that keeps its
+    /// counters elsewhere does not hand out.
+    fn decide_in(&self, session: &Session, request: &Request) -> Decision {
         let started = Instant::now();
         let decision = session.inject(request);
         let outcome = match &decision {
@@ -115,7 +122,16 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
             Decision::StrictMiss(_) => InjectOutcome::StrictMiss,
         };
         self.metrics().record_inject(outcome, started.elapsed());
-        Ok(decision)
+        decision
+    }
+
+    /// What the session needs of a hop going `direction` to `host`, found with one lookup
+    /// before the hop's [`Request`] is built (see [`HopPlan`]). The default looks nothing up
+    /// and answers [`HopPlan::Decide`]: every hop is decided by id, as a store whose
+    /// counters live outside this process needs.
+    fn plan_hop(&self, session_id: &str, direction: Direction, host: &str) -> Result<HopPlan> {
+        let _ = (session_id, direction, host);
+        Ok(HopPlan::Decide)
     }
 
     /// Closes a session. A capture session is first written to `capture_path` (required for
@@ -152,11 +168,17 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// that would only be counted.
     fn count_instead_of_recording(&self, session_id: &str) -> Result<bool> {
         let session = self.session(session_id)?;
+        Ok(self.count_in(&session))
+    }
+
+    /// [`SessionStore::count_instead_of_recording`] in a session found already by this
+    /// store's own [`SessionStore::plan_hop`].
+    fn count_in(&self, session: &Session) -> bool {
         if !session.count_instead_of_recording() {
-            return Ok(false);
+            return false;
         }
         self.metrics().record_extracted(1);
-        Ok(true)
+        true
     }
 
     /// Records an extracted hop for a session (buffered for capture sessions, counted for
@@ -166,6 +188,26 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         self.metrics().record_extracted(1);
         session.record(exchange)
     }
+}
+
+/// What a session needs of one hop, as [`SessionStore::plan_hop`] finds it before the
+/// hop's [`Request`] is built. A proxy builds the request only for the first two; the
+/// session handles save the store a second and third lookup of the same id.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum HopPlan {
+    /// Decide the hop's request by session id ([`SessionStore::inject`]), then count
+    /// or record it by id ([`SessionStore::count_instead_of_recording`],
+    /// [`SessionStore::record`]).
+    Decide,
+    /// Decide the hop's request in this session ([`SessionStore::decide_in`]), then count
+    /// it ([`SessionStore::count_in`]) or record it.
+    DecideIn(Arc<Session>),
+    /// Forward the hop as it is: nothing in the session can answer it and the session keeps
+    /// no hops. Its decision (a passthrough) is already counted, as
+    /// [`SessionStore::inject`] counts one; count the hop with [`SessionStore::count_in`]
+    /// once its answer has started, as a decided hop is.
+    Forward(Arc<Session>),
 }
 
 /// The bounds an [`InMemoryStore`] enforces. [`SessionLimits::default`] is what the
@@ -301,6 +343,18 @@ impl SessionStore for InMemoryStore {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn plan_hop(&self, session_id: &str, direction: Direction, host: &str) -> Result<HopPlan> {
+        let session = self.session(session_id)?;
+        // Timed as `decide_in` times a decision: from the session found to the answer.
+        let started = Instant::now();
+        if !session.forwards_untouched(direction, host) {
+            return Ok(HopPlan::DecideIn(session));
+        }
+        self.metrics
+            .record_inject(InjectOutcome::Miss, started.elapsed());
+        Ok(HopPlan::Forward(session))
     }
 }
 
