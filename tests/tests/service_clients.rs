@@ -14,15 +14,7 @@ use axum::extract::State;
 use axum::routing::get;
 use serde_json::{Value, json};
 use softprobe::{Mode, Run, Session};
-use softprobe_e2e::{Upstreams, urls};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use softprobe_e2e::{Upstreams, free_port, urls};
 
 /// What the service asks payments for: the amount the case recorded, or twice that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
