@@ -344,3 +344,43 @@ async fn a_non_loopback_bind_needs_allow_remote() {
     let answer = assert_prompt_request_works(([127, 0, 0, 1], port).into(), "/health").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_answered_413_after_the_client_has_sent_it() {
+    // A client writes its whole body before it reads the answer. Were the connection closed
+    // right after the 413, the rest of its body would meet a reset connection and the
+    // answer would be lost with it: the client would report a broken connection.
+    let dir = tempfile::tempdir().unwrap();
+    support::install_crypto_provider();
+    let server = Server::builder()
+        .listen(loopback())
+        .body_limit(64 * 1024)
+        .capture_root(Some(dir.path().to_owned()))
+        .start()
+        .await
+        .expect("the server starts");
+    const LEN: usize = 8 << 20;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {LEN}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    for sent in (0..LEN).step_by(chunk.len()) {
+        stream.write_all(&chunk).await.unwrap_or_else(|e| {
+            panic!("the runtime closed the connection after {sent} of {LEN} body bytes: {e}")
+        });
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "expected a 413 answer, got: {answer}"
+    );
+    assert!(
+        answer.contains("65536"),
+        "the answer names the limit: {answer}"
+    );
+}

@@ -4,7 +4,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -12,6 +11,7 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use crate::case::validate::{SchemaKind, validate_json};
+use crate::proxy::http::{CollectError, collect_limited, discard_rest};
 
 /// Name given to request bodies in parse errors.
 pub(crate) const BODY: &str = "request body";
@@ -31,20 +31,20 @@ impl FromRequest<AppState> for RawBody {
             .headers()
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(state.body_limit())
-            } else {
-                ApiError::invalid(format!(
-                    "cannot read the request body: {}",
-                    rejection.body_text()
-                ))
+        let mut body = req.into_body();
+        match collect_limited(&mut body, state.body_limit()).await {
+            Ok(bytes) => Ok(RawBody {
+                content_type,
+                bytes,
+            }),
+            Err(CollectError::TooLarge { limit }) => {
+                discard_rest(body).await;
+                Err(ApiError::payload_too_large(limit))
             }
-        })?;
-        Ok(RawBody {
-            content_type,
-            bytes,
-        })
+            Err(CollectError::Read(e)) => Err(ApiError::invalid(format!(
+                "cannot read the request body: {e}"
+            ))),
+        }
     }
 }
 

@@ -169,6 +169,34 @@ where
     Ok(buf.freeze())
 }
 
+/// How much of a refused body [`discard_rest`] reads and drops at most, and for how long.
+const LINGER_BYTES: u64 = 64 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what is left of a body that was refused (413) before its answer is sent,
+/// up to 64 MiB or 2 s. A client still sending when the server closes the connection has it
+/// reset under it, and the kernel then discards the answer it already received: the client
+/// reports a broken connection instead of the 413. Past either bound the connection is closed
+/// as before.
+pub async fn discard_rest<B>(body: B)
+where
+    B: HttpBody<Data = Bytes>,
+{
+    let drain = async {
+        let mut body = std::pin::pin!(body);
+        let mut read = 0u64;
+        while read < LINGER_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
 /// Bytes gathered from a body's frames. A body of one frame (the usual case for small
 /// bodies) is kept as that frame's `Bytes`, so it is never copied; more frames are joined.
 #[derive(Debug, Default)]
