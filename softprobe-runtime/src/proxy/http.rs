@@ -169,15 +169,17 @@ where
     Ok(buf.freeze())
 }
 
-/// How much of a refused body [`discard_rest`] reads and drops at most, and for how long.
-const LINGER_BYTES: u64 = 64 << 20;
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// How much of a refused body is read and dropped at most after its `413` is decided, by
+/// [`discard_rest`] and by the proxies' own HTTP/1 exchange before it closes such a
+/// connection: a client still sending when the connection closes has it reset under it, and
+/// the kernel then discards the answer it already received.
+pub(crate) const LINGER_BYTES: u64 = 64 << 20;
+/// How long a refused body is read and dropped at most (see [`LINGER_BYTES`]).
+pub(crate) const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and drops what is left of a body that was refused (413) before its answer is sent,
-/// up to 64 MiB or 2 s. A client still sending when the server closes the connection has it
-/// reset under it, and the kernel then discards the answer it already received: the client
-/// reports a broken connection instead of the 413. Past either bound the connection is closed
-/// as before.
+/// within [`LINGER_BYTES`] and [`LINGER_TIME`], so the client reads the answer instead of a
+/// broken connection. Past either bound the connection is closed as before.
 pub async fn discard_rest<B>(body: B)
 where
     B: HttpBody<Data = Bytes>,
@@ -194,7 +196,7 @@ where
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    let _ = crate::listener::coarse_timeout(LINGER_TIME, drain).await;
 }
 
 /// Bytes gathered from a body's frames. A body of one frame (the usual case for small

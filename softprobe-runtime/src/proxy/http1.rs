@@ -198,7 +198,7 @@ async fn linger(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
     let drain = async {
         let mut sink = vec![0u8; READ_SIZE];
-        let mut left = DISCARD_LIMIT;
+        let mut left = super::http::LINGER_BYTES;
         while left > 0 {
             match stream.read(&mut sink).await {
                 Ok(0) | Err(_) => break,
@@ -206,7 +206,7 @@ async fn linger(mut stream: TcpStream) {
             }
         }
     };
-    let _ = crate::listener::coarse_timeout(Duration::from_secs(1), drain).await;
+    let _ = crate::listener::coarse_timeout(super::http::LINGER_TIME, drain).await;
 }
 
 /// A client connection and the bytes read from it that are not yet used.
