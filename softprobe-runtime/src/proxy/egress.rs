@@ -515,15 +515,16 @@ async fn outbound(
     req: http::Request<Incoming>,
 ) -> http::Response<ProxyBody> {
     let started = SystemTime::now();
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
+    let version = parts.version;
     let (hop, websocket) = match hop_of(shared, tunnel.as_ref(), parts, started) {
         Ok(hop) => hop,
         Err(answer) => return *answer,
     };
     let limit = shared.core.settings.body_limit;
-    let body = match collect_limited(body, limit).await {
+    let body = match collect_limited(&mut body, limit).await {
         Ok(b) => b,
-        Err(e) => return super::forward::body_error(e, limit),
+        Err(e) => return super::forward::body_error(e, limit, body, version).await,
     };
     let hop = Hop { body, ..hop };
     match websocket {

@@ -951,10 +951,24 @@ fn grpc_miss(message: &str, path: &str) -> Response<ProxyBody> {
     resp
 }
 
-/// Marks a request body over the cap: used by both proxies before they build a hop.
-pub(crate) fn body_error(err: super::http::CollectError, limit: usize) -> Response<ProxyBody> {
+/// Answers a request body the hyper path could not collect: used by both proxies before they
+/// build a hop. Over the cap, what is left of an HTTP/1 body (`rest`) is read and dropped
+/// first ([`super::http::discard_rest`]), so a client still sending reads the 413 instead of a
+/// reset connection; an HTTP/2 stream is reset on its own when its body is dropped.
+pub(crate) async fn body_error<B>(
+    err: super::http::CollectError,
+    limit: usize,
+    rest: B,
+    version: http::Version,
+) -> Response<ProxyBody>
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
     match err {
         super::http::CollectError::TooLarge { .. } => {
+            if version < http::Version::HTTP_2 {
+                super::http::discard_rest(rest).await;
+            }
             super::http::too_large(limit, "the request body")
         }
         super::http::CollectError::Read(e) => json_error(

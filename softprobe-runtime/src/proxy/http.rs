@@ -180,7 +180,6 @@ pub(crate) const LINGER_TIME: std::time::Duration = std::time::Duration::from_se
 /// Reads and drops what is left of a body that was refused (413) before its answer is sent,
 /// within [`LINGER_BYTES`] and [`LINGER_TIME`], so the client reads the answer instead of a
 /// broken connection. Past either bound the connection is closed as before.
-#[cfg(feature = "server")]
 pub(crate) async fn discard_rest<B>(body: B)
 where
     B: HttpBody<Data = Bytes>,

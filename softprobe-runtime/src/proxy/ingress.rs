@@ -207,15 +207,16 @@ async fn handle(
     req: http::Request<Incoming>,
 ) -> http::Response<ProxyBody> {
     let started = SystemTime::now();
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
+    let version = parts.version;
     let (hop, websocket) = match hop_of(upstream, parts, started) {
         Ok(hop) => hop,
         Err(answer) => return *answer,
     };
     let limit = core.settings.body_limit;
-    let body = match collect_limited(body, limit).await {
+    let body = match collect_limited(&mut body, limit).await {
         Ok(b) => b,
-        Err(e) => return super::forward::body_error(e, limit),
+        Err(e) => return super::forward::body_error(e, limit, body, version).await,
     };
     let hop = Hop { body, ..hop };
     match websocket {
