@@ -367,16 +367,7 @@ async fn a_body_over_the_limit_is_answered_413_after_the_client_has_sent_it() {
         "POST /v1/traces HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
          content-length: {LEN}\r\nconnection: close\r\n\r\n"
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let chunk = vec![b' '; 64 * 1024];
-    for sent in (0..LEN).step_by(chunk.len()) {
-        stream.write_all(&chunk).await.unwrap_or_else(|e| {
-            panic!("the runtime closed the connection after {sent} of {LEN} body bytes: {e}")
-        });
-    }
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = support::send_whole_body(&mut stream, &head, LEN).await;
     assert!(
         answer.starts_with("HTTP/1.1 413"),
         "expected a 413 answer, got: {answer}"

@@ -118,22 +118,7 @@ async fn plain_http_inside_a_connect_tunnel_is_relayed_too() {
     let upstream = echo().await;
     let egress = EgressProxy::builder().start().await.unwrap();
     let target = upstream.addr.to_string();
-    let mut stream = tokio::net::TcpStream::connect(egress.addr()).await.unwrap();
-    stream
-        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&head)
-    );
+    let mut stream = open_tunnel(egress.addr(), &target, None).await;
     stream
         .write_all(
             format!("GET /plain?q=1 HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
@@ -215,7 +200,6 @@ async fn a_body_over_the_limit_inside_a_connect_tunnel_is_answered_413_after_it_
     // A client writes its whole body before it reads the answer: were the tunnel closed right
     // after the 413, the rest of the body would meet a reset connection and the answer would
     // be lost with it.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = echo().await;
     let egress = EgressProxy::builder()
         .body_limit(64 * 1024)
@@ -223,46 +207,13 @@ async fn a_body_over_the_limit_inside_a_connect_tunnel_is_answered_413_after_it_
         .await
         .unwrap();
     let target = upstream.addr.to_string();
-    let mut stream = tokio::net::TcpStream::connect(egress.addr()).await.unwrap();
-    stream
-        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&head)
-    );
+    let mut stream = open_tunnel(egress.addr(), &target, None).await;
     const LEN: usize = 8 << 20;
-    stream
-        .write_all(
-            format!(
-                "POST /upload HTTP/1.1\r\nHost: {target}\r\ncontent-length: {LEN}\r\n\
-                 connection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let chunk = vec![b'x'; 64 * 1024];
-    for sent in (0..LEN).step_by(chunk.len()) {
-        stream.write_all(&chunk).await.unwrap_or_else(|e| {
-            panic!("the egress closed the tunnel after {sent} of {LEN} body bytes: {e}")
-        });
-    }
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut answer),
-    )
-    .await;
-    let answer = String::from_utf8_lossy(&answer);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {target}\r\ncontent-length: {LEN}\r\n\
+         connection: close\r\n\r\n"
+    );
+    let answer = send_whole_body(&mut stream, &head, LEN).await;
     assert!(
         answer.starts_with("HTTP/1.1 413"),
         "expected a 413 answer, got: {answer}"

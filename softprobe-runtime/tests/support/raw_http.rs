@@ -217,3 +217,20 @@ impl RawClient {
         String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned()
     }
 }
+
+/// Writes `head`, then `len` body bytes, as a client does that sends its whole body before
+/// reading the answer: the test fails, naming how far it got, if the peer closes first. Returns
+/// what the peer answered, read until it closes (10 s at most).
+pub async fn send_whole_body(stream: &mut TcpStream, head: &str, len: usize) -> String {
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    for sent in (0..len).step_by(chunk.len()) {
+        let part = &chunk[..chunk.len().min(len - sent)];
+        stream.write_all(part).await.unwrap_or_else(|e| {
+            panic!("the peer closed the connection after {sent} of {len} body bytes: {e}")
+        });
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -224,15 +224,9 @@ pub fn upstream_tls() -> (CertificateAuthority, Arc<rustls::ServerConfig>) {
     (ca, cfg)
 }
 
-/// One HTTPS request through the egress proxy: `CONNECT`, then TLS trusting `proxy_ca`, then
-/// HTTP/1.1 inside the tunnel. `session` goes into `Proxy-Authorization` as the user name.
-pub async fn https_via_connect(
-    proxy: SocketAddr,
-    target: &str,
-    path: &str,
-    session: Option<&str>,
-    proxy_ca: &CertificateAuthority,
-) -> (u16, http::HeaderMap, Bytes) {
+/// A `CONNECT` tunnel through the egress proxy to `target`, its `200` head read: `session`
+/// goes into `Proxy-Authorization` as the user name.
+pub async fn open_tunnel(proxy: SocketAddr, target: &str, session: Option<&str>) -> TcpStream {
     let mut stream = TcpStream::connect(proxy).await.unwrap();
     let mut connect = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(s) = session {
@@ -258,6 +252,19 @@ pub async fn https_via_connect(
         head.starts_with("HTTP/1.1 200"),
         "CONNECT answered {head:?}"
     );
+    stream
+}
+
+/// One HTTPS request through the egress proxy: `CONNECT`, then TLS trusting `proxy_ca`, then
+/// HTTP/1.1 inside the tunnel. `session` goes into `Proxy-Authorization` as the user name.
+pub async fn https_via_connect(
+    proxy: SocketAddr,
+    target: &str,
+    path: &str,
+    session: Option<&str>,
+    proxy_ca: &CertificateAuthority,
+) -> (u16, http::HeaderMap, Bytes) {
+    let stream = open_tunnel(proxy, target, session).await;
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(proxy_ca.cert_der().clone()).unwrap();
