@@ -477,7 +477,7 @@ fn request_of(
     // Room for what a proxy adds (`traceparent`, `tracestate`, `via`) without regrowing.
     let mut map = HeaderMap::with_capacity(names.len() + 4);
     for (&(at, len), &value) in names.iter().zip(values) {
-        let name = HeaderName::from_bytes(&head[at..at + len]).ok()?;
+        let name = crate::headers::names::from_head(&head[at..at + len]).ok()?;
         let value = HeaderValue::from_maybe_shared(piece(value)).ok()?;
         map.append(name, value);
     }
@@ -735,6 +735,8 @@ pub(crate) struct Upstream {
 struct UpstreamConn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The request being written, kept for the next one.
+    out: Vec<u8>,
     authority: http::uri::Authority,
 }
 
@@ -797,6 +799,7 @@ impl Upstream {
         Ok(UpstreamConn {
             stream,
             buf: BytesMut::with_capacity(READ_SIZE),
+            out: Vec::with_capacity(512),
             authority: authority.clone(),
         })
     }
@@ -814,19 +817,17 @@ impl Upstream {
             .authority()
             .cloned()
             .ok_or_else(|| SendError::Exchange(format!("{} has no authority", parts.uri)))?;
-        let head = request_head(&parts, &authority, &body);
-        let head_only = parts.method == Method::HEAD;
-        let conn = match self.take_idle(&authority) {
-            Some(idle) => match exchange(idle, &head, &body, head_only).await {
+        if let Some(idle) = self.take_idle(&authority) {
+            match exchange(idle, &parts, &authority, &body).await {
                 Ok(answer) => return Ok(self.answer(answer)),
                 // Nothing came back on the kept-alive connection: a fresh one gets the
                 // request again.
-                Err((_, true)) => self.connect(&authority).await?,
+                Err((_, true)) => {}
                 Err((e, false)) => return Err(SendError::Exchange(e.to_string())),
-            },
-            None => self.connect(&authority).await?,
-        };
-        match exchange(conn, &head, &body, head_only).await {
+            }
+        }
+        let conn = self.connect(&authority).await?;
+        match exchange(conn, &parts, &authority, &body).await {
             Ok(answer) => Ok(self.answer(answer)),
             Err((e, _)) => Err(SendError::Exchange(e.to_string())),
         }
@@ -854,22 +855,24 @@ impl Upstream {
 
 type Exchanged = (http::response::Parts, UpstreamConn, Framing, bool);
 
-/// Writes the request on `conn` and reads the answer's head. The error says whether
-/// nothing at all came back (so the request can be sent again on another connection).
+/// Writes the request on `conn` (its head in the connection's own buffer, the body with it
+/// when small) and reads the answer's head. The error says whether nothing at all came back
+/// (so the request can be sent again on another connection).
 async fn exchange(
     mut conn: UpstreamConn,
-    head: &[u8],
+    parts: &http::request::Parts,
+    authority: &http::uri::Authority,
     body: &Bytes,
-    head_only: bool,
 ) -> Result<Exchanged, (io::Error, bool)> {
+    let head_only = parts.method == Method::HEAD;
     conn.buf.clear();
+    conn.out.clear();
+    request_head(&mut conn.out, parts, authority, body);
     let sent = if body.len() <= READ_SIZE {
-        let mut whole = Vec::with_capacity(head.len() + body.len());
-        whole.extend_from_slice(head);
-        whole.extend_from_slice(body);
-        conn.stream.write_all(&whole).await
+        conn.out.extend_from_slice(body);
+        conn.stream.write_all(&conn.out).await
     } else {
-        match conn.stream.write_all(head).await {
+        match conn.stream.write_all(&conn.out).await {
             Ok(()) => conn.stream.write_all(body).await,
             Err(e) => Err(e),
         }
@@ -878,9 +881,8 @@ async fn exchange(
         return Err((e, true));
     }
     loop {
-        match parse_response(&conn.buf, head_only) {
-            Ok(Some((parts, len, framing, reusable))) => {
-                conn.buf.advance(len);
+        match parse_response(&mut conn.buf, head_only) {
+            Ok(Some((parts, framing, reusable))) => {
                 if parts.status.is_informational() {
                     // 100 Continue, 103 Early Hints: the final answer follows.
                     continue;
@@ -911,13 +913,14 @@ async fn exchange(
     }
 }
 
-/// The request line and headers for the upstream: `Host` from the URI, the body's length.
+/// The request line and headers for the upstream, appended to `out`: `Host` from the URI,
+/// the body's length.
 fn request_head(
+    out: &mut Vec<u8>,
     parts: &http::request::Parts,
     authority: &http::uri::Authority,
     body: &Bytes,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(
@@ -928,7 +931,7 @@ fn request_head(
             .as_bytes(),
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    put_header(&mut out, "host", authority.as_str().as_bytes());
+    put_header(out, "host", authority.as_str().as_bytes());
     for (name, value) in &parts.headers {
         if name == header::HOST
             || name == header::CONTENT_LENGTH
@@ -936,7 +939,7 @@ fn request_head(
         {
             continue;
         }
-        put_header(&mut out, name.as_str(), value.as_bytes());
+        put_header(out, name.as_str(), value.as_bytes());
     }
     // As hyper's client: a length unless the body is empty and the method has none.
     let implicit_empty = matches!(
@@ -944,20 +947,17 @@ fn request_head(
         Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
     );
     if !body.is_empty() || !implicit_empty {
-        put_header(
-            &mut out,
-            "content-length",
-            body.len().to_string().as_bytes(),
-        );
+        let _ = write!(out, "content-length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
-type ParsedResponse = (http::response::Parts, usize, Framing, bool);
+type ParsedResponse = (http::response::Parts, Framing, bool);
 
-/// Parses an answer's head; `None` until it is complete.
-fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<ParsedResponse>, String> {
+/// Parses an answer's head at the start of `buf` and takes it off the buffer; `None` until
+/// it is complete. The header values are slices of the head, not copies (as a request's, see
+/// [`parse_request`]).
+fn parse_response(buf: &mut BytesMut, head_only: bool) -> Result<Option<ParsedResponse>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -969,15 +969,29 @@ fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<ParsedResponse>,
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or("the answer's status is invalid")?;
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("the answer's header name {:?} is invalid", h.name))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| format!("the answer's header {:?} has an invalid value", h.name))?;
+    let http10 = resp.version == Some(0);
+    let start = buf.as_ptr() as usize;
+    let span = |piece: &[u8]| (piece.as_ptr() as usize - start, piece.len());
+    let mut names = [(0, 0); MAX_HEADERS];
+    let mut values = [(0, 0); MAX_HEADERS];
+    let count = resp.headers.len();
+    for (i, h) in resp.headers.iter().enumerate() {
+        names[i] = span(h.name.as_bytes());
+        values[i] = span(h.value);
+    }
+    let head = buf.split_to(len).freeze();
+    let mut map = HeaderMap::with_capacity(count);
+    for (&(at, len), &(value_at, value_len)) in names[..count].iter().zip(&values[..count]) {
+        let name = HeaderName::from_bytes(&head[at..at + len]).map_err(|_| {
+            format!(
+                "the answer's header name {:?} is invalid",
+                String::from_utf8_lossy(&head[at..at + len])
+            )
+        })?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| format!("the answer's header {name:?} has an invalid value"))?;
         map.append(name, value);
     }
-    let http10 = resp.version == Some(0);
     let framing = if head_only
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -1004,7 +1018,7 @@ fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<ParsedResponse>,
     parts.status = status;
     parts.version = Version::HTTP_11;
     parts.headers = map;
-    Ok(Some((parts, len, framing, reusable)))
+    Ok(Some((parts, framing, reusable)))
 }
 
 /// An answer's body read from the upstream connection; the connection goes back to its
@@ -1422,7 +1436,9 @@ mod tests {
     #[test]
     fn answer_heads_give_their_framing_and_whether_the_connection_stays() {
         let parse = |head: &[u8], head_only| {
-            let (parts, _, framing, reusable) = parse_response(head, head_only).unwrap().unwrap();
+            let mut buf = BytesMut::from(head);
+            let (parts, framing, reusable) = parse_response(&mut buf, head_only).unwrap().unwrap();
+            assert!(buf.is_empty(), "the head is taken off the buffer");
             (parts.status.as_u16(), framing, reusable)
         };
         assert_eq!(
@@ -1459,11 +1475,22 @@ mod tests {
             parse(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false),
             (200, Framing::Length(1), false)
         );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\n", false)
-                .unwrap()
-                .is_none()
+        let mut bad = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..]);
+        assert!(parse_response(&mut bad, false).is_err());
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        assert!(parse_response(&mut partial, false).unwrap().is_none());
+        assert_eq!(&partial[..], b"HTTP/1.1 200 OK\r\n", "a partial head stays");
+    }
+
+    #[test]
+    fn answer_heads_keep_their_values_and_leave_the_body_in_the_buffer() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Trace: a b\r\ncontent-length: 5\r\n\r\nhello"[..],
         );
+        let (parts, framing, _) = parse_response(&mut buf, false).unwrap().unwrap();
+        assert_eq!(framing, Framing::Length(5));
+        assert_eq!(parts.headers["content-type"], "text/plain");
+        assert_eq!(parts.headers["x-trace"], "a b");
+        assert_eq!(&buf[..], b"hello");
     }
 }
