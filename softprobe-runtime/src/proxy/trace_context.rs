@@ -190,6 +190,11 @@ impl TraceState {
     /// straight into a header value without the intermediate list: the ingress writes one
     /// per request. `None` for an empty list.
     pub fn header_value(&self, session_id: Option<&str>) -> Option<http::HeaderValue> {
+        if self.members.is_empty()
+            && let Some(id) = session_id.filter(|id| valid_value(id))
+        {
+            return session_only(id);
+        }
         let bytes = self.header_bytes(session_id)?;
         // Keys and values were checked when parsed (or, for the session id, just now).
         http::HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes)).ok()
@@ -242,6 +247,34 @@ impl TraceState {
         }
         Some(out)
     }
+}
+
+/// `sp=<session_id>` as a header value: the tracestate of every hop of a session that brings
+/// none of its own. The last one is kept per thread and shared (a header value's bytes are
+/// reference-counted), so a run of one session's hops writes it once, not once per hop.
+fn session_only(session_id: &str) -> Option<http::HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<http::HeaderValue>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some(value) = last
+            && value
+                .as_bytes()
+                .strip_prefix(SESSION_MEMBER.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"="))
+                == Some(session_id.as_bytes())
+        {
+            return Some(value.clone());
+        }
+        let mut out = Vec::with_capacity(SESSION_MEMBER.len() + 1 + session_id.len());
+        out.extend_from_slice(SESSION_MEMBER.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(session_id.as_bytes());
+        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()?;
+        *last = Some(value.clone());
+        Some(value)
+    })
 }
 
 fn valid_simple_key(key: &str, max: usize) -> bool {
@@ -486,6 +519,36 @@ mod tests {
         assert_eq!(out.members().len(), 32);
         assert_eq!(out.members()[0], ("sp".to_owned(), "sess_x".to_owned()));
         assert_eq!(out.members()[31], ("k30".to_owned(), "v30".to_owned()));
+    }
+
+    #[test]
+    fn header_values_follow_the_session_from_hop_to_hop() {
+        let empty = TraceState::default();
+        let with_foreign = TraceState::parse(["congo=t61"]);
+        for (state, id, expected) in [
+            (&empty, Some("sess_a"), Some("sp=sess_a")),
+            (&empty, Some("sess_a"), Some("sp=sess_a")),
+            (&empty, Some("sess_b"), Some("sp=sess_b")),
+            (&empty, Some("sess_"), Some("sp=sess_")),
+            (&with_foreign, Some("sess_b"), Some("sp=sess_b,congo=t61")),
+            (&empty, Some("sess_b"), Some("sp=sess_b")),
+            (&empty, Some("bad,id"), None),
+            (&empty, None, None),
+            (&with_foreign, None, Some("congo=t61")),
+            (&empty, Some("sess_a"), Some("sp=sess_a")),
+        ] {
+            let got = state.header_value(id);
+            assert_eq!(
+                got.as_ref().map(|v| v.to_str().unwrap()),
+                expected,
+                "{state:?} {id:?}"
+            );
+            assert_eq!(
+                got.map(|v| v.to_str().unwrap().to_owned()),
+                id.map_or_else(|| state.clone(), |id| state.with_session(id))
+                    .to_header()
+            );
+        }
     }
 
     #[test]
