@@ -111,6 +111,7 @@ pub(crate) async fn serve<E: Exchange>(
     let mut conn = Conn {
         stream,
         buf: BytesMut::with_capacity(READ_SIZE),
+        map: HeaderMap::new(),
     };
     let upstream = Upstream::new(limits.connect);
     let mut out = Vec::with_capacity(1024);
@@ -133,9 +134,16 @@ pub(crate) async fn serve<E: Exchange>(
                     format!("the request's body framing is ambiguous: {why}"),
                 );
                 out.clear();
-                if write_response(&mut conn.stream, &mut out, answer, false, true)
-                    .await
-                    .is_ok()
+                if write_response(
+                    &mut conn.stream,
+                    &mut out,
+                    &mut conn.map,
+                    answer,
+                    false,
+                    true,
+                )
+                .await
+                .is_ok()
                 {
                     linger(conn.stream).await;
                 }
@@ -154,7 +162,15 @@ pub(crate) async fn serve<E: Exchange>(
             // The body is not read: the connection goes on only if there is none.
             let keep = framing == Framing::Length(0) && !close && !stopping.is_set();
             out.clear();
-            match write_response(&mut conn.stream, &mut out, answer, head_only, !keep).await {
+            let written = write_response(
+                &mut conn.stream,
+                &mut out,
+                &mut conn.map,
+                answer,
+                head_only,
+                !keep,
+            );
+            match written.await {
                 Ok(_) if keep => continue,
                 Ok(_) => {
                     linger(conn.stream).await;
@@ -167,7 +183,14 @@ pub(crate) async fn serve<E: Exchange>(
             Ok(body) => body,
             Err(BodyError::Refused(answer, keep)) => {
                 out.clear();
-                let written = write_response(&mut conn.stream, &mut out, answer, false, !keep);
+                let written = write_response(
+                    &mut conn.stream,
+                    &mut out,
+                    &mut conn.map,
+                    answer,
+                    false,
+                    !keep,
+                );
                 match written.await {
                     Ok(_) if keep => continue,
                     Ok(_) => {
@@ -184,7 +207,15 @@ pub(crate) async fn serve<E: Exchange>(
             .await;
         let close = close || stopping.is_set();
         out.clear();
-        match write_response(&mut conn.stream, &mut out, answer, head_only, close).await {
+        let written = write_response(
+            &mut conn.stream,
+            &mut out,
+            &mut conn.map,
+            answer,
+            head_only,
+            close,
+        );
+        match written.await {
             Ok(true) if !close => {}
             _ => return None,
         }
@@ -213,6 +244,10 @@ async fn linger(mut stream: TcpStream) {
 struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The header map of the last answer, cleared, for the next request's headers: on a
+    /// kept-alive connection one map goes round (request, upstream answer, next request)
+    /// instead of two being allocated per request.
+    map: HeaderMap,
 }
 
 // A head is built once per request and matched at once; boxing it would cost an
@@ -280,7 +315,7 @@ impl Conn {
         // Taken when the head turns out to need more than one read: most arrive whole.
         let mut deadline = None;
         loop {
-            match parse_request(&mut self.buf, absolute_form) {
+            match parse_request(&mut self.buf, absolute_form, &mut self.map) {
                 Parsed::Complete(head) => return Ok(Next::Request(head)),
                 Parsed::Other => return Ok(Next::Handoff),
                 Parsed::Refused(why) => return Ok(Next::Refused(why)),
@@ -403,7 +438,9 @@ type Span = (usize, usize);
 /// copies: one allocation per value and one for the target fewer per request. They share
 /// the buffer's allocation only until the request is answered (the recording keeps headers
 /// as strings), after which the next read reuses it.
-fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
+///
+/// The headers go into `map` (cleared first; see [`Conn`]).
+fn parse_request(buf: &mut BytesMut, absolute_form: bool, map: &mut HeaderMap) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -439,6 +476,7 @@ fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
     }
     let head = buf.split_to(len).freeze();
     match request_of(
+        map,
         &head,
         method,
         origin_form,
@@ -461,6 +499,7 @@ fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
 /// The request of a head [`parse_request`] split off: `None` when its target or a header
 /// is not one `http` takes (hyper's then).
 fn request_of(
+    map: &mut HeaderMap,
     head: &Bytes,
     method: Method,
     origin_form: bool,
@@ -475,7 +514,9 @@ fn request_of(
         return None;
     }
     // Room for what a proxy adds (`traceparent`, `tracestate`, `via`) without regrowing.
-    let mut map = HeaderMap::with_capacity(names.len() + 4);
+    let mut map = std::mem::take(map);
+    map.clear();
+    map.reserve(names.len() + 4);
     for (&(at, len), &value) in names.iter().zip(values) {
         let name = crate::headers::names::from_head(&head[at..at + len]).ok()?;
         let value = HeaderValue::from_maybe_shared(piece(value)).ok()?;
@@ -564,9 +605,12 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 
 /// Writes `answer`, framed by its body's known length or chunked; `head_only` (a `HEAD`
 /// request) writes no body. Returns whether the whole answer was written.
+///
+/// The answer's header map, cleared, is left in `map` for the next request once written.
 async fn write_response(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
+    map: &mut HeaderMap,
     answer: Response<ProxyBody>,
     head_only: bool,
     close: bool,
@@ -615,6 +659,9 @@ async fn write_response(
         put_header(out, "connection", b"close");
     }
     out.extend_from_slice(b"\r\n");
+    let mut headers = parts.headers;
+    headers.clear();
+    *map = headers;
     if bodiless {
         stream.write_all(out).await?;
         return Ok(true);
@@ -811,14 +858,14 @@ impl Upstream {
         &self,
         request: Request<Bytes>,
     ) -> Result<Response<ProxyBody>, SendError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let authority = parts
             .uri
             .authority()
             .cloned()
             .ok_or_else(|| SendError::Exchange(format!("{} has no authority", parts.uri)))?;
         if let Some(idle) = self.take_idle(&authority) {
-            match exchange(idle, &parts, &authority, &body).await {
+            match exchange(idle, &mut parts, &authority, &body).await {
                 Ok(answer) => return Ok(self.answer(answer)),
                 // Nothing came back on the kept-alive connection: a fresh one gets the
                 // request again.
@@ -827,7 +874,7 @@ impl Upstream {
             }
         }
         let conn = self.connect(&authority).await?;
-        match exchange(conn, &parts, &authority, &body).await {
+        match exchange(conn, &mut parts, &authority, &body).await {
             Ok(answer) => Ok(self.answer(answer)),
             Err((e, _)) => Err(SendError::Exchange(e.to_string())),
         }
@@ -856,11 +903,12 @@ impl Upstream {
 type Exchanged = (http::response::Parts, UpstreamConn, Framing, bool);
 
 /// Writes the request on `conn` (its head in the connection's own buffer, the body with it
-/// when small) and reads the answer's head. The error says whether nothing at all came back
-/// (so the request can be sent again on another connection).
+/// when small) and reads the answer's head, whose headers go into the request's map once
+/// it is written. The error says whether nothing at all came back (so the request can be
+/// sent again on another connection, its headers intact).
 async fn exchange(
     mut conn: UpstreamConn,
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
     authority: &http::uri::Authority,
     body: &Bytes,
 ) -> Result<Exchanged, (io::Error, bool)> {
@@ -881,7 +929,7 @@ async fn exchange(
         return Err((e, true));
     }
     loop {
-        match parse_response(&mut conn.buf, head_only) {
+        match parse_response(&mut conn.buf, head_only, &mut parts.headers) {
             Ok(Some((parts, framing, reusable))) => {
                 if parts.status.is_informational() {
                     // 100 Continue, 103 Early Hints: the final answer follows.
@@ -956,8 +1004,13 @@ type ParsedResponse = (http::response::Parts, Framing, bool);
 
 /// Parses an answer's head at the start of `buf` and takes it off the buffer; `None` until
 /// it is complete. The header values are slices of the head, not copies (as a request's, see
-/// [`parse_request`]).
-fn parse_response(buf: &mut BytesMut, head_only: bool) -> Result<Option<ParsedResponse>, String> {
+/// [`parse_request`]); they go into `map`, cleared first, which is left as it was while the
+/// head is incomplete.
+fn parse_response(
+    buf: &mut BytesMut,
+    head_only: bool,
+    map: &mut HeaderMap,
+) -> Result<Option<ParsedResponse>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -980,7 +1033,9 @@ fn parse_response(buf: &mut BytesMut, head_only: bool) -> Result<Option<ParsedRe
         values[i] = span(h.value);
     }
     let head = buf.split_to(len).freeze();
-    let mut map = HeaderMap::with_capacity(count);
+    let mut map = std::mem::take(map);
+    map.clear();
+    map.reserve(count);
     for (&(at, len), &(value_at, value_len)) in names[..count].iter().zip(&values[..count]) {
         let name = HeaderName::from_bytes(&head[at..at + len]).map_err(|_| {
             format!(
@@ -1354,7 +1409,7 @@ mod tests {
     /// [`parse_request`] on `bytes` as read, and what is left in the buffer after it.
     fn parse(bytes: &[u8], absolute_form: bool) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(bytes);
-        let parsed = parse_request(&mut buf, absolute_form);
+        let parsed = parse_request(&mut buf, absolute_form, &mut HeaderMap::new());
         (parsed, buf)
     }
 
@@ -1437,7 +1492,10 @@ mod tests {
     fn answer_heads_give_their_framing_and_whether_the_connection_stays() {
         let parse = |head: &[u8], head_only| {
             let mut buf = BytesMut::from(head);
-            let (parts, framing, reusable) = parse_response(&mut buf, head_only).unwrap().unwrap();
+            let (parts, framing, reusable) =
+                parse_response(&mut buf, head_only, &mut HeaderMap::new())
+                    .unwrap()
+                    .unwrap();
             assert!(buf.is_empty(), "the head is taken off the buffer");
             (parts.status.as_u16(), framing, reusable)
         };
@@ -1476,9 +1534,16 @@ mod tests {
             (200, Framing::Length(1), false)
         );
         let mut bad = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..]);
-        assert!(parse_response(&mut bad, false).is_err());
+        assert!(parse_response(&mut bad, false, &mut HeaderMap::new()).is_err());
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
-        assert!(parse_response(&mut partial, false).unwrap().is_none());
+        let mut map = HeaderMap::new();
+        map.insert("x-kept", HeaderValue::from_static("1"));
+        assert!(
+            parse_response(&mut partial, false, &mut map)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(map.len(), 1, "the map stays until the head is complete");
         assert_eq!(&partial[..], b"HTTP/1.1 200 OK\r\n", "a partial head stays");
     }
 
@@ -1487,7 +1552,14 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Trace: a b\r\ncontent-length: 5\r\n\r\nhello"[..],
         );
-        let (parts, framing, _) = parse_response(&mut buf, false).unwrap().unwrap();
+        let mut map = HeaderMap::new();
+        map.insert("x-request", HeaderValue::from_static("1"));
+        let (parts, framing, _) = parse_response(&mut buf, false, &mut map).unwrap().unwrap();
+        assert!(
+            !parts.headers.contains_key("x-request"),
+            "the map is cleared first"
+        );
+        assert_eq!(parts.headers.len(), 3);
         assert_eq!(framing, Framing::Length(5));
         assert_eq!(parts.headers["content-type"], "text/plain");
         assert_eq!(parts.headers["x-trace"], "a b");
