@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
@@ -272,11 +272,10 @@ fn hop_of(
         parent_id: span_id,
         flags,
     };
-    if let Ok(v) = HeaderValue::from_bytes(&forwarded.header_bytes()) {
-        parts
-            .headers
-            .insert(crate::headers::names::TRACEPARENT.clone(), v);
-    }
+    parts.headers.insert(
+        crate::headers::names::TRACEPARENT.clone(),
+        forwarded.header_value(),
+    );
     let tracestate = state.header_value(session_id.as_ref().map(HopText::as_str));
     match tracestate {
         Some(v) => {

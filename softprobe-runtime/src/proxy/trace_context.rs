@@ -83,6 +83,28 @@ impl TraceParent {
         hex_into(&mut out[53..55], &[self.flags]);
         out
     }
+
+    /// [`Self::header_bytes`] as a header value, cut from a buffer kept per thread that
+    /// holds many of them: the ingress writes one per request, and one allocation per
+    /// request for 55 bytes would be most of what its hop allocates.
+    pub fn header_value(&self) -> http::HeaderValue {
+        /// Values per buffer: a buffer is freed once its last value is.
+        const PER_BUFFER: usize = 64;
+        thread_local! {
+            static VALUES: std::cell::RefCell<bytes::BytesMut> =
+                std::cell::RefCell::new(bytes::BytesMut::new());
+        }
+        let bytes = self.header_bytes();
+        VALUES.with_borrow_mut(|values| {
+            if values.capacity() < bytes.len() {
+                // Reuses the buffer when every value cut from it is gone.
+                values.reserve(bytes.len() * PER_BUFFER);
+            }
+            values.extend_from_slice(&bytes);
+            http::HeaderValue::from_maybe_shared(values.split().freeze())
+                .expect("hex digits and dashes are a valid header value")
+        })
+    }
 }
 
 /// Lowercase hex of `bytes` into `out` (twice as long).
@@ -366,6 +388,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_values_cut_from_one_buffer_stay_whole_while_others_are_cut() {
+        let parents: Vec<TraceParent> = (0..300).map(|_| TraceParent::random()).collect();
+        // Some kept, some dropped at once, across several buffers.
+        let kept: Vec<(TraceParent, http::HeaderValue)> = parents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tp)| {
+                let value = tp.header_value();
+                (i % 3 == 0).then_some((*tp, value))
+            })
+            .collect();
+        for (tp, value) in &kept {
+            assert_eq!(value.as_bytes(), &tp.header_bytes()[..]);
+        }
+    }
+
+    #[test]
     fn header_bytes_are_the_formatted_header() {
         for _ in 0..200 {
             let tp = TraceParent {
@@ -376,6 +415,7 @@ mod tests {
             let formatted = format!("00-{}-{}-{:02x}", tp.trace_id, tp.parent_id, tp.flags);
             assert_eq!(tp.to_header(), formatted);
             assert_eq!(&tp.header_bytes()[..], formatted.as_bytes());
+            assert_eq!(tp.header_value().as_bytes(), formatted.as_bytes());
             assert_eq!(TraceParent::parse(&formatted), Some(tp));
         }
     }
