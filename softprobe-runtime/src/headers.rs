@@ -62,6 +62,27 @@ pub mod names {
     pub static TRACESTATE: HeaderName = HeaderName::from_static(super::TRACESTATE);
     /// [`super::BAGGAGE`].
     pub static BAGGAGE: HeaderName = HeaderName::from_static(super::BAGGAGE);
+
+    /// A header name as a request head spells it: one of the protocol names above without
+    /// a copy (a name `http` does not know is otherwise copied to the heap on every
+    /// request), any other parsed as usual.
+    pub(crate) fn from_head(bytes: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        let own = SESSION
+            .iter()
+            .chain([
+                &TRACEPARENT,
+                &TRACESTATE,
+                &BAGGAGE,
+                &TEST_NAME,
+                &CASE_ID,
+                &MODE,
+            ])
+            .find(|name| name.as_str().as_bytes().eq_ignore_ascii_case(bytes));
+        match own {
+            Some(name) => Ok(name.clone()),
+            None => HeaderName::from_bytes(bytes),
+        }
+    }
 }
 
 /// Headers whose values change from run to run, or that describe the connection, the trace
@@ -237,6 +258,24 @@ pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_names_are_the_protocol_names_in_any_case_or_parsed() {
+        assert_eq!(
+            names::from_head(b"X-Softprobe-Session-Id").unwrap(),
+            names::SESSION[0]
+        );
+        assert_eq!(
+            names::from_head(b"traceparent").unwrap(),
+            names::TRACEPARENT
+        );
+        assert_eq!(
+            names::from_head(b"Content-Type").unwrap(),
+            http::header::CONTENT_TYPE
+        );
+        assert_eq!(names::from_head(b"X-Other").unwrap().as_str(), "x-other");
+        assert!(names::from_head(b"bad name").is_err());
+    }
 
     #[test]
     fn lists_are_lowercase_and_without_repeats() {

@@ -26,7 +26,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::forward::{Core, Hop, Transport, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, HopText, Transport, trace_parent, trace_state, trace_tags};
 use super::http::{
     ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop_and_session,
     session_from_headers,
@@ -640,12 +640,14 @@ fn hop_of(
     // Recorded and matched host: the target's, whatever Host header the client sent.
     let hop = Hop {
         direction: Direction::Outbound,
-        session_id,
+        session_id: session_id.map(HopText::Owned),
         method: parts.method,
-        scheme: scheme.to_owned(),
-        host,
-        path: upstream_uri.path().to_owned(),
-        query: upstream_uri.query().map(str::to_owned),
+        scheme,
+        host: HopText::Owned(host),
+        target: upstream_uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
         headers: parts.headers,
         trace_tags: tags,
         body: Bytes::new(),

@@ -164,14 +164,15 @@ impl Core {
 /// One request as a proxy understood it.
 pub(crate) struct Hop {
     pub(crate) direction: Direction,
-    pub(crate) session_id: Option<String>,
+    pub(crate) session_id: Option<HopText>,
     pub(crate) method: Method,
     /// `http` or `https`.
-    pub(crate) scheme: String,
+    pub(crate) scheme: &'static str,
     /// Host as recorded and matched: lowercase, default port dropped.
-    pub(crate) host: String,
-    pub(crate) path: String,
-    pub(crate) query: Option<String>,
+    pub(crate) host: HopText,
+    /// Path and query as recorded and matched (the request's, before any upstream prefix):
+    /// a slice of the request head, copied only into a decision request.
+    pub(crate) target: http::uri::PathAndQuery,
     /// Headers to forward (hop-by-hop and session headers already gone).
     pub(crate) headers: HeaderMap,
     pub(crate) trace_tags: Vec<(String, String)>,
@@ -185,6 +186,56 @@ pub(crate) struct Hop {
     /// Set by [`Hop::decision_request`]: how the request body's content coding was handled
     /// (see [`crate::content_coding::decode_for_record`]).
     pub(crate) request_body_note: Vec<KeyValue>,
+}
+
+/// Text of a hop (its host, its session id) as the request's header carried it when it
+/// needs no change: the header value's bytes are shared, not copied per request.
+#[derive(Debug, Clone)]
+pub(crate) enum HopText {
+    /// A header value used as it is (checked to be text when taken).
+    Header(http::HeaderValue),
+    /// Text that had to change, or came from elsewhere.
+    Owned(String),
+}
+
+impl HopText {
+    /// The host of a `Host` header value for `scheme`, lowercase and without the scheme's
+    /// default port; `None` when the value is not text.
+    pub(crate) fn host(value: &http::HeaderValue, scheme: &str) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let normalized = crate::request::host::without_default_port_if_needed(text, scheme);
+        Some(match normalized {
+            None => HopText::Header(value.clone()),
+            Some(host) => HopText::Owned(host),
+        })
+    }
+
+    /// A header value without surrounding spaces; `None` when it is not text or empty.
+    pub(crate) fn trimmed(value: &http::HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            None
+        } else if trimmed.len() == text.len() {
+            Some(HopText::Header(value.clone()))
+        } else {
+            Some(HopText::Owned(trimmed.to_owned()))
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Checked when taken.
+            HopText::Header(v) => v.to_str().unwrap_or_default(),
+            HopText::Owned(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for HopText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -212,7 +263,7 @@ impl Hop {
     pub(crate) fn decision_request(&mut self, service: Option<&str>, limit: usize) -> Request {
         let mut headers = super::http::header_pairs(&self.headers);
         let body = if self.is_grpc() {
-            let (body, notes) = crate::grpc::request_for_record(&self.path, &self.body);
+            let (body, notes) = crate::grpc::request_for_record(self.target.path(), &self.body);
             self.request_body_note = notes;
             body
         } else if self.headers.contains_key(header::CONTENT_ENCODING) && !self.body.is_empty() {
@@ -253,10 +304,10 @@ impl Hop {
             direction: self.direction,
             service: service.map(str::to_owned),
             method: self.method.as_str().to_owned(),
-            scheme: Some(std::mem::take(&mut self.scheme)),
-            host: std::mem::take(&mut self.host),
-            path: std::mem::take(&mut self.path),
-            query: self.query.take(),
+            scheme: Some(self.scheme.to_owned()),
+            host: self.host.as_str().to_owned(),
+            path: self.target.path().to_owned(),
+            query: self.target.query().map(str::to_owned),
             headers,
             body,
             trace_tags: std::mem::take(&mut self.trace_tags),
@@ -343,12 +394,9 @@ impl Core {
     ) -> Response<ProxyBody> {
         // The line's URL and copies are built only when someone reads hop lines.
         let line = crate::hop_log::enabled().then(|| {
-            let url = match &hop.query {
-                Some(q) => format!("{}://{}{}?{q}", hop.scheme, hop.host, hop.path),
-                None => format!("{}://{}{}", hop.scheme, hop.host, hop.path),
-            };
+            let url = format!("{}://{}{}", hop.scheme, hop.host, hop.target);
             crate::hop_log::HopLine::start(
-                hop.session_id.as_deref(),
+                hop.session_id.as_ref().map(HopText::as_str),
                 hop.direction,
                 hop.method.as_str(),
                 url,
@@ -396,16 +444,20 @@ impl Core {
                 ),
             );
         }
-        let Some(session_id) = hop.session_id.take() else {
+        let Some(session) = hop.session_id.take() else {
             if self.settings.require_session {
                 *decision = "refused";
                 return refuse_without_session(&hop);
             }
             return self.forward(hop, Keep::Nothing, decision, transport).await;
         };
+        let session_id = session.as_str();
         // One lookup says what the session needs of the hop; a hop it cannot answer and
         // does not keep is forwarded without its decision request.
-        let found = match self.backend.plan(&session_id, hop.direction, &hop.host) {
+        let found = match self
+            .backend
+            .plan(session_id, hop.direction, hop.host.as_str())
+        {
             Ok(HopPlan::Forward(session)) => {
                 return self
                     .forward(hop, Keep::Count(session), decision, transport)
@@ -415,7 +467,7 @@ impl Core {
             Ok(HopPlan::Decide) => None,
             Err(BackendError::UnknownSession { .. }) => {
                 return self
-                    .unknown_session(hop, &session_id, decision, transport)
+                    .unknown_session(hop, session_id, decision, transport)
                     .await;
             }
             // The decision below meets the same trouble and says what to do about it.
@@ -425,19 +477,19 @@ impl Core {
             hop.decision_request(self.settings.service.as_deref(), self.settings.body_limit);
         let decided = match &found {
             Some(session) => Ok(self.backend.decide_in(session, &request)),
-            None => self.backend.inject(&session_id, &request).await,
+            None => self.backend.inject(session_id, &request).await,
         };
         let decided = match decided {
             Ok(d) => d,
             Err(BackendError::UnknownSession { .. }) => {
                 return self
-                    .unknown_session(hop, &session_id, decision, transport)
+                    .unknown_session(hop, session_id, decision, transport)
                     .await;
             }
             Err(err) => {
                 tracing::warn!(%err, session_id, "backend decision failed; forwarding upstream");
                 let keep = Keep::Record {
-                    session_id,
+                    session_id: session_id.to_owned(),
                     request,
                     found,
                 };
@@ -463,7 +515,7 @@ impl Core {
                     "answered locally"
                 );
                 let reply = local_response(&response);
-                if self.counts_instead_of_recording(&session_id, found.as_deref()) {
+                if self.counts_instead_of_recording(session_id, found.as_deref()) {
                     return reply;
                 }
                 let answer = Answer::decoded(
@@ -476,7 +528,7 @@ impl Core {
                     Vec::new(),
                     self.settings.body_limit,
                 );
-                self.record(&hop, request, &session_id, answer);
+                self.record(&hop, request, session_id, answer);
                 reply
             }
             Decision::StrictMiss(report) => {
@@ -490,11 +542,11 @@ impl Core {
                 if hop.is_grpc() {
                     return grpc_miss(&report.message, &request.path);
                 }
-                local_response(&report.to_response(&session_id))
+                local_response(&report.to_response(session_id))
             }
             Decision::Passthrough { .. } => {
                 let keep = Keep::Record {
-                    session_id,
+                    session_id: session_id.to_owned(),
                     request,
                     found,
                 };
@@ -864,7 +916,9 @@ pub(super) fn refuse_without_session(hop: &Hop) -> Response<ProxyBody> {
         format!(
             "{} {}{}: no session (send x-softprobe-session-id, a tracestate sp= member, or \
              proxy credentials naming the session); this proxy refuses traffic without one",
-            hop.method, hop.host, hop.path
+            hop.method,
+            hop.host,
+            hop.target.path()
         ),
     )
 }

@@ -69,14 +69,14 @@ fn remove_where(headers: &mut HeaderMap, drop: impl Fn(&str) -> bool) {
 
 /// The session id named by one of the session headers.
 pub fn session_from_headers(headers: &HeaderMap) -> Option<String> {
-    crate::headers::names::SESSION.iter().find_map(|name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    })
+    session_text(headers).map(|id| id.as_str().to_owned())
+}
+
+/// [`session_from_headers`] without a copy when the header's value needs no trimming.
+pub(crate) fn session_text(headers: &HeaderMap) -> Option<super::forward::HopText> {
+    crate::headers::names::SESSION
+        .iter()
+        .find_map(|name| headers.get(name).and_then(super::forward::HopText::trimmed))
 }
 
 pub use crate::headers::pairs as header_pairs;

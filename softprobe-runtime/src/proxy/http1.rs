@@ -111,6 +111,7 @@ pub(crate) async fn serve<E: Exchange>(
     let mut conn = Conn {
         stream,
         buf: BytesMut::with_capacity(READ_SIZE),
+        map: HeaderMap::new(),
     };
     let upstream = Upstream::new(limits.connect);
     let mut out = Vec::with_capacity(1024);
@@ -133,9 +134,16 @@ pub(crate) async fn serve<E: Exchange>(
                     format!("the request's body framing is ambiguous: {why}"),
                 );
                 out.clear();
-                if write_response(&mut conn.stream, &mut out, answer, false, true)
-                    .await
-                    .is_ok()
+                if write_response(
+                    &mut conn.stream,
+                    &mut out,
+                    &mut conn.map,
+                    answer,
+                    false,
+                    true,
+                )
+                .await
+                .is_ok()
                 {
                     linger(conn.stream).await;
                 }
@@ -154,7 +162,15 @@ pub(crate) async fn serve<E: Exchange>(
             // The body is not read: the connection goes on only if there is none.
             let keep = framing == Framing::Length(0) && !close && !stopping.is_set();
             out.clear();
-            match write_response(&mut conn.stream, &mut out, answer, head_only, !keep).await {
+            let written = write_response(
+                &mut conn.stream,
+                &mut out,
+                &mut conn.map,
+                answer,
+                head_only,
+                !keep,
+            );
+            match written.await {
                 Ok(_) if keep => continue,
                 Ok(_) => {
                     linger(conn.stream).await;
@@ -167,7 +183,14 @@ pub(crate) async fn serve<E: Exchange>(
             Ok(body) => body,
             Err(BodyError::Refused(answer, keep)) => {
                 out.clear();
-                let written = write_response(&mut conn.stream, &mut out, answer, false, !keep);
+                let written = write_response(
+                    &mut conn.stream,
+                    &mut out,
+                    &mut conn.map,
+                    answer,
+                    false,
+                    !keep,
+                );
                 match written.await {
                     Ok(_) if keep => continue,
                     Ok(_) => {
@@ -184,7 +207,15 @@ pub(crate) async fn serve<E: Exchange>(
             .await;
         let close = close || stopping.is_set();
         out.clear();
-        match write_response(&mut conn.stream, &mut out, answer, head_only, close).await {
+        let written = write_response(
+            &mut conn.stream,
+            &mut out,
+            &mut conn.map,
+            answer,
+            head_only,
+            close,
+        );
+        match written.await {
             Ok(true) if !close => {}
             _ => return None,
         }
@@ -213,6 +244,10 @@ async fn linger(mut stream: TcpStream) {
 struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The header map of the last answer, cleared, for the next request's headers: on a
+    /// kept-alive connection one map goes round (request, upstream answer, next request)
+    /// instead of two being allocated per request.
+    map: HeaderMap,
 }
 
 // A head is built once per request and matched at once; boxing it would cost an
@@ -280,7 +315,7 @@ impl Conn {
         // Taken when the head turns out to need more than one read: most arrive whole.
         let mut deadline = None;
         loop {
-            match parse_request(&mut self.buf, absolute_form) {
+            match parse_request(&mut self.buf, absolute_form, &mut self.map) {
                 Parsed::Complete(head) => return Ok(Next::Request(head)),
                 Parsed::Other => return Ok(Next::Handoff),
                 Parsed::Refused(why) => return Ok(Next::Refused(why)),
@@ -403,7 +438,9 @@ type Span = (usize, usize);
 /// copies: one allocation per value and one for the target fewer per request. They share
 /// the buffer's allocation only until the request is answered (the recording keeps headers
 /// as strings), after which the next read reuses it.
-fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
+///
+/// The headers go into `map` (cleared first; see [`Conn`]).
+fn parse_request(buf: &mut BytesMut, absolute_form: bool, map: &mut HeaderMap) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -439,6 +476,7 @@ fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
     }
     let head = buf.split_to(len).freeze();
     match request_of(
+        map,
         &head,
         method,
         origin_form,
@@ -461,6 +499,7 @@ fn parse_request(buf: &mut BytesMut, absolute_form: bool) -> Parsed {
 /// The request of a head [`parse_request`] split off: `None` when its target or a header
 /// is not one `http` takes (hyper's then).
 fn request_of(
+    map: &mut HeaderMap,
     head: &Bytes,
     method: Method,
     origin_form: bool,
@@ -475,9 +514,11 @@ fn request_of(
         return None;
     }
     // Room for what a proxy adds (`traceparent`, `tracestate`, `via`) without regrowing.
-    let mut map = HeaderMap::with_capacity(names.len() + 4);
+    let mut map = std::mem::take(map);
+    map.clear();
+    map.reserve(names.len() + 4);
     for (&(at, len), &value) in names.iter().zip(values) {
-        let name = HeaderName::from_bytes(&head[at..at + len]).ok()?;
+        let name = crate::headers::names::from_head(&head[at..at + len]).ok()?;
         let value = HeaderValue::from_maybe_shared(piece(value)).ok()?;
         map.append(name, value);
     }
@@ -564,9 +605,12 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 
 /// Writes `answer`, framed by its body's known length or chunked; `head_only` (a `HEAD`
 /// request) writes no body. Returns whether the whole answer was written.
+///
+/// The answer's header map, cleared, is left in `map` for the next request once written.
 async fn write_response(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
+    map: &mut HeaderMap,
     answer: Response<ProxyBody>,
     head_only: bool,
     close: bool,
@@ -615,6 +659,9 @@ async fn write_response(
         put_header(out, "connection", b"close");
     }
     out.extend_from_slice(b"\r\n");
+    let mut headers = parts.headers;
+    headers.clear();
+    *map = headers;
     if bodiless {
         stream.write_all(out).await?;
         return Ok(true);
@@ -735,6 +782,8 @@ pub(crate) struct Upstream {
 struct UpstreamConn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The request being written, kept for the next one.
+    out: Vec<u8>,
     authority: http::uri::Authority,
 }
 
@@ -797,6 +846,7 @@ impl Upstream {
         Ok(UpstreamConn {
             stream,
             buf: BytesMut::with_capacity(READ_SIZE),
+            out: Vec::with_capacity(512),
             authority: authority.clone(),
         })
     }
@@ -808,25 +858,23 @@ impl Upstream {
         &self,
         request: Request<Bytes>,
     ) -> Result<Response<ProxyBody>, SendError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let authority = parts
             .uri
             .authority()
             .cloned()
             .ok_or_else(|| SendError::Exchange(format!("{} has no authority", parts.uri)))?;
-        let head = request_head(&parts, &authority, &body);
-        let head_only = parts.method == Method::HEAD;
-        let conn = match self.take_idle(&authority) {
-            Some(idle) => match exchange(idle, &head, &body, head_only).await {
+        if let Some(idle) = self.take_idle(&authority) {
+            match exchange(idle, &mut parts, &authority, &body).await {
                 Ok(answer) => return Ok(self.answer(answer)),
                 // Nothing came back on the kept-alive connection: a fresh one gets the
                 // request again.
-                Err((_, true)) => self.connect(&authority).await?,
+                Err((_, true)) => {}
                 Err((e, false)) => return Err(SendError::Exchange(e.to_string())),
-            },
-            None => self.connect(&authority).await?,
-        };
-        match exchange(conn, &head, &body, head_only).await {
+            }
+        }
+        let conn = self.connect(&authority).await?;
+        match exchange(conn, &mut parts, &authority, &body).await {
             Ok(answer) => Ok(self.answer(answer)),
             Err((e, _)) => Err(SendError::Exchange(e.to_string())),
         }
@@ -854,22 +902,25 @@ impl Upstream {
 
 type Exchanged = (http::response::Parts, UpstreamConn, Framing, bool);
 
-/// Writes the request on `conn` and reads the answer's head. The error says whether
-/// nothing at all came back (so the request can be sent again on another connection).
+/// Writes the request on `conn` (its head in the connection's own buffer, the body with it
+/// when small) and reads the answer's head, whose headers go into the request's map once
+/// it is written. The error says whether nothing at all came back (so the request can be
+/// sent again on another connection, its headers intact).
 async fn exchange(
     mut conn: UpstreamConn,
-    head: &[u8],
+    parts: &mut http::request::Parts,
+    authority: &http::uri::Authority,
     body: &Bytes,
-    head_only: bool,
 ) -> Result<Exchanged, (io::Error, bool)> {
+    let head_only = parts.method == Method::HEAD;
     conn.buf.clear();
+    conn.out.clear();
+    request_head(&mut conn.out, parts, authority, body);
     let sent = if body.len() <= READ_SIZE {
-        let mut whole = Vec::with_capacity(head.len() + body.len());
-        whole.extend_from_slice(head);
-        whole.extend_from_slice(body);
-        conn.stream.write_all(&whole).await
+        conn.out.extend_from_slice(body);
+        conn.stream.write_all(&conn.out).await
     } else {
-        match conn.stream.write_all(head).await {
+        match conn.stream.write_all(&conn.out).await {
             Ok(()) => conn.stream.write_all(body).await,
             Err(e) => Err(e),
         }
@@ -878,9 +929,8 @@ async fn exchange(
         return Err((e, true));
     }
     loop {
-        match parse_response(&conn.buf, head_only) {
-            Ok(Some((parts, len, framing, reusable))) => {
-                conn.buf.advance(len);
+        match parse_response(&mut conn.buf, head_only, &mut parts.headers) {
+            Ok(Some((parts, framing, reusable))) => {
                 if parts.status.is_informational() {
                     // 100 Continue, 103 Early Hints: the final answer follows.
                     continue;
@@ -911,13 +961,14 @@ async fn exchange(
     }
 }
 
-/// The request line and headers for the upstream: `Host` from the URI, the body's length.
+/// The request line and headers for the upstream, appended to `out`: `Host` from the URI,
+/// the body's length.
 fn request_head(
+    out: &mut Vec<u8>,
     parts: &http::request::Parts,
     authority: &http::uri::Authority,
     body: &Bytes,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(
@@ -928,7 +979,7 @@ fn request_head(
             .as_bytes(),
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    put_header(&mut out, "host", authority.as_str().as_bytes());
+    put_header(out, "host", authority.as_str().as_bytes());
     for (name, value) in &parts.headers {
         if name == header::HOST
             || name == header::CONTENT_LENGTH
@@ -936,7 +987,7 @@ fn request_head(
         {
             continue;
         }
-        put_header(&mut out, name.as_str(), value.as_bytes());
+        put_header(out, name.as_str(), value.as_bytes());
     }
     // As hyper's client: a length unless the body is empty and the method has none.
     let implicit_empty = matches!(
@@ -944,20 +995,22 @@ fn request_head(
         Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
     );
     if !body.is_empty() || !implicit_empty {
-        put_header(
-            &mut out,
-            "content-length",
-            body.len().to_string().as_bytes(),
-        );
+        let _ = write!(out, "content-length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
-type ParsedResponse = (http::response::Parts, usize, Framing, bool);
+type ParsedResponse = (http::response::Parts, Framing, bool);
 
-/// Parses an answer's head; `None` until it is complete.
-fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<ParsedResponse>, String> {
+/// Parses an answer's head at the start of `buf` and takes it off the buffer; `None` until
+/// it is complete. The header values are slices of the head, not copies (as a request's, see
+/// [`parse_request`]); they go into `map`, cleared first, which is left as it was while the
+/// head is incomplete.
+fn parse_response(
+    buf: &mut BytesMut,
+    head_only: bool,
+    map: &mut HeaderMap,
+) -> Result<Option<ParsedResponse>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -969,15 +1022,31 @@ fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<ParsedResponse>,
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or("the answer's status is invalid")?;
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("the answer's header name {:?} is invalid", h.name))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| format!("the answer's header {:?} has an invalid value", h.name))?;
+    let http10 = resp.version == Some(0);
+    let start = buf.as_ptr() as usize;
+    let span = |piece: &[u8]| (piece.as_ptr() as usize - start, piece.len());
+    let mut names = [(0, 0); MAX_HEADERS];
+    let mut values = [(0, 0); MAX_HEADERS];
+    let count = resp.headers.len();
+    for (i, h) in resp.headers.iter().enumerate() {
+        names[i] = span(h.name.as_bytes());
+        values[i] = span(h.value);
+    }
+    let head = buf.split_to(len).freeze();
+    let mut map = std::mem::take(map);
+    map.clear();
+    map.reserve(count);
+    for (&(at, len), &(value_at, value_len)) in names[..count].iter().zip(&values[..count]) {
+        let name = HeaderName::from_bytes(&head[at..at + len]).map_err(|_| {
+            format!(
+                "the answer's header name {:?} is invalid",
+                String::from_utf8_lossy(&head[at..at + len])
+            )
+        })?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| format!("the answer's header {name:?} has an invalid value"))?;
         map.append(name, value);
     }
-    let http10 = resp.version == Some(0);
     let framing = if head_only
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -1004,7 +1073,7 @@ fn parse_response(buf: &[u8], head_only: bool) -> Result<Option<ParsedResponse>,
     parts.status = status;
     parts.version = Version::HTTP_11;
     parts.headers = map;
-    Ok(Some((parts, len, framing, reusable)))
+    Ok(Some((parts, framing, reusable)))
 }
 
 /// An answer's body read from the upstream connection; the connection goes back to its
@@ -1340,7 +1409,7 @@ mod tests {
     /// [`parse_request`] on `bytes` as read, and what is left in the buffer after it.
     fn parse(bytes: &[u8], absolute_form: bool) -> (Parsed, BytesMut) {
         let mut buf = BytesMut::from(bytes);
-        let parsed = parse_request(&mut buf, absolute_form);
+        let parsed = parse_request(&mut buf, absolute_form, &mut HeaderMap::new());
         (parsed, buf)
     }
 
@@ -1422,7 +1491,12 @@ mod tests {
     #[test]
     fn answer_heads_give_their_framing_and_whether_the_connection_stays() {
         let parse = |head: &[u8], head_only| {
-            let (parts, _, framing, reusable) = parse_response(head, head_only).unwrap().unwrap();
+            let mut buf = BytesMut::from(head);
+            let (parts, framing, reusable) =
+                parse_response(&mut buf, head_only, &mut HeaderMap::new())
+                    .unwrap()
+                    .unwrap();
+            assert!(buf.is_empty(), "the head is taken off the buffer");
             (parts.status.as_u16(), framing, reusable)
         };
         assert_eq!(
@@ -1459,11 +1533,36 @@ mod tests {
             parse(b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false),
             (200, Framing::Length(1), false)
         );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", false).is_err());
+        let mut bad = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"[..]);
+        assert!(parse_response(&mut bad, false, &mut HeaderMap::new()).is_err());
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        let mut map = HeaderMap::new();
+        map.insert("x-kept", HeaderValue::from_static("1"));
         assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\n", false)
+            parse_response(&mut partial, false, &mut map)
                 .unwrap()
                 .is_none()
         );
+        assert_eq!(map.len(), 1, "the map stays until the head is complete");
+        assert_eq!(&partial[..], b"HTTP/1.1 200 OK\r\n", "a partial head stays");
+    }
+
+    #[test]
+    fn answer_heads_keep_their_values_and_leave_the_body_in_the_buffer() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Trace: a b\r\ncontent-length: 5\r\n\r\nhello"[..],
+        );
+        let mut map = HeaderMap::new();
+        map.insert("x-request", HeaderValue::from_static("1"));
+        let (parts, framing, _) = parse_response(&mut buf, false, &mut map).unwrap().unwrap();
+        assert!(
+            !parts.headers.contains_key("x-request"),
+            "the map is cleared first"
+        );
+        assert_eq!(parts.headers.len(), 3);
+        assert_eq!(framing, Framing::Length(5));
+        assert_eq!(parts.headers["content-type"], "text/plain");
+        assert_eq!(parts.headers["x-trace"], "a b");
+        assert_eq!(&buf[..], b"hello");
     }
 }

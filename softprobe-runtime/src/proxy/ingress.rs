@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use super::forward::Transport;
-use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
-use super::http::{
-    ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_from_headers,
-};
+use super::forward::{Core, Hop, HopText, trace_parent, trace_state, trace_tags};
+use super::http::{ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_text};
 use super::http1::Upstream;
 use super::settings::ProxyBuilder;
 use super::trace_context::TraceParent;
@@ -242,8 +240,8 @@ fn hop_of(
         )));
     }
     let state = trace_state(&parts.headers);
-    let session_id =
-        session_from_headers(&parts.headers).or_else(|| state.session_id().map(str::to_owned));
+    let session_id = session_text(&parts.headers)
+        .or_else(|| state.session_id().map(|id| HopText::Owned(id.to_owned())));
     let tags = trace_tags(&state, &parts.headers);
     let incoming = trace_parent(&parts.headers);
     let (trace_id, parent_span_id, flags) = match incoming {
@@ -252,12 +250,18 @@ fn hop_of(
         None => (TraceId::random(), None, 0x01),
     };
     let span_id = SpanId::random();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .map_or_else(String::new, |h| without_default_port(h, "http"));
+    let host = match parts.headers.get(header::HOST) {
+        Some(h) => HopText::host(h, "http"),
+        None => None,
+    }
+    .unwrap_or_else(|| {
+        HopText::Owned(
+            parts
+                .uri
+                .authority()
+                .map_or_else(String::new, |a| without_default_port(a.as_str(), "http")),
+        )
+    });
 
     let websocket = super::websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
@@ -269,12 +273,11 @@ fn hop_of(
         parent_id: span_id,
         flags,
     };
-    if let Ok(v) = HeaderValue::from_bytes(&forwarded.header_bytes()) {
-        parts
-            .headers
-            .insert(crate::headers::names::TRACEPARENT.clone(), v);
-    }
-    let tracestate = state.header_value(session_id.as_deref());
+    parts.headers.insert(
+        crate::headers::names::TRACEPARENT.clone(),
+        forwarded.header_value(),
+    );
+    let tracestate = state.header_value(session_id.as_ref().map(HopText::as_str));
     match tracestate {
         Some(v) => {
             parts
@@ -301,10 +304,13 @@ fn hop_of(
         direction: Direction::Inbound,
         session_id,
         method: parts.method,
-        scheme: "http".to_owned(),
+        scheme: "http",
         host,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
+        target: parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
         headers: parts.headers,
         trace_tags: tags,
         body: Bytes::new(),

@@ -83,6 +83,28 @@ impl TraceParent {
         hex_into(&mut out[53..55], &[self.flags]);
         out
     }
+
+    /// [`Self::header_bytes`] as a header value, cut from a buffer kept per thread that
+    /// holds many of them: the ingress writes one per request, and one allocation per
+    /// request for 55 bytes would be most of what its hop allocates.
+    pub fn header_value(&self) -> http::HeaderValue {
+        /// Values per buffer: a buffer is freed once its last value is.
+        const PER_BUFFER: usize = 64;
+        thread_local! {
+            static VALUES: std::cell::RefCell<bytes::BytesMut> =
+                std::cell::RefCell::new(bytes::BytesMut::new());
+        }
+        let bytes = self.header_bytes();
+        VALUES.with_borrow_mut(|values| {
+            if values.capacity() < bytes.len() {
+                // Reuses the buffer when every value cut from it is gone.
+                values.reserve(bytes.len() * PER_BUFFER);
+            }
+            values.extend_from_slice(&bytes);
+            http::HeaderValue::from_maybe_shared(values.split().freeze())
+                .expect("hex digits and dashes are a valid header value")
+        })
+    }
 }
 
 /// Lowercase hex of `bytes` into `out` (twice as long).
@@ -190,6 +212,11 @@ impl TraceState {
     /// straight into a header value without the intermediate list: the ingress writes one
     /// per request. `None` for an empty list.
     pub fn header_value(&self, session_id: Option<&str>) -> Option<http::HeaderValue> {
+        if self.members.is_empty()
+            && let Some(id) = session_id.filter(|id| valid_value(id))
+        {
+            return session_only(id);
+        }
         let bytes = self.header_bytes(session_id)?;
         // Keys and values were checked when parsed (or, for the session id, just now).
         http::HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes)).ok()
@@ -242,6 +269,34 @@ impl TraceState {
         }
         Some(out)
     }
+}
+
+/// `sp=<session_id>` as a header value: the tracestate of every hop of a session that brings
+/// none of its own. The last one is kept per thread and shared (a header value's bytes are
+/// reference-counted), so a run of one session's hops writes it once, not once per hop.
+fn session_only(session_id: &str) -> Option<http::HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<http::HeaderValue>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some(value) = last
+            && value
+                .as_bytes()
+                .strip_prefix(SESSION_MEMBER.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"="))
+                == Some(session_id.as_bytes())
+        {
+            return Some(value.clone());
+        }
+        let mut out = Vec::with_capacity(SESSION_MEMBER.len() + 1 + session_id.len());
+        out.extend_from_slice(SESSION_MEMBER.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(session_id.as_bytes());
+        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()?;
+        *last = Some(value.clone());
+        Some(value)
+    })
 }
 
 fn valid_simple_key(key: &str, max: usize) -> bool {
@@ -333,6 +388,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_values_cut_from_one_buffer_stay_whole_while_others_are_cut() {
+        let parents: Vec<TraceParent> = (0..300).map(|_| TraceParent::random()).collect();
+        // Some kept, some dropped at once, across several buffers.
+        let kept: Vec<(TraceParent, http::HeaderValue)> = parents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tp)| {
+                let value = tp.header_value();
+                (i % 3 == 0).then_some((*tp, value))
+            })
+            .collect();
+        for (tp, value) in &kept {
+            assert_eq!(value.as_bytes(), &tp.header_bytes()[..]);
+        }
+    }
+
+    #[test]
     fn header_bytes_are_the_formatted_header() {
         for _ in 0..200 {
             let tp = TraceParent {
@@ -343,6 +415,7 @@ mod tests {
             let formatted = format!("00-{}-{}-{:02x}", tp.trace_id, tp.parent_id, tp.flags);
             assert_eq!(tp.to_header(), formatted);
             assert_eq!(&tp.header_bytes()[..], formatted.as_bytes());
+            assert_eq!(tp.header_value().as_bytes(), formatted.as_bytes());
             assert_eq!(TraceParent::parse(&formatted), Some(tp));
         }
     }
@@ -486,6 +559,36 @@ mod tests {
         assert_eq!(out.members().len(), 32);
         assert_eq!(out.members()[0], ("sp".to_owned(), "sess_x".to_owned()));
         assert_eq!(out.members()[31], ("k30".to_owned(), "v30".to_owned()));
+    }
+
+    #[test]
+    fn header_values_follow_the_session_from_hop_to_hop() {
+        let empty = TraceState::default();
+        let with_foreign = TraceState::parse(["congo=t61"]);
+        for (state, id, expected) in [
+            (&empty, Some("sess_a"), Some("sp=sess_a")),
+            (&empty, Some("sess_a"), Some("sp=sess_a")),
+            (&empty, Some("sess_b"), Some("sp=sess_b")),
+            (&empty, Some("sess_"), Some("sp=sess_")),
+            (&with_foreign, Some("sess_b"), Some("sp=sess_b,congo=t61")),
+            (&empty, Some("sess_b"), Some("sp=sess_b")),
+            (&empty, Some("bad,id"), None),
+            (&empty, None, None),
+            (&with_foreign, None, Some("congo=t61")),
+            (&empty, Some("sess_a"), Some("sp=sess_a")),
+        ] {
+            let got = state.header_value(id);
+            assert_eq!(
+                got.as_ref().map(|v| v.to_str().unwrap()),
+                expected,
+                "{state:?} {id:?}"
+            );
+            assert_eq!(
+                got.map(|v| v.to_str().unwrap().to_owned()),
+                id.map_or_else(|| state.clone(), |id| state.with_session(id))
+                    .to_header()
+            );
+        }
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl Core {
                 ),
             );
         }
-        let Some(session_id) = hop.session_id.clone() else {
+        let Some(session_id) = hop.session_id.as_ref().map(|s| s.as_str().to_owned()) else {
             if self.settings.require_session {
                 return super::forward::refuse_without_session(&hop);
             }

@@ -74,9 +74,45 @@ pub fn without_default_port(authority: &str, scheme: &str) -> String {
     }
 }
 
+/// [`without_default_port`], or `None` when that is `authority` itself: a host that is
+/// already lowercase and without the default port needs no copy.
+pub fn without_default_port_if_needed(authority: &str, scheme: &str) -> Option<String> {
+    let default = match scheme {
+        "https" => ":443",
+        _ => ":80",
+    };
+    let has_default = authority.len() > default.len() && authority.ends_with(default);
+    (has_default || authority.bytes().any(|b| b.is_ascii_uppercase()))
+        .then(|| without_default_port(authority, scheme))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_normalized_host_needs_no_copy_and_the_others_normalize_as_before() {
+        for (authority, scheme) in [
+            ("example.com", "http"),
+            ("example.com:8080", "http"),
+            ("example.com:443", "http"),
+            (":80", "http"),
+            ("Example.COM:80", "http"),
+            ("example.com:80", "http"),
+            ("EXAMPLE.com", "https"),
+            ("example.com:443", "https"),
+            ("[::1]:80", "http"),
+        ] {
+            let copy = without_default_port_if_needed(authority, scheme);
+            let expected = without_default_port(authority, scheme);
+            assert_eq!(
+                copy.is_none(),
+                expected == authority,
+                "{authority} {scheme}"
+            );
+            assert_eq!(copy.as_deref().unwrap_or(authority), expected);
+        }
+    }
 
     #[test]
     fn hosts_normalise_and_split() {
