@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use softprobe_suite_yaml::cases::{self, Entry, GlobProblem, Listed};
-use softprobe_suite_yaml::{document, vars};
+use softprobe_suite_yaml::document::{self, Node};
+use softprobe_suite_yaml::vars;
 
 /// What every `${VAR}` reads as while the macro lists the suite.
 const UNRESOLVED: &str = "__softprobe_variable_set_at_run_time__";
@@ -42,32 +42,32 @@ fn at(line: usize, message: impl Into<String>) -> PlanError {
 
 /// Whether what decides the listing (`cases` itself, or an entry's glob, `path`, `name`,
 /// `only`, `skip`) uses a variable; `overrides` are read at run time anyway.
-fn lists_with_variables(cases: &Value) -> bool {
-    let uses = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => s.contains(UNRESOLVED),
+fn lists_with_variables(cases: &Node) -> bool {
+    let uses = |v: Option<&Node>| match v {
+        Some(Node::String(s)) => s.contains(UNRESOLVED),
         _ => false,
     };
-    let entry = |v: &Value| match v {
-        Value::Object(map) => ["path", "name", "only", "skip"]
+    let entry = |v: &Node| match v {
+        Node::Map(_) => ["path", "name", "only", "skip"]
             .iter()
-            .any(|k| uses(map.get(*k))),
+            .any(|k| uses(v.get(k))),
         other => uses(Some(other)),
     };
     match cases {
-        Value::Array(items) => items.iter().any(entry),
+        Node::Seq(items) => items.iter().any(entry),
         other => uses(Some(other)),
     }
 }
 
-fn entry(value: &Value, path: &str, line: usize) -> Result<Entry, PlanError> {
+fn entry(value: &Node, path: &str, line: usize) -> Result<Entry, PlanError> {
     let map = match value {
-        Value::String(g) => {
+        Node::String(g) => {
             return Ok(Entry {
                 pattern: g.clone(),
                 ..Entry::default()
             });
         }
-        Value::Object(map) => map,
+        Node::Map(_) => value,
         _ => {
             return Err(at(
                 line,
@@ -75,7 +75,7 @@ fn entry(value: &Value, path: &str, line: usize) -> Result<Entry, PlanError> {
             ));
         }
     };
-    let Some(Value::String(pattern)) = map.get("path") else {
+    let Some(Node::String(pattern)) = map.get("path") else {
         return Err(at(
             line,
             format!("{path}: an entry needs `path`, a glob of case files"),
@@ -83,19 +83,19 @@ fn entry(value: &Value, path: &str, line: usize) -> Result<Entry, PlanError> {
     };
     let wrong = |what: &str| Err(at(line, format!("cases {pattern:?}: {what}")));
     let name = match map.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(n)) => Some(n.clone()),
+        None | Some(Node::Null) => None,
+        Some(Node::String(n)) => Some(n.clone()),
         Some(_) => return wrong("`name` is text"),
     };
     let only = match map.get("only") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Node::Null) => false,
+        Some(Node::Bool(b)) => *b,
         Some(_) => return wrong("`only` is true or false"),
     };
     let skip = match map.get("skip") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
-        Some(Value::Bool(true)) => Some(cases::SKIPPED.to_owned()),
-        Some(Value::String(r)) => Some(r.clone()),
+        None | Some(Node::Null) | Some(Node::Bool(false)) => None,
+        Some(Node::Bool(true)) => Some(cases::SKIPPED.to_owned()),
+        Some(Node::String(r)) => Some(r.clone()),
         Some(_) => return wrong("`skip` is true, false or a reason"),
     };
     Ok(Entry {
@@ -114,11 +114,11 @@ pub(crate) fn plan(text: &str, base: &Path) -> Result<Listing, PlanError> {
     }
     let text =
         vars::expand(text, &|_| Some(UNRESOLVED.to_owned())).map_err(|e| at(e.line, e.message))?;
-    let doc = document::yaml_document(&text).map_err(|e| at(e.position.line, e.message))?;
-    let line = |path: &str| doc.locator.locate(path).line;
-    let Value::Object(root) = &doc.value else {
+    let (root, locator) = document::read_yaml(&text).map_err(|e| at(e.position.line, e.message))?;
+    let line = |path: &str| locator.locate(path).line;
+    if !matches!(root, Node::Map(_)) {
         return Err(at(1, "a suite is a mapping with `name` and `cases`"));
-    };
+    }
     let Some(listed) = root.get("cases") else {
         return Err(at(1, "$: missing field `cases`"));
     };
@@ -126,11 +126,11 @@ pub(crate) fn plan(text: &str, base: &Path) -> Result<Listing, PlanError> {
         return Ok(Listing::AtRunTime);
     }
     let (entries, paths): (Vec<Entry>, Vec<String>) = match listed {
-        Value::String(_) => (
+        Node::String(_) => (
             vec![entry(listed, "$.cases", line("$.cases"))?],
             vec!["$.cases".to_owned()],
         ),
-        Value::Array(list) => list
+        Node::Seq(list) => list
             .iter()
             .enumerate()
             .map(|(i, v)| {

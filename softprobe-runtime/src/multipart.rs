@@ -14,7 +14,6 @@ use std::task::{Context, Poll, Waker};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::case::{Exchange, KeyValue};
 
@@ -68,7 +67,7 @@ impl Part {
             sha256: None,
         };
         if content.len() > INLINE_PART_LIMIT {
-            part.sha256 = Some(hex::encode(Sha256::digest(content)));
+            part.sha256 = Some(crate::case::diff::sha256_hex(content));
         } else {
             match std::str::from_utf8(content) {
                 Ok(text) => part.text = Some(text.to_owned()),

@@ -315,8 +315,7 @@ fn body_fields(
 
 /// The SHA-256 of `bytes` in lowercase hex: how a binary body is shown and compared.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// The differing leaves of two JSON documents, with paths under `prefix` (`body.total`),
@@ -489,5 +488,18 @@ mod tests {
         let ordered = in_order(vec![second.clone(), late.clone(), first.clone()]);
         let paths: Vec<&str> = ordered.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, vec!["/c", "/a", "/b"]);
+    }
+
+    #[test]
+    fn binary_bodies_are_named_by_their_sha256() {
+        // FIPS 180-2's test vectors.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

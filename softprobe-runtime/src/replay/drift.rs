@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sha2::{Digest as _, Sha256};
 
 use crate::case::{Body, Exchange};
 use crate::json::diff::{DiffOptions, JsonDiff, Volatile, diff};
@@ -326,7 +325,7 @@ fn summary(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "(empty)".to_owned();
     }
-    let digest = hex::encode(Sha256::digest(bytes));
+    let digest = crate::case::diff::sha256_hex(bytes);
     let text = String::from_utf8_lossy(bytes);
     let mut excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
     if text.chars().count() > EXCERPT_CHARS {

@@ -11,7 +11,6 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::index::CaseIndex;
 use crate::case::{Body, Direction, SpanId};
@@ -139,7 +138,7 @@ impl MissReport {
         let request = MissRequest {
             method: req.method.to_ascii_uppercase(),
             url: req.url(),
-            body_sha256: body.map(|b| hex(&Sha256::digest(b.as_bytes()))),
+            body_sha256: body.map(|b| crate::case::diff::sha256_hex(b.as_bytes())),
             body_bytes: body.map_or(0, Body::len),
         };
         let mut candidates = Vec::new();
@@ -274,10 +273,6 @@ impl MissReport {
         }
         out
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
 }
 
 /// Distance of recorded hop `i` from `req` (lower is nearer) and the differing fields.
@@ -433,6 +428,5 @@ mod tests {
             body_value(Some(&Body::Binary(vec![0, 159]))),
             Some(json!("<2 bytes of binary data>"))
         );
-        assert_eq!(hex(&[0, 255, 16]), "00ff10");
     }
 }
