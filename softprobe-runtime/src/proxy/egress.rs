@@ -26,9 +26,9 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::forward::{Core, Hop, HopText, Transport, trace_parent, trace_state, trace_tags};
+use super::forward::{Core, Hop, Transport, trace_parent, trace_state, trace_tags};
 use super::http::{
-    ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop_and_session,
+    HopText, ProxyBody, collect_limited, empty, json_error, remove_hop_by_hop_and_session,
     session_from_headers,
 };
 use super::http1::Upstream;

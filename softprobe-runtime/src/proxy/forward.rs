@@ -29,7 +29,8 @@ use crate::session::{HopPlan, Session};
 
 use super::backend::{BackendError, SharedBackend, error_chain};
 use super::http::{
-    ProxyBody, Recorded, RecordingBody, empty, full, header_map, json_error, remove_hop_by_hop,
+    HopText, ProxyBody, Recorded, RecordingBody, empty, full, header_map, json_error,
+    remove_hop_by_hop,
 };
 use super::tls::TlsError;
 
@@ -186,56 +187,6 @@ pub(crate) struct Hop {
     /// Set by [`Hop::decision_request`]: how the request body's content coding was handled
     /// (see [`crate::content_coding::decode_for_record`]).
     pub(crate) request_body_note: Vec<KeyValue>,
-}
-
-/// Text of a hop (its host, its session id) as the request's header carried it when it
-/// needs no change: the header value's bytes are shared, not copied per request.
-#[derive(Debug, Clone)]
-pub(crate) enum HopText {
-    /// A header value used as it is (checked to be text when taken).
-    Header(http::HeaderValue),
-    /// Text that had to change, or came from elsewhere.
-    Owned(String),
-}
-
-impl HopText {
-    /// The host of a `Host` header value for `scheme`, lowercase and without the scheme's
-    /// default port; `None` when the value is not text.
-    pub(crate) fn host(value: &http::HeaderValue, scheme: &str) -> Option<Self> {
-        let text = value.to_str().ok()?;
-        let normalized = crate::request::host::without_default_port_if_needed(text, scheme);
-        Some(match normalized {
-            None => HopText::Header(value.clone()),
-            Some(host) => HopText::Owned(host),
-        })
-    }
-
-    /// A header value without surrounding spaces; `None` when it is not text or empty.
-    pub(crate) fn trimmed(value: &http::HeaderValue) -> Option<Self> {
-        let text = value.to_str().ok()?;
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            None
-        } else if trimmed.len() == text.len() {
-            Some(HopText::Header(value.clone()))
-        } else {
-            Some(HopText::Owned(trimmed.to_owned()))
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            // Checked when taken.
-            HopText::Header(v) => v.to_str().unwrap_or_default(),
-            HopText::Owned(s) => s,
-        }
-    }
-}
-
-impl std::fmt::Display for HopText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 fn nanos(t: SystemTime) -> u64 {

@@ -73,10 +73,60 @@ pub fn session_from_headers(headers: &HeaderMap) -> Option<String> {
 }
 
 /// [`session_from_headers`] without a copy when the header's value needs no trimming.
-pub(crate) fn session_text(headers: &HeaderMap) -> Option<super::forward::HopText> {
+pub(crate) fn session_text(headers: &HeaderMap) -> Option<HopText> {
     crate::headers::names::SESSION
         .iter()
-        .find_map(|name| headers.get(name).and_then(super::forward::HopText::trimmed))
+        .find_map(|name| headers.get(name).and_then(HopText::trimmed))
+}
+
+/// Text of a hop (its host, its session id) as the request's header carried it when it
+/// needs no change: the header value's bytes are shared, not copied per request.
+#[derive(Debug, Clone)]
+pub(crate) enum HopText {
+    /// A header value used as it is (checked to be text when taken).
+    Header(http::HeaderValue),
+    /// Text that had to change, or came from elsewhere.
+    Owned(String),
+}
+
+impl HopText {
+    /// The host of a `Host` header value for `scheme`, lowercase and without the scheme's
+    /// default port; `None` when the value is not text.
+    pub(crate) fn host(value: &http::HeaderValue, scheme: &str) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let normalized = crate::request::host::without_default_port_if_needed(text, scheme);
+        Some(match normalized {
+            None => HopText::Header(value.clone()),
+            Some(host) => HopText::Owned(host),
+        })
+    }
+
+    /// A header value without surrounding spaces; `None` when it is not text or empty.
+    pub(crate) fn trimmed(value: &http::HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            None
+        } else if trimmed.len() == text.len() {
+            Some(HopText::Header(value.clone()))
+        } else {
+            Some(HopText::Owned(trimmed.to_owned()))
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Checked when taken.
+            HopText::Header(v) => v.to_str().unwrap_or_default(),
+            HopText::Owned(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for HopText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub use crate::headers::pairs as header_pairs;

@@ -11,8 +11,10 @@ use http::{Method, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use super::forward::Transport;
-use super::forward::{Core, Hop, HopText, trace_parent, trace_state, trace_tags};
-use super::http::{ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_text};
+use super::forward::{Core, Hop, trace_parent, trace_state, trace_tags};
+use super::http::{
+    HopText, ProxyBody, collect_limited, json_error, remove_hop_by_hop, session_text,
+};
 use super::http1::Upstream;
 use super::settings::ProxyBuilder;
 use super::trace_context::TraceParent;
