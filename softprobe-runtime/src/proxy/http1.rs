@@ -133,20 +133,8 @@ pub(crate) async fn serve<E: Exchange>(
                     "invalid_request",
                     format!("the request's body framing is ambiguous: {why}"),
                 );
-                out.clear();
-                if write_response(
-                    &mut conn.stream,
-                    &mut out,
-                    &mut conn.map,
-                    answer,
-                    false,
-                    true,
-                )
-                .await
-                .is_ok()
-                {
-                    linger(conn.stream).await;
-                }
+                // Never kept: where the next request would start is unknown.
+                let _ = conn.refuse(&mut out, answer, false, false).await;
                 return None;
             }
             Ok(Next::Closed) | Err(_) => return None,
@@ -161,44 +149,14 @@ pub(crate) async fn serve<E: Exchange>(
         if let Some(answer) = exchange.admit(&parts) {
             // The body is not read: the connection goes on only if there is none.
             let keep = framing == Framing::Length(0) && !close && !stopping.is_set();
-            out.clear();
-            let written = write_response(
-                &mut conn.stream,
-                &mut out,
-                &mut conn.map,
-                answer,
-                head_only,
-                !keep,
-            );
-            match written.await {
-                Ok(_) if keep => continue,
-                Ok(_) => {
-                    linger(conn.stream).await;
-                    return None;
-                }
-                Err(_) => return None,
-            }
+            conn = conn.refuse(&mut out, answer, head_only, keep).await?;
+            continue;
         }
         let body = match conn.read_body(framing, expect_continue, limits.body).await {
             Ok(body) => body,
             Err(BodyError::Refused(answer, keep)) => {
-                out.clear();
-                let written = write_response(
-                    &mut conn.stream,
-                    &mut out,
-                    &mut conn.map,
-                    answer,
-                    false,
-                    !keep,
-                );
-                match written.await {
-                    Ok(_) if keep => continue,
-                    Ok(_) => {
-                        linger(conn.stream).await;
-                        return None;
-                    }
-                    Err(_) => return None,
-                }
+                conn = conn.refuse(&mut out, answer, false, keep).await?;
+                continue;
             }
             Err(BodyError::Io) => return None,
         };
@@ -288,6 +246,35 @@ enum BodyError {
 }
 
 impl Conn {
+    /// Writes an answer given instead of reading on (a refused admission or body, an
+    /// ambiguous framing): the connection back when it serves on (`keep`); otherwise its
+    /// write side closed after a linger ([`linger`]), and `None`.
+    async fn refuse(
+        mut self,
+        out: &mut Vec<u8>,
+        answer: Response<ProxyBody>,
+        head_only: bool,
+        keep: bool,
+    ) -> Option<Self> {
+        out.clear();
+        let written = write_response(
+            &mut self.stream,
+            out,
+            &mut self.map,
+            answer,
+            head_only,
+            !keep,
+        );
+        match written.await {
+            Ok(_) if keep => Some(self),
+            Ok(_) => {
+                linger(self.stream).await;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     async fn fill(&mut self) -> io::Result<usize> {
         self.buf.reserve(READ_SIZE);
         self.stream.read_buf(&mut self.buf).await

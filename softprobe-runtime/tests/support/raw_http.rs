@@ -219,9 +219,15 @@ impl RawClient {
 }
 
 /// Writes `head`, then `len` body bytes, as a client does that sends its whole body before
-/// reading the answer: the test fails, naming how far it got, if the peer closes first. Returns
-/// what the peer answered, read until it closes (10 s at most).
-pub async fn send_whole_body(stream: &mut TcpStream, head: &str, len: usize) -> String {
+/// reading the answer, and checks the answer is a 413 naming `limit`: the test fails, naming
+/// how far it got, if the peer closes before it has the whole body (the answer would be lost
+/// to the reset). The answer is read until the peer closes (10 s at most).
+pub async fn refused_after_whole_body(
+    stream: &mut TcpStream,
+    head: &str,
+    len: usize,
+    limit: usize,
+) {
     stream.write_all(head.as_bytes()).await.unwrap();
     let chunk = vec![b'x'; 64 * 1024];
     for sent in (0..len).step_by(chunk.len()) {
@@ -232,5 +238,13 @@ pub async fn send_whole_body(stream: &mut TcpStream, head: &str, len: usize) -> 
     }
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "expected a 413 answer, got: {answer}"
+    );
+    assert!(
+        answer.contains(&limit.to_string()),
+        "the answer names the limit {limit}: {answer}"
+    );
 }
