@@ -36,14 +36,9 @@ impl DerefMut for Binary {
     }
 }
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../../tests/src/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// `127.0.0.1:PORT` with a port nobody listens on right now.
 pub fn free_addr() -> String {
